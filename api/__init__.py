@@ -1,0 +1,1 @@
+"""The Flask delivery API and the irtcat command line."""

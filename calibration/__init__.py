@@ -1,0 +1,1 @@
+"""Calibration of item parameters from response data (MML-EM, priors, linking, fit)."""

@@ -1,0 +1,456 @@
+"""Ability estimation: EAP, MAP, ML, WLE and EAP for summed scores.
+
+Every estimator takes a response matrix of shape (n_persons, n_items), float,
+categories 0..K-1 and NaN where an item was not administered, and returns a
+`ThetaEstimate` with arrays of shape (n_persons,). Work is vectorised over
+persons (in chunks, to bound memory) and over quadrature nodes.
+
+MAP, ML and WLE are roots of an estimating function h(theta):
+
+- MAP: d log L / d theta - (theta - mean) / sd^2 (the mode of the posterior);
+- ML: d log L / d theta;
+- WLE (Warm, 1989): d log L / d theta + I' / (2 I), the maximum of
+  L(theta) sqrt(I(theta)) with I the expected test information. For the
+  Rasch, 2PL and (G)PCM this is Warm's d log L + J / (2 I); for the 3PL and
+  GRM it is the weighted likelihood as mirt defines it.
+
+Each objective (log posterior, log L, log L + log I / 2) is evaluated on a
+grid and climbed from the EAP estimate to its nearest grid maximum, where the
+root of h is bracketed and refined by the Illinois variant of regula falsi
+to 1e-10. Starting from EAP and climbing is what mirt does (nlm from the
+EAP); where a 3PL likelihood has several modes the estimate is the one
+uphill of the EAP, not necessarily the global maximum.
+
+Standard errors, as mirt computes them: MAP 1 / sqrt(-d2 log posterior),
+ML 1 / sqrt(-d2 log L) (observed information; for the 2PL and GPCM equal to
+the test information), WLE 1 / sqrt(-d2 (log L + log I / 2)). Where that
+curvature is not positive (possible for the 3PL away from the mode), the
+expected information takes its place.
+
+Unbounded ML. A pattern whose likelihood has no finite maximum (every
+answer in the lowest or in the highest category, or a 3PL pattern whose
+likelihood keeps rising as theta runs off) is reported at the nearer end of
+`theta_bounds` (default [-6, 6], the scoring grid) with ``bounded = True``
+and the standard error of that bound. Such a value is a bound, not an
+estimate. WLE is finite for those patterns, but is flagged the same way if
+its root lies beyond the bounds.
+
+A person with no observed response has no ML or WLE (theta and se NaN);
+EAP and MAP return the prior's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .models import category_log_probability, category_terms
+from .quadrature import normal_grid
+
+METHODS = ("eap", "map", "ml", "wle", "eapsum")
+THETA_BOUNDS = (-6.0, 6.0)
+CHUNK_ROWS = 16384
+_TOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class ThetaEstimate:
+    """Ability estimates of n_persons persons.
+
+    Attributes
+    ----------
+    theta, se : ndarray of shape (n_persons,)
+    method : str
+    bounded : ndarray of bool, shape (n_persons,)
+        True where theta is an end of the bounds, not a finite optimum.
+    """
+
+    theta: np.ndarray
+    se: np.ndarray
+    method: str
+    bounded: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SumScoreTable:
+    """EAP for summed scores: theta and se for each possible summed score.
+
+    Attributes
+    ----------
+    score : ndarray of int, shape (n_scores,)
+    theta, se : ndarray of shape (n_scores,)
+    """
+
+    score: np.ndarray
+    theta: np.ndarray
+    se: np.ndarray
+
+
+# --- response preparation -----------------------------------------------------
+
+class _Responses:
+    """A chunk of a response matrix in the forms the estimators use."""
+
+    def __init__(self, responses):
+        self.observed = ~np.isnan(responses)                      # (n, n_items)
+        self.category = np.where(self.observed, responses, 0).astype(np.intp)
+        self.complete = bool(self.observed.all())
+        self.n_categories = int(self.category.max(initial=0)) + 1
+
+    def grid_sum(self, per_category):
+        """Sum over observed items of ``per_category[g, item, x_item]``.
+
+        per_category : ndarray of shape (n_nodes, n_items, K), finite.
+        Returns ndarray of shape (n, n_nodes).
+        """
+        base = per_category[..., 0]                               # (n_nodes, n_items)
+        if self.complete:
+            out = np.broadcast_to(base.sum(axis=1), (self.observed.shape[0], base.shape[0])).copy()
+        else:
+            out = self.observed.astype(float) @ base.T
+        for k in range(1, min(self.n_categories, per_category.shape[-1])):
+            out += (self.category == k).astype(float) @ (per_category[..., k] - base).T
+        return out
+
+    def person_sum(self, per_category):
+        """Sum over observed items of ``per_category[i, item, x_i,item]``: shape (n,)."""
+        taken = np.take_along_axis(per_category, self.category[..., None], axis=-1)[..., 0]
+        return np.sum(np.where(self.observed, taken, 0.0), axis=1)
+
+    def item_sum(self, per_item):
+        """Sum over observed items of ``per_item[i, item]``: shape (n,)."""
+        return np.sum(np.where(self.observed, per_item, 0.0), axis=1)
+
+
+def _chunks(n_persons, rows=CHUNK_ROWS):
+    for start in range(0, n_persons, rows):
+        yield slice(start, min(start + rows, n_persons))
+
+
+def _finite(log_p):
+    """Replace the -inf of categories an item lacks by 0 (they are never indexed)."""
+    return np.where(np.isfinite(log_p), log_p, 0.0)
+
+
+def log_likelihood(responses, theta, params):
+    """Log-likelihood of each response row at each theta.
+
+    Parameters
+    ----------
+    responses : ndarray of shape (n_persons, n_items), NaN where missing
+    theta : ndarray of shape (n_theta,)
+    params : ItemParameters
+
+    Returns
+    -------
+    ndarray of shape (n_persons, n_theta)
+    """
+    log_p = _finite(category_log_probability(np.asarray(theta, dtype=float), params))
+    return _Responses(np.asarray(responses, dtype=float)).grid_sum(log_p)
+
+
+# --- EAP ------------------------------------------------------------------------
+
+def estimate_eap(responses, params, *, prior_mean=0.0, prior_sd=1.0, n_nodes=121,
+                 theta_range=(-6.0, 6.0)):
+    """Expected a posteriori theta and posterior standard deviation.
+
+    The posterior is evaluated on `n_nodes` equally spaced nodes over
+    `theta_range` with N(prior_mean, prior_sd) weights (mirt: 121 on [-6, 6]).
+    """
+    responses = np.asarray(responses, dtype=float)
+    grid = normal_grid(n_nodes, theta_range, prior_mean, prior_sd)
+    log_p = _finite(category_log_probability(grid.nodes, params))   # (n_nodes, n_items, K)
+    theta = np.empty(responses.shape[0])
+    se = np.empty(responses.shape[0])
+    for rows in _chunks(responses.shape[0]):
+        log_post = _Responses(responses[rows]).grid_sum(log_p) + grid.log_weights
+        log_post -= logsumexp(log_post, axis=1, keepdims=True)
+        post = np.exp(log_post)                                       # (n, n_nodes)
+        mean = post @ grid.nodes
+        theta[rows] = mean
+        se[rows] = np.sqrt(np.sum(post * (grid.nodes - mean[:, None]) ** 2, axis=1))
+    return ThetaEstimate(theta, se, "eap", np.zeros(theta.shape, dtype=bool))
+
+
+# --- root-finding estimators ------------------------------------------------------
+
+def _climb(objective, start):
+    """Grid index of the local maximum reached by walking uphill from `start`.
+
+    objective : ndarray of shape (n, n_nodes); start : int ndarray of shape (n,).
+    """
+    n_nodes = objective.shape[1]
+    rows = np.arange(start.size)
+    index = start.copy()
+    right = np.minimum(index + 1, n_nodes - 1)
+    left = np.maximum(index - 1, 0)
+    step = np.where(objective[rows, right] > objective[rows, index], 1,
+                    np.where(objective[rows, left] > objective[rows, index], -1, 0))
+    moving = np.flatnonzero(step != 0)
+    while moving.size:
+        index[moving] += step[moving]
+        ahead = np.clip(index[moving] + step[moving], 0, n_nodes - 1)
+        keeps = objective[moving, ahead] > objective[moving, index[moving]]
+        moving = moving[keeps]
+    return index
+
+
+def _bracket_from_objective(objective, h_grid, nodes, start):
+    """Bracket the root of h at the grid maximum reached by climbing from `start`.
+
+    Returns lower, upper (n,) and `outside` (n,) in {-1, 0, 1}: -1 or 1 where
+    the climb ends at an end of the grid with h pointing outwards.
+    """
+    n_nodes = nodes.size
+    start_index = np.clip(np.rint((start - nodes[0]) / (nodes[1] - nodes[0])), 0, n_nodes - 1)
+    best = _climb(objective, start_index.astype(np.intp))
+    h_best = h_grid[np.arange(best.size), best]
+    left = np.where(h_best > 0, best, np.maximum(best - 1, 0))
+    right = np.where(h_best > 0, np.minimum(best + 1, n_nodes - 1), best)
+    outside = np.zeros(best.size, dtype=int)
+    outside[(best == n_nodes - 1) & (h_best > 0)] = 1
+    outside[(best == 0) & (h_best < 0)] = -1
+    return nodes[left], nodes[right], outside
+
+
+def _illinois(h, lower, upper, max_iter=100):
+    """Vectorised Illinois regula falsi for h decreasing through 0 on [lower, upper].
+
+    h : callable mapping (index array, theta array) to h values of those rows.
+    """
+    lower, upper = lower.astype(float).copy(), upper.astype(float).copy()
+    everyone = np.arange(lower.size)
+    h_lower, h_upper = h(everyone, lower), h(everyone, upper)
+    root = np.where(h_lower <= 0, lower, upper)
+    active = np.flatnonzero((h_lower > 0) & (h_upper < 0))
+    side = np.zeros(lower.size, dtype=int)
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        lo, hi, f_lo, f_hi = lower[active], upper[active], h_lower[active], h_upper[active]
+        guess = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        guess = np.clip(guess, lo, hi)
+        f_guess = h(active, guess)
+        to_lower = f_guess > 0
+        lower[active] = np.where(to_lower, guess, lo)
+        upper[active] = np.where(to_lower, hi, guess)
+        h_lower[active] = np.where(to_lower, f_guess, f_lo)
+        h_upper[active] = np.where(to_lower, f_hi, f_guess)
+        # Illinois: halve the stale end's value when the same end moves twice.
+        stale_upper = to_lower & (side[active] == 1)
+        stale_lower = ~to_lower & (side[active] == -1)
+        h_upper[active[stale_upper]] *= 0.5
+        h_lower[active[stale_lower]] *= 0.5
+        side[active] = np.where(to_lower, 1, -1)
+        root[active] = guess
+        done = (np.abs(f_guess) < 1e-12) | (upper[active] - lower[active] < _TOL)
+        active = active[~done]
+    return root
+
+
+def _person_terms(chunk, theta, params):
+    """log L, its derivatives, test information I and dI/dtheta at each person's theta.
+
+    Returns a dict of ndarrays of shape (n,).
+    """
+    log_p, g1, g2 = category_terms(theta, params)                    # (n, n_items, K)
+    info, dinfo = _information_and_slope(log_p, g1, g2)               # (n, n_items)
+    return {"loglik": chunk.person_sum(_finite(log_p)), "d1": chunk.person_sum(g1),
+            "d2": chunk.person_sum(g2), "info": chunk.item_sum(info),
+            "dinfo": chunk.item_sum(dinfo)}
+
+
+def _information_and_slope(log_p, g1, g2):
+    """Item information sum_k P_k g1_k^2 and its derivative sum_k P_k g1_k (g1_k^2 + 2 g2_k)."""
+    p = np.exp(log_p)
+    return np.sum(p * g1**2, axis=-1), np.sum(p * g1 * (g1**2 + 2.0 * g2), axis=-1)
+
+
+def _grid_terms(chunk, nodes, params):
+    """The same sums at every grid node: each of shape (n, n_nodes)."""
+    log_p, g1, g2 = category_terms(nodes, params)                     # (n_nodes, n_items, K)
+    info, dinfo = _information_and_slope(log_p, g1, g2)               # (n_nodes, n_items)
+    observed = chunk.observed.astype(float)
+    return {"loglik": chunk.grid_sum(_finite(log_p)), "d1": chunk.grid_sum(g1),
+            "info": observed @ info.T, "dinfo": observed @ dinfo.T}
+
+
+def _estimating_function(method, prior_mean, prior_sd):
+    """h(theta) from the terms of `_person_terms` / `_grid_terms`."""
+    if method == "map":
+        return lambda t, theta: t["d1"] - (theta - prior_mean) / prior_sd**2
+    if method == "ml":
+        return lambda t, theta: t["d1"]
+    return lambda t, theta: t["d1"] + t["dinfo"] / (2.0 * t["info"])
+
+
+def _standard_error(method, chunk, theta, params, prior_sd, step=1e-5):
+    """SE from the curvature of the method's objective at `theta`: shape (n,)."""
+    terms = _person_terms(chunk, theta, params)
+    curvature = -terms["d2"]
+    expected = terms["info"]
+    if method == "map":
+        curvature = curvature + 1.0 / prior_sd**2
+        expected = expected + 1.0 / prior_sd**2
+    elif method == "wle":
+        # d2 (log I) / 2 = (I'' / I - (I' / I)^2) / 2, with I'' by a central difference of I'.
+        slope_up = _person_terms(chunk, theta + step, params)["dinfo"]
+        slope_down = _person_terms(chunk, theta - step, params)["dinfo"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            second = (slope_up - slope_down) / (2 * step) / expected
+            curvature = curvature - 0.5 * (second - (terms["dinfo"] / expected) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / np.sqrt(np.where(curvature > 0, curvature, expected))
+
+
+def _estimate_by_root(responses, params, method, *, prior_mean=0.0, prior_sd=1.0,
+                      theta_bounds=THETA_BOUNDS, grid_step=0.05):
+    responses = np.asarray(responses, dtype=float)
+    start = estimate_eap(responses, params, prior_mean=prior_mean, prior_sd=prior_sd).theta
+    lower, upper = theta_bounds
+    nodes = np.linspace(lower, upper, int(round((upper - lower) / grid_step)) + 1)
+    h_of = _estimating_function(method, prior_mean, prior_sd)
+    n_persons = responses.shape[0]
+    theta, se = np.full(n_persons, np.nan), np.full(n_persons, np.nan)
+    bounded = np.zeros(n_persons, dtype=bool)
+    for rows in _chunks(n_persons):
+        chunk = _Responses(responses[rows])
+        grid = _grid_terms(chunk, nodes, params)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_grid = h_of(grid, nodes)
+        objective = grid["loglik"]
+        if method == "map":
+            objective = objective - 0.5 * ((nodes - prior_mean) / prior_sd) ** 2
+        elif method == "wle":
+            with np.errstate(divide="ignore"):
+                objective = objective + 0.5 * np.log(grid["info"])
+        lo, hi, outside = _bracket_from_objective(objective, h_grid, nodes, start[rows])
+
+        def h(index, theta_at, chunk=chunk):
+            sub = _subset(chunk, index)
+            return h_of(_person_terms(sub, theta_at, params), theta_at)
+
+        estimate = _illinois(h, lo, hi)
+        estimate[outside == -1] = lower
+        estimate[outside == 1] = upper
+        chunk_se = _standard_error(method, chunk, estimate, params, prior_sd)
+        has_data = chunk.observed.any(axis=1)
+        if method != "map":
+            estimate[~has_data] = np.nan
+            chunk_se[~has_data] = np.nan
+        theta[rows], se[rows] = estimate, chunk_se
+        bounded[rows] = (outside != 0) & has_data
+    return ThetaEstimate(theta, se, method, bounded)
+
+
+def _subset(chunk, index):
+    sub = object.__new__(_Responses)
+    sub.observed, sub.category = chunk.observed[index], chunk.category[index]
+    sub.complete, sub.n_categories = chunk.complete, chunk.n_categories
+    return sub
+
+
+def estimate_map(responses, params, *, prior_mean=0.0, prior_sd=1.0, theta_bounds=(-10.0, 10.0)):
+    """Maximum a posteriori theta with a N(prior_mean, prior_sd) prior.
+
+    SE is 1 / sqrt(-d2 log posterior) at the mode.
+    """
+    return _estimate_by_root(responses, params, "map", prior_mean=prior_mean, prior_sd=prior_sd,
+                             theta_bounds=theta_bounds)
+
+
+def estimate_ml(responses, params, *, theta_bounds=THETA_BOUNDS, prior_mean=0.0, prior_sd=1.0):
+    """Maximum likelihood theta; SE is 1 / sqrt(observed information) at the estimate.
+
+    Patterns with no finite maximum inside `theta_bounds` get the bound and
+    ``bounded = True`` (see the module docstring). The prior only places
+    the EAP start of the search.
+    """
+    return _estimate_by_root(responses, params, "ml", theta_bounds=theta_bounds,
+                             prior_mean=prior_mean, prior_sd=prior_sd)
+
+
+def estimate_wle(responses, params, *, theta_bounds=THETA_BOUNDS, prior_mean=0.0, prior_sd=1.0):
+    """Weighted likelihood estimate: the maximum of L(theta) sqrt(I(theta)).
+
+    The prior only places the EAP start of the search.
+    """
+    return _estimate_by_root(responses, params, "wle", theta_bounds=theta_bounds,
+                             prior_mean=prior_mean, prior_sd=prior_sd)
+
+
+# --- EAP for summed scores ---------------------------------------------------------
+
+def sum_score_likelihood(params, nodes):
+    """Lord-Wingersky recursion: P(summed score = s | theta) at each node.
+
+    Returns
+    -------
+    ndarray of shape (n_nodes, max_score + 1)
+    """
+    prob = np.exp(category_log_probability(np.asarray(nodes, dtype=float), params))
+    n_categories = params.n_categories
+    table = np.ones((prob.shape[0], 1))                                  # score 0 before any item
+    for item in range(params.n_items):  # the recursion is sequential in the items
+        k_item = int(n_categories[item])
+        grown = np.zeros((table.shape[0], table.shape[1] + k_item - 1))
+        for k in range(k_item):
+            grown[:, k : k + table.shape[1]] += table * prob[:, item, k : k + 1]
+        table = grown
+    return table
+
+
+def eap_sum_table(params, *, prior_mean=0.0, prior_sd=1.0, n_nodes=121, theta_range=(-6.0, 6.0)):
+    """EAP theta and posterior SD for every summed score over all items of `params`."""
+    grid = normal_grid(n_nodes, theta_range, prior_mean, prior_sd)
+    joint = sum_score_likelihood(params, grid.nodes) * grid.weights[:, None]   # (n_nodes, n_scores)
+    post = joint / joint.sum(axis=0, keepdims=True)
+    mean = grid.nodes @ post
+    sd = np.sqrt(np.sum(post * (grid.nodes[:, None] - mean) ** 2, axis=0))
+    return SumScoreTable(np.arange(joint.shape[1]), mean, sd)
+
+
+def estimate_eap_sum(responses, params, *, prior_mean=0.0, prior_sd=1.0, n_nodes=121,
+                     theta_range=(-6.0, 6.0)):
+    """EAP for summed scores: each person gets the table entry of their summed score.
+
+    Persons who answered different sets of items are scored with the table of
+    their own set (one table per distinct set of observed items).
+    """
+    responses = np.asarray(responses, dtype=float)
+    observed = ~np.isnan(responses)
+    sums = np.where(observed, responses, 0).sum(axis=1).astype(np.intp)
+    theta, se = np.full(responses.shape[0], np.nan), np.full(responses.shape[0], np.nan)
+    item_sets, which = np.unique(observed, axis=0, return_inverse=True)
+    for set_index, item_set in enumerate(item_sets):
+        persons = np.flatnonzero(which.reshape(-1) == set_index)
+        if not item_set.any():
+            theta[persons], se[persons] = prior_mean, prior_sd
+            continue
+        table = eap_sum_table(params.subset(item_set), prior_mean=prior_mean, prior_sd=prior_sd,
+                              n_nodes=n_nodes, theta_range=theta_range)
+        theta[persons], se[persons] = table.theta[sums[persons]], table.se[sums[persons]]
+    return ThetaEstimate(theta, se, "eapsum", np.zeros(theta.shape, dtype=bool))
+
+
+def estimate_theta(responses, params, method="eap", *, prior_mean=0.0, prior_sd=1.0,
+                   n_nodes=121, theta_range=(-6.0, 6.0), theta_bounds=THETA_BOUNDS):
+    """Score every row of `responses` by `method` (one of `METHODS`)."""
+    if method == "eap":
+        return estimate_eap(responses, params, prior_mean=prior_mean, prior_sd=prior_sd,
+                            n_nodes=n_nodes, theta_range=theta_range)
+    if method == "eapsum":
+        return estimate_eap_sum(responses, params, prior_mean=prior_mean, prior_sd=prior_sd,
+                                n_nodes=n_nodes, theta_range=theta_range)
+    if method == "map":
+        return estimate_map(responses, params, prior_mean=prior_mean, prior_sd=prior_sd)
+    if method == "ml":
+        return estimate_ml(responses, params, theta_bounds=theta_bounds, prior_mean=prior_mean,
+                           prior_sd=prior_sd)
+    if method == "wle":
+        return estimate_wle(responses, params, theta_bounds=theta_bounds, prior_mean=prior_mean,
+                            prior_sd=prior_sd)
+    raise ValueError(f"unknown scoring method {method!r}; expected one of {', '.join(METHODS)}")

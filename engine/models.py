@@ -1,0 +1,323 @@
+"""Item response models: category probabilities, likelihood, information.
+
+A bank may mix models. `ItemParameters` holds every item in common arrays and
+groups the items by model family once, at construction:
+
+- dichotomous (`rasch`, `1pl`, `2pl`, `3pl`, `4pl`): the 4PL
+  ``P(X = 1) = c + (u - c) L`` with ``L = expit(a (theta - b))``;
+- `grm` (Samejima): ``P*(X >= k) = expit(a (theta - b_k))``;
+- `gpcm` and `pcm` (Muraki): ``P(X = k) ∝ exp(sum_{v <= k} a (theta - b_v))``.
+
+Every response function returns ``theta.shape + (n_items,)`` or, per
+category, ``theta.shape + (n_items, n_categories_max)``; categories beyond an
+item's own count have probability 0 (log probability -inf).
+
+All of it is computed in log space from three per-category quantities,
+the log probability and its first and second derivatives in theta::
+
+    log P_k,   g1_k = d log P_k / d theta,   g2_k = d^2 log P_k / d theta^2
+
+from which information ``I = sum_k P_k g1_k^2`` and the term Warm's
+estimator needs, ``J = sum_k P_k g1_k (g2_k + g1_k^2)``, follow. Each family
+has a closed form for the three that never subtracts two probabilities close
+to 1, so nothing cancels or overflows even at theta = +-50.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp
+
+DICHOTOMOUS_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl")
+POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm")
+MODELS = DICHOTOMOUS_MODELS + POLYTOMOUS_MODELS
+
+_FAMILY = {"rasch": "dichotomous", "1pl": "dichotomous", "2pl": "dichotomous",
+           "3pl": "dichotomous", "4pl": "dichotomous",
+           "grm": "graded", "gpcm": "partial_credit", "pcm": "partial_credit"}
+
+
+@dataclass(frozen=True, eq=False)
+class ItemParameters:
+    """Parameters of ``n_items`` items in IRT form, possibly of mixed models.
+
+    Attributes
+    ----------
+    model : tuple of str, length n_items
+        One of `MODELS` per item.
+    a : ndarray of shape (n_items,)
+        Discrimination (1 for `rasch` and `pcm`).
+    b : ndarray of shape (n_items, n_categories_max - 1)
+        Difficulty (dichotomous: one column), GRM thresholds or GPCM steps;
+        NaN beyond an item's last threshold.
+    c, u : ndarray of shape (n_items,)
+        Lower and upper asymptotes (0 and 1 for every model that fixes them).
+
+    Construct with `ItemParameters.create`, which validates nothing: use
+    `engine.validation.check_item_parameters` at a trust boundary.
+    """
+
+    model: tuple
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    u: np.ndarray
+    _groups: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        families = np.array([_FAMILY[m] for m in self.model], dtype=object)
+        groups = {}
+        for family in ("dichotomous", "graded", "partial_credit"):
+            index = np.flatnonzero(families == family)
+            if index.size:
+                groups[family] = _prepare_group(family, index, self)
+        object.__setattr__(self, "_groups", groups)
+
+    @classmethod
+    def create(cls, model, a, b, c=None, u=None):
+        """Build from per-item values.
+
+        Parameters
+        ----------
+        model : str or sequence of str
+            One model for all items, or one per item.
+        a : array_like of shape (n_items,)
+        b : sequence of length n_items
+            A number for a dichotomous item, a sequence of thresholds or
+            steps for a polytomous one; or a 2-D array padded with NaN.
+        c, u : array_like of shape (n_items,), optional
+            Default 0 and 1.
+        """
+        a = np.atleast_1d(np.asarray(a, dtype=float))
+        n_items = a.shape[0]
+        models = (model,) * n_items if isinstance(model, str) else tuple(model)
+        b_rows = [np.atleast_1d(np.asarray(row, dtype=float)) for row in b]
+        width = max((row.size for row in b_rows), default=1)
+        b_matrix = np.full((n_items, width), np.nan)
+        for i, row in enumerate(b_rows):
+            b_matrix[i, : row.size] = row
+        c = np.zeros(n_items) if c is None else np.asarray(c, dtype=float).reshape(n_items)
+        u = np.ones(n_items) if u is None else np.asarray(u, dtype=float).reshape(n_items)
+        return cls(models, a, b_matrix, c, u)
+
+    @property
+    def n_items(self):
+        return self.a.shape[0]
+
+    @property
+    def n_categories(self):
+        """Number of response categories of each item, shape (n_items,)."""
+        return 1 + np.sum(~np.isnan(self.b), axis=1)
+
+    @property
+    def max_categories(self):
+        return int(self.n_categories.max(initial=2))
+
+    def subset(self, item_index):
+        """The items at `item_index` (int array or bool mask), in that order."""
+        item_index = np.asarray(item_index)
+        if item_index.dtype == bool:
+            item_index = np.flatnonzero(item_index)
+        b = self.b[item_index]
+        width = max(int(np.max(np.sum(~np.isnan(b), axis=1), initial=1)), 1)
+        return ItemParameters(tuple(self.model[i] for i in item_index), self.a[item_index],
+                              b[:, :width], self.c[item_index], self.u[item_index])
+
+
+def _prepare_group(family, index, params):
+    """Precompute what the family's kernel needs for the items at `index`."""
+    a = params.a[index]
+    b = params.b[index]
+    n_steps = np.sum(~np.isnan(b), axis=1)
+    width = int(n_steps.max())
+    b = b[:, :width]
+    group = {"index": index, "a": a, "n_categories": n_steps + 1, "width": width + 1}
+    if family == "dichotomous":
+        c, u = params.c[index], params.u[index]
+        group.update(b=b[:, 0], c=c, u=u, plain=bool(np.all(c == 0) and np.all(u == 1)))
+        with np.errstate(divide="ignore"):
+            group.update(log_c=np.log(c), log_1mu=np.log1p(-u), log_range=np.log(u - c))
+    elif family == "graded":
+        # Thresholds bracketed by -inf (P* = 1) and +inf (P* = 0) for every
+        # category an item does not have: shape (n, width + 1).
+        ext = np.full((index.size, width + 2), np.inf)
+        ext[:, 0] = -np.inf
+        ext[:, 1 : width + 1] = np.where(np.isnan(b), np.inf, b)
+        # log(1 - exp(-a (b_{k+1} - b_k))) for the inner categories, 0 for the
+        # first and last, -inf beyond: shape (n, width + 1).
+        gaps = np.diff(b, axis=1)                                  # (n, width - 1), NaN if padded
+        inner = ~np.isnan(gaps)
+        log_gap = np.zeros((index.size, width + 1))
+        inner_gap = np.zeros_like(gaps)
+        inner_gap[inner] = np.log(-np.expm1(-(a[:, None] * gaps)[inner]))
+        log_gap[:, 1:width] = inner_gap
+        valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
+        log_gap[~valid] = -np.inf
+        group.update(thresholds=ext, log_gap=log_gap, valid=valid)
+    else:
+        # Cumulative steps B_k = sum_{v<=k} b_v with B_0 = 0: shape (n, width + 1).
+        cumulative = np.concatenate([np.zeros((index.size, 1)), np.cumsum(np.nan_to_num(b), 1)], 1)
+        valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
+        group.update(cumulative=cumulative, valid=valid)
+    return group
+
+
+# --- per-family kernels -------------------------------------------------------
+# Each takes theta of shape (m,) and returns (log_p, g1, g2), each of shape
+# (m, n_group_items, n_group_categories). With derivatives=False, g1 and g2 are None.
+
+def _dichotomous_terms(theta, group, derivatives):
+    a = group["a"]
+    z = a * (theta[:, None] - group["b"])                        # (m, n)
+    log_l, log_1ml = log_expit(z), log_expit(-z)
+    if group["plain"]:
+        log_p1, log_p0 = log_l, log_1ml
+    else:
+        log_p1 = np.logaddexp(group["log_c"], group["log_range"] + log_l)
+        log_p0 = np.logaddexp(group["log_1mu"], group["log_range"] + log_1ml)
+    log_p = np.stack([log_p0, log_p1], axis=-1)                  # (m, n, 2)
+    if not derivatives:
+        return log_p, None, None
+    ell, one_minus_ell = expit(z), expit(-z)
+    if group["plain"]:
+        w1 = w0 = 1.0
+    else:
+        # w1 = (u - c) L / P and w0 = (u - c)(1 - L) / Q, both in [0, 1].
+        w1 = np.exp(group["log_range"] + log_l - log_p1)
+        w0 = np.exp(group["log_range"] + log_1ml - log_p0)
+    g1 = np.stack([-a * ell * w0, a * one_minus_ell * w1], axis=-1)
+    g2 = np.stack([-a**2 * ell * w0 * ((1 - 2 * ell) + ell * w0),
+                   a**2 * one_minus_ell * w1 * ((1 - 2 * ell) - one_minus_ell * w1)], axis=-1)
+    return log_p, g1, g2
+
+
+def _graded_terms(theta, group, derivatives):
+    a = group["a"][:, None]                                      # (n, 1)
+    z = a * (theta[:, None, None] - group["thresholds"])         # (m, n, width + 1)
+    # P_k = P*_k - P*_{k+1} = expit(z_k) expit(-z_{k+1}) (1 - exp(-a (b_{k+1} - b_k)))
+    log_p = log_expit(z[..., :-1]) + log_expit(-z[..., 1:]) + group["log_gap"]
+    if not derivatives:
+        return log_p, None, None
+    upper = expit(z)                                             # P*_k, (m, n, width + 1)
+    lower = expit(-z)
+    g1 = a * (lower[..., :-1] - upper[..., 1:])
+    spread = upper * lower                                       # P*_k (1 - P*_k)
+    g2 = -(a**2) * (spread[..., :-1] + spread[..., 1:])
+    valid = group["valid"]
+    return log_p, np.where(valid, g1, 0.0), np.where(valid, g2, 0.0)
+
+
+def _partial_credit_terms(theta, group, derivatives):
+    a = group["a"][:, None]
+    valid = group["valid"]
+    k = np.arange(valid.shape[1])
+    s = a * (k * theta[:, None, None] - group["cumulative"])     # (m, n, width + 1)
+    s = np.where(valid, s, -np.inf)
+    log_p = s - logsumexp(s, axis=-1, keepdims=True)
+    if not derivatives:
+        return log_p, None, None
+    p = np.exp(log_p)
+    mean = np.sum(p * k, axis=-1, keepdims=True)
+    variance = np.sum(p * (k - mean) ** 2, axis=-1, keepdims=True)
+    g1 = np.where(valid, a * (k - mean), 0.0)
+    g2 = np.where(valid, -(a**2) * variance, 0.0)
+    return log_p, g1, g2
+
+
+_KERNELS = {"dichotomous": _dichotomous_terms, "graded": _graded_terms,
+            "partial_credit": _partial_credit_terms}
+
+
+def category_terms(theta, params, derivatives=True):
+    """Log category probabilities and their theta derivatives.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (m,)
+    params : ItemParameters
+    derivatives : bool
+        Also return the first and second derivatives of the log probabilities.
+
+    Returns
+    -------
+    log_p, g1, g2 : ndarray of shape (m, n_items, n_categories_max)
+        ``-inf``, 0 and 0 beyond an item's categories; g1 and g2 are None
+        when `derivatives` is False.
+    """
+    theta = np.asarray(theta, dtype=float)
+    groups = params._groups
+    if len(groups) == 1:
+        (family, group), = groups.items()
+        out = _KERNELS[family](theta, group, derivatives)
+        if np.array_equal(group["index"], np.arange(params.n_items)):
+            return out
+    shape = (theta.shape[0], params.n_items, params.max_categories)
+    log_p = np.full(shape, -np.inf)
+    g1 = np.zeros(shape) if derivatives else None
+    g2 = np.zeros(shape) if derivatives else None
+    for family, group in groups.items():
+        terms = _KERNELS[family](theta, group, derivatives)
+        width, index = terms[0].shape[-1], group["index"]
+        log_p[:, index, :width] = terms[0]
+        if derivatives:
+            g1[:, index, :width] = terms[1]
+            g2[:, index, :width] = terms[2]
+    return log_p, g1, g2
+
+
+def _flat(theta):
+    theta = np.asarray(theta, dtype=float)
+    return theta.reshape(-1), theta.shape
+
+
+def category_log_probability(theta, params):
+    """log P(X = k | theta): shape ``theta.shape + (n_items, n_categories_max)``."""
+    flat, shape = _flat(theta)
+    log_p = category_terms(flat, params, derivatives=False)[0]
+    return log_p.reshape(shape + log_p.shape[1:])
+
+
+def category_probability(theta, params):
+    """P(X = k | theta): shape ``theta.shape + (n_items, n_categories_max)``; rows sum to 1."""
+    return np.exp(category_log_probability(theta, params))
+
+
+def expected_score(theta, params):
+    """E[X | theta] per item (the ICC of a dichotomous item): ``theta.shape + (n_items,)``."""
+    p = category_probability(theta, params)
+    return p @ np.arange(p.shape[-1], dtype=float)
+
+
+def information(theta, params):
+    """Item Fisher information: shape ``theta.shape + (n_items,)``."""
+    flat, shape = _flat(theta)
+    log_p, g1, _ = category_terms(flat, params)
+    info = np.sum(np.exp(log_p) * g1**2, axis=-1)               # (m, n_items)
+    return info.reshape(shape + info.shape[1:])
+
+
+def test_information(theta, params):
+    """Test information, the sum of item information: shape ``theta.shape``."""
+    return information(theta, params).sum(axis=-1)
+
+
+def standard_error(theta, params):
+    """1 / sqrt(test information): shape ``theta.shape``."""
+    return 1.0 / np.sqrt(test_information(theta, params))
+
+
+def information_terms(theta, params):
+    """Item information I and Warm's J = sum_k P_k g1_k (g2_k + g1_k^2).
+
+    Returns
+    -------
+    info, warm : ndarray of shape (m, n_items) for theta of shape (m,)
+    """
+    log_p, g1, g2 = category_terms(np.asarray(theta, dtype=float), params)
+    p = np.exp(log_p)
+    return np.sum(p * g1**2, axis=-1), np.sum(p * g1 * (g2 + g1**2), axis=-1)
+
+
+test_information.__test__ = False  # a response function, not a test for pytest to collect

@@ -1,0 +1,349 @@
+"""Reading and writing response CSVs and `irtcat-bank/1` JSON documents.
+
+Every reader validates what it reads and raises `DataFormatError` with one
+line naming the file and the offending item, person or line. Writers write
+to a temporary file beside the target and rename it, so a failure never
+leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine import (
+    DICHOTOMOUS_MODELS,
+    MODELS,
+    InvalidParameterError,
+    ItemParameters,
+    check_item_parameters,
+)
+
+from .bank import ItemBank
+
+BANK_FORMAT = "irtcat-bank/1"
+LONG_HEADER = ["person_id", "item_id", "response"]
+
+
+class DataFormatError(ValueError):
+    """A file that cannot be read as what it claims to be; the message is one line."""
+
+
+@dataclass(frozen=True, eq=False)
+class ResponseData:
+    """A response matrix with its labels.
+
+    Attributes
+    ----------
+    person_ids : list of str, length n_persons
+    item_ids : list of str, length n_items
+    responses : ndarray of float, shape (n_persons, n_items); NaN where not administered
+    """
+
+    person_ids: list
+    item_ids: list
+    responses: np.ndarray
+
+
+# --- responses ----------------------------------------------------------------------
+
+def _read_header(path):
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataFormatError(f"{path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    if not header:
+        raise DataFormatError(f"{path}: empty file, expected a CSV header")
+    return [name.strip() for name in header]
+
+
+def read_responses(path):
+    """Read a wide or long response CSV (spec/FORMATS.md) into `ResponseData`."""
+    header = _read_header(path)
+    if header[0] != "person_id":
+        raise DataFormatError(f"{path}: the first column must be person_id, got {header[0]!r}")
+    if header == LONG_HEADER:
+        return _read_long(path)
+    return _read_wide(path, header)
+
+
+def _read_table(path, dtype):
+    try:
+        return pd.read_csv(path, dtype=dtype, skipinitialspace=True, keep_default_na=False,
+                           na_values=[""], engine="c")
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as error:
+        text = str(error).strip()
+        message = text.splitlines()[-1] if text else type(error).__name__
+        raise DataFormatError(f"{path}: malformed CSV: {message}") from None
+
+
+def _categories(values, path, what):
+    """Float array of categories; DataFormatError unless every value is a whole number >= 0."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    numeric = np.asarray(numeric, dtype=float)
+    raw = np.asarray(values, dtype=object)
+    not_number = np.isnan(numeric) & ~pd.isna(raw)
+    bad = not_number | (numeric < 0) | (numeric != np.floor(numeric))
+    bad &= ~np.isnan(numeric) | not_number
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(f"{path}: {what(at)}: response {raw[at]!r} is not a category "
+                              "(a whole number from 0)")
+    return numeric
+
+
+def _read_wide(path, header):
+    item_ids = header[1:]
+    if not item_ids:
+        raise DataFormatError(f"{path}: no item columns after person_id")
+    duplicates = sorted({item for item in item_ids if item_ids.count(item) > 1})
+    if duplicates:
+        raise DataFormatError(f"{path}: duplicate item column {duplicates[0]!r}")
+    table = _read_table(path, {"person_id": str})
+    table.columns = header
+    person_ids = table["person_id"].astype(str).tolist()
+    _check_person_ids(path, table["person_id"])
+    block = table.iloc[:, 1:]
+    if all(np.issubdtype(dtype, np.number) for dtype in block.dtypes):
+        responses = block.to_numpy(dtype=float)
+        observed = ~np.isnan(responses)
+        bad = observed & ((responses < 0) | (responses != np.floor(responses)))
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataFormatError(f"{path}: {item_ids[col]}, person {person_ids[row]}: response "
+                                  f"{responses[row, col]:g} is not a category (a whole number "
+                                  "from 0)")
+    else:
+        responses = np.column_stack([
+            _categories(block.iloc[:, j], path,
+                        lambda at, j=j: f"{item_ids[j]}, person {person_ids[at]}")
+            for j in range(block.shape[1])])
+    return ResponseData(person_ids, item_ids, responses)
+
+
+def _check_person_ids(path, column):
+    if column.isna().any():
+        raise DataFormatError(f"{path}: line {int(np.flatnonzero(column.isna())[0]) + 2}: "
+                              "empty person_id")
+    duplicated = column.duplicated()
+    if duplicated.any():
+        raise DataFormatError(f"{path}: duplicate person_id {column[duplicated].iloc[0]!r}")
+
+
+def _read_long(path):
+    table = _read_table(path, {"person_id": str, "item_id": str})
+    for name in ("person_id", "item_id"):
+        if table[name].isna().any():
+            line = int(np.flatnonzero(table[name].isna())[0]) + 2
+            raise DataFormatError(f"{path}: line {line}: empty {name}")
+    if table["response"].isna().any():
+        line = int(np.flatnonzero(table["response"].isna())[0]) + 2
+        raise DataFormatError(f"{path}: line {line}: empty response")
+    values = _categories(table["response"], path, lambda at: f"line {at + 2}")
+    person_codes, person_ids = pd.factorize(table["person_id"])
+    item_codes, item_ids = pd.factorize(table["item_id"])
+    pairs = pd.Series(person_codes.astype(np.int64) * len(item_ids) + item_codes)
+    repeated = pairs.duplicated()
+    if repeated.any():
+        at = int(np.flatnonzero(repeated)[0])
+        raise DataFormatError(f"{path}: line {at + 2}: person {table['person_id'][at]!r} "
+                              f"answered item {table['item_id'][at]!r} twice")
+    responses = np.full((len(person_ids), len(item_ids)), np.nan)
+    responses[person_codes, item_codes] = values
+    return ResponseData(list(map(str, person_ids)), list(map(str, item_ids)), responses)
+
+
+def align_responses(data, bank):
+    """Responses ordered as the bank's items that appear in the data.
+
+    Returns
+    -------
+    responses : ndarray of shape (n_persons, n_used)
+    params : ItemParameters of the n_used items
+    item_ids : list of the n_used item ids
+    DataFormatError names the first data item the bank does not hold, or the
+    first response outside its item's categories.
+    """
+    try:
+        positions = bank.index_of(data.item_ids)
+    except KeyError as missing:
+        raise DataFormatError(f"item {missing.args[0]!r} of the data is not in the bank") from None
+    params = bank.params.subset(positions)
+    n_categories = params.n_categories
+    observed = ~np.isnan(data.responses)
+    over = observed & (np.where(observed, data.responses, 0) >= n_categories)
+    if over.any():
+        row, col = np.argwhere(over)[0]
+        raise DataFormatError(
+            f"item {data.item_ids[col]!r}, person {data.person_ids[row]}: response "
+            f"{data.responses[row, col]:g} is outside the item's categories 0.."
+            f"{n_categories[col] - 1}")
+    return data.responses, params, list(data.item_ids)
+
+
+# --- banks --------------------------------------------------------------------------
+
+def read_bank(path):
+    """Read and validate an `irtcat-bank/1` document into an `ItemBank`."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataFormatError(f"{path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    except json.JSONDecodeError as error:
+        raise DataFormatError(f"{path}: malformed JSON at line {error.lineno} column "
+                              f"{error.colno}: {error.msg}") from None
+    try:
+        return bank_from_document(document)
+    except DataFormatError as error:
+        raise DataFormatError(f"{path}: {error}") from None
+
+
+def _number(value, name, item_id):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataFormatError(f"item {item_id!r}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _item_parameters(item):
+    """(model, a, b, c, u) of one item document; DataFormatError naming the item."""
+    item_id = item["id"]
+    model = item.get("model")
+    if model not in MODELS:
+        raise DataFormatError(f"item {item_id!r}: unknown model {model!r}; expected one of "
+                              f"{', '.join(MODELS)}")
+    if "b" not in item:
+        raise DataFormatError(f"item {item_id!r}: missing parameter 'b' for model {model}")
+    if model in ("rasch", "pcm"):
+        a = _number(item.get("a", 1.0), "a", item_id)
+        if a != 1.0:
+            raise DataFormatError(f"item {item_id!r}: a {model} item has a = 1, got {a}")
+    elif "a" not in item:
+        raise DataFormatError(f"item {item_id!r}: missing parameter 'a' for model {model}")
+    else:
+        a = _number(item["a"], "a", item_id)
+    if model in DICHOTOMOUS_MODELS:
+        b = _number(item["b"], "b", item_id)
+    else:
+        if not isinstance(item["b"], list) or not item["b"]:
+            raise DataFormatError(f"item {item_id!r}: b of a {model} item is a non-empty list")
+        b = [_number(value, "b", item_id) for value in item["b"]]
+    c, u = 0.0, 1.0
+    if model in ("3pl", "4pl"):
+        if "c" not in item:
+            raise DataFormatError(f"item {item_id!r}: missing parameter 'c' for model {model}")
+        c = _number(item["c"], "c", item_id)
+    if model == "4pl":
+        if "u" not in item:
+            raise DataFormatError(f"item {item_id!r}: missing parameter 'u' for model {model}")
+        u = _number(item["u"], "u", item_id)
+    fixed = {"c": 0.0, "u": 1.0}
+    for name, value in fixed.items():
+        free = model == "4pl" or (name == "c" and model == "3pl")
+        if not free and name in item and _number(item[name], name, item_id) != value:
+            raise DataFormatError(f"item {item_id!r}: a {model} item fixes {name} = {value:g}, "
+                                  f"got {item[name]}")
+    return model, a, b, c, u
+
+
+def bank_from_document(document):
+    """Validate a parsed `irtcat-bank/1` document and build an `ItemBank`."""
+    if not isinstance(document, dict):
+        raise DataFormatError("a bank is a JSON object")
+    if document.get("format") != BANK_FORMAT:
+        raise DataFormatError(f"format must be {BANK_FORMAT!r}, got {document.get('format')!r}")
+    items = document.get("items")
+    if not isinstance(items, list) or not items:
+        raise DataFormatError("'items' must be a non-empty list")
+    seen = set()
+    rows = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise DataFormatError(f"item at position {position}: needs a string 'id'")
+        if item["id"] in seen:
+            raise DataFormatError(f"duplicate item id {item['id']!r}")
+        seen.add(item["id"])
+        rows.append(_item_parameters(item))
+    population = document.get("population", {"mean": 0.0, "sd": 1.0})
+    if not isinstance(population, dict):
+        raise DataFormatError("'population' must be an object with mean and sd")
+    mean = _number(population.get("mean", 0.0), "population mean", "-")
+    sd = _number(population.get("sd", 1.0), "population sd", "-")
+    if sd <= 0:
+        raise DataFormatError(f"population sd must be > 0, got {sd}")
+    models, a, b, c, u = zip(*rows, strict=True)
+    params = ItemParameters.create(list(models), a, b, c=c, u=u)
+    try:
+        check_item_parameters(params, [f"item {item['id']!r}" for item in items])
+    except InvalidParameterError as error:
+        raise DataFormatError(str(error)) from None
+    extra = {key: value for key, value in document.items()
+             if key not in ("format", "metric", "population", "items", "calibration")}
+    return ItemBank(tuple(items), params, {"mean": mean, "sd": sd},
+                    document.get("calibration"), extra)
+
+
+def bank_to_document(bank):
+    """The `irtcat-bank/1` document of `bank` (item documents as held)."""
+    document = {"format": BANK_FORMAT, "metric": "logistic",
+                "population": dict(bank.population), "items": [dict(item) for item in bank.items]}
+    if bank.calibration is not None:
+        document["calibration"] = bank.calibration
+    document.update(bank.extra)
+    return document
+
+
+# --- writing ------------------------------------------------------------------------
+
+def write_atomically(path, write):
+    """Call ``write(handle)`` on a temporary file beside `path`, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle = tempfile.NamedTemporaryFile("w", dir=directory, delete=False, newline="",
+                                         encoding="utf-8", suffix=".tmp")
+    try:
+        with handle:
+            write(handle)
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+
+
+def write_bank(bank, path=None, stream=None):
+    """Write `bank` as JSON to `path` (atomically) or to `stream`."""
+    text = json.dumps(bank_to_document(bank), indent=2) + "\n"
+    if path is None:
+        stream.write(text)
+    else:
+        write_atomically(path, lambda handle: handle.write(text))
+
+
+def write_scores(person_ids, estimate, path=None, stream=None):
+    """Write ``person_id,theta,se`` (and ``bounded`` for ML and WLE) as CSV."""
+    table = pd.DataFrame({"person_id": person_ids, "theta": estimate.theta, "se": estimate.se})
+    if estimate.method in ("ml", "wle"):
+        table["bounded"] = np.where(estimate.bounded, "true", "false")
+
+    def write(handle):
+        table.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
+
+    if path is None:
+        write(stream)
+    else:
+        write_atomically(path, write)
