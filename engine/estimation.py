@@ -329,18 +329,21 @@ def _estimate_by_root(responses, params, method, *, prior_mean=0.0, prior_sd=1.0
                 objective = objective + 0.5 * np.log(grid["info"])
         lo, hi, outside = _bracket_from_objective(objective, h_grid, nodes, start[rows])
 
-        def h(index, theta_at, chunk=chunk):
-            sub = _subset(chunk, index)
-            return h_of(_person_terms(sub, theta_at, params), theta_at)
-
-        estimate = _illinois(h, lo, hi)
-        estimate[outside == -1] = lower
-        estimate[outside == 1] = upper
-        chunk_se = _standard_error(method, chunk, estimate, params, prior_sd)
+        # Persons with no response have no likelihood: MAP gives the prior's
+        # mode, ML and WLE nothing (NaN).
         has_data = chunk.observed.any(axis=1)
-        if method != "map":
-            estimate[~has_data] = np.nan
-            chunk_se[~has_data] = np.nan
+        scored = np.flatnonzero(has_data | (method == "map"))
+        solve = scored[outside[scored] == 0]
+
+        def h(index, theta_at, chunk=chunk, solve=solve):
+            return h_of(_person_terms(_subset(chunk, solve[index]), theta_at, params), theta_at)
+
+        estimate = np.full(has_data.size, np.nan)
+        estimate[outside == -1], estimate[outside == 1] = lower, upper
+        estimate[solve] = _illinois(h, lo[solve], hi[solve])
+        chunk_se = np.full(has_data.size, np.nan)
+        chunk_se[scored] = _standard_error(method, _subset(chunk, scored), estimate[scored],
+                                           params, prior_sd)
         theta[rows], se[rows] = estimate, chunk_se
         bounded[rows] = (outside != 0) & has_data
     return ThetaEstimate(theta, se, method, bounded)

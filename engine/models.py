@@ -25,6 +25,7 @@ to 1, so nothing cancels or overflows even at theta = +-50.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,7 +138,8 @@ def _prepare_group(family, index, params):
     if family == "dichotomous":
         c, u = params.c[index], params.u[index]
         group.update(b=b[:, 0], c=c, u=u, plain=bool(np.all(c == 0) and np.all(u == 1)))
-        with np.errstate(divide="ignore"):
+        # Out-of-domain values give NaN here; check_item_parameters reports them.
+        with np.errstate(divide="ignore", invalid="ignore"):
             group.update(log_c=np.log(c), log_1mu=np.log1p(-u), log_range=np.log(u - c))
     elif family == "graded":
         # Thresholds bracketed by -inf (P* = 1) and +inf (P* = 0) for every
@@ -151,7 +153,8 @@ def _prepare_group(family, index, params):
         inner = ~np.isnan(gaps)
         log_gap = np.zeros((index.size, width + 1))
         inner_gap = np.zeros_like(gaps)
-        inner_gap[inner] = np.log(-np.expm1(-(a[:, None] * gaps)[inner]))
+        with np.errstate(invalid="ignore"):  # decreasing thresholds: NaN, reported by validation
+            inner_gap[inner] = np.log(-np.expm1(-(a[:, None] * gaps)[inner]))
         log_gap[:, 1:width] = inner_gap
         valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
         log_gap[~valid] = -np.inf
@@ -230,6 +233,21 @@ _KERNELS = {"dichotomous": _dichotomous_terms, "graded": _graded_terms,
             "partial_credit": _partial_credit_terms}
 
 
+def _underflow_is_zero(function):
+    """Run `function` with floating-point underflow ignored.
+
+    A probability below the smallest double rounds to 0, which is the right
+    answer (its log stays finite); it is not an error at any theta, even
+    inside a caller's ``np.errstate(all="raise")``.
+    """
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with np.errstate(under="ignore"):
+            return function(*args, **kwargs)
+    return wrapper
+
+
+@_underflow_is_zero
 def category_terms(theta, params, derivatives=True):
     """Log category probabilities and their theta derivatives.
 
@@ -246,7 +264,10 @@ def category_terms(theta, params, derivatives=True):
         ``-inf``, 0 and 0 beyond an item's categories; g1 and g2 are None
         when `derivatives` is False.
     """
-    theta = np.asarray(theta, dtype=float)
+    return _category_terms(np.asarray(theta, dtype=float), params, derivatives)
+
+
+def _category_terms(theta, params, derivatives):
     groups = params._groups
     if len(groups) == 1:
         (family, group), = groups.items()
@@ -272,6 +293,7 @@ def _flat(theta):
     return theta.reshape(-1), theta.shape
 
 
+@_underflow_is_zero
 def category_log_probability(theta, params):
     """log P(X = k | theta): shape ``theta.shape + (n_items, n_categories_max)``."""
     flat, shape = _flat(theta)
@@ -279,17 +301,20 @@ def category_log_probability(theta, params):
     return log_p.reshape(shape + log_p.shape[1:])
 
 
+@_underflow_is_zero
 def category_probability(theta, params):
     """P(X = k | theta): shape ``theta.shape + (n_items, n_categories_max)``; rows sum to 1."""
     return np.exp(category_log_probability(theta, params))
 
 
+@_underflow_is_zero
 def expected_score(theta, params):
     """E[X | theta] per item (the ICC of a dichotomous item): ``theta.shape + (n_items,)``."""
     p = category_probability(theta, params)
     return p @ np.arange(p.shape[-1], dtype=float)
 
 
+@_underflow_is_zero
 def information(theta, params):
     """Item Fisher information: shape ``theta.shape + (n_items,)``."""
     flat, shape = _flat(theta)
@@ -308,6 +333,7 @@ def standard_error(theta, params):
     return 1.0 / np.sqrt(test_information(theta, params))
 
 
+@_underflow_is_zero
 def information_terms(theta, params):
     """Item information I and Warm's J = sum_k P_k g1_k (g2_k + g1_k^2).
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,8 +82,14 @@ def read_responses(path):
 
 def _read_table(path, dtype):
     try:
-        return pd.read_csv(path, dtype=dtype, skipinitialspace=True, keep_default_na=False,
-                           na_values=[""], engine="c")
+        with warnings.catch_warnings():
+            # A first row longer than the header would otherwise become an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=dtype, skipinitialspace=True, keep_default_na=False,
+                               na_values=[""], engine="c", index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataFormatError(f"{path}: malformed CSV: a row has more fields than the header") \
+            from None
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as error:
         text = str(error).strip()
         message = text.splitlines()[-1] if text else type(error).__name__
@@ -111,12 +118,20 @@ def _read_wide(path, header):
     duplicates = sorted({item for item in item_ids if item_ids.count(item) > 1})
     if duplicates:
         raise DataFormatError(f"{path}: duplicate item column {duplicates[0]!r}")
-    table = _read_table(path, {"person_id": str})
+    table = _read_table(path, {"person_id": object})
     table.columns = header
     person_ids = table["person_id"].astype(str).tolist()
     _check_person_ids(path, table["person_id"])
     block = table.iloc[:, 1:]
-    if all(np.issubdtype(dtype, np.number) for dtype in block.dtypes):
+    if all(pd.api.types.is_integer_dtype(dtype) for dtype in block.dtypes):
+        values = block.to_numpy()                                  # complete, whole numbers
+        responses = values.astype(float)
+        bad = values < 0
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataFormatError(f"{path}: {item_ids[col]}, person {person_ids[row]}: response "
+                                  f"{values[row, col]} is not a category (a whole number from 0)")
+    elif all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):
         responses = block.to_numpy(dtype=float)
         observed = ~np.isnan(responses)
         bad = observed & ((responses < 0) | (responses != np.floor(responses)))
@@ -143,7 +158,7 @@ def _check_person_ids(path, column):
 
 
 def _read_long(path):
-    table = _read_table(path, {"person_id": str, "item_id": str})
+    table = _read_table(path, {"person_id": object, "item_id": object})
     for name in ("person_id", "item_id"):
         if table[name].isna().any():
             line = int(np.flatnonzero(table[name].isna())[0]) + 2
@@ -335,15 +350,38 @@ def write_bank(bank, path=None, stream=None):
 
 
 def write_scores(person_ids, estimate, path=None, stream=None):
-    """Write ``person_id,theta,se`` (and ``bounded`` for ML and WLE) as CSV."""
-    table = pd.DataFrame({"person_id": person_ids, "theta": estimate.theta, "se": estimate.se})
+    """Write ``person_id,theta,se`` (and ``bounded`` for ML and WLE) as CSV.
+
+    Numbers have six decimals; a missing estimate is an empty cell.
+    """
+    columns = [estimate.theta.tolist(), estimate.se.tolist()]
+    header = ["person_id", "theta", "se"]
     if estimate.method in ("ml", "wle"):
-        table["bounded"] = np.where(estimate.bounded, "true", "false")
+        header.append("bounded")
+        columns.append(np.where(estimate.bounded, "true", "false").tolist())
+    lines = [",".join(fields) + "\n" for fields in
+             zip(_csv_fields(person_ids), *map(_format_numbers, columns[:2]), *columns[2:],
+                 strict=True)]
 
     def write(handle):
-        table.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
+        handle.write(",".join(header) + "\n")
+        handle.writelines(lines)
 
     if path is None:
         write(stream)
     else:
         write_atomically(path, write)
+
+
+def _format_numbers(values):
+    return [f"{value:.6f}" if value == value else "" for value in values]
+
+
+def _csv_fields(texts):
+    """The texts as CSV fields, quoted only where they hold a comma, quote or newline."""
+    texts = [str(text) for text in texts]
+    joined = "".join(texts)
+    if not any(mark in joined for mark in ',"\n\r'):
+        return texts
+    return ['"' + text.replace('"', '""') + '"' if any(mark in text for mark in ',"\n\r')
+            else text for text in texts]

@@ -1,0 +1,30 @@
+"""Run the benchmarks and print their figures as Markdown for RESULTS.md."""
+
+from __future__ import annotations
+
+import sys
+
+from . import scoring
+from .common import machine
+
+BENCHMARKS = {"scoring": scoring.run}
+
+
+def main(names):
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}",
+              file=sys.stderr)
+        return 2
+    print(f"Machine: {machine()}\n")
+    for name in names or BENCHMARKS:
+        title, rows = BENCHMARKS[name]()
+        print(f"### {title}\n\n| measure | time | note |\n|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

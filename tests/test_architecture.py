@@ -1,0 +1,64 @@
+"""The import direction of the packages (STYLE.md, 'Layout').
+
+engine imports none of our packages; nothing imports api; flask and
+marshmallow only inside api.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OURS = {"engine", "itembank", "calibration", "api"}
+ALLOWED = {
+    "engine": set(),
+    "itembank": {"engine"},
+    "calibration": {"engine", "itembank"},
+    "api": {"engine", "itembank", "calibration"},
+}
+
+
+def imported_top_levels(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+def modules_of(package):
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_it_may(package):
+    for path in modules_of(package):
+        for name in imported_top_levels(path):
+            if name in OURS and name != package:
+                assert name in ALLOWED[package], f"{path.relative_to(ROOT)} imports {name}"
+
+
+@pytest.mark.parametrize("package", ["engine", "itembank", "calibration"])
+def test_web_libraries_stay_in_api(package):
+    for path in modules_of(package):
+        for name in imported_top_levels(path):
+            assert name not in {"flask", "marshmallow", "werkzeug"}, \
+                f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_nothing_imports_api():
+    scanned = [p for package in ("engine", "itembank", "calibration", "benchmarks")
+               for p in modules_of(package)]
+    scanned += sorted((ROOT / "tests").rglob("*.py"))
+    offenders = [str(p.relative_to(ROOT)) for p in scanned
+                 if "api" in set(imported_top_levels(p)) and "tests" not in p.parts]
+    assert offenders == []
+
+
+def test_the_walk_sees_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import api.cli\nfrom engine.models import x\n")
+    assert set(imported_top_levels(probe)) == {"api", "engine"}
