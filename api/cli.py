@@ -11,11 +11,33 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from importlib import resources
 
-from engine import METHODS, InvalidParameterError, InvalidResponsesError, eap_sum_table
+from calibration.linking import METHODS as LINK_METHODS
+from calibration.linking import link_banks
+from calibration.mml_em import Priors
+from calibration.workflow import CalibrationInputError, calibrate_document
+from engine import (
+    METHODS,
+    MODELS,
+    ConvergenceWarning,
+    InvalidParameterError,
+    InvalidResponsesError,
+    eap_sum_table,
+)
 from engine import estimate_theta as _estimate_theta
-from itembank import DataFormatError, align_responses, read_bank, read_responses, write_scores
+from itembank import (
+    DataFormatError,
+    align_responses,
+    read_bank,
+    read_item_tags,
+    read_response_log,
+    read_responses,
+    write_bank,
+    write_json,
+    write_scores,
+)
 
 
 class UsageError(Exception):
@@ -43,6 +65,41 @@ def _build_parser():
                        help="EAP quadrature nodes on [-6, 6] (default 121, as mirt)")
     score.set_defaults(run=run_score)
 
+    calibrate = commands.add_parser("calibrate", help="estimate item parameters by MML-EM")
+    calibrate.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
+    calibrate.add_argument("--model", choices=MODELS,
+                           help="model of every item (default: each item's model in --bank)")
+    calibrate.add_argument("--out", metavar="BANK.json", help="default: standard output")
+    calibrate.add_argument("--bank", metavar="BANK.json",
+                           help="a bank tagging items by standard (and model); parameters optional")
+    calibrate.add_argument("--standard", metavar="CODE",
+                           help="calibrate this standard's items only")
+    calibrate.add_argument("--by-standard", metavar="BANK.json",
+                           help="calibrate each standard tagged in BANK.json; --out names a folder")
+    calibrate.add_argument("--anchor", metavar="BANK.json",
+                           help="keep these items' parameters: new items join the anchor's scale")
+    calibrate.add_argument("--se", action="store_true", help="standard errors of the parameters")
+    calibrate.add_argument("--priors", action="store_true",
+                           help="Bayes-modal M-step with the default priors (see --prior-*)")
+    for name, text in (("a", "MEANLOG,SDLOG lognormal prior on a (default 0,0.5)"),
+                       ("b", "MEAN,SD normal prior on b (default 0,2)"),
+                       ("c", "ALPHA,BETA beta prior on c (default 5,17)"),
+                       ("u", "ALPHA,BETA beta prior on u (default 17,5)")):
+        calibrate.add_argument(f"--prior-{name}", type=_pair, metavar="X,Y", help=text)
+    calibrate.add_argument("--quadpts", type=_node_count, default=61)
+    calibrate.add_argument("--max-iter", type=_positive_int, default=500)
+    calibrate.add_argument("--tol", type=_positive_float, default=1e-4)
+    calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    calibrate.set_defaults(run=run_calibrate)
+
+    link = commands.add_parser("link", help="put a bank on another bank's scale")
+    link.add_argument("new", metavar="NEW.json", help="the bank to transform")
+    link.add_argument("--to", required=True, metavar="OLD.json", help="the bank whose scale to use")
+    link.add_argument("--method", choices=LINK_METHODS, default="stocking-lord")
+    link.add_argument("--out", metavar="BANK.json", help="default: standard output")
+    link.set_defaults(run=run_link)
+
     demo = commands.add_parser("demo", help="score the bundled LSAT7 data and print a summary")
     demo.set_defaults(run=run_demo)
     return parser
@@ -53,6 +110,21 @@ def _positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _pair(text):
+    try:
+        first, second = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers X,Y, got {text!r}") from None
+    return first, second
 
 
 def _node_count(text):
@@ -77,6 +149,101 @@ def run_score(args):
     data, _, estimate = _score(args.data, args.bank, args.method, args.prior_mean, args.prior_sd,
                                args.quadpts)
     write_scores(data.person_ids, estimate, path=args.out, stream=sys.stdout)
+    return 0
+
+
+def _priors(args):
+    chosen = {key: getattr(args, f"prior_{key}") for key in "abcu"}
+    if args.priors:
+        defaults = vars(Priors.defaults())
+        chosen = {key: value or defaults[key] for key, value in chosen.items()}
+    if not any(chosen.values()):
+        return None
+    return Priors(**chosen)
+
+
+class _Progress:
+    """EM progress on stderr, once a run has taken more than a couple of seconds."""
+
+    def __init__(self, quiet, label=""):
+        self.quiet, self.label, self.shown = quiet, label, False
+
+    def __call__(self, cycle, loglik, change, seconds):
+        if self.quiet or seconds < 2.0:
+            return
+        self.shown = True
+        print(f"{self.label}cycle {cycle:4d}  loglik {loglik:.4f}  largest change {change:.2e}"
+              f"  {seconds:.1f} s", file=sys.stderr)
+
+
+def _calibrate_one(args, data, models, anchors, standards, standard=None):
+    label = f"[{standard}] " if standard and args.by_standard else ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        document, calibrator = calibrate_document(
+            data, models, anchors=anchors, standards=standards, standard=standard,
+            priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
+            max_iter=args.max_iter, tol=args.tol, fit=not args.no_fit,
+            progress=_Progress(args.quiet, label))
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            print(f"irtcat: warning: {label}{warning.message}", file=sys.stderr)
+    if not args.quiet:
+        record = document["calibration"]
+        flagged = sum(1 for item in document["items"] if item.get("fit", {}).get("flagged"))
+        excluded = len(record.get("excluded", []))
+        print(f"{label}{len(document['items'])} items, {record['n_persons']} persons: loglik "
+              f"{record['loglik']:.4f}, {'converged' if record['converged'] else 'NOT converged'}"
+              f" in {record['iterations']} cycles, {record['seconds']:.2f} s; "
+              f"{flagged} flagged by fit, {excluded} excluded", file=sys.stderr)
+    return document
+
+
+def run_calibrate(args):
+    data = read_response_log(args.data)
+    tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \
+        else {}
+    anchors = {}
+    if args.anchor:
+        anchor_bank = read_bank(args.anchor)
+        anchors = {item["id"]: item for item in anchor_bank.items}
+        tags = {**{i: {"standard": d.get("standard"), "model": d["model"]}
+                   for i, d in anchors.items()}, **tags}
+    if args.model is not None:
+        models = args.model
+    elif tags:
+        models = {item: tag["model"] for item, tag in tags.items() if tag["model"]}
+    else:
+        raise UsageError("--model is required unless --bank gives each item's model")
+    standards = {item: tag["standard"] for item, tag in tags.items() if tag["standard"]}
+    if args.by_standard:
+        if not args.out:
+            raise UsageError("--by-standard writes one bank per standard: give --out FOLDER")
+        codes = sorted({standards[item] for item in data.item_ids if item in standards})
+        if not codes:
+            raise UsageError("no item of the data is tagged with a standard in --by-standard")
+        documents = {code: _calibrate_one(args, data, models, anchors, standards, code)
+                     for code in codes}
+        os.makedirs(args.out, exist_ok=True)
+        for code, document in documents.items():
+            write_json(document, os.path.join(args.out, f"{code}.json"))
+        return 0
+    document = _calibrate_one(args, data, models, anchors, standards, args.standard)
+    write_json(document, args.out, sys.stdout)
+    return 0
+
+
+def run_link(args):
+    new_bank, old_bank = read_bank(args.new), read_bank(args.to)
+    try:
+        constants, linked = link_banks(new_bank, old_bank, args.method,
+                                       to=os.path.basename(args.to))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    summary = (f"A = {constants.A:.6f}  B = {constants.B:.6f}  ({constants.method}, "
+               f"{constants.n_common} common items)")
+    print(summary, file=sys.stdout if args.out else sys.stderr)
+    write_bank(linked, args.out, sys.stdout)
     return 0
 
 
@@ -114,7 +281,8 @@ def main(argv=None):
     try:
         args = _build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataFormatError, InvalidParameterError, InvalidResponsesError) as error:
+    except (UsageError, DataFormatError, InvalidParameterError, InvalidResponsesError,
+            CalibrationInputError) as error:
         print(f"irtcat: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

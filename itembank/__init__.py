@@ -4,15 +4,20 @@ from .bank import ItemBank
 from .io import (
     DataFormatError,
     ResponseData,
+    ResponseLog,
     align_responses,
     bank_from_document,
     bank_to_document,
     read_bank,
+    read_item_tags,
+    read_response_log,
     read_responses,
     write_bank,
+    write_json,
     write_scores,
 )
 
-__all__ = ["DataFormatError", "ItemBank", "ResponseData", "align_responses",
-           "bank_from_document", "bank_to_document", "read_bank", "read_responses",
-           "write_bank", "write_scores"]
+__all__ = ["DataFormatError", "ItemBank", "ResponseData", "ResponseLog", "align_responses",
+           "bank_from_document", "bank_to_document", "read_bank", "read_item_tags",
+           "read_response_log", "read_responses",
+           "write_bank", "write_json", "write_scores"]

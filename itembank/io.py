@@ -157,6 +157,56 @@ def _check_person_ids(path, column):
         raise DataFormatError(f"{path}: duplicate person_id {column[duplicated].iloc[0]!r}")
 
 
+@dataclass(frozen=True, eq=False)
+class ResponseLog:
+    """Responses as one entry per response, for data too sparse to hold as a matrix.
+
+    Attributes
+    ----------
+    person_ids : list of str, length n_persons
+    item_ids : list of str, length n_items
+    person_index, item_index : ndarray of int, shape (n_responses,)
+    response : ndarray of float, shape (n_responses,)
+    """
+
+    person_ids: list
+    item_ids: list
+    person_index: np.ndarray
+    item_index: np.ndarray
+    response: np.ndarray
+
+
+def read_response_log(path):
+    """Read a response CSV for calibration: a long CSV as a `ResponseLog` (never
+    densified), a wide one as `ResponseData`."""
+    header = _read_header(path)
+    if header[0] != "person_id":
+        raise DataFormatError(f"{path}: the first column must be person_id, got {header[0]!r}")
+    if header == LONG_HEADER:
+        return _read_long_log(path)
+    return _read_wide(path, header)
+
+
+def _read_long_log(path):
+    table = _read_table(path, {"person_id": "category", "item_id": "category"})
+    for name in ("person_id", "item_id", "response"):
+        if table[name].isna().any():
+            line = int(np.flatnonzero(table[name].isna().to_numpy())[0]) + 2
+            raise DataFormatError(f"{path}: line {line}: empty {name}")
+    values = _categories(table["response"], path, lambda at: f"line {at + 2}")
+    persons, items = table["person_id"].cat, table["item_id"].cat
+    person_index = persons.codes.to_numpy().astype(np.intp)
+    item_index = items.codes.to_numpy().astype(np.intp)
+    pairs = pd.Series(person_index.astype(np.int64) * len(items.categories) + item_index)
+    repeated = pairs.duplicated().to_numpy()
+    if repeated.any():
+        at = int(np.flatnonzero(repeated)[0])
+        raise DataFormatError(f"{path}: line {at + 2}: person {table['person_id'][at]!r} "
+                              f"answered item {table['item_id'][at]!r} twice")
+    return ResponseLog([str(p) for p in persons.categories], [str(i) for i in items.categories],
+                       person_index, item_index, values)
+
+
 def _read_long(path):
     table = _read_table(path, {"person_id": object, "item_id": object})
     for name in ("person_id", "item_id"):
@@ -277,6 +327,32 @@ def _item_parameters(item):
     return model, a, b, c, u
 
 
+def read_item_tags(path):
+    """Each item's standard and model from a bank document whose items may lack
+    parameters: ``{item_id: {"standard": str or None, "model": str or None}}``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataFormatError(f"{path}: malformed JSON: {error}") from None
+    items = document.get("items") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise DataFormatError(f"{path}: 'items' must be a list")
+    tags = {}
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise DataFormatError(f"{path}: item at position {position}: needs a string 'id'")
+        if item["id"] in tags:
+            raise DataFormatError(f"{path}: duplicate item id {item['id']!r}")
+        model = item.get("model")
+        if model is not None and model not in MODELS:
+            raise DataFormatError(f"{path}: item {item['id']!r}: unknown model {model!r}")
+        tags[item["id"]] = {"standard": item.get("standard"), "model": model}
+    return tags
+
+
 def bank_from_document(document):
     """Validate a parsed `irtcat-bank/1` document and build an `ItemBank`."""
     if not isinstance(document, dict):
@@ -340,13 +416,18 @@ def write_atomically(path, write):
         raise
 
 
-def write_bank(bank, path=None, stream=None):
-    """Write `bank` as JSON to `path` (atomically) or to `stream`."""
-    text = json.dumps(bank_to_document(bank), indent=2) + "\n"
+def write_json(document, path=None, stream=None):
+    """Write a JSON document to `path` (atomically) or to `stream`."""
+    text = json.dumps(document, indent=2) + "\n"
     if path is None:
         stream.write(text)
     else:
         write_atomically(path, lambda handle: handle.write(text))
+
+
+def write_bank(bank, path=None, stream=None):
+    """Write `bank` as JSON to `path` (atomically) or to `stream`."""
+    write_json(bank_to_document(bank), path, stream)
 
 
 def write_scores(person_ids, estimate, path=None, stream=None):

@@ -1,0 +1,438 @@
+"""Marginal maximum likelihood by EM (Bock-Aitkin), as R's mirt does it.
+
+The E-step integrates each person's likelihood over a fixed grid (61 nodes
+on [-6, 6], weights the N(mean, sd) density normalised), giving expected
+counts per item, category and node. The M-step maximises each item's
+expected complete-data log-likelihood by Newton's method with the Fisher
+information (plus the log prior density when priors are on), all items of a
+model at once. Every third cycle Ramsay's acceleration extrapolates the
+parameters (mirt's default). EM stops when no parameter moved more than
+`tol` in a cycle (lower and upper asymptotes compared as probabilities, as
+mirt does); the reported log-likelihood is that of a final E-step.
+
+Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
+population variance (mean 0); every other model fixes N(0, 1). With anchor
+items (fixed parameters) the population mean and variance are estimated
+instead, which puts the free items on the anchors' scale. `1pl` (one common
+slope, N(0, 1)) is the Rasch model reparameterised: it is fitted as `rasch`
+and reported with a = population sd.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit, logit, logsumexp
+
+from engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
+
+from .parameterization import Block, start_values
+from .responses import ResponseSet, from_dense
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Prior densities for a Bayes-modal M-step; None switches one off.
+
+    a : (meanlog, sdlog) of a lognormal on the slope
+    b : (mean, sd) of a normal on the difficulty of dichotomous items
+    c, u : (alpha, beta) of a beta on the lower and upper asymptotes
+    """
+
+    a: tuple | None = None
+    b: tuple | None = None
+    c: tuple | None = None
+    u: tuple | None = None
+
+    @classmethod
+    def defaults(cls):
+        """lognormal(0, 0.5) on a, N(0, 2) on b, Beta(5, 17) on c, Beta(17, 5) on u."""
+        return cls(a=(0.0, 0.5), b=(0.0, 2.0), c=(5.0, 17.0), u=(17.0, 5.0))
+
+    def as_dict(self):
+        names = {"a": "lognormal", "b": "normal", "c": "beta", "u": "beta"}
+        return {key: {"distribution": names[key], "parameters": list(value)}
+                for key, value in vars(self).items() if value is not None}
+
+
+@dataclass
+class _Latent:
+    mean: float = 0.0
+    var: float = 1.0
+    estimate_mean: bool = False
+    estimate_var: bool = False
+
+
+@dataclass
+class EMHistory:
+    log_likelihood: list = field(default_factory=list)
+    max_change: list = field(default_factory=list)
+
+
+class MMLCalibrator:
+    """Calibrate item parameters by MML-EM.
+
+    Parameters
+    ----------
+    model : str or sequence of str
+        One of engine.MODELS for every item, or one per item (a mixed bank).
+    n_nodes, theta_range : quadrature grid (mirt: 61 nodes on [-6, 6]).
+    max_iter, tol : at most `max_iter` EM cycles; converged when no
+        parameter changes by more than `tol` in a cycle.
+    priors : Priors or None
+    accelerate : bool
+        Ramsay acceleration every third cycle.
+    progress : callable(cycle, log_likelihood, max_change, seconds) or None
+        Called after every cycle.
+
+    Attributes (after `fit`)
+    ----------
+    blocks_ : list of Block
+    mean_, sd_ : population mean and standard deviation
+    log_likelihood_, n_iter_, converged_, history_
+    """
+
+    def __init__(self, model="2pl", *, n_nodes=61, theta_range=(-6.0, 6.0), max_iter=500,
+                 tol=1e-4, priors=None, accelerate=True, progress=None):
+        self.model = model
+        self.n_nodes = n_nodes
+        self.theta_range = theta_range
+        self.max_iter = max_iter
+        self.tol = tol
+        self.priors = priors
+        self.accelerate = accelerate
+        self.progress = progress
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def _item_models(self, n_items):
+        models = [self.model] * n_items if isinstance(self.model, str) else list(self.model)
+        if len(models) != n_items:
+            raise ValueError(f"{len(models)} models given for {n_items} items")
+        unknown = sorted({m for m in models if m not in MODELS})
+        if unknown:
+            raise ValueError(f"unknown model {unknown[0]!r}; expected one of {', '.join(MODELS)}")
+        self.reported_models_ = models
+        # 1pl is fitted as rasch (see the module docstring); mixing it with others is not.
+        if "1pl" in models and set(models) != {"1pl"}:
+            raise ValueError("1pl fixes one common slope for the whole bank; it cannot be mixed "
+                             "with other models (use rasch for fixed unit slopes)")
+        return ["rasch" if m == "1pl" else m for m in models]
+
+    def _blocks(self, data, models, fixed):
+        proportions = data.item_counts()
+        blocks = []
+        free_items = [j for j in range(data.n_items) if j not in fixed]
+        keys = sorted({(models[j], int(data.n_categories[j])) for j in free_items})
+        for model, n_categories in keys:
+            items = [j for j in free_items
+                     if models[j] == model and data.n_categories[j] == n_categories]
+            share = np.array([proportions[data.offsets[j]: data.offsets[j + 1]] for j in items])
+            share = share / share.sum(axis=1, keepdims=True)
+            blocks.append(Block(model, items, n_categories, start_values(model, share)))
+        # Anchors keep their parameters; a 1pl anchor is a 2pl item with its common slope.
+        anchor_model = {j: "2pl" if fixed[j]["model"] == "1pl" else fixed[j]["model"]
+                        for j in fixed}
+        for model, n_categories in sorted({(anchor_model[j], int(data.n_categories[j]))
+                                           for j in fixed}):
+            items = sorted(j for j in fixed if anchor_model[j] == model
+                           and data.n_categories[j] == n_categories)
+            eta = np.array([eta_from_irt(model, fixed[j]) for j in items])
+            block = Block(model, items, 2 if model in DICHOTOMOUS_MODELS else n_categories, eta)
+            block.fixed = True
+            blocks.append(block)
+        for block in blocks:
+            block.fixed = getattr(block, "fixed", False)
+        return blocks
+
+    # --- fitting --------------------------------------------------------------------
+
+    def fit(self, data, fixed=None, n_categories=None):
+        """Estimate the parameters.
+
+        Parameters
+        ----------
+        data : ResponseSet or ndarray of shape (n_persons, n_items) with NaN for missing
+        fixed : dict {item_index: {"model", "a", "b", "c", "u"}}, optional
+            Anchor items whose parameters stay as given.
+        n_categories : array_like of int, optional
+            Categories per item when the data do not show them all.
+        """
+        if not isinstance(data, ResponseSet):
+            data = from_dense(data, n_categories)
+        fixed = dict(fixed or {})
+        models = self._item_models(data.n_items)
+        self.nodes_ = np.linspace(*self.theta_range, self.n_nodes)
+        self.blocks_ = blocks = self._blocks(data, models, fixed)
+        self.data_n_categories_ = data.n_categories
+        all_rasch = all(m in ("rasch", "pcm") for m in models)
+        latent = _Latent(estimate_mean=bool(fixed), estimate_var=bool(fixed) or all_rasch)
+        if fixed and all_rasch:  # anchored Rasch items carry the scale: keep N(0, var) free
+            latent.estimate_mean = True
+        self.history_ = EMHistory()
+        started = time.perf_counter()
+        free = [b for b in blocks if not b.fixed]
+        trail = []                                      # pre-M-step vectors for acceleration
+        converged = False
+        cycle = 0
+        for cycle in range(1, self.max_iter + 1):
+            counts, node_mass, loglik = self._e_step(data, blocks, latent)
+            before = self._vector(free, latent)
+            for block in free:
+                block.eta = _m_step(block, self._block_counts(data, block, counts), self.nodes_,
+                                    self.priors)
+            _update_latent(latent, self.nodes_, node_mass)
+            after = self._vector(free, latent)
+            change = _max_change(before, after, self._probability_columns(free))
+            self.history_.log_likelihood.append(loglik)
+            self.history_.max_change.append(change)
+            if self.progress is not None:
+                self.progress(cycle, loglik, change, time.perf_counter() - started)
+            if change < self.tol:
+                converged = True
+                break
+            trail.append(before)
+            if self.accelerate and cycle % 3 == 0 and len(trail) >= 2:
+                self._ramsay(free, latent, trail[-2], trail[-1], after)
+        self.converged_ = converged
+        self.n_iter_ = cycle
+        if not converged:
+            warnings.warn(f"EM did not converge in {self.max_iter} cycles (largest change "
+                          f"{self.history_.max_change[-1]:.2e} > tol {self.tol:g}); raise "
+                          "max_iter or check the data", ConvergenceWarning, stacklevel=2)
+        _, self.node_mass_, self.log_likelihood_ = self._e_step(data, blocks, latent)
+        self.mean_, self.sd_ = latent.mean, float(np.sqrt(latent.var))
+        self.latent_ = latent
+        self.n_persons_ = data.n_persons
+        self.seconds_ = time.perf_counter() - started
+        return self
+
+    def _log_weights(self, latent):
+        log_density = -0.5 * (self.nodes_ - latent.mean) ** 2 / latent.var
+        return log_density - logsumexp(log_density)
+
+    def _log_p_columns(self, blocks, n_columns, offsets):
+        """log P of every (item, category) column at the nodes: (n_columns, n_nodes)."""
+        log_p = np.zeros((n_columns, self.n_nodes))
+        for block in blocks:
+            values, _ = block.terms(block.eta, self.nodes_, derivatives=False)   # (n, K, Q)
+            rows = offsets[block.items][:, None] + np.arange(block.n_categories)
+            log_p[rows] = values
+        return log_p
+
+    def _e_step(self, data, blocks, latent):
+        """Expected counts (n_columns, Q), node mass (Q,) and the marginal log-likelihood."""
+        log_p = self._log_p_columns(blocks, data.offsets[-1], data.offsets)
+        log_weights = self._log_weights(latent)
+        counts = np.zeros_like(log_p)
+        node_mass = np.zeros(self.n_nodes)
+        loglik = 0.0
+        for rows in data.chunks():
+            onehot = data.onehot[rows]
+            joint = onehot @ log_p + log_weights                     # (rows, Q)
+            row_loglik = logsumexp(joint, axis=1)
+            weights = data.weights[rows]
+            posterior = np.exp(joint - row_loglik[:, None]) * weights[:, None]
+            counts += onehot.T @ posterior
+            node_mass += posterior.sum(axis=0)
+            loglik += float(weights @ row_loglik)
+        return counts, node_mass, loglik
+
+    @staticmethod
+    def _block_counts(data, block, counts):
+        rows = data.offsets[block.items][:, None] + np.arange(block.n_categories)
+        return counts[rows]                                           # (n, K, Q)
+
+    # --- parameter vectors ------------------------------------------------------------
+
+    @staticmethod
+    def _vector(free, latent):
+        parts = [block.eta.ravel() for block in free]
+        parts.append([latent.mean, latent.var])
+        return np.concatenate(parts)
+
+    @staticmethod
+    def _probability_columns(free):
+        """Mask of the vector entries compared as probabilities (logit c and logit u)."""
+        mask = []
+        for block in free:
+            names = block.parameter_names()
+            row = np.array([name in ("logit_c", "logit_u") for name in names])
+            mask.append(np.tile(row, block.eta.shape[0]))
+        mask.append([False, False])
+        return np.concatenate(mask)
+
+    def _set_vector(self, free, latent, vector):
+        start = 0
+        for block in free:
+            size = block.eta.size
+            block.eta = vector[start: start + size].reshape(block.eta.shape).copy()
+            start += size
+
+    def _ramsay(self, free, latent, older, old, current):
+        """mirt's Ramsay step on the item parameters (the latent ones are left alone)."""
+        step_prev = old - older
+        step = current - old
+        second = step - step_prev
+        denominator = second @ second
+        if denominator <= 0:
+            return
+        accel = max(1.0 - np.sqrt((step @ step) / denominator), -5.0)
+        proposal = (1.0 - accel) * current + accel * old
+        proposal[-2:] = current[-2:]
+        saved = [block.eta for block in free]
+        self._set_vector(free, latent, proposal)
+        if not all(np.all(block.valid(block.eta)) for block in free):
+            for block, eta in zip(free, saved, strict=True):
+                block.eta = eta
+
+    # --- results --------------------------------------------------------------------
+
+    @property
+    def n_parameters_(self):
+        """Estimated parameters (items and population), as counted for AIC and BIC."""
+        count = sum(block.eta.size for block in self.blocks_ if not block.fixed)
+        return count + int(self.latent_.estimate_mean) + int(self.latent_.estimate_var)
+
+    @property
+    def aic_(self):
+        return -2.0 * self.log_likelihood_ + 2.0 * self.n_parameters_
+
+    @property
+    def bic_(self):
+        return -2.0 * self.log_likelihood_ + self.n_parameters_ * np.log(self.n_persons_)
+
+
+def _update_latent(latent, nodes, node_mass):
+    total = node_mass.sum()
+    if latent.estimate_mean:
+        latent.mean = float(node_mass @ nodes / total)
+    if latent.estimate_var:
+        latent.var = float(node_mass @ (nodes - latent.mean) ** 2 / total)
+
+
+def _max_change(before, after, probability):
+    before, after = before.copy(), after.copy()
+    before[probability], after[probability] = expit(before[probability]), expit(after[probability])
+    return float(np.max(np.abs(after - before), initial=0.0))
+
+
+# --- M-step -------------------------------------------------------------------------
+
+def _prior_terms(block, eta, priors):
+    """Log prior density, its gradient (n, P) and a positive curvature (n, P, P)."""
+    n, p = eta.shape
+    value, grad, curvature = np.zeros(n), np.zeros((n, p)), np.zeros((n, p, p))
+    if priors is None:
+        return value, grad, curvature
+    names = block.parameter_names()
+    if priors.a is not None and "a" in names:
+        mean, sd = priors.a
+        a = eta[:, 0]
+        log_a = np.log(np.maximum(a, 1e-300))
+        value += -log_a - (log_a - mean) ** 2 / (2 * sd**2)
+        grad[:, 0] += -1 / a - (log_a - mean) / (sd**2 * a)
+        second = 1 / a**2 - (1 - (log_a - mean)) / (sd**2 * a**2)
+        curvature[:, 0, 0] += np.maximum(-second, 0.0)
+    for key, column in (("c", "logit_c"), ("u", "logit_u")):
+        shape = getattr(priors, key)
+        if shape is not None and column in names:
+            alpha, beta = shape
+            j = names.index(column)
+            prob = expit(eta[:, j])
+            value += (alpha - 1) * np.log(prob) + (beta - 1) * np.log1p(-prob)
+            grad[:, j] += (alpha - 1) * (1 - prob) - (beta - 1) * prob
+            curvature[:, j, j] += (alpha + beta - 2) * prob * (1 - prob)
+    if priors.b is not None and block.model in ("2pl", "3pl", "4pl", "rasch"):
+        mean, sd = priors.b
+        if block.model == "rasch":
+            b, db = -eta[:, 0], np.column_stack([-np.ones(n)])
+        else:
+            a, d = eta[:, 0], eta[:, 1]
+            b = -d / a
+            db = np.zeros((n, p))
+            db[:, 0], db[:, 1] = d / a**2, -1 / a
+        value += -(b - mean) ** 2 / (2 * sd**2)
+        grad += (-(b - mean) / sd**2)[:, None] * db
+        curvature += db[:, :, None] * db[:, None, :] / sd**2
+    return value, grad, curvature
+
+
+def _objective(block, eta, counts, nodes, priors, derivatives=True):
+    """Expected complete-data log-likelihood (+ log prior) per item, gradient, information."""
+    log_p, dlog = block.terms(eta, nodes, derivatives)
+    with np.errstate(invalid="ignore"):
+        value = np.sum(np.where(counts > 0, counts * log_p, 0.0), axis=(1, 2))
+    value = np.where(block.valid(eta) & np.isfinite(value), value, -np.inf)
+    prior_value, prior_grad, prior_curvature = _prior_terms(block, eta, priors)
+    value = value + prior_value
+    if not derivatives:
+        return value, None, None
+    grad = np.einsum("nkq,npkq->np", counts, dlog) + prior_grad
+    total = counts.sum(axis=1)                                       # (n, Q)
+    weight = total[:, None, :] * np.exp(log_p)                       # (n, K, Q)
+    info = np.einsum("nkq,npkq,nrkq->npr", weight, dlog, dlog) + prior_curvature
+    return value, grad, info
+
+
+def _m_step(block, counts, nodes, priors, max_newton=25):
+    """Newton (Fisher scoring) on every item of the block, with step halving."""
+    eta = block.eta.copy()
+    value, grad, info = _objective(block, eta, counts, nodes, priors)
+    active = np.ones(eta.shape[0], dtype=bool)
+    for _ in range(max_newton):
+        ridge = 1e-10 * np.eye(eta.shape[1])
+        step = np.linalg.solve(info[active] + ridge, grad[active][..., None])[..., 0]
+        scale = np.minimum(1.0, 2.0 / np.maximum(np.abs(step).max(axis=1), 1e-300))[:, None]
+        step = step * scale                                           # no jump beyond 2 per cycle
+        index = np.flatnonzero(active)
+        accepted = np.zeros(index.size, dtype=bool)
+        trial = np.ones(index.size)
+        for _ in range(30):
+            pending = ~accepted
+            if not pending.any():
+                break
+            candidate = eta[index[pending]] + trial[pending, None] * step[pending]
+            candidate_value, _, _ = _objective(_view(block, index[pending]), candidate,
+                                               counts[index[pending]], nodes, priors, False)
+            better = candidate_value >= value[index[pending]] - 1e-12 * np.abs(
+                value[index[pending]])
+            where = np.flatnonzero(pending)
+            eta[index[where[better]]] = candidate[better]
+            accepted[where[better]] = True
+            trial[where[~better]] *= 0.5
+        small = np.max(np.abs(step * trial[:, None]), axis=1) < 1e-9
+        active[index[small | ~accepted]] = False
+        if not active.any():
+            break
+        value, grad, info = _objective(block, eta, counts, nodes, priors)
+    return eta
+
+
+def _view(block, rows):
+    """A Block over some of `block`'s items, for evaluating candidates."""
+    return Block(block.model, block.items[rows], block.n_categories, block.eta[rows])
+
+
+# --- IRT form <-> slope-intercept ------------------------------------------------------
+
+def eta_from_irt(model, item):
+    """Slope-intercept parameters of one item given in IRT form (a dict)."""
+    a = 1.0 if model in ("rasch", "pcm") else float(item["a"])
+    b = np.atleast_1d(np.asarray(item["b"], dtype=float))
+    if model == "rasch":
+        return np.array([-b[0]])
+    if model in ("2pl", "3pl", "4pl"):
+        eta = [a, -a * b[0]]
+        if model in ("3pl", "4pl"):
+            eta.append(logit(float(item.get("c", 0.0))))
+        if model == "4pl":
+            eta.append(logit(float(item.get("u", 1.0))))
+        return np.array(eta)
+    if model == "grm":
+        return np.concatenate([[a], -a * b])
+    d = -a * np.cumsum(b)
+    return d if model == "pcm" else np.concatenate([[a], d])

@@ -1,0 +1,280 @@
+"""Item models in slope-intercept form, grouped into blocks for the M-step.
+
+A `Block` holds the items of one model with one number of categories, their
+free parameters as a matrix ``eta`` of shape (n_block_items, n_params), and
+computes, at the quadrature nodes, the log category probabilities and their
+derivatives with respect to ``eta``:
+
+    log_p  : (n, K, n_nodes)
+    dlog_p : (n, n_params, K, n_nodes)
+
+Parameters per model (mirt's slope-intercept form; ``z = a theta + d``):
+
+    rasch  [d]               a = 1
+    2pl    [a, d]
+    3pl    [a, d, logit c]
+    4pl    [a, d, logit c, logit u]
+    grm    [a, d_1 .. d_K-1]          P*(X >= k) = expit(a theta + d_k), d decreasing
+    gpcm   [a, d_1 .. d_K-1]          P(X = k) ∝ exp(k a theta + d_k), d_0 = 0
+    pcm    [d_1 .. d_K-1]             a = 1
+
+IRT form: b = -d / a; GRM b_k = -d_k / a; GPCM b_k = -(d_k - d_{k-1}) / a.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_expit, logit, logsumexp
+from scipy.stats import norm
+
+DICHOTOMOUS = ("rasch", "2pl", "3pl", "4pl")
+
+
+class Block:
+    """Items of one model and one category count.
+
+    Attributes
+    ----------
+    model : str
+    items : ndarray of int, shape (n,)
+        Positions of the block's items in the bank.
+    n_categories : int
+    eta : ndarray of shape (n, n_params)
+    """
+
+    def __init__(self, model, items, n_categories, eta):
+        self.model = model
+        self.items = np.asarray(items, dtype=np.intp)
+        self.n_categories = int(n_categories)
+        self.eta = np.asarray(eta, dtype=float)
+
+    @property
+    def n_params(self):
+        return self.eta.shape[1]
+
+    def parameter_names(self):
+        if self.model in DICHOTOMOUS:
+            return ["d"] if self.model == "rasch" else ["a", "d", "logit_c", "logit_u"][
+                : self.n_params]
+        steps = [f"d{k}" for k in range(1, self.n_categories)]
+        return steps if self.model == "pcm" else ["a", *steps]
+
+    # --- probabilities and derivatives --------------------------------------------
+
+    def terms(self, eta, nodes, derivatives=True):
+        """log P (n, K, Q) and d log P / d eta (n, P, K, Q); NaN where eta is invalid."""
+        if self.model in DICHOTOMOUS:
+            return _dichotomous_terms(self.model, eta, nodes, derivatives)
+        if self.model == "grm":
+            return _graded_terms(eta, nodes, derivatives)
+        return _partial_credit_terms(self.model, eta, nodes, derivatives)
+
+    def valid(self, eta):
+        """Per item: is eta inside the model's domain? shape (n,)."""
+        ok = np.all(np.isfinite(eta), axis=1)
+        if self.model in ("2pl", "3pl", "4pl", "grm", "gpcm"):
+            ok &= eta[:, 0] > 0
+        if self.model == "4pl":
+            ok &= eta[:, 3] > eta[:, 2]
+        if self.model == "grm" and eta.shape[1] > 2:
+            ok &= np.all(np.diff(eta[:, 1:], axis=1) < 0, axis=1)
+        return ok
+
+    # --- IRT form -----------------------------------------------------------------
+
+    def slopes(self, eta=None):
+        eta = self.eta if eta is None else eta
+        if self.model in ("rasch", "pcm"):
+            return np.ones(eta.shape[0])
+        return eta[:, 0]
+
+    def intercepts(self, eta=None):
+        """d (dichotomous: (n,); polytomous: (n, K-1))."""
+        eta = self.eta if eta is None else eta
+        if self.model == "rasch":
+            return eta[:, 0]
+        if self.model in DICHOTOMOUS:
+            return eta[:, 1]
+        return eta if self.model == "pcm" else eta[:, 1:]
+
+    def irt(self, eta=None):
+        """IRT-form parameters: dict of a (n,), b (n,) or (n, K-1), and c, u (n,)."""
+        eta = self.eta if eta is None else eta
+        a, d = self.slopes(eta), self.intercepts(eta)
+        out = {"a": a}
+        if self.model in DICHOTOMOUS:
+            out["b"] = -d / a
+            out["c"] = expit(eta[:, 2]) if self.model in ("3pl", "4pl") else np.zeros(a.size)
+            out["u"] = expit(eta[:, 3]) if self.model == "4pl" else np.ones(a.size)
+        elif self.model == "grm":
+            out["b"] = -d / a[:, None]
+        else:
+            full = np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
+            out["b"] = -np.diff(full, axis=1) / a[:, None]
+        return out
+
+    def irt_jacobian(self, eta=None):
+        """d(IRT parameters)/d eta per item: shape (n, n_irt, n_params).
+
+        IRT parameters in order: a (when free), b or b_1..b_K-1, c, u (when free).
+        """
+        eta = self.eta if eta is None else eta
+        n, p = eta.shape
+        a, d = self.slopes(eta), self.intercepts(eta)
+        if self.model == "rasch":
+            return -np.ones((n, 1, 1))
+        if self.model in DICHOTOMOUS:
+            jac = np.zeros((n, p, p))
+            jac[:, 0, 0] = 1.0                               # a
+            jac[:, 1, 0], jac[:, 1, 1] = d / a**2, -1.0 / a  # b = -d / a
+            if p > 2:
+                c = expit(eta[:, 2])
+                jac[:, 2, 2] = c * (1 - c)
+            if p > 3:
+                u = expit(eta[:, 3])
+                jac[:, 3, 3] = u * (1 - u)
+            return jac
+        steps = self.n_categories - 1
+        free_a = self.model != "pcm"
+        offset = 1 if free_a else 0
+        jac = np.zeros((n, offset + steps, p))
+        if free_a:
+            jac[:, 0, 0] = 1.0
+        for k in range(steps):
+            if self.model == "grm":                          # b_k = -d_k / a
+                jac[:, offset + k, 0] = d[:, k] / a**2
+                jac[:, offset + k, offset + k] = -1.0 / a
+            else:                                            # b_k = -(d_k - d_{k-1}) / a
+                previous = d[:, k - 1] if k else 0.0
+                if free_a:
+                    jac[:, offset + k, 0] = (d[:, k] - previous) / a**2
+                jac[:, offset + k, offset + k] = -1.0 / a
+                if k:
+                    jac[:, offset + k, offset + k - 1] = 1.0 / a
+        return jac
+
+
+# --- kernels ----------------------------------------------------------------------
+
+def _dichotomous_terms(model, eta, nodes, derivatives):
+    n = eta.shape[0]
+    if model == "rasch":
+        a, d = np.ones(n), eta[:, 0]
+    else:
+        a, d = eta[:, 0], eta[:, 1]
+    z = a[:, None] * nodes + d[:, None]                                # (n, Q)
+    log_l, log_1ml = log_expit(z), log_expit(-z)
+    guessing = model in ("3pl", "4pl")
+    if guessing:
+        log_c = log_expit(eta[:, 2])[:, None]
+        log_1mc = log_expit(-eta[:, 2])[:, None]
+        if model == "4pl":
+            log_u, log_1mu = log_expit(eta[:, 3])[:, None], log_expit(-eta[:, 3])[:, None]
+        else:
+            log_u, log_1mu = np.zeros((n, 1)), np.full((n, 1), -np.inf)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_range = np.log(np.exp(log_u) - np.exp(log_c))                  # log(u - c)
+        log_p1 = np.logaddexp(log_c, log_range + log_l)
+        log_p0 = np.logaddexp(log_1mu, log_range + log_1ml)
+    else:
+        log_p1, log_p0 = log_l, log_1ml
+    log_p = np.stack([log_p0, log_p1], axis=1)                         # (n, 2, Q)
+    if not derivatives:
+        return log_p, None
+    ell, one_minus = np.exp(log_l), np.exp(log_1ml)
+    if guessing:
+        dz1 = np.exp(log_range + log_l - log_p1) * one_minus
+        dz0 = -np.exp(log_range + log_1ml - log_p0) * ell
+    else:
+        dz1, dz0 = one_minus, -ell
+    dz = np.stack([dz0, dz1], axis=1)                                  # (n, 2, Q)
+    parts = [dz] if model == "rasch" else [dz * nodes, dz]
+    if guessing:
+        dc = log_c + log_1mc                                           # log c (1 - c)
+        parts.append(np.stack([-np.exp(dc + log_1ml - log_p0), np.exp(dc + log_1ml - log_p1)], 1))
+    if model == "4pl":
+        du = log_u + log_1mu
+        parts.append(np.stack([-np.exp(du + log_l - log_p0), np.exp(du + log_l - log_p1)], 1))
+    return log_p, np.stack(parts, axis=1)                              # (n, P, 2, Q)
+
+
+def _graded_terms(eta, nodes, derivatives):
+    n, p = eta.shape
+    a, d = eta[:, 0], eta[:, 1:]
+    steps = p - 1
+    z = a[:, None, None] * nodes + d[:, :, None]                       # (n, K-1, Q)
+    upper = np.concatenate([np.zeros((n, 1, nodes.size)), log_expit(z)], 1)      # log P*_k
+    lower = np.concatenate([log_expit(-z), np.zeros((n, 1, nodes.size))], 1)     # log(1-P*_{k+1})
+    gaps = np.zeros((n, steps + 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps[:, 1:steps] = np.log(-np.expm1(np.diff(d, axis=1)))      # log(1 - e^{d_{k+1}-d_k})
+    log_p = upper + lower + gaps[:, :, None]                           # (n, K, Q)
+    if not derivatives:
+        return log_p, None
+    spread = np.exp(log_expit(z) + log_expit(-z))                      # P*(1 - P*), (n, K-1, Q)
+    spread = np.concatenate([np.zeros((n, 1, nodes.size)), spread,
+                             np.zeros((n, 1, nodes.size))], axis=1)    # (n, K+1, Q), 0 at the ends
+    dp_dz = spread[:, :-1] - spread[:, 1:]                              # dP_k / d(common z shift)
+    with np.errstate(under="ignore"):
+        inv_p = np.exp(-log_p)
+    dlog = np.zeros((n, p, steps + 1, nodes.size))
+    dlog[:, 0] = dp_dz * nodes * inv_p
+    for m in range(1, steps + 1):        # d_m moves P*_m: dP_m = +spread_m, dP_{m-1} = -spread_m
+        dlog[:, m, m] = spread[:, m] * inv_p[:, m]
+        dlog[:, m, m - 1] = -spread[:, m] * inv_p[:, m - 1]
+    return log_p, dlog
+
+
+def _partial_credit_terms(model, eta, nodes, derivatives):
+    n = eta.shape[0]
+    free_a = model == "gpcm"
+    a = eta[:, 0] if free_a else np.ones(n)
+    d = eta[:, 1:] if free_a else eta
+    steps = d.shape[1]
+    k = np.arange(steps + 1)
+    full_d = np.concatenate([np.zeros((n, 1)), d], axis=1)
+    s = a[:, None, None] * k[None, :, None] * nodes + full_d[:, :, None]   # (n, K, Q)
+    log_p = s - logsumexp(s, axis=1, keepdims=True)
+    if not derivatives:
+        return log_p, None
+    p = np.exp(log_p)
+    mean = np.sum(p * k[None, :, None], axis=1, keepdims=True)
+    parts = [(k[None, :, None] - mean) * nodes] if free_a else []
+    for m in range(1, steps + 1):
+        parts.append((k[None, :, None] == m) - p[:, m : m + 1])
+    return log_p, np.stack(parts, axis=1)
+
+
+# --- starting values ----------------------------------------------------------------
+
+_START_SLOPE = 0.851        # mirt: 0.5 * 1.702
+_START_DIVISOR = np.sqrt(0.75) / 1.702
+
+
+def start_values(model, proportions):
+    """mirt's starting values from observed category proportions.
+
+    proportions : ndarray of shape (n, K), rows sum to 1.
+    Returns eta of shape (n, n_params).
+    """
+    proportions = np.clip(proportions, 1e-4, 1.0)
+    n, n_categories = proportions.shape
+    slope = np.full((n, 1), _START_SLOPE)
+    if model in DICHOTOMOUS:
+        d = norm.ppf(proportions[:, 1]) / _START_DIVISOR
+        if model == "rasch":
+            return d[:, None]
+        columns = [slope, d[:, None]]
+        if model in ("3pl", "4pl"):
+            columns.append(np.full((n, 1), logit(0.15)))
+        if model == "4pl":
+            columns.append(np.full((n, 1), logit(0.85)))
+        return np.hstack(columns)
+    if model == "grm":
+        at_least = 1.0 - np.cumsum(proportions, axis=1)[:, :-1]        # P(X >= k), k = 1..K-1
+        d = norm.ppf(np.clip(at_least, 1e-4, 1 - 1e-4)) / _START_DIVISOR
+        d = d - np.arange(n_categories - 1) * 1e-3                     # strictly decreasing
+        return np.hstack([slope, d])
+    quantile = norm.ppf(proportions)
+    d = (quantile[:, 1:] - quantile[:, :1]) / _START_DIVISOR
+    return d if model == "pcm" else np.hstack([slope, d])

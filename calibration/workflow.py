@@ -1,0 +1,238 @@
+"""Calibrate response data into an `irtcat-bank/1` document.
+
+`calibrate_document` takes what the command line or the admin API has read
+(a `ResponseData` matrix or a `ResponseLog`), settles which items can be
+calibrated (excluding, with the reason recorded, an item nobody answered or
+one whose answers all fell in one category), checks every response against
+its item's model, fits by MML-EM and returns the bank document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import DICHOTOMOUS_MODELS, MODELS, ItemParameters
+
+from .item_fit import item_fit
+from .mml_em import MMLCalibrator
+from .responses import from_coordinates, from_dense
+from .results import calibration_record, item_documents
+
+DENSE_LIMIT = 50_000_000       # persons x items held as a matrix below this
+WEAK_SLOPE = 0.05              # a slope below this is flagged
+
+
+class CalibrationInputError(ValueError):
+    """Data or options that cannot be calibrated; the message is one line."""
+
+
+@dataclass
+class _Coordinates:
+    person_ids: list
+    item_ids: list
+    person_index: np.ndarray
+    item_index: np.ndarray
+    response: np.ndarray
+
+
+def _coordinates(data):
+    if hasattr(data, "person_index"):
+        return _Coordinates(list(data.person_ids), list(data.item_ids), data.person_index,
+                            data.item_index, data.response)
+    observed = ~np.isnan(data.responses)
+    person_index, item_index = np.nonzero(observed)
+    return _Coordinates(list(data.person_ids), list(data.item_ids), person_index, item_index,
+                        data.responses[observed])
+
+
+def _select_items(coords, keep):
+    """Keep the responses to items whose position is in `keep` (bool per item)."""
+    new_position = np.cumsum(keep) - 1
+    mask = keep[coords.item_index]
+    return _Coordinates(coords.person_ids, [i for i, k in zip(coords.item_ids, keep,
+                                                              strict=True) if k],
+                        coords.person_index[mask], new_position[coords.item_index[mask]],
+                        coords.response[mask])
+
+
+def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
+                       priors=None, standard_errors=False, n_nodes=61, max_iter=500, tol=1e-4,
+                       fit=True, progress=None):
+    """Calibrate and return ``(document, calibrator)``.
+
+    Parameters
+    ----------
+    data : ResponseData or ResponseLog
+    models : str or dict {item_id: model}
+        One model for every item, or each item's own (a mixed bank).
+    anchors : dict {item_id: item document}, optional
+        Items whose parameters stay fixed (fixed-parameter calibration).
+    standards : dict {item_id: standard code}, optional
+    standard : str, optional
+        Calibrate only the items of this standard (needs `standards`).
+    """
+    coords = _coordinates(data)
+    anchors = dict(anchors or {})
+    standards = dict(standards or {})
+    excluded = []
+    if standard is not None:
+        if not standards:
+            raise CalibrationInputError("--standard needs a bank that tags items by standard")
+        keep = np.array([standards.get(item) == standard for item in coords.item_ids])
+        if not keep.any():
+            raise CalibrationInputError(f"no item of the data belongs to standard {standard!r}")
+        coords = _select_items(coords, keep)
+    if anchors and not set(anchors) & set(coords.item_ids):
+        raise CalibrationInputError("no anchor item appears in the data")
+    item_models = _models_of(coords.item_ids, models, anchors)
+    keep = np.ones(len(coords.item_ids), dtype=bool)
+    n_categories = np.zeros(len(coords.item_ids), dtype=np.intp)
+    answered = np.bincount(coords.item_index, minlength=len(coords.item_ids))
+    highest = np.full(len(coords.item_ids), -1)
+    np.maximum.at(highest, coords.item_index, coords.response.astype(np.intp))
+    for position, item in enumerate(coords.item_ids):
+        model = item_models[item]
+        values = None
+        if answered[position] == 0:
+            excluded.append({"id": item, "reason": "nobody answered it"})
+            keep[position] = False
+            continue
+        if model in DICHOTOMOUS_MODELS and highest[position] > 1:
+            raise CalibrationInputError(
+                f"item {item!r}: response {highest[position]} is beyond the {model} model's "
+                "categories 0..1")
+        if item in anchors:
+            n_categories[position] = _anchor_categories(anchors[item])
+            if highest[position] >= n_categories[position]:
+                raise CalibrationInputError(
+                    f"anchor item {item!r}: response {highest[position]} is beyond its "
+                    f"categories 0..{n_categories[position] - 1}")
+            continue
+        values = coords.response[coords.item_index == position].astype(np.intp)
+        seen = np.unique(values)
+        if seen.size == 1:
+            excluded.append({"id": item, "reason": f"every answer is category {seen[0]}"})
+            keep[position] = False
+            continue
+        n_categories[position] = 2 if model in DICHOTOMOUS_MODELS else highest[position] + 1
+        if model not in DICHOTOMOUS_MODELS and seen.size != highest[position] + 1:
+            missing = sorted(set(range(highest[position] + 1)) - set(seen.tolist()))
+            raise CalibrationInputError(
+                f"item {item!r}: category {missing[0]} is never observed; recode its categories "
+                "to 0..K-1 without gaps")
+    if not keep.any():
+        raise CalibrationInputError("no item can be calibrated: " + "; ".join(
+            f"{e['id']}: {e['reason']}" for e in excluded[:3]))
+    coords = _select_items(coords, keep)
+    n_categories = n_categories[keep]
+    free = [item for item in coords.item_ids if item not in anchors]
+    if not free:
+        raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
+    responses = _response_set(coords, n_categories)
+    model_list = [item_models[item] for item in coords.item_ids]
+    fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
+             if item in anchors}
+    calibrator = MMLCalibrator(model_list, n_nodes=n_nodes, max_iter=max_iter, tol=tol,
+                               priors=priors, progress=progress)
+    calibrator.fit(responses, fixed=fixed)
+    items, _ = item_documents(calibrator, coords.item_ids, responses, standard_errors)
+    for document in items:
+        code = standard if standard is not None else standards.get(document["id"])
+        if code is None and document["id"] in anchors:
+            code = anchors[document["id"]].get("standard")
+        if code is not None:
+            document["standard"] = code
+    if fit:
+        _attach_fit(items, calibrator, coords, n_categories, model_list)
+    for document in items:
+        if not document.get("anchor") and document.get("a", 1.0) < WEAK_SLOPE:
+            document.setdefault("fit", {})
+            document["fit"].update(flagged=True, reason=(
+                f"discrimination {document['a']:.2g} near 0: the item hardly measures the "
+                "trait (miskeyed or reverse-scored?)"))
+    reported = model_list[0] if len(set(model_list)) == 1 else "mixed"
+    extra = {"excluded": excluded} if excluded else {}
+    if anchors:
+        extra["anchors"] = sorted(set(anchors) & set(coords.item_ids))
+    if standard is not None:
+        extra["standard"] = standard
+    document = {"format": "irtcat-bank/1", "metric": "logistic",
+                "population": {"mean": round(calibrator.mean_, 6), "sd": round(calibrator.sd_, 6)},
+                "items": items,
+                "calibration": calibration_record(calibrator, reported, extra)}
+    if set(model_list) == {"1pl"}:
+        document["population"] = {"mean": 0.0, "sd": 1.0}
+    return document, calibrator
+
+
+def _models_of(item_ids, models, anchors):
+    if isinstance(models, str):
+        if models not in MODELS:
+            raise CalibrationInputError(f"unknown model {models!r}")
+        chosen = {item: models for item in item_ids}
+    else:
+        missing = [item for item in item_ids if item not in models and item not in anchors]
+        if missing:
+            raise CalibrationInputError(f"no model given for item {missing[0]!r}")
+        chosen = {item: models.get(item) for item in item_ids}
+    for item in item_ids:
+        if item in anchors:
+            chosen[item] = anchors[item]["model"]
+    return chosen
+
+
+def _anchor_categories(document):
+    if document["model"] in DICHOTOMOUS_MODELS:
+        return 2
+    return len(document["b"]) + 1
+
+
+def _response_set(coords, n_categories):
+    n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
+    density = coords.response.size / max(n_persons * n_items, 1)
+    if n_persons * n_items <= DENSE_LIMIT and density > 0.5:
+        dense = np.full((n_persons, n_items), np.nan)
+        dense[coords.person_index, coords.item_index] = coords.response
+        return from_dense(dense, n_categories)
+    return from_coordinates(n_persons, n_items, coords.person_index, coords.item_index,
+                            coords.response.astype(np.intp), n_categories)
+
+
+def _attach_fit(items, calibrator, coords, n_categories, model_list):
+    """S-X2 (and infit/outfit for Rasch models) under each free item's "fit"."""
+    n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
+    if n_persons * n_items > DENSE_LIMIT:
+        return
+    dense = np.full((n_persons, n_items), np.nan)
+    dense[coords.person_index, coords.item_index] = coords.response
+    params = _engine_parameters(items)
+    n_parameters = np.array([0 if item.get("anchor") else len(item.get("slope_intercept", {}))
+                             for item in items])
+    rasch = all(model in ("rasch", "pcm") for model in model_list)
+    results = item_fit(dense, params, n_parameters, population_mean=calibrator.mean_,
+                       population_sd=calibrator.sd_,
+                       variance_estimated=calibrator.latent_.estimate_var, rasch=rasch)
+    for document, result in zip(items, results, strict=True):
+        if document.get("anchor"):
+            continue
+        record = {"s_x2": _finite(result.s_x2), "df": int(result.df),
+                  "p": _finite(result.p_value), "flagged": bool(result.flagged)}
+        if result.infit is not None:
+            record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
+        if result.reason:
+            record["reason"] = result.reason
+        document["fit"] = record
+
+
+def _finite(value):
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def _engine_parameters(items):
+    models = ["2pl" if item["model"] == "1pl" else item["model"] for item in items]
+    return ItemParameters.create(models, [item.get("a", 1.0) for item in items],
+                                 [item["b"] for item in items],
+                                 c=[item.get("c", 0.0) for item in items],
+                                 u=[item.get("u", 1.0) for item in items])
