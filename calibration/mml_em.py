@@ -13,9 +13,9 @@ mirt does); the reported log-likelihood is that of a final E-step.
 Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
 population variance (mean 0); every other model fixes N(0, 1). With anchor
 items (fixed parameters) the population mean and variance are estimated
-instead, which puts the free items on the anchors' scale. `1pl` (one common
-slope, N(0, 1)) is the Rasch model reparameterised: it is fitted as `rasch`
-and reported with a = population sd.
+instead, which puts the free items on the anchors' scale. `1pl` estimates
+one slope shared by all its items on N(0, 1): the Rasch model
+reparameterised, but integrated on a grid that spans +-6 population SDs.
 """
 
 from __future__ import annotations
@@ -116,11 +116,7 @@ class MMLCalibrator:
         if unknown:
             raise ValueError(f"unknown model {unknown[0]!r}; expected one of {', '.join(MODELS)}")
         self.reported_models_ = models
-        # 1pl is fitted as rasch (see the module docstring); mixing it with others is not.
-        if "1pl" in models and set(models) != {"1pl"}:
-            raise ValueError("1pl fixes one common slope for the whole bank; it cannot be mixed "
-                             "with other models (use rasch for fixed unit slopes)")
-        return ["rasch" if m == "1pl" else m for m in models]
+        return models
 
     def _blocks(self, data, models, fixed):
         proportions = data.item_counts()
@@ -133,7 +129,7 @@ class MMLCalibrator:
             share = np.array([proportions[data.offsets[j]: data.offsets[j + 1]] for j in items])
             share = share / share.sum(axis=1, keepdims=True)
             blocks.append(Block(model, items, n_categories, start_values(model, share)))
-        # Anchors keep their parameters; a 1pl anchor is a 2pl item with its common slope.
+        # Anchors keep their parameters; a 1pl anchor is a 2pl item with its slope.
         anchor_model = {j: "2pl" if fixed[j]["model"] == "1pl" else fixed[j]["model"]
                         for j in fixed}
         for model, n_categories in sorted({(anchor_model[j], int(data.n_categories[j]))
@@ -182,8 +178,9 @@ class MMLCalibrator:
             counts, node_mass, loglik = self._e_step(data, blocks, latent)
             before = self._vector(free, latent)
             for block in free:
-                block.eta = _m_step(block, self._block_counts(data, block, counts), self.nodes_,
-                                    self.priors)
+                step = _m_step_common_slope if block.model == "1pl" else _m_step
+                block.eta = step(block, self._block_counts(data, block, counts), self.nodes_,
+                                 self.priors)
             _update_latent(latent, self.nodes_, node_mass)
             after = self._vector(free, latent)
             change = _max_change(before, after, self._probability_columns(free))
@@ -250,7 +247,7 @@ class MMLCalibrator:
 
     @staticmethod
     def _vector(free, latent):
-        parts = [block.eta.ravel() for block in free]
+        parts = [block.free_values() for block in free]
         parts.append([latent.mean, latent.var])
         return np.concatenate(parts)
 
@@ -261,16 +258,16 @@ class MMLCalibrator:
         for block in free:
             names = block.parameter_names()
             row = np.array([name in ("logit_c", "logit_u") for name in names])
-            mask.append(np.tile(row, block.eta.shape[0]))
+            mask.append(np.zeros(block.n_free, dtype=bool) if block.model == "1pl"
+                        else np.tile(row, block.eta.shape[0]))
         mask.append([False, False])
         return np.concatenate(mask)
 
     def _set_vector(self, free, latent, vector):
         start = 0
         for block in free:
-            size = block.eta.size
-            block.eta = vector[start: start + size].reshape(block.eta.shape).copy()
-            start += size
+            block.set_free_values(vector[start: start + block.n_free])
+            start += block.n_free
 
     def _ramsay(self, free, latent, older, old, current):
         """mirt's Ramsay step on the item parameters (the latent ones are left alone)."""
@@ -294,7 +291,7 @@ class MMLCalibrator:
     @property
     def n_parameters_(self):
         """Estimated parameters (items and population), as counted for AIC and BIC."""
-        count = sum(block.eta.size for block in self.blocks_ if not block.fixed)
+        count = sum(block.n_free for block in self.blocks_ if not block.fixed)
         return count + int(self.latent_.estimate_mean) + int(self.latent_.estimate_var)
 
     @property
@@ -306,12 +303,15 @@ class MMLCalibrator:
         return -2.0 * self.log_likelihood_ + self.n_parameters_ * np.log(self.n_persons_)
 
 
+MIN_VARIANCE = 1e-4   # mirt's lower bound on an estimated latent variance
+
+
 def _update_latent(latent, nodes, node_mass):
     total = node_mass.sum()
     if latent.estimate_mean:
         latent.mean = float(node_mass @ nodes / total)
     if latent.estimate_var:
-        latent.var = float(node_mass @ (nodes - latent.mean) ** 2 / total)
+        latent.var = max(float(node_mass @ (nodes - latent.mean) ** 2 / total), MIN_VARIANCE)
 
 
 def _max_change(before, after, probability):
@@ -346,7 +346,7 @@ def _prior_terms(block, eta, priors):
             value += (alpha - 1) * np.log(prob) + (beta - 1) * np.log1p(-prob)
             grad[:, j] += (alpha - 1) * (1 - prob) - (beta - 1) * prob
             curvature[:, j, j] += (alpha + beta - 2) * prob * (1 - prob)
-    if priors.b is not None and block.model in ("2pl", "3pl", "4pl", "rasch"):
+    if priors.b is not None and block.model in ("1pl", "2pl", "3pl", "4pl", "rasch"):
         mean, sd = priors.b
         if block.model == "rasch":
             b, db = -eta[:, 0], np.column_stack([-np.ones(n)])
@@ -412,6 +412,39 @@ def _m_step(block, counts, nodes, priors, max_newton=25):
     return eta
 
 
+def _m_step_common_slope(block, counts, nodes, priors, max_newton=25):
+    """Newton for a 1pl block: one slope shared by all items, one intercept each.
+
+    The information is an arrow matrix (the slope couples every item), solved
+    by its Schur complement; a common step length keeps the total objective rising.
+    """
+    eta = block.eta.copy()
+    value, grad, info = _objective(block, eta, counts, nodes, priors)
+    total = value.sum()
+    for _ in range(max_newton):
+        i_ad, i_dd = info[:, 0, 1], info[:, 1, 1]
+        g_a = grad[:, 0].sum()
+        i_aa = info[:, 0, 0].sum()
+        step_a = (g_a - np.sum(i_ad * grad[:, 1] / i_dd)) / (i_aa - np.sum(i_ad**2 / i_dd))
+        step_d = (grad[:, 1] - i_ad * step_a) / i_dd
+        step = np.column_stack([np.full(eta.shape[0], step_a), step_d])
+        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-300))
+        for _ in range(30):
+            candidate = eta + step
+            candidate_total = _objective(block, candidate, counts, nodes, priors, False)[0].sum()
+            if candidate_total >= total - 1e-12 * abs(total):
+                break
+            step *= 0.5
+        else:
+            break
+        eta = candidate
+        if np.abs(step).max() < 1e-9:
+            break
+        value, grad, info = _objective(block, eta, counts, nodes, priors)
+        total = value.sum()
+    return eta
+
+
 def _view(block, rows):
     """A Block over some of `block`'s items, for evaluating candidates."""
     return Block(block.model, block.items[rows], block.n_categories, block.eta[rows])
@@ -425,7 +458,7 @@ def eta_from_irt(model, item):
     b = np.atleast_1d(np.asarray(item["b"], dtype=float))
     if model == "rasch":
         return np.array([-b[0]])
-    if model in ("2pl", "3pl", "4pl"):
+    if model in ("1pl", "2pl", "3pl", "4pl"):
         eta = [a, -a * b[0]]
         if model in ("3pl", "4pl"):
             eta.append(logit(float(item.get("c", 0.0))))

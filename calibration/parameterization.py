@@ -11,6 +11,7 @@ derivatives with respect to ``eta``:
 Parameters per model (mirt's slope-intercept form; ``z = a theta + d``):
 
     rasch  [d]               a = 1
+    1pl    [a, d]            one a shared by every item of the block
     2pl    [a, d]
     3pl    [a, d, logit c]
     4pl    [a, d, logit c, logit u]
@@ -27,7 +28,7 @@ import numpy as np
 from scipy.special import expit, log_expit, logit, logsumexp
 from scipy.stats import norm
 
-DICHOTOMOUS = ("rasch", "2pl", "3pl", "4pl")
+DICHOTOMOUS = ("rasch", "1pl", "2pl", "3pl", "4pl")
 
 
 class Block:
@@ -52,6 +53,35 @@ class Block:
     def n_params(self):
         return self.eta.shape[1]
 
+    # --- free parameters: eta, except that a 1pl block shares one slope ------------
+
+    @property
+    def n_free(self):
+        return 1 + self.eta.shape[0] if self.model == "1pl" else self.eta.size
+
+    def free_values(self):
+        if self.model == "1pl":
+            return np.concatenate([self.eta[:1, 0], self.eta[:, 1]])
+        return self.eta.ravel()
+
+    def set_free_values(self, values):
+        if self.model == "1pl":
+            self.eta = np.column_stack([np.full(self.eta.shape[0], values[0]), values[1:]])
+        else:
+            self.eta = np.asarray(values, dtype=float).reshape(self.eta.shape).copy()
+
+    def free_gradient(self, grad):
+        """Gradient (n, P) per item -> gradient of the free vector."""
+        if self.model == "1pl":
+            return np.concatenate([[grad[:, 0].sum()], grad[:, 1]])
+        return grad.ravel()
+
+    def free_index(self, row):
+        """Positions in the free vector of item `row`'s parameters (in eta order)."""
+        if self.model == "1pl":
+            return np.array([0, 1 + row])
+        return row * self.n_params + np.arange(self.n_params)
+
     def parameter_names(self):
         if self.model in DICHOTOMOUS:
             return ["d"] if self.model == "rasch" else ["a", "d", "logit_c", "logit_u"][
@@ -72,7 +102,7 @@ class Block:
     def valid(self, eta):
         """Per item: is eta inside the model's domain? shape (n,)."""
         ok = np.all(np.isfinite(eta), axis=1)
-        if self.model in ("2pl", "3pl", "4pl", "grm", "gpcm"):
+        if self.model in ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"):
             ok &= eta[:, 0] > 0
         if self.model == "4pl":
             ok &= eta[:, 3] > eta[:, 2]

@@ -23,25 +23,19 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
     form under ``"se"``. Anchor items are returned with their given values.
     """
     cov = covariance(calibrator, data) if standard_errors else None
+    if cov is not None and not np.all(np.isfinite(cov)):
+        cov = None
     documents = [None] * len(item_ids)
     start = 0
-    one_pl = set(calibrator.reported_models_) == {"1pl"}
-    sd = calibrator.sd_
-    n_free = sum(block.eta.size for block in calibrator.blocks_ if not block.fixed)
-    var_index = n_free + int(calibrator.latent_.estimate_mean)
     for block in calibrator.blocks_:
         irt = block.irt()
         jacobian = block.irt_jacobian()
         for row, item in enumerate(block.items):
             model = calibrator.reported_models_[item]
             document = {"id": item_ids[item], "model": model}
-            if model == "1pl":   # fitted as rasch on N(0, sd^2): a = sd, b = -d / sd
-                document["a"] = _rounded(sd)
-                document["b"] = _rounded(irt["b"][row] / sd)
-            else:
-                if model not in ("rasch", "pcm"):
-                    document["a"] = _rounded(irt["a"][row])
-                document["b"] = _rounded(irt["b"][row])
+            if model not in ("rasch", "pcm"):
+                document["a"] = _rounded(irt["a"][row])
+            document["b"] = _rounded(irt["b"][row])
             if model in ("3pl", "4pl"):
                 document["c"] = _rounded(irt["c"][row])
             if model == "4pl":
@@ -51,38 +45,29 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
                     name: _rounded(value) for name, value in
                     zip(block.parameter_names(), block.eta[row], strict=True)}
                 if cov is not None:
-                    index = start + row * block.n_params + np.arange(block.n_params)
+                    index = start + block.free_index(row)
                     block_cov = cov[np.ix_(index, index)]
                     document["se_slope_intercept"] = {
                         name: _rounded(np.sqrt(block_cov[i, i]))
                         for i, name in enumerate(block.parameter_names())}
-                    document["se"] = _irt_standard_errors(
-                        model, block, jacobian[row], block_cov, irt, row, cov, index,
-                        var_index if one_pl else None, sd)
+                    document["se"] = _irt_standard_errors(model, jacobian[row], block_cov)
             else:
                 document["anchor"] = True
             documents[item] = document
         if not block.fixed:
-            start += block.eta.size
+            start += block.n_free
     return documents, cov
 
 
-def _irt_standard_errors(model, block, jacobian, block_cov, irt, row, cov, index, var_index,
-                         sd):
+def _irt_standard_errors(model, jacobian, block_cov):
     """Delta-method SEs of the IRT-form parameters of one item."""
-    if var_index is not None:   # 1pl: (d, var) -> (a = sqrt(var), b = -d / sqrt(var))
-        d = -irt["b"][row]
-        grad_b = np.array([-1.0 / sd, d / (2 * sd**3)])
-        pair = cov[np.ix_([index[0], var_index], [index[0], var_index])]
-        return {"a": _rounded(np.sqrt(cov[var_index, var_index]) / (2 * sd)),
-                "b": _rounded(np.sqrt(grad_b @ pair @ grad_b))}
     variance = np.einsum("ip,pq,iq->i", jacobian, block_cov, jacobian)
     se = np.sqrt(np.maximum(variance, 0.0))
     out, position = {}, 0
     if model not in ("rasch", "pcm"):
         out["a"] = _rounded(se[0])
         position = 1
-    if model in ("rasch", "2pl", "3pl", "4pl"):
+    if model in ("rasch", "1pl", "2pl", "3pl", "4pl"):
         out["b"] = _rounded(se[position])
         position += 1
         if model in ("3pl", "4pl"):

@@ -25,7 +25,7 @@ from .mml_em import _objective
 def free_vector(calibrator):
     """The estimated parameters in one vector: every free block's eta, then the
     population mean and variance where they are estimated."""
-    parts = [block.eta.ravel() for block in calibrator.blocks_ if not block.fixed]
+    parts = [block.free_values() for block in calibrator.blocks_ if not block.fixed]
     latent = calibrator.latent_
     if latent.estimate_mean:
         parts.append([latent.mean])
@@ -39,8 +39,8 @@ def _set_free_vector(calibrator, vector):
     for block in calibrator.blocks_:
         if block.fixed:
             continue
-        block.eta = vector[start: start + block.eta.size].reshape(block.eta.shape).copy()
-        start += block.eta.size
+        block.set_free_values(vector[start: start + block.n_free])
+        start += block.n_free
     latent = calibrator.latent_
     if latent.estimate_mean:
         latent.mean = float(vector[start])
@@ -73,7 +73,7 @@ def marginal_gradient(calibrator, data, vector=None):
             value += float(np.sum(prior_free))
             _, grad, _ = _objective(block, block.eta, block_counts, calibrator.nodes_,
                                     calibrator.priors)
-            parts.append(grad.ravel())
+            parts.append(block.free_gradient(grad))
         nodes, var = calibrator.nodes_, latent.var
         weights = np.exp(calibrator._log_weights(latent))
         centred = nodes - latent.mean

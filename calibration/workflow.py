@@ -22,6 +22,7 @@ from .results import calibration_record, item_documents
 
 DENSE_LIMIT = 50_000_000       # persons x items held as a matrix below this
 WEAK_SLOPE = 0.05              # a slope below this is flagged
+STEEP_SLOPE = 8.0              # and one above this: no real item discriminates that sharply
 
 
 class CalibrationInputError(ValueError):
@@ -147,13 +148,30 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if fit:
         _attach_fit(items, calibrator, coords, n_categories, model_list)
     for document in items:
-        if not document.get("anchor") and document.get("a", 1.0) < WEAK_SLOPE:
+        if document.get("anchor"):
+            continue
+        slope = document.get("a", 1.0)
+        reason = None
+        if slope < WEAK_SLOPE:
+            reason = (f"discrimination {slope:.2g} near 0: the item hardly measures the trait "
+                      "(miskeyed or reverse-scored?)")
+        elif slope > STEEP_SLOPE:
+            reason = (f"discrimination {slope:.3g} runs off: the likelihood is flat in this "
+                      "item's slope; calibrate with priors (--priors) or more data")
+        if reason:
             document.setdefault("fit", {})
-            document["fit"].update(flagged=True, reason=(
-                f"discrimination {document['a']:.2g} near 0: the item hardly measures the "
-                "trait (miskeyed or reverse-scored?)"))
+            document["fit"]["flagged"] = True
+            document["fit"]["reason"] = "; ".join(
+                filter(None, [document["fit"].get("reason"), reason]))
+    if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
+        extra_note = ("standard errors not computed: the information matrix is not positive "
+                      "definite (a parameter is not identified by these data)")
+    else:
+        extra_note = None
     reported = model_list[0] if len(set(model_list)) == 1 else "mixed"
     extra = {"excluded": excluded} if excluded else {}
+    if extra_note:
+        extra["standard_errors"] = extra_note
     if anchors:
         extra["anchors"] = sorted(set(anchors) & set(coords.item_ids))
     if standard is not None:
@@ -162,8 +180,6 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
                 "population": {"mean": round(calibrator.mean_, 6), "sd": round(calibrator.sd_, 6)},
                 "items": items,
                 "calibration": calibration_record(calibrator, reported, extra)}
-    if set(model_list) == {"1pl"}:
-        document["population"] = {"mean": 0.0, "sd": 1.0}
     return document, calibrator
 
 
@@ -231,8 +247,8 @@ def _finite(value):
 
 
 def _engine_parameters(items):
-    models = ["2pl" if item["model"] == "1pl" else item["model"] for item in items]
-    return ItemParameters.create(models, [item.get("a", 1.0) for item in items],
+    return ItemParameters.create([item["model"] for item in items],
+                                 [item.get("a", 1.0) for item in items],
                                  [item["b"] for item in items],
                                  c=[item.get("c", 0.0) for item in items],
                                  u=[item.get("u", 1.0) for item in items])
