@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import scoring
+from . import calibration, scoring
 from .common import machine
 
-BENCHMARKS = {"scoring": scoring.run}
+BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run}
 
 
 def main(names):
@@ -18,11 +18,13 @@ def main(names):
         return 2
     print(f"Machine: {machine()}\n")
     for name in names or BENCHMARKS:
-        title, rows = BENCHMARKS[name]()
-        print(f"### {title}\n\n| measure | time | note |\n|---|---|---|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        print()
+        for title, header, rows in BENCHMARKS[name]():
+            print(f"### {title}\n")
+            print("| " + " | ".join(header) + " |")
+            print("|" + "---|" * len(header))
+            for row in rows:
+                print("| " + " | ".join(row) + " |")
+            print(flush=True)
     return 0
 
 

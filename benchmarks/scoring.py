@@ -51,4 +51,4 @@ def run():
             "--out", str(folder / "scores.csv")])
         rows.append(("`irtcat score` end to end (read CSV, EAP, write CSV)", f"{seconds:.2f} s",
                      f"peak RSS {peak:.0f} MiB"))
-    return "EAP scoring, 1,000,000 persons x 40 items (2PL)", rows
+    return [("EAP scoring, 1,000,000 persons x 40 items (2PL)", ("measure", "time", "note"), rows)]

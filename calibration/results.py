@@ -83,9 +83,9 @@ def calibration_record(calibrator, model, extra=None):
     """The bank's `calibration` object: fit, convergence and settings."""
     record = {
         "model": model,
-        "loglik": _rounded(calibrator.log_likelihood_, 4),
-        "aic": _rounded(calibrator.aic_, 4),
-        "bic": _rounded(calibrator.bic_, 4),
+        "loglik": round(float(calibrator.log_likelihood_), 4),
+        "aic": round(float(calibrator.aic_), 4),
+        "bic": round(float(calibrator.bic_), 4),
         "n_parameters": calibrator.n_parameters_,
         "iterations": calibrator.n_iter_,
         "converged": bool(calibrator.converged_),
@@ -94,7 +94,7 @@ def calibration_record(calibrator, model, extra=None):
         "quadpts": calibrator.n_nodes,
         "tol": calibrator.tol,
         "priors": calibrator.priors.as_dict() if calibrator.priors is not None else None,
-        "seconds": _rounded(calibrator.seconds_, 3),
+        "seconds": round(calibrator.seconds_, 3),
     }
     if extra:
         record.update(extra)

@@ -128,6 +128,9 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             f"{e['id']}: {e['reason']}" for e in excluded[:3]))
     coords = _select_items(coords, keep)
     n_categories = n_categories[keep]
+    if anchors and not set(anchors) & set(coords.item_ids):
+        raise CalibrationInputError("no anchor item has responses in the data: nothing would "
+                                    "carry the anchor's scale")
     free = [item for item in coords.item_ids if item not in anchors]
     if not free:
         raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
@@ -140,6 +143,11 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     calibrator.fit(responses, fixed=fixed)
     items, _ = item_documents(calibrator, coords.item_ids, responses, standard_errors)
     for document in items:
+        if document["id"] in anchors:   # exactly as given, not as re-derived from eta
+            given = anchors[document["id"]]
+            for key in ("a", "b", "c", "u"):
+                if key in given:
+                    document[key] = given[key]
         code = standard if standard is not None else standards.get(document["id"])
         if code is None and document["id"] in anchors:
             code = anchors[document["id"]].get("standard")
