@@ -230,12 +230,14 @@ class MMLCalibrator:
         for rows in data.chunks():
             onehot = data.onehot[rows]
             joint = onehot @ log_p + log_weights                     # (rows, Q)
-            row_loglik = logsumexp(joint, axis=1)
+            peak = joint.max(axis=1, keepdims=True)
+            posterior = np.exp(joint - peak, out=joint)              # in place: log-sum-exp
+            total = posterior.sum(axis=1, keepdims=True)
             weights = data.weights[rows]
-            posterior = np.exp(joint - row_loglik[:, None]) * weights[:, None]
+            posterior *= weights[:, None] / total
             counts += onehot.T @ posterior
             node_mass += posterior.sum(axis=0)
-            loglik += float(weights @ row_loglik)
+            loglik += float(weights @ (peak[:, 0] + np.log(total[:, 0])))
         return counts, node_mass, loglik
 
     @staticmethod

@@ -95,9 +95,11 @@ def from_dense(responses, n_categories=None, collapse=True):
         if unique.shape[0] <= n_persons // 2:
             codes, weights, row_of_person = unique, counts.astype(float), inverse.reshape(-1)
     offsets = _offsets(n_categories)
+    # Column offsets[j] + k is 1 where item j's response is k: one comparison per category.
     onehot = np.zeros((codes.shape[0], offsets[-1]))
-    rows, items = np.nonzero(codes >= 0)
-    onehot[rows, offsets[items] + codes[rows, items]] = 1.0
+    for k in range(int(n_categories.max())):
+        items = np.flatnonzero(n_categories > k)
+        onehot[:, offsets[items] + k] = codes[:, items] == k
     return ResponseSet(onehot, weights, n_categories, offsets, n_persons, row_of_person)
 
 
