@@ -8,7 +8,8 @@ information (plus the log prior density when priors are on), all items of a
 model at once. Every third cycle Ramsay's acceleration extrapolates the
 parameters (mirt's default). EM stops when no parameter moved more than
 `tol` in a cycle (lower and upper asymptotes compared as probabilities, as
-mirt does); the reported log-likelihood is that of a final E-step.
+mirt does) and the log-likelihood has not fallen below its best value; the
+reported log-likelihood is that of a final E-step.
 
 Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
 population variance (mean 0); every other model fixes N(0, 1). With anchor
@@ -194,9 +195,16 @@ class MMLCalibrator:
             trail.append(before)
             if self.accelerate and cycle % 3 == 0 and len(trail) >= 2:
                 self._ramsay(free, latent, trail[-2], trail[-1], after)
+        # The logLik check: EM never lowers the likelihood, so a final value below
+        # the best one seen means the run (or an acceleration step) went astray.
+        trace = self.history_.log_likelihood
+        if converged and trace and trace[-1] < max(trace) - 1e-6 * abs(max(trace)) - 1e-8:
+            converged = False
+            warnings.warn(f"EM log-likelihood fell from {max(trace):.4f} to {trace[-1]:.4f}; "
+                          "the estimates are not a maximum", ConvergenceWarning, stacklevel=2)
         self.converged_ = converged
         self.n_iter_ = cycle
-        if not converged:
+        if not converged and cycle == self.max_iter:
             warnings.warn(f"EM did not converge in {self.max_iter} cycles (largest change "
                           f"{self.history_.max_change[-1]:.2e} > tol {self.tol:g}); raise "
                           "max_iter or check the data", ConvergenceWarning, stacklevel=2)

@@ -153,8 +153,10 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             code = anchors[document["id"]].get("standard")
         if code is not None:
             document["standard"] = code
-    if fit:
-        _attach_fit(items, calibrator, coords, n_categories, model_list)
+    if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
+        extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
+    else:
+        extra_fit = None
     for document in items:
         if document.get("anchor"):
             continue
@@ -180,6 +182,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     extra = {"excluded": excluded} if excluded else {}
     if extra_note:
         extra["standard_errors"] = extra_note
+    if extra_fit:
+        extra["fit"] = extra_fit
     if anchors:
         extra["anchors"] = sorted(set(anchors) & set(coords.item_ids))
     if standard is not None:
@@ -225,10 +229,13 @@ def _response_set(coords, n_categories):
 
 
 def _attach_fit(items, calibrator, coords, n_categories, model_list):
-    """S-X2 (and infit/outfit for Rasch models) under each free item's "fit"."""
+    """S-X2 (and infit/outfit for Rasch models) under each free item's "fit".
+
+    Returns False (and adds nothing) when the data are too large to hold as a matrix.
+    """
     n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
     if n_persons * n_items > DENSE_LIMIT:
-        return
+        return False
     dense = np.full((n_persons, n_items), np.nan)
     dense[coords.person_index, coords.item_index] = coords.response
     params = _engine_parameters(items)
@@ -248,6 +255,7 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
         if result.reason:
             record["reason"] = result.reason
         document["fit"] = record
+    return True
 
 
 def _finite(value):
