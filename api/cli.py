@@ -7,12 +7,16 @@ Exit status: 0 on success; 2 with one line on stderr for bad input or usage;
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
 import traceback
 import warnings
 from importlib import resources
+
+import numpy as np
 
 from calibration.linking import METHODS as LINK_METHODS
 from calibration.linking import link_banks
@@ -27,6 +31,8 @@ from engine import (
     eap_sum_table,
 )
 from engine import estimate_theta as _estimate_theta
+from engine.simulate import report as simulation_report
+from engine.simulate import timed_run, tune_sympson_hetter
 from itembank import (
     DataFormatError,
     align_responses,
@@ -34,10 +40,13 @@ from itembank import (
     read_item_tags,
     read_response_log,
     read_responses,
+    read_table_columns,
     write_bank,
     write_json,
+    write_persons,
     write_scores,
 )
+from itembank.cat_config import design_from_config
 
 
 class UsageError(Exception):
@@ -99,6 +108,23 @@ def _build_parser():
     link.add_argument("--method", choices=LINK_METHODS, default="stocking-lord")
     link.add_argument("--out", metavar="BANK.json", help="default: standard output")
     link.set_defaults(run=run_link)
+
+    simulate = commands.add_parser("simulate", help="simulate adaptive tests on a bank")
+    simulate.add_argument("--bank", required=True, metavar="BANK.json")
+    simulate.add_argument("--config", required=True, metavar="CAT.json",
+                          help="the CAT configuration (spec/FORMATS.md)")
+    simulate.add_argument("--examinees", type=_positive_int, default=1000)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--out", metavar="REPORT.json", help="default: standard output")
+    simulate.add_argument("--theta", metavar="THETAS.csv",
+                          help="true abilities person_id,theta (default: drawn from the prior)")
+    simulate.add_argument("--responses", metavar="MATRIX.csv",
+                          help="replay these answers (wide CSV, every item of the bank)")
+    simulate.add_argument("--persons", metavar="PERSONS.csv",
+                          help="write person_id,true_theta,theta,se,length,items")
+    simulate.add_argument("--save-design", metavar="CAT.json",
+                          help="write the configuration with tuned Sympson-Hetter parameters")
+    simulate.set_defaults(run=run_simulate)
 
     demo = commands.add_parser("demo", help="score the bundled LSAT7 data and print a summary")
     demo.set_defaults(run=run_demo)
@@ -244,6 +270,78 @@ def run_link(args):
                f"{constants.n_common} common items)")
     print(summary, file=sys.stdout if args.out else sys.stderr)
     write_bank(linked, args.out, sys.stdout)
+    return 0
+
+
+def _read_config(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: malformed JSON: {error}") from None
+
+
+def _true_thetas(path):
+    table = read_table_columns(path, ["person_id", "theta"])
+    return list(table["person_id"]), table["theta"].to_numpy(float)
+
+
+def run_simulate(args):
+    bank = read_bank(args.bank)
+    config = _read_config(args.config)
+    try:
+        design = design_from_config(config, bank)
+    except DataFormatError as error:
+        raise UsageError(f"{args.config}: {error}") from None
+    rng = np.random.default_rng(args.seed)
+    true_theta, replay, person_ids = None, None, None
+    if args.responses:
+        data = read_responses(args.responses)
+        missing = sorted(set(bank.item_ids) - set(data.item_ids))
+        if missing:
+            raise UsageError(f"{args.responses}: no column for bank item {missing[0]!r}: a "
+                             "replay needs every item's answer")
+        responses, _, _ = align_responses(data, bank)
+        order = [data.item_ids.index(item) for item in bank.item_ids]
+        replay = responses[:, order]
+        if np.isnan(replay).any():
+            row, col = np.argwhere(np.isnan(replay))[0]
+            raise UsageError(f"{args.responses}: person {data.person_ids[row]} has no answer to "
+                             f"{bank.item_ids[col]!r}")
+        replay = replay.astype(np.intp)
+        person_ids = data.person_ids
+    if args.theta:
+        theta_ids, true_theta = _true_thetas(args.theta)
+        if replay is not None and len(theta_ids) != replay.shape[0]:
+            raise UsageError("--theta and --responses must hold the same persons")
+        person_ids = person_ids or theta_ids
+    if true_theta is None and replay is None:
+        true_theta = rng.normal(design.prior_mean, design.prior_sd, args.examinees)
+    if person_ids is None:
+        person_ids = [f"sim{i + 1}" for i in range(true_theta.size)]
+    tuning = None
+    if design.exposure == "sympson-hetter" and design.sympson_hetter is None:
+        started = time.perf_counter()
+        parameters, history = tune_sympson_hetter(bank.params, design, rng)
+        design = dataclasses.replace(design, sympson_hetter=parameters)
+        tuning = {"rounds": len(history), "max_exposure_by_round": history,
+                  "seconds": round(time.perf_counter() - started, 3)}
+        if args.save_design:
+            saved = json.loads(json.dumps(config))
+            saved.setdefault("exposure", {})["parameters"] = {
+                item: round(float(k), 6) for item, k in zip(bank.item_ids, parameters,
+                                                            strict=True) if k < 1}
+            write_json(saved, args.save_design)
+    batches, seconds = timed_run(bank.params, design, rng, true_theta=true_theta,
+                                 responses=replay)
+    result = simulation_report(batches, design, seconds, true_theta=true_theta, seed=args.seed)
+    if tuning:
+        result["sympson_hetter_tuning"] = tuning
+    if args.persons:
+        write_persons(args.persons, person_ids, true_theta, batches, bank.item_ids)
+    write_json(result, args.out, sys.stdout)
     return 0
 
 

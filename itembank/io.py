@@ -466,3 +466,39 @@ def _csv_fields(texts):
         return texts
     return ['"' + text.replace('"', '""') + '"' if any(mark in text for mark in ',"\n\r')
             else text for text in texts]
+
+
+def read_table_columns(path, columns):
+    """A CSV with (at least) `columns`, as a pandas DataFrame; DataFormatError otherwise."""
+    header = _read_header(path)
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise DataFormatError(f"{path}: no column {missing[0]!r} (expected {','.join(columns)})")
+    table = _read_table(path, {"person_id": object})
+    for name in columns[1:]:
+        values = pd.to_numeric(table[name], errors="coerce")
+        if values.isna().any():
+            line = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
+            raise DataFormatError(f"{path}: line {line}: {name} is not a number")
+        table[name] = values
+    return table
+
+
+def write_persons(path, person_ids, true_theta, batches, item_ids):
+    """Simulation results per examinee: person_id,true_theta,theta,se,length,items."""
+    theta = np.concatenate([b.theta for b in batches])
+    se = np.concatenate([b.se for b in batches])
+    length = np.concatenate([b.length for b in batches])
+    given = np.concatenate([b.items for b in batches])
+    truth = [""] * theta.size if true_theta is None else [f"{t:.6f}" for t in true_theta]
+    lines = []
+    for i, person in enumerate(_csv_fields(person_ids)):
+        items = ";".join(item_ids[j] for j in given[i, : length[i]])
+        lines.append(f"{person},{truth[i]},{theta[i]:.6f},{se[i]:.6f},{length[i]},"
+                     f"{_csv_fields([items])[0]}\n")
+
+    def write(handle):
+        handle.write("person_id,true_theta,theta,se,length,items\n")
+        handle.writelines(lines)
+
+    write_atomically(path, write)

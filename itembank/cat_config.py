@@ -1,0 +1,178 @@
+"""The CAT configuration JSON of spec/FORMATS.md, read into an engine `CATDesign`.
+
+Standards and tags become named item masks; item ids become positions.
+Every key is optional (the defaults are FORMATS.md's); an unknown key or a
+value out of range is a `DataFormatError` naming it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.cat import (
+    EXPOSURE_METHODS,
+    SCORING_METHODS,
+    SELECTION_METHODS,
+    CATDesign,
+    Classification,
+    ContentRule,
+)
+
+from .io import DataFormatError
+
+_KEYS = {
+    "": {"start", "scoring", "selection", "exposure", "content", "content_method", "enemies",
+         "stop", "pretest"},
+    "start": {"theta"},
+    "scoring": {"method", "prior", "quadrature"},
+    "prior": {"mean", "sd"},
+    "quadrature": {"nodes", "range"},
+    "selection": {"method", "randomesque", "strata"},
+    "exposure": {"method", "target", "k", "parameters"},
+    "stop": {"min_items", "max_items", "se", "delta_theta", "classification", "combine"},
+    "classification": {"cut", "method", "delta", "alpha", "beta"},
+    "pretest": {"count", "items"},
+    "content": {"standard", "tag", "min", "max"},
+}
+
+
+def _section(config, name, where=""):
+    value = config.get(name, {}) if name else config
+    label = f"{where}{name}" if name else "the configuration"
+    if not isinstance(value, dict):
+        raise DataFormatError(f"{label} must be an object")
+    unknown = sorted(set(value) - _KEYS[name])
+    if unknown:
+        raise DataFormatError(f"unknown key {unknown[0]!r} in {label}")
+    return value
+
+
+def _number(value, name, low=None, high=None, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise DataFormatError(f"{name} must be a number, got {value!r}")
+    if integer and value != int(value):
+        raise DataFormatError(f"{name} must be a whole number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise DataFormatError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _choice(value, name, options):
+    if value not in options:
+        raise DataFormatError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+def design_from_config(config, bank):
+    """Build a CATDesign for `bank` (an ItemBank) from a parsed configuration dict."""
+    top = _section(config, "")
+    start = _section(top, "start")
+    scoring = _section(top, "scoring")
+    prior = _section(scoring, "prior", "scoring.")
+    quadrature = _section(scoring, "quadrature", "scoring.")
+    selection = _section(top, "selection")
+    exposure = _section(top, "exposure")
+    stop = _section(top, "stop")
+    classification = _section(stop, "classification", "stop.") if "classification" in stop \
+        else None
+    pretest = _section(top, "pretest")
+    ids = bank.item_ids
+    position = {item_id: i for i, item_id in enumerate(ids)}
+    n_items = len(ids)
+
+    def positions(values, what):
+        if not isinstance(values, list):
+            raise DataFormatError(f"{what} must be a list of item ids")
+        missing = [v for v in values if v not in position]
+        if missing:
+            raise DataFormatError(f"{what}: item {missing[0]!r} is not in the bank")
+        return np.array([position[v] for v in values], dtype=np.intp)
+
+    groups, content = {}, []
+    for index, rule in enumerate(top.get("content", [])):
+        if not isinstance(rule, dict):
+            raise DataFormatError(f"content[{index}] must be an object")
+        unknown = sorted(set(rule) - _KEYS["content"])
+        if unknown:
+            raise DataFormatError(f"unknown key {unknown[0]!r} in content[{index}]")
+        if ("standard" in rule) == ("tag" in rule):
+            raise DataFormatError(f"content[{index}] names one standard or one tag")
+        if "standard" in rule:
+            name = f"standard:{rule['standard']}"
+            mask = np.array([code == rule["standard"] for code in bank.standard_codes])
+        else:
+            name = f"tag:{rule['tag']}"
+            mask = np.array([rule["tag"] in item.get("tags", []) for item in bank.items])
+        if not mask.any():
+            raise DataFormatError(f"content[{index}]: no item of the bank has "
+                                  f"{name.replace(':', ' ')!r}")
+        low = _number(rule.get("min", 0), f"content[{index}].min", 0, None, True)
+        high = rule.get("max")
+        high = None if high is None else _number(high, f"content[{index}].max", low, None, True)
+        groups[name] = mask
+        content.append(ContentRule(name, low, high))
+    enemies = tuple(positions(group, f"enemies[{i}]")
+                    for i, group in enumerate(top.get("enemies", [])))
+    pretest_items = positions(pretest.get("items", []), "pretest.items") if "items" in pretest \
+        else np.array([i for i, item in enumerate(bank.items)
+                       if item.get("status") == "pretest"], dtype=np.intp)
+    operational = np.ones(n_items, dtype=bool)
+    operational[pretest_items] = False
+    sympson_hetter = None
+    if "parameters" in exposure:
+        given = exposure["parameters"]
+        if not isinstance(given, dict):
+            raise DataFormatError("exposure.parameters maps item ids to probabilities")
+        sympson_hetter = np.ones(n_items)
+        for item_id, value in given.items():
+            sympson_hetter[positions([item_id], "exposure.parameters")[0]] = _number(
+                value, f"exposure.parameters[{item_id!r}]", 0, 1)
+    quad_range = quadrature.get("range", [-6.0, 6.0])
+    if not isinstance(quad_range, list) or len(quad_range) != 2:
+        raise DataFormatError("scoring.quadrature.range must be [lower, upper]")
+    lower = _number(quad_range[0], "scoring.quadrature.range[0]")
+    upper = _number(quad_range[1], "scoring.quadrature.range[1]")
+    if not lower < upper:
+        raise DataFormatError("scoring.quadrature.range must have lower < upper")
+    min_items = _number(stop.get("min_items", 5), "stop.min_items", 1, None, True)
+    max_items = _number(stop.get("max_items", 30), "stop.max_items", min_items, None, True)
+    rule = None
+    if classification is not None:
+        if "cut" not in classification:
+            raise DataFormatError("stop.classification needs a cut")
+        rule = Classification(
+            cut=_number(classification["cut"], "stop.classification.cut"),
+            method=_choice(classification.get("method", "sprt"), "stop.classification.method",
+                           ("sprt", "ci")),
+            delta=_number(classification.get("delta", 0.3), "stop.classification.delta", 0),
+            alpha=_number(classification.get("alpha", 0.05), "stop.classification.alpha", 0, 0.5),
+            beta=_number(classification.get("beta", 0.05), "stop.classification.beta", 0, 0.5))
+    se = stop.get("se", 0.3)
+    delta_theta = stop.get("delta_theta")
+    return CATDesign(
+        start_theta=_number(start.get("theta", 0.0), "start.theta"),
+        scoring=_choice(scoring.get("method", "eap"), "scoring.method", SCORING_METHODS),
+        prior_mean=_number(prior.get("mean", bank.population["mean"]), "scoring.prior.mean"),
+        prior_sd=_number(prior.get("sd", bank.population["sd"]), "scoring.prior.sd", 1e-6),
+        n_nodes=_number(quadrature.get("nodes", 121), "scoring.quadrature.nodes", 5, 2001, True),
+        theta_range=(lower, upper),
+        selection=_choice(selection.get("method", "mfi"), "selection.method", SELECTION_METHODS),
+        randomesque=_number(selection.get("randomesque", 1), "selection.randomesque", 1, None,
+                            True),
+        strata=_number(selection.get("strata", 4), "selection.strata", 1, None, True),
+        exposure=_choice(exposure.get("method", "none"), "exposure.method", EXPOSURE_METHODS),
+        exposure_target=_number(exposure.get("target", 0.25), "exposure.target", 0, 1),
+        exposure_k=_number(exposure.get("k", 5), "exposure.k", 1, None, True),
+        sympson_hetter=sympson_hetter,
+        groups=groups, content=tuple(content),
+        content_rule=_choice(top.get("content_method", "kingsbury-zara"), "content_method",
+                             ("kingsbury-zara", "shadow")),
+        enemies=enemies,
+        min_items=min_items, max_items=max_items,
+        se=None if se is None else _number(se, "stop.se", 0),
+        delta_theta=None if delta_theta is None else _number(delta_theta, "stop.delta_theta", 0),
+        classification=rule,
+        combine=_choice(stop.get("combine", "any"), "stop.combine", ("any", "all")),
+        pretest_items=pretest_items,
+        pretest_count=_number(pretest.get("count", 0), "pretest.count", 0, None, True),
+        operational=operational)
