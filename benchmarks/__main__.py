@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from . import calibration, scoring
+from . import calibration, cat, scoring
 from .common import machine
 
-BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run}
+BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run}
 
 
 def main(names):

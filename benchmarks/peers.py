@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS_VENV = ROOT / ".venv-peers"
-PEER_PACKAGES = ["girth"]
+PEER_PACKAGES = ["girth", "catsim"]
 
 
 def peer_python():

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import norm
 
 from .estimation import estimate_theta
@@ -329,6 +330,47 @@ def _restrict(eligible, wanted, rows_to_restrict):
     return np.where(apply[:, None], restricted, eligible)
 
 
+def _shadow_tests(batch, rows, criterion, eligible):
+    """Restrict each row to the free items of its shadow test (van der Linden, 2000).
+
+    The shadow test is the full-length test that maximises the summed
+    criterion subject to every content rule and enemy set and contains every
+    item given so far; it is a small integer program per examinee, solved by
+    scipy.optimize.milp (HiGHS). Returns the narrowed `eligible` mask.
+    """
+    design = batch.design
+    n_items = batch.tables.n_items
+    rules = [(design.groups[rule.group].astype(float), rule.min,
+              rule.max if rule.max is not None else np.inf) for rule in design.content]
+    enemy_rows = []
+    for enemy_set in design.enemies:
+        row = np.zeros(n_items)
+        row[enemy_set] = 1.0
+        enemy_rows.append(row)
+    matrix = np.array([mask for mask, _, _ in rules] + enemy_rows + [np.ones(n_items)])
+    lower = np.array([low for _, low, _ in rules] + [0.0] * len(enemy_rows)
+                     + [design.max_items])
+    upper = np.array([high for _, _, high in rules] + [1.0] * len(enemy_rows)
+                     + [design.max_items])
+    constraint = LinearConstraint(matrix, lower, upper)
+    narrowed = eligible.copy()
+    batch.shadow_feasible = np.ones(rows.size, dtype=bool)
+    for r, person in enumerate(rows):            # one integer program per examinee
+        given = batch.administered[person] & ~np.isin(np.arange(n_items), design.pretest_items)
+        low = given.astype(float)
+        high = (given | eligible[r]).astype(float)
+        result = milp(-np.where(np.isfinite(criterion[r]), criterion[r], 0.0),
+                      constraints=constraint, integrality=np.ones(n_items),
+                      bounds=Bounds(low, high))
+        if result.status != 0:                    # infeasible: keep the plain eligible set
+            batch.shadow_feasible[r] = False
+            continue
+        free = (result.x > 0.5) & ~given
+        if free.any():
+            narrowed[r] = free & eligible[r]
+    return narrowed
+
+
 def _choose(batch, rows, criterion, eligible):
     """Among eligible items, the best (or one of the best `k`, at random)."""
     design = batch.design
@@ -389,7 +431,11 @@ def select_next(batch, rows=None):
     regular = ~pretest
     if regular.any():
         sub = rows[regular]
-        chosen[regular] = _choose(batch, sub, _criterion(batch, sub), _eligible(batch, sub))
+        criterion, eligible = _criterion(batch, sub), _eligible(batch, sub)
+        if batch.design.content_rule == "shadow" and (batch.design.content or
+                                                      batch.design.enemies):
+            eligible = _shadow_tests(batch, sub, criterion, eligible)
+        chosen[regular] = _choose(batch, sub, criterion, eligible)
         excluded = getattr(batch, "pending_exclusions", None)
         if excluded is not None:                  # Sympson-Hetter: rejected items leave the pool
             person, slot = np.nonzero(excluded >= 0)
@@ -493,3 +539,61 @@ def _classify(batch, rows):
     accept = np.log((1 - rule.beta) / rule.alpha)
     reject = np.log(rule.beta / (1 - rule.alpha))
     return (ratio >= accept) | (ratio <= reject), np.where(ratio >= accept, 1, -1)
+
+
+# --- per-group estimates and single sessions -------------------------------------------
+
+def group_estimates(batch, names=None):
+    """EAP theta and SE per content group from that group's scored answers alone.
+
+    Returns {name: (theta (n,), se (n,))}; a test with no item of a group gets
+    the prior's mean and SD for it. Used for per-standard results of a
+    multi-standard test.
+    """
+    tables, design = batch.tables, batch.design
+    names = list(design.groups) if names is None else names
+    out = {}
+    for name in names:
+        mask = design.groups[name]
+        log_post = np.broadcast_to(tables.log_weights, batch.log_post.shape).copy()
+        for slot in range(batch.items.shape[1]):
+            item = batch.items[:, slot]
+            use = (item >= 0) & batch.scored[:, slot]
+            use[use] = mask[item[use]]
+            rows = np.flatnonzero(use)
+            log_post[rows] += tables.log_p[item[rows], batch.responses[rows, slot]]
+        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        mean = post @ tables.nodes
+        out[name] = (mean, np.sqrt(np.maximum(post @ tables.nodes**2 - mean**2, 0.0)))
+    return out
+
+
+def session_rng(seed, step):
+    """The generator for step `step` of a session seeded `seed`.
+
+    Each step draws from its own stream, so a session rebuilt from its log
+    makes the same random choices without replaying earlier draws.
+    """
+    return np.random.default_rng([int(seed), int(step)])
+
+
+def rebuild_session(tables, design, seed, items, responses, excluded=None):
+    """A one-examinee CATBatch holding a session's answers, replayed from its log.
+
+    items, responses : sequences of item positions and answers, in order.
+    """
+    # Stream 0 places the pretest items; stream k > 0 makes the choice of item k.
+    batch = CATBatch(tables, design, 1, session_rng(seed, 0),
+                     None if excluded is None else np.asarray(excluded)[None, :])
+    for item, response in zip(items, responses, strict=True):
+        record(batch, np.array([0]), np.array([item]), np.array([response]))
+    return batch
+
+
+def next_session_item(batch, seed):
+    """The next item of a one-examinee batch, or None when the test is over."""
+    if batch.done[0]:
+        return None
+    batch.rng = session_rng(seed, int(batch.length[0]) + 1)
+    return int(select_next(batch, np.array([0]))[0])

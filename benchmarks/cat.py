@@ -1,0 +1,190 @@
+"""Adaptive testing: accuracy and speed against catsim (same run), exposure, content, steps.
+
+The acceptance bank of issue 4: 300 2PL items, a ~ lognormal(0, 0.25),
+b ~ N(0, 1), 3,000 simulees theta ~ N(0, 1). The bank is drawn for six seeds
+to show how much the figures depend on the bank.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from engine import ItemParameters
+from engine.cat import (
+    BankTables,
+    CATBatch,
+    CATDesign,
+    Classification,
+    ContentRule,
+    record,
+    select_next,
+)
+from engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
+
+from .peers import run_peer
+
+N_ITEMS, N_SIMULEES = 300, 3000
+DESIGNS = {
+    "MFI + EAP, 20 items": CATDesign(min_items=20, max_items=20, se=None),
+    "random, 20 items": CATDesign(selection="random", min_items=20, max_items=20, se=None),
+    "MFI + EAP, SE < 0.30 (5 to 40 items)": CATDesign(min_items=5, max_items=40, se=0.3),
+}
+
+_CATSIM = """
+from catsim.simulation import Simulator
+from catsim.initialization import FixedPointInitializer
+from catsim.selection import MaxInfoSelector, RandomSelector
+from catsim.estimation import NumericalSearchEstimator
+from catsim.stopping import MinErrorStopper, TestLengthStopper
+items = inputs['items']
+theta = inputs['theta']
+selector = RandomSelector() if inputs['random'][0] else MaxInfoSelector()
+if inputs['se'][0] > 0:
+    stopper = MinErrorStopper(float(inputs['se'][0]), min_items=5, max_items=40)
+else:
+    stopper = TestLengthStopper(min_items=20, max_items=20)
+simulator = Simulator(items, theta, FixedPointInitializer(0.0), selector,
+                      NumericalSearchEstimator(), stopper, seed=1)
+started = time.perf_counter()
+simulator.simulate()
+seconds = time.perf_counter() - started
+estimate = np.array([e[-1] for e in simulator.estimations])
+lengths = [len(a) for a in simulator.administered_items]
+result = {'seconds': seconds, 'rmse': float(np.sqrt(np.mean((estimate - theta) ** 2))),
+          'mean_length': float(np.mean(lengths))}
+"""
+
+
+def _bank(seed, sd_a=0.25):
+    rng = np.random.default_rng(seed)
+    a, b = rng.lognormal(0.0, sd_a, N_ITEMS), rng.normal(0.0, 1.0, N_ITEMS)
+    return ItemParameters.create("2pl", a, b), rng.normal(size=N_SIMULEES)
+
+
+def _simulate(params, design, theta, seed=7):
+    started = time.perf_counter()
+    batches = run_cat(params, design, np.random.default_rng(seed), true_theta=theta)
+    return report(batches, design, time.perf_counter() - started, true_theta=theta)
+
+
+def accuracy_against_catsim():
+    params, theta = _bank(2026)
+    rows = []
+    items = np.column_stack([params.a, params.b[:, 0], np.zeros(N_ITEMS), np.ones(N_ITEMS)])
+    for label, design in DESIGNS.items():
+        ours = _simulate(params, design, theta)
+        peer, note = run_peer(_CATSIM, {
+            "items": items, "theta": theta, "random": np.array([design.selection == "random"]),
+            "se": np.array([design.se or 0.0])})
+        if peer:
+            peer_text = (f"{peer['rmse']:.3f}", f"{peer['mean_length']:.1f}",
+                         f"{peer['seconds']:.1f} s", f"{peer['seconds'] / ours['seconds']:.0f}x")
+        else:
+            peer_text = ("–", "–", note, "–")
+        rows.append((label, f"{ours['rmse']:.3f}", f"{ours['mean_length']:.1f}",
+                     f"{ours['seconds']:.2f} s", *peer_text))
+    header = ("design", "irtcat RMSE", "length", "irtcat time", "catsim RMSE (ML)", "length",
+              "catsim time", "irtcat faster by")
+    return "Accuracy and speed against catsim 0.21, 300-item bank, 3,000 simulees", header, rows
+
+
+def bank_seeds():
+    rows = []
+    for seed in range(6):
+        params, theta = _bank(seed)
+        fixed = _simulate(params, DESIGNS["MFI + EAP, 20 items"], theta)
+        random = _simulate(params, DESIGNS["random, 20 items"], theta)
+        variable = _simulate(params, DESIGNS["MFI + EAP, SE < 0.30 (5 to 40 items)"], theta)
+        rows.append((str(seed), f"{fixed['rmse']:.3f}", f"{random['rmse']:.3f}",
+                     f"{variable['rmse']:.3f}", f"{variable['mean_length']:.1f}"))
+    header = ("bank seed", "MFI 20 RMSE", "random 20 RMSE", "SE<0.3 RMSE", "SE<0.3 length")
+    return "The same designs on six seeded 300-item banks", header, rows
+
+
+def exposure():
+    rows = []
+    for label, sd_a in (("a ~ lognormal(0, 0.25)", 0.25), ("a = 1 for every item", 0.0)):
+        params, theta = _bank(0, sd_a)
+        base = CATDesign(min_items=20, max_items=20, se=None, exposure_target=0.2)
+        free = _simulate(params, base, theta)
+        started = time.perf_counter()
+        probability, history = tune_sympson_hetter(params, base, np.random.default_rng(3),
+                                                   iterations=25)
+        tuning = time.perf_counter() - started
+        controlled = _simulate(params, replace(base, exposure="sympson-hetter",
+                                               sympson_hetter=probability), theta)
+        eligibility = _simulate(params, replace(base, exposure="item-eligibility"), theta)
+        for name, result in (("MFI, no control", free),
+                             (f"Sympson-Hetter 0.20 (tuned in {len(history)} rounds, "
+                              f"{tuning:.0f} s)", controlled),
+                             ("item eligibility 0.20", eligibility)):
+            used = 1 - result["exposure"]["unused_share"]
+            rows.append((label, name, f"{result['exposure']['max']:.3f}", f"{used:.0%}",
+                         f"{result['rmse']:.3f}", f"{result['overlap_rate']:.3f}"))
+    header = ("bank", "exposure control", "max exposure", "bank used", "RMSE", "overlap")
+    return "Exposure control, 300-item bank, 20-item tests, 3,000 simulees", header, rows
+
+
+def content_and_classification():
+    rng = np.random.default_rng(11)
+    n_items = 1000
+    params = ItemParameters.create("2pl", rng.lognormal(0, 0.25, n_items), rng.normal(0, 1,
+                                                                                  n_items))
+    standard = rng.integers(0, 5, n_items)
+    groups = {f"S{g}": standard == g for g in range(5)}
+    design = CATDesign(min_items=30, max_items=30, se=None, groups=groups,
+                       content=tuple(ContentRule(f"S{g}", 4, 8) for g in range(5)))
+    theta = rng.normal(size=10_000)
+    started = time.perf_counter()
+    batches = run_cat(params, design, np.random.default_rng(5), true_theta=theta)
+    seconds = time.perf_counter() - started
+    counts = np.stack([batches[0].group_counts[f"S{g}"] for g in range(5)])
+    violations = int(np.sum((counts < 4) | (counts > 8)))
+    rows = [("10,000 simulees x 30 items, 1,000-item bank, 5 standards each 4 to 8 items",
+             f"{seconds:.1f} s", f"{violations} tests outside a min/max")]
+    params300, theta300 = _bank(2026)
+    sprt = CATDesign(min_items=5, max_items=40, se=None, classification=Classification(0.5))
+    result = _simulate(params300, sprt, theta300)
+    rows.append(("SPRT at cut 0.5, delta 0.3, alpha = beta = 0.05, 300 items",
+                 f"{result['seconds']:.2f} s",
+                 f"correct outside the indifference region "
+                 f"{result['classification']['accuracy_outside_indifference']:.3f}, overall "
+                 f"{result['classification']['accuracy']:.3f}, mean length "
+                 f"{result['mean_length']:.1f}"))
+    return "Content balance and classification", ("run", "time", "result"), rows
+
+
+def single_session_steps():
+    rng = np.random.default_rng(0)
+    n_items = 10_000
+    params = ItemParameters.create("2pl", rng.lognormal(0, .25, n_items), rng.normal(0, 1,
+                                                                                   n_items))
+    design = CATDesign(min_items=30, max_items=30, se=None)
+    started = time.perf_counter()
+    tables = BankTables(params, design)
+    setup = time.perf_counter() - started
+    answers = simulate_responses(rng.normal(size=100), params, rng)
+    times = []
+    for person in range(100):
+        batch = CATBatch(tables, design, 1, np.random.default_rng(person))
+        while not batch.done[0]:
+            started = time.perf_counter()
+            rows = np.flatnonzero(~batch.done)
+            item = select_next(batch, rows)
+            record(batch, rows, item, answers[person, item])
+            times.append(time.perf_counter() - started)
+    micro = np.array(times) * 1e6
+    return ("One session's step (select among 10,000 items, record, re-estimate, stop check)",
+            ("measure", "value", "note"),
+            [("p50", f"{np.percentile(micro, 50):.0f} µs", "100 sessions x 30 items, MFI + EAP"),
+             ("p99", f"{np.percentile(micro, 99):.0f} µs", ""),
+             ("bank tables (once per bank)", f"{setup:.1f} s",
+              "information on 1,201 theta points, probabilities on the EAP grid")])
+
+
+def run():
+    return [accuracy_against_catsim(), bank_seeds(), exposure(), content_and_classification(),
+            single_session_steps()]
