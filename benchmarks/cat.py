@@ -177,12 +177,44 @@ def single_session_steps():
             record(batch, rows, item, answers[person, item])
             times.append(time.perf_counter() - started)
     micro = np.array(times) * 1e6
+    shadow = _shadow_steps()
     return ("One session's step (select among 10,000 items, record, re-estimate, stop check)",
             ("measure", "value", "note"),
             [("p50", f"{np.percentile(micro, 50):.0f} µs", "100 sessions x 30 items, MFI + EAP"),
              ("p99", f"{np.percentile(micro, 99):.0f} µs", ""),
              ("bank tables (once per bank)", f"{setup:.1f} s",
-              "information on 1,201 theta points, probabilities on the EAP grid")])
+              "information on 1,201 theta points, probabilities on the EAP grid"),
+             ("shadow test p50", f"{np.percentile(shadow, 50):.1f} ms",
+              "300 items, 10 constraints (5 standards 3 to 5 items, 1 tag, 4 enemy sets), "
+              "MILP per step"),
+             ("shadow test p99", f"{np.percentile(shadow, 99):.1f} ms",
+              f"{shadow.size} steps")])
+
+
+def _shadow_steps(n_sessions=40):
+    """Milliseconds per step of a session under shadow-test constraints."""
+    rng = np.random.default_rng(3)
+    params = ItemParameters.create("2pl", rng.lognormal(0, .25, N_ITEMS), rng.normal(0, 1,
+                                                                                   N_ITEMS))
+    standard = rng.integers(0, 5, N_ITEMS)
+    groups = {f"S{g}": standard == g for g in range(5)}
+    groups["tag"] = rng.random(N_ITEMS) < 0.3
+    rules = tuple(ContentRule(f"S{g}", 3, 5) for g in range(5)) + (ContentRule("tag", 2, 6),)
+    enemies = tuple(np.array(e) for e in rng.choice(N_ITEMS, (4, 3), replace=False))
+    design = CATDesign(min_items=20, max_items=20, se=None, groups=groups, content=rules,
+                       content_rule="shadow", enemies=enemies)
+    tables = BankTables(params, design)
+    answers = simulate_responses(rng.normal(size=n_sessions), params, rng)
+    times = []
+    for person in range(n_sessions):
+        batch = CATBatch(tables, design, 1, np.random.default_rng(person))
+        while not batch.done[0]:
+            started = time.perf_counter()
+            rows = np.flatnonzero(~batch.done)
+            item = select_next(batch, rows)
+            record(batch, rows, item, answers[person, item])
+            times.append(time.perf_counter() - started)
+    return np.array(times) * 1e3
 
 
 def run():

@@ -16,6 +16,8 @@ import numpy as np
 from .cat import BankTables, CATBatch, record, select_next
 from .models import category_probability
 
+PREDRAW_LIMIT = 20_000_000    # examinees x items drawn up front below this
+
 
 def simulate_responses(theta, params, rng):
     """Draw responses at each theta: int array of shape (n, n_items).
@@ -67,11 +69,16 @@ def run_cat(params, design, rng, *, true_theta=None, responses=None, tables=None
                          None if excluded is None else excluded[start:stop])
         if design.exposure == "item-eligibility":
             batch.eligibility = rng.random((stop - start, params.n_items)) < eligibility
+        answer_sheet = responses[start:stop] if responses is not None else None
+        if answer_sheet is None and (stop - start) * params.n_items <= PREDRAW_LIMIT:
+            # Every answer this batch could give, drawn once: a test then reads its
+            # answers as a replay of this matrix would.
+            answer_sheet = simulate_responses(true_theta[start:stop], params, rng)
         while not batch.done.all():
             rows = np.flatnonzero(~batch.done)
             items = select_next(batch, rows)
-            if responses is not None:
-                answers = responses[start + rows, items]
+            if answer_sheet is not None:
+                answers = answer_sheet[rows, items]
             else:
                 answers = _draw_answers(tables, true_theta[start + rows], items, rng)
             record(batch, rows, items, answers)
@@ -86,23 +93,25 @@ def run_cat(params, design, rng, *, true_theta=None, responses=None, tables=None
     return batches
 
 
-def tune_sympson_hetter(params, design, rng, *, n_examinees=2000, iterations=15, tol=0.01):
+def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20, margin=0.01):
     """Sympson-Hetter exposure-control parameters by iterated simulation.
 
     Each round simulates `n_examinees` from the prior with the current
     parameters K, counts how often each item was selected, P(S) (reached by
     the walk down the ranking, whether administered or not), and sets
-    K_j = min(1, target / P(S_j)); it stops when the highest exposure is
-    within `tol` of the target. Returns (K of shape (n_items,), history of
+    K_j = min(1, aim / P(S_j)) with aim = target - margin (a fresh simulation
+    then varies around the aim, not the target); it stops once the highest
+    exposure is within half the margin of the aim. Returns (K of shape (n_items,), history of
     the highest exposure rate per round).
     """
     tables = BankTables(params, design)
     probability = np.ones(params.n_items)
     history = []
-    target = design.exposure_target
+    target = design.exposure_target - margin
     for _ in range(iterations):
         trial = replace(design, exposure="sympson-hetter", sympson_hetter=probability)
         theta = rng.normal(design.prior_mean, design.prior_sd, n_examinees)
+        answer_sheet = simulate_responses(theta, params, rng)
         selected = np.zeros(params.n_items)
         batch = CATBatch(tables, trial, n_examinees, rng)
         while not batch.done.all():
@@ -110,13 +119,13 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=2000, iterations=15,
             items = select_next(batch, rows)
             considered = batch.last_considered
             np.add.at(selected, considered[considered >= 0], 1.0)
-            record(batch, rows, items, _draw_answers(tables, theta[rows], items, rng))
+            record(batch, rows, items, answer_sheet[rows, items])
         exposure = batch.administered.sum(axis=0) / n_examinees
         history.append(float(exposure.max()))
         chosen = selected / n_examinees
         with np.errstate(divide="ignore", invalid="ignore"):
             probability = np.where(chosen > target, target / chosen, 1.0)
-        if exposure.max() <= target + tol:
+        if exposure.max() <= target + margin / 2:
             break
     return probability, history
 
