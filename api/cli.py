@@ -314,11 +314,20 @@ def run_simulate(args):
         person_ids = data.person_ids
     if args.theta:
         theta_ids, true_theta = _true_thetas(args.theta)
-        if replay is not None and len(theta_ids) != replay.shape[0]:
-            raise UsageError("--theta and --responses must hold the same persons")
+        if len(set(theta_ids)) != len(theta_ids):
+            raise UsageError(f"{args.theta}: a person_id appears twice")
+        if replay is not None:
+            lookup = dict(zip(theta_ids, true_theta, strict=True))
+            unmatched = [person for person in person_ids if person not in lookup]
+            if unmatched or len(theta_ids) != len(person_ids):
+                raise UsageError("--theta and --responses must hold the same persons"
+                                 + (f": no theta for {unmatched[0]!r}" if unmatched else ""))
+            true_theta = np.array([lookup[person] for person in person_ids])
         person_ids = person_ids or theta_ids
     if true_theta is None and replay is None:
         true_theta = rng.normal(design.prior_mean, design.prior_sd, args.examinees)
+    if (replay.shape[0] if replay is not None else true_theta.size) == 0:
+        raise UsageError("no examinees to simulate: the --theta or --responses file has no rows")
     if person_ids is None:
         person_ids = [f"sim{i + 1}" for i in range(true_theta.size)]
     tuning = None

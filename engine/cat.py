@@ -155,8 +155,6 @@ class CATBatch:
         self.administered = np.zeros((n, tables.n_items), dtype=bool)
         self.seen = np.zeros((n, tables.n_items), dtype=bool) if excluded is None \
             else np.array(excluded, dtype=bool)
-        if design.operational is not None:
-            self.seen |= ~design.operational          # pretest-only items are never selected
         self.items = np.full((n, capacity), -1, dtype=np.intp)
         self.responses = np.full((n, capacity), -1, dtype=np.intp)
         self.scored = np.zeros((n, capacity), dtype=bool)
@@ -284,6 +282,9 @@ def _eligible(batch, rows):
     """Items each of `rows` may receive next: (len(rows), n_items) bool."""
     design = batch.design
     eligible = ~(batch.administered[rows] | batch.seen[rows])
+    if design.operational is not None:               # items awaiting calibration are never
+        eligible &= design.operational               # selected as scored items
+    eligible[:, design.pretest_items] = False
     for enemy_set in design.enemies:
         taken = batch.administered[rows][:, enemy_set].any(axis=1)
         eligible[np.ix_(taken, enemy_set)] = False
