@@ -32,6 +32,12 @@ DESIGNS = {
     "random, 20 items": CATDesign(selection="random", min_items=20, max_items=20, se=None),
     "MFI + EAP, SE < 0.30 (5 to 40 items)": CATDesign(min_items=5, max_items=40, se=0.3),
 }
+# catsim scores by maximum likelihood: the same designs scored by ML on our side too.
+ML_DESIGNS = {
+    "MFI + ML, 20 items": CATDesign(scoring="ml", min_items=20, max_items=20, se=None),
+    "random + ML, 20 items": CATDesign(selection="random", scoring="ml", min_items=20,
+                                       max_items=20, se=None),
+}
 
 _CATSIM = """
 from catsim.simulation import Simulator
@@ -74,7 +80,7 @@ def accuracy_against_catsim():
     params, theta = _bank(2026)
     rows = []
     items = np.column_stack([params.a, params.b[:, 0], np.zeros(N_ITEMS), np.ones(N_ITEMS)])
-    for label, design in DESIGNS.items():
+    for label, design in {**DESIGNS, **ML_DESIGNS}.items():
         ours = _simulate(params, design, theta)
         peer, note = run_peer(_CATSIM, {
             "items": items, "theta": theta, "random": np.array([design.selection == "random"]),
@@ -167,16 +173,7 @@ def single_session_steps():
     tables = BankTables(params, design)
     setup = time.perf_counter() - started
     answers = simulate_responses(rng.normal(size=100), params, rng)
-    times = []
-    for person in range(100):
-        batch = CATBatch(tables, design, 1, np.random.default_rng(person))
-        while not batch.done[0]:
-            started = time.perf_counter()
-            rows = np.flatnonzero(~batch.done)
-            item = select_next(batch, rows)
-            record(batch, rows, item, answers[person, item])
-            times.append(time.perf_counter() - started)
-    micro = np.array(times) * 1e6
+    micro = _step_seconds(tables, design, answers) * 1e6
     shadow = _shadow_steps()
     return ("One session's step (select among 10,000 items, record, re-estimate, stop check)",
             ("measure", "value", "note"),
@@ -203,10 +200,14 @@ def _shadow_steps(n_sessions=40):
     enemies = tuple(np.array(e) for e in rng.choice(N_ITEMS, (4, 3), replace=False))
     design = CATDesign(min_items=20, max_items=20, se=None, groups=groups, content=rules,
                        content_rule="shadow", enemies=enemies)
-    tables = BankTables(params, design)
     answers = simulate_responses(rng.normal(size=n_sessions), params, rng)
+    return _step_seconds(BankTables(params, design), design, answers) * 1e3
+
+
+def _step_seconds(tables, design, answers):
+    """Seconds per step of one-examinee sessions answering from `answers` (n, n_items)."""
     times = []
-    for person in range(n_sessions):
+    for person in range(answers.shape[0]):
         batch = CATBatch(tables, design, 1, np.random.default_rng(person))
         while not batch.done[0]:
             started = time.perf_counter()
@@ -214,7 +215,7 @@ def _shadow_steps(n_sessions=40):
             item = select_next(batch, rows)
             record(batch, rows, item, answers[person, item])
             times.append(time.perf_counter() - started)
-    return np.array(times) * 1e3
+    return np.array(times)
 
 
 def run():
