@@ -213,7 +213,9 @@ def _modal_estimates(batch, rows, log_post, eap, eap_sd):
         item, answer = batch.items[rows, slot], batch.responses[rows, slot]
         use = (item >= 0) & batch.scored[rows, slot]
         responses[np.flatnonzero(use), item[use]] = answer[use]
-    estimate = estimate_theta(responses, tables.params, design.scoring,
+    answered = np.flatnonzero(~np.all(np.isnan(responses), axis=0))  # items anyone answered
+    responses = responses[:, answered]
+    estimate = estimate_theta(responses, tables.params.subset(answered), design.scoring,
                               prior_mean=design.prior_mean, prior_sd=design.prior_sd,
                               n_nodes=design.n_nodes, theta_range=design.theta_range)
     theta, se = estimate.theta, estimate.se
@@ -221,7 +223,7 @@ def _modal_estimates(batch, rows, log_post, eap, eap_sd):
         fallback = estimate.bounded | ~np.isfinite(theta)
         if design.scoring == "ml":
             observed = ~np.isnan(responses)
-            top = tables.params.n_categories - 1
+            top = tables.params.n_categories[answered] - 1
             lowest = np.all(~observed | (responses == 0), axis=1)
             highest = np.all(~observed | (responses == top), axis=1)
             fallback |= lowest | highest
