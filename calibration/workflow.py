@@ -93,9 +93,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     answered = np.bincount(coords.item_index, minlength=len(coords.item_ids))
     highest = np.full(len(coords.item_ids), -1)
     np.maximum.at(highest, coords.item_index, coords.response.astype(np.intp))
+    # The categories each item was answered in: unique (item, category) pairs.
+    width = int(highest.max(initial=0)) + 1
+    pairs = np.unique(coords.item_index.astype(np.int64) * width + coords.response.astype(np.int64))
+    seen_by_item = np.split(pairs % width, np.searchsorted(pairs // width,
+                                                           np.arange(1, len(coords.item_ids))))
     for position, item in enumerate(coords.item_ids):
         model = item_models[item]
-        values = None
         if answered[position] == 0:
             excluded.append({"id": item, "reason": "nobody answered it"})
             keep[position] = False
@@ -111,8 +115,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
                     f"anchor item {item!r}: response {highest[position]} is beyond its "
                     f"categories 0..{n_categories[position] - 1}")
             continue
-        values = coords.response[coords.item_index == position].astype(np.intp)
-        seen = np.unique(values)
+        seen = seen_by_item[position]
         if seen.size == 1:
             excluded.append({"id": item, "reason": f"every answer is category {seen[0]}"})
             keep[position] = False

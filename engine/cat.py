@@ -251,8 +251,9 @@ def _criterion(batch, rows):
     if method == "kl":
         # KL(theta_hat || theta) averaged over the posterior:
         # sum_k P_k(hat) log P_k(hat) - sum_k P_k(hat) E_post[log P_k(theta)]
-        index = np.clip(np.searchsorted(tables.nodes, batch.theta[rows]), 0,
-                        tables.nodes.size - 1)
+        step = tables.nodes[1] - tables.nodes[0]
+        index = np.clip(np.rint((batch.theta[rows] - tables.nodes[0]) / step).astype(np.intp),
+                        0, tables.nodes.size - 1)                         # nearest node
         log_hat = tables.log_p_finite[:, :, index].transpose(2, 0, 1)    # (r, J, K)
         p_hat = np.exp(tables.log_p[:, :, index]).transpose(2, 0, 1)
         expected_log = (post @ tables.log_p_finite.reshape(n_items * k, -1).T).reshape(
