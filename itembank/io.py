@@ -187,24 +187,62 @@ def read_response_log(path):
     return _read_wide(path, header)
 
 
+LOG_CHUNK_ROWS = 2_000_000
+
+
 def _read_long_log(path):
-    table = _read_table(path, {"person_id": "category", "item_id": "category"})
-    for name in ("person_id", "item_id", "response"):
-        if table[name].isna().any():
-            line = int(np.flatnonzero(table[name].isna().to_numpy())[0]) + 2
-            raise DataFormatError(f"{path}: line {line}: empty {name}")
-    values = _categories(table["response"], path, lambda at: f"line {at + 2}")
-    persons, items = table["person_id"].cat, table["item_id"].cat
-    person_index = persons.codes.to_numpy().astype(np.intp)
-    item_index = items.codes.to_numpy().astype(np.intp)
-    pairs = pd.Series(person_index.astype(np.int64) * len(items.categories) + item_index)
+    """A long CSV read in chunks, ids coded incrementally: memory grows with the
+    number of responses (three small integers each), not with the ids' text."""
+    persons, items = {}, {}
+    person_parts, item_parts, value_parts = [], [], []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            reader = pd.read_csv(path, dtype={"person_id": object, "item_id": object},
+                                 skipinitialspace=True, keep_default_na=False, na_values=[""],
+                                 engine="c", index_col=False, chunksize=LOG_CHUNK_ROWS)
+            for number, chunk in enumerate(reader):
+                offset = number * LOG_CHUNK_ROWS
+                for name in ("person_id", "item_id", "response"):
+                    empty = chunk[name].isna().to_numpy()
+                    if empty.any():
+                        line = offset + int(np.flatnonzero(empty)[0]) + 2
+                        raise DataFormatError(f"{path}: line {line}: empty {name}")
+                value_parts.append(_categories(chunk["response"].to_numpy(), path,
+                                               lambda at, o=offset: f"line {o + at + 2}"))
+                person_parts.append(_codes(chunk["person_id"].to_numpy(), persons))
+                item_parts.append(_codes(chunk["item_id"].to_numpy(), items))
+    except pd.errors.ParserWarning:
+        raise DataFormatError(f"{path}: malformed CSV: a row has more fields than the header") \
+            from None
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as error:
+        if isinstance(error, DataFormatError):
+            raise
+        text = str(error).strip()
+        raise DataFormatError(f"{path}: malformed CSV: "
+                              f"{text.splitlines()[-1] if text else type(error).__name__}") \
+            from None
+    person_index = np.concatenate(person_parts) if person_parts else np.zeros(0, np.intp)
+    item_index = np.concatenate(item_parts) if item_parts else np.zeros(0, np.intp)
+    values = np.concatenate(value_parts) if value_parts else np.zeros(0)
+    pairs = pd.Series(person_index.astype(np.int64) * max(len(items), 1) + item_index)
     repeated = pairs.duplicated().to_numpy()
     if repeated.any():
         at = int(np.flatnonzero(repeated)[0])
-        raise DataFormatError(f"{path}: line {at + 2}: person {table['person_id'][at]!r} "
-                              f"answered item {table['item_id'][at]!r} twice")
-    return ResponseLog([str(p) for p in persons.categories], [str(i) for i in items.categories],
-                       person_index, item_index, values)
+        person_names, item_names = list(persons), list(items)
+        raise DataFormatError(f"{path}: line {at + 2}: person "
+                              f"{person_names[person_index[at]]!r} answered item "
+                              f"{item_names[item_index[at]]!r} twice")
+    return ResponseLog(list(persons), list(items), person_index, item_index, values)
+
+
+def _codes(ids, lookup):
+    """Integer codes of `ids` (ndarray of str) in order of first appearance; `lookup` grows."""
+    inverse, uniques = pd.factorize(ids)
+    codes = np.empty(len(uniques), dtype=np.int32)
+    for position, name in enumerate(uniques):    # per distinct id, not per row
+        codes[position] = lookup.setdefault(str(name), len(lookup))
+    return codes[inverse]
 
 
 def _read_long(path):
