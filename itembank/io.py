@@ -194,24 +194,14 @@ def _read_long_log(path):
     """A long CSV read in chunks, ids coded incrementally: memory grows with the
     number of responses (three small integers each), not with the ids' text."""
     persons, items = {}, {}
-    person_parts, item_parts, value_parts = [], [], []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(path, dtype={"person_id": object, "item_id": object},
                                  skipinitialspace=True, keep_default_na=False, na_values=[""],
                                  engine="c", index_col=False, chunksize=LOG_CHUNK_ROWS)
-            for number, chunk in enumerate(reader):
-                offset = number * LOG_CHUNK_ROWS
-                for name in ("person_id", "item_id", "response"):
-                    empty = chunk[name].isna().to_numpy()
-                    if empty.any():
-                        line = offset + int(np.flatnonzero(empty)[0]) + 2
-                        raise DataFormatError(f"{path}: line {line}: empty {name}")
-                value_parts.append(_categories(chunk["response"].to_numpy(), path,
-                                               lambda at, o=offset: f"line {o + at + 2}"))
-                person_parts.append(_codes(chunk["person_id"].to_numpy(), persons))
-                item_parts.append(_codes(chunk["item_id"].to_numpy(), items))
+            with reader:
+                chunks = list(_log_chunks(reader, path, persons, items))
     except pd.errors.ParserWarning:
         raise DataFormatError(f"{path}: malformed CSV: a row has more fields than the header") \
             from None
@@ -222,9 +212,10 @@ def _read_long_log(path):
         raise DataFormatError(f"{path}: malformed CSV: "
                               f"{text.splitlines()[-1] if text else type(error).__name__}") \
             from None
-    person_index = np.concatenate(person_parts) if person_parts else np.zeros(0, np.intp)
-    item_index = np.concatenate(item_parts) if item_parts else np.zeros(0, np.intp)
-    values = np.concatenate(value_parts) if value_parts else np.zeros(0)
+    if not chunks:
+        raise DataFormatError(f"{path}: no responses after the header")
+    person_index, item_index, values = (np.concatenate(parts)
+                                        for parts in zip(*chunks, strict=True))
     pairs = pd.Series(person_index.astype(np.int64) * max(len(items), 1) + item_index)
     repeated = pairs.duplicated().to_numpy()
     if repeated.any():
@@ -234,6 +225,21 @@ def _read_long_log(path):
                               f"{person_names[person_index[at]]!r} answered item "
                               f"{item_names[item_index[at]]!r} twice")
     return ResponseLog(list(persons), list(items), person_index, item_index, values)
+
+
+def _log_chunks(reader, path, persons, items):
+    """Per chunk: (person codes, item codes, categories), checked; the lookups grow."""
+    for number, chunk in enumerate(reader):
+        offset = number * LOG_CHUNK_ROWS
+        for name in ("person_id", "item_id", "response"):
+            empty = chunk[name].isna().to_numpy()
+            if empty.any():
+                line = offset + int(np.flatnonzero(empty)[0]) + 2
+                raise DataFormatError(f"{path}: line {line}: empty {name}")
+        values = _categories(chunk["response"].to_numpy(), path,
+                             lambda at, o=offset: f"line {o + at + 2}")
+        yield (_codes(chunk["person_id"].to_numpy(), persons),
+               _codes(chunk["item_id"].to_numpy(), items), values)
 
 
 def _codes(ids, lookup):
