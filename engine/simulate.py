@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .cat import BankTables, CATBatch, record, select_next
+from .cat import BankTables, CATBatch, group_estimates, record, select_next
 from .models import category_probability
 
 PREDRAW_LIMIT = 20_000_000    # examinees x items drawn up front below this
@@ -170,6 +170,18 @@ def report(batches, design, seconds, *, true_theta=None, seed=None, n_items=None
                     float(np.mean(decision[outside] == truth[outside])), 4)
                 if outside.any() else None,
                 "mean_length": round(mean_length, 3)}
+    standards = [name for name in design.groups if name.startswith("standard:")]
+    if len(standards) > 1:   # a multi-standard test: each standard's own estimate
+        by_group = [group_estimates(batch, standards) for batch in batches]
+        out["by_standard"] = {}
+        for name in standards:
+            group_theta = np.concatenate([part[name][0] for part in by_group])
+            group_se = np.concatenate([part[name][1] for part in by_group])
+            entry = {"mean_se": round(float(group_se.mean()), 4)}
+            if true_theta is not None:
+                entry["rmse"] = round(float(np.sqrt(np.mean((group_theta - true_theta) ** 2))),
+                                      4)
+            out["by_standard"][name.split(":", 1)[1]] = entry
     out["seconds"] = round(seconds, 3)
     return out
 

@@ -761,3 +761,23 @@ def test_config_errors_name_the_problem(config, message):
     with pytest.raises(DataFormatError) as caught:
         design_from_config(config, config_bank())
     assert message in str(caught.value)
+
+
+def test_multi_standard_report_gives_each_standards_own_estimate():
+    # A test covering two standards reports theta per standard from that standard's
+    # answers alone (engine.cat.group_estimates); with half the items each, each
+    # standard's estimate is less precise than the whole test's (posterior SD grows
+    # as information shrinks).
+    rng = np.random.default_rng(12)
+    params = ItemParameters.create("2pl", rng.lognormal(0, .25, 100), rng.normal(0, 1, 100))
+    groups = {"standard:A": np.arange(100) < 50, "standard:B": np.arange(100) >= 50}
+    rules = (ContentRule("standard:A", 10, 10), ContentRule("standard:B", 10, 10))
+    design = CATDesign(min_items=20, max_items=20, se=None, groups=groups, content=rules)
+    theta = rng.normal(size=500)
+    batches = run_cat(params, design, np.random.default_rng(1), true_theta=theta)
+    out = report(batches, design, 0.0, true_theta=theta)
+    assert set(out["by_standard"]) == {"A", "B"}
+    whole_se = float(np.concatenate([b.se for b in batches]).mean())
+    for entry in out["by_standard"].values():
+        assert entry["mean_se"] > whole_se
+        assert out["rmse"] < entry["rmse"] < 1.0
