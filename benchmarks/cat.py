@@ -117,16 +117,22 @@ def exposure():
         base = CATDesign(min_items=20, max_items=20, se=None, exposure_target=0.2)
         free = _simulate(params, base, theta)
         started = time.perf_counter()
-        probability, history = tune_sympson_hetter(params, base, np.random.default_rng(3),
-                                                   iterations=25)
+        probability, history = tune_sympson_hetter(params, base, np.random.default_rng(3))
         tuning = time.perf_counter() - started
         controlled = _simulate(params, replace(base, exposure="sympson-hetter",
                                                sympson_hetter=probability), theta)
         eligibility = _simulate(params, replace(base, exposure="item-eligibility"), theta)
+        progressive = replace(base, progressive=True)
+        k_progressive, rounds = tune_sympson_hetter(params, progressive,
+                                                    np.random.default_rng(3))
+        blended = _simulate(params, replace(progressive, exposure="sympson-hetter",
+                                            sympson_hetter=k_progressive), theta)
         for name, result in (("MFI, no control", free),
                              (f"Sympson-Hetter 0.20 (tuned in {len(history)} rounds, "
                               f"{tuning:.0f} s)", controlled),
-                             ("item eligibility 0.20", eligibility)):
+                             ("item eligibility 0.20", eligibility),
+                             (f"progressive + Sympson-Hetter 0.20 ({len(rounds)} rounds)",
+                              blended)):
             used = 1 - result["exposure"]["unused_share"]
             rows.append((label, name, f"{result['exposure']['max']:.3f}", f"{used:.0%}",
                          f"{result['rmse']:.3f}", f"{result['overlap_rate']:.3f}"))

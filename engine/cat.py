@@ -14,7 +14,8 @@ Selection (`selection`): "mfi" maximum Fisher information at the current
 estimate; "kl" Kullback-Leibler information weighted by the posterior
 (KLP); "mepv" minimum expected posterior variance; "astrat" a-stratified
 (strata of increasing discrimination, b closest to theta); "random". Each
-picks uniformly among its top `randomesque` items.
+picks uniformly among its top `randomesque` items; `progressive` blends the
+criterion with a random draw that fades over the test.
 
 Exposure (`exposure`): "randomesque" (pick among the top k); "sympson-hetter"
 (an item selected is administered with its probability K_j, tuned by
@@ -82,6 +83,7 @@ class CATDesign:
     theta_range: tuple = (-6.0, 6.0)
     selection: str = "mfi"
     randomesque: int = 1
+    progressive: bool = False
     strata: int = 4
     exposure: str = "none"
     exposure_target: float = 0.25
@@ -235,7 +237,23 @@ def _modal_estimates(batch, rows, log_post, eap, eap_sd):
 # --- selection ----------------------------------------------------------------------
 
 def _criterion(batch, rows):
-    """Larger-is-better selection criterion of every item for `rows`: (len(rows), n_items)."""
+    """Larger-is-better selection criterion of every item for `rows`: (len(rows), n_items).
+
+    With `progressive` (Revuelta & Ponsoda, 1998) the criterion, rescaled to
+    [0, 1] per examinee, is blended with a uniform draw whose weight falls from
+    1 at the first item to 0 at the last: early items spread over the bank,
+    late ones are chosen for information.
+    """
+    criterion = _plain_criterion(batch, rows)
+    if not batch.design.progressive:
+        return criterion
+    low = criterion.min(axis=1, keepdims=True)
+    spread = np.maximum(criterion.max(axis=1, keepdims=True) - low, 1e-300)
+    weight = (batch.scored_length[rows] / batch.design.max_items)[:, None]
+    return (1 - weight) * batch.rng.random(criterion.shape) + weight * (criterion - low) / spread
+
+
+def _plain_criterion(batch, rows):
     design, tables = batch.design, batch.tables
     method = design.selection
     if method == "random":

@@ -27,7 +27,7 @@ _KEYS = {
     "scoring": {"method", "prior", "quadrature"},
     "prior": {"mean", "sd"},
     "quadrature": {"nodes", "range"},
-    "selection": {"method", "randomesque", "strata"},
+    "selection": {"method", "randomesque", "strata", "progressive"},
     "exposure": {"method", "target", "k", "parameters"},
     "stop": {"min_items", "max_items", "se", "delta_theta", "classification", "combine"},
     "classification": {"cut", "method", "delta", "alpha", "beta"},
@@ -55,6 +55,12 @@ def _number(value, name, low=None, high=None, integer=False):
     if (low is not None and value < low) or (high is not None and value > high):
         raise DataFormatError(f"{name} must be in [{low}, {high}], got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _flag(value, name):
+    if not isinstance(value, bool):
+        raise DataFormatError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _choice(value, name, options):
@@ -160,6 +166,7 @@ def design_from_config(config, bank):
         randomesque=_number(selection.get("randomesque", 1), "selection.randomesque", 1, None,
                             True),
         strata=_number(selection.get("strata", 4), "selection.strata", 1, None, True),
+        progressive=_flag(selection.get("progressive", False), "selection.progressive"),
         exposure=_choice(exposure.get("method", "none"), "exposure.method", EXPOSURE_METHODS),
         exposure_target=_number(exposure.get("target", 0.25), "exposure.target", 0, 1),
         exposure_k=_number(exposure.get("k", 5), "exposure.k", 1, None, True),
