@@ -41,7 +41,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import norm
 
-from .estimation import estimate_theta
+from .estimation import estimate_from_pairs
 from .models import category_log_probability, information
 from .quadrature import normal_grid
 
@@ -204,31 +204,29 @@ def _estimate(batch, rows):
 
 
 def _modal_estimates(batch, rows, log_post, eap, eap_sd):
-    """MAP, ML or WLE for `rows` by the engine's estimators on their answers so far.
+    """MAP, ML or WLE for `rows` from their scored answers so far.
 
-    ML and WLE fall back to EAP until an examinee has a right and a wrong answer
-    (more generally: not every scored answer in one extreme category).
+    The answers go to the estimator as (person, item, category) triples, so the
+    work grows with the answers, not with the bank. ML and WLE fall back to EAP
+    until an examinee's answers are not all in one extreme category (for
+    dichotomous items: a right and a wrong answer).
     """
     design, tables = batch.design, batch.tables
-    responses = np.full((rows.size, tables.n_items), np.nan)
-    for slot in range(batch.items.shape[1]):
-        item, answer = batch.items[rows, slot], batch.responses[rows, slot]
-        use = (item >= 0) & batch.scored[rows, slot]
-        responses[np.flatnonzero(use), item[use]] = answer[use]
-    answered = np.flatnonzero(~np.all(np.isnan(responses), axis=0))  # items anyone answered
-    responses = responses[:, answered]
-    estimate = estimate_theta(responses, tables.params.subset(answered), design.scoring,
-                              prior_mean=design.prior_mean, prior_sd=design.prior_sd,
-                              n_nodes=design.n_nodes, theta_range=design.theta_range)
+    used = (batch.items[rows] >= 0) & batch.scored[rows]                # (r, slots)
+    person, slot = np.nonzero(used)
+    item = batch.items[rows][person, slot]
+    answer = batch.responses[rows][person, slot]
+    estimate = estimate_from_pairs(rows.size, person, item, answer, tables.params,
+                                   design.scoring, eap, prior_mean=design.prior_mean,
+                                   prior_sd=design.prior_sd)
     theta, se = estimate.theta, estimate.se
     if design.scoring in ("ml", "wle"):
         fallback = estimate.bounded | ~np.isfinite(theta)
         if design.scoring == "ml":
-            observed = ~np.isnan(responses)
-            top = tables.params.n_categories[answered] - 1
-            lowest = np.all(~observed | (responses == 0), axis=1)
-            highest = np.all(~observed | (responses == top), axis=1)
-            fallback |= lowest | highest
+            top = tables.params.n_categories[item] - 1
+            not_lowest = np.bincount(person, weights=answer > 0, minlength=rows.size) > 0
+            not_highest = np.bincount(person, weights=answer < top, minlength=rows.size) > 0
+            fallback |= ~(not_lowest & not_highest)
         theta = np.where(fallback, eap, theta)
         se = np.where(fallback, eap_sd, se)
     return theta, se

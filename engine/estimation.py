@@ -44,9 +44,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.special import logsumexp
 
-from .models import category_log_probability, category_terms
+from .models import category_log_probability, category_terms, pair_terms
 from .quadrature import normal_grid
 
 METHODS = ("eap", "map", "ml", "wle", "eapsum")
@@ -122,6 +123,78 @@ class _Responses:
     def item_sum(self, per_item):
         """Sum over observed items of ``per_item[i, item]``: shape (n,)."""
         return np.sum(np.where(self.observed, per_item, 0.0), axis=1)
+
+    def has_data(self):
+        return self.observed.any(axis=1)
+
+    def subset(self, index):
+        sub = object.__new__(_Responses)
+        sub.observed, sub.category = self.observed[index], self.category[index]
+        sub.complete, sub.n_categories = self.complete, self.n_categories
+        return sub
+
+    def person_terms(self, theta, params):
+        """log L, its derivatives, test information I and dI/dtheta at each person's theta.
+
+        Returns a dict of ndarrays of shape (n,).
+        """
+        log_p, g1, g2 = category_terms(theta, params)                # (n, n_items, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)           # (n, n_items)
+        return {"loglik": self.person_sum(_finite(log_p)), "d1": self.person_sum(g1),
+                "d2": self.person_sum(g2), "info": self.item_sum(info),
+                "dinfo": self.item_sum(dinfo)}
+
+    def grid_terms(self, nodes, params):
+        """The same sums at every grid node: each of shape (n, n_nodes)."""
+        log_p, g1, g2 = category_terms(nodes, params)                 # (n_nodes, n_items, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)           # (n_nodes, n_items)
+        observed = self.observed.astype(float)
+        return {"loglik": self.grid_sum(_finite(log_p)), "d1": self.grid_sum(g1),
+                "info": observed @ info.T, "dinfo": observed @ dinfo.T}
+
+
+class _Pairs:
+    """Responses as (person, item, category) triples: work grows with the answers only.
+
+    person, item, category : int ndarrays of shape (m,); n : number of persons.
+    """
+
+    def __init__(self, n, person, item, category):
+        self.n, self.person, self.item, self.category = n, person, item, category
+
+    def has_data(self):
+        return np.bincount(self.person, minlength=self.n) > 0
+
+    def subset(self, index):
+        renumber = np.full(self.n, -1, dtype=np.intp)
+        renumber[index] = np.arange(index.size)
+        keep = renumber[self.person] >= 0
+        return _Pairs(index.size, renumber[self.person[keep]], self.item[keep],
+                      self.category[keep])
+
+    def _per_person(self, values):
+        return np.bincount(self.person, weights=values, minlength=self.n)
+
+    def person_terms(self, theta, params):
+        log_p, g1, g2 = pair_terms(theta[self.person], params, self.item)   # (m, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)                  # (m,)
+        at = (np.arange(self.person.size), self.category)
+        return {"loglik": self._per_person(_finite(log_p)[at]), "d1": self._per_person(g1[at]),
+                "d2": self._per_person(g2[at]), "info": self._per_person(info),
+                "dinfo": self._per_person(dinfo)}
+
+    def grid_terms(self, nodes, params):
+        log_p, g1, g2 = category_terms(nodes, params)                 # (n_nodes, n_items, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)           # (n_nodes, n_items)
+        n_nodes, n_items, k = log_p.shape
+        ones = np.ones(self.person.size)
+        # persons x (item, category) and persons x item indicators of the answers
+        answered = csr_matrix((ones, (self.person, self.item * k + self.category)),
+                              shape=(self.n, n_items * k))
+        asked = csr_matrix((ones, (self.person, self.item)), shape=(self.n, n_items))
+        return {"loglik": answered @ _finite(log_p).reshape(n_nodes, -1).T,
+                "d1": answered @ g1.reshape(n_nodes, -1).T,
+                "info": asked @ info.T, "dinfo": asked @ dinfo.T}
 
 
 def _chunks(n_persons, rows=CHUNK_ROWS):
@@ -251,31 +324,10 @@ def _illinois(h, lower, upper, max_iter=100):
     return root
 
 
-def _person_terms(chunk, theta, params):
-    """log L, its derivatives, test information I and dI/dtheta at each person's theta.
-
-    Returns a dict of ndarrays of shape (n,).
-    """
-    log_p, g1, g2 = category_terms(theta, params)                    # (n, n_items, K)
-    info, dinfo = _information_and_slope(log_p, g1, g2)               # (n, n_items)
-    return {"loglik": chunk.person_sum(_finite(log_p)), "d1": chunk.person_sum(g1),
-            "d2": chunk.person_sum(g2), "info": chunk.item_sum(info),
-            "dinfo": chunk.item_sum(dinfo)}
-
-
 def _information_and_slope(log_p, g1, g2):
     """Item information sum_k P_k g1_k^2 and its derivative sum_k P_k g1_k (g1_k^2 + 2 g2_k)."""
     p = np.exp(log_p)
     return np.sum(p * g1**2, axis=-1), np.sum(p * g1 * (g1**2 + 2.0 * g2), axis=-1)
-
-
-def _grid_terms(chunk, nodes, params):
-    """The same sums at every grid node: each of shape (n, n_nodes)."""
-    log_p, g1, g2 = category_terms(nodes, params)                     # (n_nodes, n_items, K)
-    info, dinfo = _information_and_slope(log_p, g1, g2)               # (n_nodes, n_items)
-    observed = chunk.observed.astype(float)
-    return {"loglik": chunk.grid_sum(_finite(log_p)), "d1": chunk.grid_sum(g1),
-            "info": observed @ info.T, "dinfo": observed @ dinfo.T}
 
 
 def _estimating_function(method, prior_mean, prior_sd):
@@ -289,7 +341,7 @@ def _estimating_function(method, prior_mean, prior_sd):
 
 def _standard_error(method, chunk, theta, params, prior_sd, step=1e-5):
     """SE from the curvature of the method's objective at `theta`: shape (n,)."""
-    terms = _person_terms(chunk, theta, params)
+    terms = chunk.person_terms(theta, params)
     curvature = -terms["d2"]
     expected = terms["info"]
     if method == "map":
@@ -297,8 +349,8 @@ def _standard_error(method, chunk, theta, params, prior_sd, step=1e-5):
         expected = expected + 1.0 / prior_sd**2
     elif method == "wle":
         # d2 (log I) / 2 = (I'' / I - (I' / I)^2) / 2, with I'' by a central difference of I'.
-        slope_up = _person_terms(chunk, theta + step, params)["dinfo"]
-        slope_down = _person_terms(chunk, theta - step, params)["dinfo"]
+        slope_up = chunk.person_terms(theta + step, params)["dinfo"]
+        slope_down = chunk.person_terms(theta - step, params)["dinfo"]
         with np.errstate(divide="ignore", invalid="ignore"):
             second = (slope_up - slope_down) / (2 * step) / expected
             curvature = curvature - 0.5 * (second - (terms["dinfo"] / expected) ** 2)
@@ -307,18 +359,24 @@ def _standard_error(method, chunk, theta, params, prior_sd, step=1e-5):
 
 
 def _estimate_by_root(responses, params, method, *, prior_mean=0.0, prior_sd=1.0,
-                      theta_bounds=THETA_BOUNDS, grid_step=0.05):
+                      theta_bounds=THETA_BOUNDS):
     responses = np.asarray(responses, dtype=float)
     start = estimate_eap(responses, params, prior_mean=prior_mean, prior_sd=prior_sd).theta
+    n_persons = responses.shape[0]
+    parts = [(rows, _Responses(responses[rows])) for rows in _chunks(n_persons)]
+    return _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_bounds)
+
+
+def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_bounds,
+           grid_step=0.05):
+    """Estimates for every (rows, data) part; data is a _Responses or a _Pairs."""
     lower, upper = theta_bounds
     nodes = np.linspace(lower, upper, int(round((upper - lower) / grid_step)) + 1)
     h_of = _estimating_function(method, prior_mean, prior_sd)
-    n_persons = responses.shape[0]
     theta, se = np.full(n_persons, np.nan), np.full(n_persons, np.nan)
     bounded = np.zeros(n_persons, dtype=bool)
-    for rows in _chunks(n_persons):
-        chunk = _Responses(responses[rows])
-        grid = _grid_terms(chunk, nodes, params)
+    for rows, chunk in parts:
+        grid = chunk.grid_terms(nodes, params)
         with np.errstate(divide="ignore", invalid="ignore"):
             h_grid = h_of(grid, nodes)
         objective = grid["loglik"]
@@ -331,29 +389,45 @@ def _estimate_by_root(responses, params, method, *, prior_mean=0.0, prior_sd=1.0
 
         # Persons with no response have no likelihood: MAP gives the prior's
         # mode, ML and WLE nothing (NaN).
-        has_data = chunk.observed.any(axis=1)
+        has_data = chunk.has_data()
         scored = np.flatnonzero(has_data | (method == "map"))
         solve = scored[outside[scored] == 0]
 
         def h(index, theta_at, chunk=chunk, solve=solve):
-            return h_of(_person_terms(_subset(chunk, solve[index]), theta_at, params), theta_at)
+            return h_of(chunk.subset(solve[index]).person_terms(theta_at, params), theta_at)
 
         estimate = np.full(has_data.size, np.nan)
         estimate[outside == -1], estimate[outside == 1] = lower, upper
         estimate[solve] = _illinois(h, lo[solve], hi[solve])
         chunk_se = np.full(has_data.size, np.nan)
-        chunk_se[scored] = _standard_error(method, _subset(chunk, scored), estimate[scored],
+        chunk_se[scored] = _standard_error(method, chunk.subset(scored), estimate[scored],
                                            params, prior_sd)
         theta[rows], se[rows] = estimate, chunk_se
         bounded[rows] = (outside != 0) & has_data
     return ThetaEstimate(theta, se, method, bounded)
 
 
-def _subset(chunk, index):
-    sub = object.__new__(_Responses)
-    sub.observed, sub.category = chunk.observed[index], chunk.category[index]
-    sub.complete, sub.n_categories = chunk.complete, chunk.n_categories
-    return sub
+def estimate_from_pairs(n_persons, person, item, category, params, method, start, *,
+                        prior_mean=0.0, prior_sd=1.0, theta_bounds=THETA_BOUNDS):
+    """MAP, ML or WLE from answers given as (person, item, category) triples.
+
+    The same estimates as `estimate_theta` on the equivalent matrix, with work
+    proportional to the number of answers: what an adaptive test needs at every
+    step, where each person has answered a few items of a large bank.
+
+    Parameters
+    ----------
+    person, item, category : int array_like of shape (m,)
+    start : ndarray of shape (n_persons,)
+        Where the search starts (the EAP estimate, as in `estimate_theta`).
+    """
+    data = _Pairs(n_persons, np.asarray(person, dtype=np.intp), np.asarray(item, dtype=np.intp),
+                  np.asarray(category, dtype=np.intp))
+    if method not in ("map", "ml", "wle"):
+        raise ValueError(f"estimate_from_pairs takes map, ml or wle, not {method!r}")
+    theta_bounds = (-10.0, 10.0) if method == "map" else theta_bounds
+    return _solve([(slice(0, n_persons), data)], n_persons, np.asarray(start, dtype=float),
+                  params, method, prior_mean, prior_sd, theta_bounds)
 
 
 def estimate_map(responses, params, *, prior_mean=0.0, prior_sd=1.0, theta_bounds=(-10.0, 10.0)):

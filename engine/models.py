@@ -135,6 +135,8 @@ def _prepare_group(family, index, params):
     width = int(n_steps.max())
     b = b[:, :width]
     group = {"index": index, "a": a, "n_categories": n_steps + 1, "width": width + 1}
+    local = np.full(params.n_items, -1, dtype=np.intp)           # bank item -> row in group
+    local[index] = np.arange(index.size)
     if family == "dichotomous":
         c, u = params.c[index], params.u[index]
         group.update(b=b[:, 0], c=c, u=u, plain=bool(np.all(c == 0) and np.all(u == 1)))
@@ -164,6 +166,7 @@ def _prepare_group(family, index, params):
         cumulative = np.concatenate([np.zeros((index.size, 1)), np.cumsum(np.nan_to_num(b), 1)], 1)
         valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
         group.update(cumulative=cumulative, valid=valid)
+    group["local"] = local
     return group
 
 
@@ -171,9 +174,9 @@ def _prepare_group(family, index, params):
 # Each takes theta of shape (m,) and returns (log_p, g1, g2), each of shape
 # (m, n_group_items, n_group_categories). With derivatives=False, g1 and g2 are None.
 
-def _dichotomous_terms(theta, group, derivatives):
+def _dichotomous_terms(theta, group, derivatives, paired=False):
     a = group["a"]
-    z = a * (theta[:, None] - group["b"])                        # (m, n)
+    z = a * ((theta if paired else theta[:, None]) - group["b"])   # (m, n), or (m,) paired
     log_l, log_1ml = log_expit(z), log_expit(-z)
     if group["plain"]:
         log_p1, log_p0 = log_l, log_1ml
@@ -196,9 +199,10 @@ def _dichotomous_terms(theta, group, derivatives):
     return log_p, g1, g2
 
 
-def _graded_terms(theta, group, derivatives):
+def _graded_terms(theta, group, derivatives, paired=False):
     a = group["a"][:, None]                                      # (n, 1)
-    z = a * (theta[:, None, None] - group["thresholds"])         # (m, n, width + 1)
+    shift = theta[:, None] if paired else theta[:, None, None]
+    z = a * (shift - group["thresholds"])                        # (m, n, width + 1) or (m, w + 1)
     # P_k = P*_k - P*_{k+1} = expit(z_k) expit(-z_{k+1}) (1 - exp(-a (b_{k+1} - b_k)))
     log_p = log_expit(z[..., :-1]) + log_expit(-z[..., 1:]) + group["log_gap"]
     if not derivatives:
@@ -212,11 +216,12 @@ def _graded_terms(theta, group, derivatives):
     return log_p, np.where(valid, g1, 0.0), np.where(valid, g2, 0.0)
 
 
-def _partial_credit_terms(theta, group, derivatives):
+def _partial_credit_terms(theta, group, derivatives, paired=False):
     a = group["a"][:, None]
     valid = group["valid"]
     k = np.arange(valid.shape[1])
-    s = a * (k * theta[:, None, None] - group["cumulative"])     # (m, n, width + 1)
+    shift = theta[:, None] if paired else theta[:, None, None]
+    s = a * (k * shift - group["cumulative"])                    # (m, n, width + 1) or (m, w + 1)
     s = np.where(valid, s, -np.inf)
     log_p = s - logsumexp(s, axis=-1, keepdims=True)
     if not derivatives:
@@ -285,6 +290,44 @@ def _category_terms(theta, params, derivatives):
         if derivatives:
             g1[:, index, :width] = terms[1]
             g2[:, index, :width] = terms[2]
+    return log_p, g1, g2
+
+
+@_underflow_is_zero
+def pair_terms(theta, params, item_index, derivatives=True):
+    """The terms of `category_terms` for m (theta, item) pairs.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (m,)
+    item_index : int ndarray of shape (m,): the item of each pair
+
+    Returns
+    -------
+    log_p, g1, g2 : ndarray of shape (m, n_categories_max)
+    """
+    theta = np.asarray(theta, dtype=float)
+    item_index = np.asarray(item_index, dtype=np.intp)
+    shape = (theta.size, params.max_categories)
+    log_p = np.full(shape, -np.inf)
+    g1 = np.zeros(shape) if derivatives else None
+    g2 = np.zeros(shape) if derivatives else None
+    for family, group in params._groups.items():
+        local = group["local"][item_index]
+        pairs = np.flatnonzero(local >= 0)
+        if pairs.size == 0:
+            continue
+        rows = local[pairs]
+        size = group["index"].size
+        view = {key: value[rows] if isinstance(value, np.ndarray) and key != "local"
+                and value.ndim and value.shape[0] == size else value
+                for key, value in group.items()}
+        terms = _KERNELS[family](theta[pairs], view, derivatives, paired=True)
+        width = terms[0].shape[-1]
+        log_p[pairs, :width] = terms[0]
+        if derivatives:
+            g1[pairs, :width] = terms[1]
+            g2[pairs, :width] = terms[2]
     return log_p, g1, g2
 
 

@@ -23,11 +23,12 @@ from engine.estimation import (
     eap_sum_table,
     estimate_eap,
     estimate_eap_sum,
+    estimate_from_pairs,
     estimate_theta,
     log_likelihood,
     sum_score_likelihood,
 )
-from engine.models import ItemParameters
+from engine.models import ItemParameters, category_log_probability
 from engine.quadrature import normal_grid
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -355,3 +356,27 @@ def test_eap_sum_table_lsat7_is_monotone_and_inside_eap_range():
     assert np.all(np.diff(table.theta) > 0)
     for s in range(params.n_items + 1):
         assert eap[scores == s].min() - 1e-12 <= table.theta[s] <= eap[scores == s].max() + 1e-12
+
+
+@pytest.mark.parametrize("method", ["map", "ml", "wle"])
+def test_estimates_from_answer_triples_equal_the_matrix_ones(method):
+    # engine.estimation.estimate_from_pairs: the same estimator on (person, item,
+    # category) triples; the identity with the matrix path is exact up to round-off.
+    rng = np.random.default_rng(8)
+    models = ["2pl"] * 6 + ["3pl"] * 4 + ["grm"] * 3 + ["gpcm"] * 3
+    b = list(rng.normal(0, 1, 10)) + [np.sort(rng.normal(0, 1, 3)) for _ in range(6)]
+    params = ItemParameters.create(models, rng.lognormal(0, 0.25, 16), b,
+                                   c=[0.0] * 6 + [0.2] * 4 + [0.0] * 6)
+    theta = rng.normal(size=300)
+    p = np.exp(category_log_probability(theta, params))
+    responses = (rng.random((300, 16, 1)) > np.cumsum(p, axis=-1)).sum(-1).astype(float)
+    responses[rng.random(responses.shape) < 0.5] = np.nan
+    responses[0] = np.nan                                  # a person with no answers
+    dense = estimate_theta(responses, params, method)
+    person, item = np.nonzero(~np.isnan(responses))
+    start = estimate_theta(responses, params, "eap").theta
+    paired = estimate_from_pairs(300, person, item, responses[person, item].astype(int), params,
+                                 method, start)
+    assert_allclose(paired.theta, dense.theta, atol=1e-8, equal_nan=True)
+    assert_allclose(paired.se, dense.se, atol=1e-6, equal_nan=True)
+    assert np.array_equal(paired.bounded, dense.bounded)
