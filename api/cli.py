@@ -38,6 +38,7 @@ from itembank import (
     align_responses,
     read_bank,
     read_item_tags,
+    read_json,
     read_response_log,
     read_responses,
     read_table_columns,
@@ -68,7 +69,8 @@ def _build_parser():
     score.add_argument("--bank", required=True, metavar="BANK.json", help="irtcat-bank/1 document")
     score.add_argument("--method", choices=METHODS, default="eap")
     score.add_argument("--out", metavar="SCORES.csv", help="default: standard output")
-    score.add_argument("--prior-mean", type=float, help="default: the bank's population mean")
+    score.add_argument("--prior-mean", type=_finite_float,
+                       help="default: the bank's population mean")
     score.add_argument("--prior-sd", type=_positive_float, help="default: the bank's population sd")
     score.add_argument("--quadpts", type=_node_count, default=121,
                        help="EAP quadrature nodes on [-6, 6] (default 121, as mirt)")
@@ -94,7 +96,8 @@ def _build_parser():
                        ("b", "MEAN,SD normal prior on b (default 0,2)"),
                        ("c", "ALPHA,BETA beta prior on c (default 5,17)"),
                        ("u", "ALPHA,BETA beta prior on u (default 17,5)")):
-        calibrate.add_argument(f"--prior-{name}", type=_pair, metavar="X,Y", help=text)
+        calibrate.add_argument(f"--prior-{name}", type=_shape_pair if name in "cu" else _pair,
+                               metavar="X,Y", help=text)
     calibrate.add_argument("--quadpts", type=_node_count, default=61)
     calibrate.add_argument("--max-iter", type=_positive_int, default=500)
     calibrate.add_argument("--tol", type=_positive_float, default=1e-4)
@@ -133,7 +136,7 @@ def _build_parser():
 
 def _positive_float(text):
     value = float(text)
-    if not value > 0:
+    if not (value > 0 and np.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
@@ -150,7 +153,24 @@ def _pair(text):
         first, second = (float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected two numbers X,Y, got {text!r}") from None
+    if not (np.isfinite(first) and np.isfinite(second)) or second <= 0:
+        raise argparse.ArgumentTypeError(f"expected finite X and a positive Y, got {text!r}")
     return first, second
+
+
+def _shape_pair(text):
+    """ALPHA,BETA of a beta prior: both positive."""
+    first, second = _pair(text)
+    if first <= 0:
+        raise argparse.ArgumentTypeError(f"alpha and beta must be positive, got {text!r}")
+    return first, second
+
+
+def _finite_float(text):
+    value = float(text)
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def _node_count(text):
@@ -261,26 +281,21 @@ def run_calibrate(args):
 
 def run_link(args):
     new_bank, old_bank = read_bank(args.new), read_bank(args.to)
-    try:
-        constants, linked = link_banks(new_bank, old_bank, args.method,
-                                       to=os.path.basename(args.to))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            constants, linked = link_banks(new_bank, old_bank, args.method,
+                                           to=os.path.basename(args.to))
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            print(f"irtcat: warning: {warning.message}", file=sys.stderr)
     summary = (f"A = {constants.A:.6f}  B = {constants.B:.6f}  ({constants.method}, "
                f"{constants.n_common} common items)")
     print(summary, file=sys.stdout if args.out else sys.stderr)
     write_bank(linked, args.out, sys.stdout)
     return 0
-
-
-def _read_config(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: malformed JSON: {error}") from None
 
 
 def _true_thetas(path):
@@ -290,7 +305,7 @@ def _true_thetas(path):
 
 def run_simulate(args):
     bank = read_bank(args.bank)
-    config = _read_config(args.config)
+    config = read_json(args.config)
     try:
         design = design_from_config(config, bank)
     except DataFormatError as error:

@@ -356,8 +356,13 @@ def _scaled(value, factor, shift=0.0):
 
 
 def _transform_item(item, scale, shift):
-    """A copy of one item document moved to the old scale (a, b and their se)."""
-    item = dict(item)
+    """A copy of one item document moved to the old scale (a, b and their se).
+
+    The slope-intercept values of the calibration describe the new scale; they
+    are dropped rather than left contradicting the moved a and b.
+    """
+    item = {key: value for key, value in item.items()
+            if key not in ("slope_intercept", "se_slope_intercept")}
     if "a" in item:
         item["a"] = _scaled(item["a"], 1.0 / scale)
     item["b"] = _scaled(item["b"], scale, shift)

@@ -374,7 +374,6 @@ def _shadow_tests(batch, rows, criterion, eligible):
                      + [design.max_items])
     constraint = LinearConstraint(matrix, lower, upper)
     narrowed = eligible.copy()
-    batch.shadow_feasible = np.ones(rows.size, dtype=bool)
     for r, person in enumerate(rows):            # one integer program per examinee
         given = batch.administered[person] & ~np.isin(np.arange(n_items), design.pretest_items)
         low = given.astype(float)
@@ -383,7 +382,6 @@ def _shadow_tests(batch, rows, criterion, eligible):
                       constraints=constraint, integrality=np.ones(n_items),
                       bounds=Bounds(low, high))
         if result.status != 0:                    # infeasible: keep the plain eligible set
-            batch.shadow_feasible[r] = False
             continue
         free = (result.x > 0.5) & ~given
         if free.any():
@@ -423,7 +421,9 @@ def _sympson_hetter_choice(batch, score, k=1, depth=24):
     ranked = np.take_along_axis(top, order, axis=1)                      # (r, depth)
     finite = np.isfinite(np.take_along_axis(score, ranked, axis=1))
     accept = (batch.rng.random(ranked.shape) < probability[ranked]) & finite
-    accept[:, -1] |= ~accept.any(axis=1)                                 # never run dry
+    last_finite = np.maximum(finite.sum(axis=1) - 1, 0)                 # ranked best first
+    rows_dry = np.flatnonzero(~accept.any(axis=1))                      # never run dry
+    accept[rows_dry, last_finite[rows_dry]] = True
     first = np.argmax(accept, axis=1)
     rows = np.arange(ranked.shape[0])
     chosen = ranked[rows, first]
@@ -441,10 +441,12 @@ def _sympson_hetter_choice(batch, score, k=1, depth=24):
 def select_next(batch, rows=None):
     """The next item for each of `rows` (default: every unfinished test): (len(rows),).
 
-    Returns item positions; pretest items where the design puts them.
+    Returns item positions; pretest items where the design puts them; -1 for a
+    test that has no eligible item left, which is then marked done.
     """
     rows = np.flatnonzero(~batch.done) if rows is None else np.asarray(rows, dtype=np.intp)
-    chosen = np.empty(rows.size, dtype=np.intp)
+    chosen = np.full(rows.size, -1, dtype=np.intp)
+    batch.last_considered = np.full((0, 0), -1, dtype=np.intp)
     pretest = _pretest_now(batch, rows)
     if pretest.any():
         chosen[pretest] = _pick_pretest(batch, rows[pretest])
@@ -455,7 +457,13 @@ def select_next(batch, rows=None):
         if batch.design.content_rule == "shadow" and (batch.design.content or
                                                       batch.design.enemies):
             eligible = _shadow_tests(batch, sub, criterion, eligible)
-        chosen[regular] = _choose(batch, sub, criterion, eligible)
+        has_item = eligible.any(axis=1)
+        batch.done[sub[~has_item]] = True        # nothing left this examinee may take
+        picks = np.full(sub.size, -1, dtype=np.intp)
+        if has_item.any():
+            picks[has_item] = _choose(batch, sub[has_item], criterion[has_item],
+                                      eligible[has_item])
+        chosen[regular] = picks
         excluded = getattr(batch, "pending_exclusions", None)
         if excluded is not None:                  # Sympson-Hetter: rejected items leave the pool
             person, slot = np.nonzero(excluded >= 0)
@@ -474,7 +482,7 @@ def _pick_pretest(batch, rows):
     pool = batch.design.pretest_items
     unseen = ~(batch.administered[rows][:, pool] | batch.seen[rows][:, pool])
     keys = batch.rng.random(unseen.shape) * unseen
-    return pool[np.argmax(keys, axis=1)]
+    return np.where(unseen.any(axis=1), pool[np.argmax(keys, axis=1)], -1)
 
 
 def record(batch, rows, items, responses):
@@ -532,7 +540,7 @@ def _decide(batch, rows):
 
 
 def _any_item_left(batch, rows):
-    return np.any(~(batch.administered[rows] | batch.seen[rows]), axis=1)
+    return _eligible(batch, rows).any(axis=1)
 
 
 def _at(nodes, values, x):
@@ -616,4 +624,5 @@ def next_session_item(batch, seed):
     if batch.done[0]:
         return None
     batch.rng = session_rng(seed, int(batch.length[0]) + 1)
-    return int(select_next(batch, np.array([0]))[0])
+    item = int(select_next(batch, np.array([0]))[0])
+    return None if item < 0 else item

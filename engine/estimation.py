@@ -184,14 +184,15 @@ class _Pairs:
                 "dinfo": self._per_person(dinfo)}
 
     def grid_terms(self, nodes, params):
-        log_p, g1, g2 = category_terms(nodes, params)                 # (n_nodes, n_items, K)
-        info, dinfo = _information_and_slope(log_p, g1, g2)           # (n_nodes, n_items)
-        n_nodes, n_items, k = log_p.shape
+        used, item = np.unique(self.item, return_inverse=True)       # only the items answered
+        log_p, g1, g2 = category_terms(nodes, params.subset(used))   # (n_nodes, n_used, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)           # (n_nodes, n_used)
+        n_nodes, n_used, k = log_p.shape
         ones = np.ones(self.person.size)
         # persons x (item, category) and persons x item indicators of the answers
-        answered = csr_matrix((ones, (self.person, self.item * k + self.category)),
-                              shape=(self.n, n_items * k))
-        asked = csr_matrix((ones, (self.person, self.item)), shape=(self.n, n_items))
+        answered = csr_matrix((ones, (self.person, item * k + self.category)),
+                              shape=(self.n, n_used * k))
+        asked = csr_matrix((ones, (self.person, item)), shape=(self.n, n_used))
         return {"loglik": answered @ _finite(log_p).reshape(n_nodes, -1).T,
                 "d1": answered @ g1.reshape(n_nodes, -1).T,
                 "info": asked @ info.T, "dinfo": asked @ dinfo.T}

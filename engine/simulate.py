@@ -77,6 +77,7 @@ def run_cat(params, design, rng, *, true_theta=None, responses=None, tables=None
         while not batch.done.all():
             rows = np.flatnonzero(~batch.done)
             items = select_next(batch, rows)
+            rows, items = rows[items >= 0], items[items >= 0]   # -1: that test has ended
             if answer_sheet is not None:
                 answers = answer_sheet[rows, items]
             else:
@@ -119,6 +120,7 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
             items = select_next(batch, rows)
             considered = batch.last_considered
             np.add.at(selected, considered[considered >= 0], 1.0)
+            rows, items = rows[items >= 0], items[items >= 0]
             record(batch, rows, items, answer_sheet[rows, items])
         exposure = batch.administered.sum(axis=0) / n_examinees
         history.append(float(exposure.max()))
@@ -130,7 +132,7 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
     return probability, history
 
 
-def report(batches, design, seconds, *, true_theta=None, seed=None, n_items=None,
+def report(batches, design, seconds, *, true_theta=None, seed=None,
            grid=(-2.0, -1.0, 0.0, 1.0, 2.0)):
     """The simulation report of spec/FORMATS.md as a dict."""
     theta = np.concatenate([b.theta for b in batches])

@@ -10,6 +10,7 @@ from .io import (
     bank_to_document,
     read_bank,
     read_item_tags,
+    read_json,
     read_response_log,
     read_responses,
     read_table_columns,
@@ -20,6 +21,6 @@ from .io import (
 )
 
 __all__ = ["DataFormatError", "ItemBank", "ResponseData", "ResponseLog", "align_responses",
-           "bank_from_document", "bank_to_document", "read_bank", "read_item_tags",
+           "bank_from_document", "bank_to_document", "read_bank", "read_item_tags", "read_json",
            "read_response_log", "read_responses", "read_table_columns", "write_persons",
            "write_bank", "write_json", "write_scores"]

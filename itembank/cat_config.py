@@ -63,6 +63,14 @@ def _flag(value, name):
     return value
 
 
+def _probability(value, name):
+    """An error rate strictly inside (0, 0.5)."""
+    value = _number(value, name)
+    if not 0 < value < 0.5:
+        raise DataFormatError(f"{name} must be in (0, 0.5), got {value!r}")
+    return value
+
+
 def _choice(value, name, options):
     if value not in options:
         raise DataFormatError(f"{name} must be one of {', '.join(options)}, got {value!r}")
@@ -95,6 +103,9 @@ def design_from_config(config, bank):
         return np.array([position[v] for v in values], dtype=np.intp)
 
     groups, content = {}, []
+    for key in ("content", "enemies"):
+        if not isinstance(top.get(key, []), list):
+            raise DataFormatError(f"{key} must be a list")
     for index, rule in enumerate(top.get("content", [])):
         if not isinstance(rule, dict):
             raise DataFormatError(f"content[{index}] must be an object")
@@ -151,8 +162,8 @@ def design_from_config(config, bank):
             method=_choice(classification.get("method", "sprt"), "stop.classification.method",
                            ("sprt", "ci")),
             delta=_number(classification.get("delta", 0.3), "stop.classification.delta", 0),
-            alpha=_number(classification.get("alpha", 0.05), "stop.classification.alpha", 0, 0.5),
-            beta=_number(classification.get("beta", 0.05), "stop.classification.beta", 0, 0.5))
+            alpha=_probability(classification.get("alpha", 0.05), "stop.classification.alpha"),
+            beta=_probability(classification.get("beta", 0.05), "stop.classification.beta"))
     se = stop.get("se", 0.3)
     delta_theta = stop.get("delta_theta")
     return CATDesign(

@@ -57,7 +57,7 @@ class ResponseData:
 
 def _read_header(path):
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
@@ -65,6 +65,8 @@ def _read_header(path):
         raise DataFormatError(f"{path}: is a directory") from None
     except UnicodeDecodeError:
         raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise DataFormatError(f"{path}: cannot be read: {error.strerror}") from None
     if not header:
         raise DataFormatError(f"{path}: empty file, expected a CSV header")
     return [name.strip() for name in header]
@@ -86,7 +88,8 @@ def _read_table(path, dtype):
             # A first row longer than the header would otherwise become an index.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(path, dtype=dtype, skipinitialspace=True, keep_default_na=False,
-                               na_values=[""], engine="c", index_col=False)
+                               na_values=[""], engine="c", index_col=False,
+                               encoding="utf-8-sig")
     except pd.errors.ParserWarning:
         raise DataFormatError(f"{path}: malformed CSV: a row has more fields than the header") \
             from None
@@ -199,7 +202,8 @@ def _read_long_log(path):
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(path, dtype={"person_id": object, "item_id": object},
                                  skipinitialspace=True, keep_default_na=False, na_values=[""],
-                                 engine="c", index_col=False, chunksize=LOG_CHUNK_ROWS)
+                                 engine="c", index_col=False, chunksize=LOG_CHUNK_ROWS,
+                                 encoding="utf-8-sig")
             with reader:
                 chunks = list(_log_chunks(reader, path, persons, items))
     except pd.errors.ParserWarning:
@@ -306,18 +310,7 @@ def align_responses(data, bank):
 
 def read_bank(path):
     """Read and validate an `irtcat-bank/1` document into an `ItemBank`."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataFormatError(f"{path}: is a directory") from None
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}: malformed JSON at line {error.lineno} column "
-                              f"{error.colno}: {error.msg}") from None
+    document = read_json(path)
     try:
         return bank_from_document(document)
     except DataFormatError as error:
@@ -371,16 +364,28 @@ def _item_parameters(item):
     return model, a, b, c, u
 
 
+def read_json(path):
+    """A parsed JSON file; DataFormatError (one line) for any reason it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataFormatError(f"{path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    except json.JSONDecodeError as error:
+        raise DataFormatError(f"{path}: malformed JSON at line {error.lineno} column "
+                              f"{error.colno}: {error.msg}") from None
+    except OSError as error:
+        raise DataFormatError(f"{path}: cannot be read: {error.strerror}") from None
+
+
 def read_item_tags(path):
     """Each item's standard and model from a bank document whose items may lack
     parameters: ``{item_id: {"standard": str or None, "model": str or None}}``."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataFormatError(f"{path}: malformed JSON: {error}") from None
+    document = read_json(path)
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise DataFormatError(f"{path}: 'items' must be a list")
@@ -449,11 +454,19 @@ def bank_to_document(bank):
 def write_atomically(path, write):
     """Call ``write(handle)`` on a temporary file beside `path`, then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
-    handle = tempfile.NamedTemporaryFile("w", dir=directory, delete=False, newline="",
-                                         encoding="utf-8", suffix=".tmp")
+    if os.path.isdir(path):
+        raise DataFormatError(f"{path}: is a directory, not a file to write")
+    try:
+        handle = tempfile.NamedTemporaryFile("w", dir=directory, delete=False, newline="",
+                                             encoding="utf-8", suffix=".tmp")
+    except OSError as error:
+        raise DataFormatError(f"{path}: cannot be written: {error.strerror}") from None
     try:
         with handle:
             write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)     # as an ordinary new file, not 0600
         os.replace(handle.name, path)
     except BaseException:
         os.unlink(handle.name)

@@ -530,3 +530,25 @@ def test_link_needs_two_common_items(capsys, tmp_path, halves, write_json):
     assert status == 2 and out == ""
     assert one_error_line(err) and "at least 2 common items" in err
     assert not out_path.exists()
+
+
+def test_linked_bank_drops_the_old_scales_slope_intercept(capsys, tmp_path):
+    # The slope-intercept form of a calibration describes its own scale; after
+    # linking (a / A, A b + B) it would contradict d = -a b, so it is dropped.
+    bank = tmp_path / "bank.json"
+    assert main(["calibrate", str(LSAT7), "--model", "2pl", "--quiet", "--se",
+                 "--out", str(bank)]) == 0
+    out = tmp_path / "linked.json"
+    assert main(["link", str(bank), "--to", str(bank), "--out", str(out)]) == 0
+    for item in json.loads(out.read_text())["items"]:
+        assert "slope_intercept" not in item and "se_slope_intercept" not in item
+        assert "se" in item
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("option, value", [("--prior-a", "0,0"), ("--prior-a", "0,-1"),
+                                           ("--prior-c", "0,17"), ("--prior-b", "nan,1")])
+def test_invalid_prior_parameters_exit_2(capsys, option, value):
+    status = main(["calibrate", str(LSAT7), "--model", "3pl", option, value])
+    _, err = capsys.readouterr()
+    assert status == 2 and err.count("\n") == 1 and err.startswith("irtcat: error:")

@@ -175,3 +175,45 @@ def test_person_ids_with_commas_and_quotes_survive(capsys, tmp_path, lsat7_bank_
     status, out, _ = run(capsys, "score", str(path), "--bank", str(lsat7_bank_path))
     assert status == 0
     assert [r["person_id"] for r in rows(out)] == ['Doe, "J"', "plain"]
+
+
+def test_a_utf8_bom_is_accepted(capsys, tmp_path, lsat7_bank_path):
+    # Spreadsheet "CSV UTF-8" files start with a byte-order mark.
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"\xef\xbb\xbfperson_id,Item.1\np1,1\n")
+    status, out, _ = run(capsys, "score", str(path), "--bank", str(lsat7_bank_path))
+    assert status == 0 and rows(out)[0]["person_id"] == "p1"
+
+
+def test_written_files_get_ordinary_permissions(capsys, tmp_path, lsat7_data_path,
+                                                lsat7_bank_path):
+    import os
+    out_path = tmp_path / "scores.csv"
+    umask = os.umask(0o022)
+    try:
+        assert run(capsys, "score", str(lsat7_data_path), "--bank", str(lsat7_bank_path),
+                   "--out", str(out_path))[0] == 0
+    finally:
+        os.umask(umask)
+    assert out_path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("target", ["missing-folder/scores.csv", "."])
+def test_an_unwritable_out_is_bad_input(capsys, tmp_path, monkeypatch, lsat7_data_path,
+                                        lsat7_bank_path, target):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "score", str(lsat7_data_path), "--bank", str(lsat7_bank_path),
+                         "--out", target)
+    assert status == 2 and err.count("\n") == 1
+
+
+def test_a_folder_as_bank_is_bad_input(capsys, tmp_path, lsat7_data_path):
+    status, _, err = run(capsys, "score", str(lsat7_data_path), "--bank", str(tmp_path))
+    assert status == 2 and "is a directory" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_prior_is_bad_input(capsys, lsat7_data_path, lsat7_bank_path, value):
+    status, _, _ = run(capsys, "score", str(lsat7_data_path), "--bank", str(lsat7_bank_path),
+                       "--prior-sd" if value == "inf" else "--prior-mean", value)
+    assert status == 2

@@ -343,3 +343,29 @@ def test_missing_config_file(capsys, tmp_path, bank_path):
                            tmp_path / "nope.json")
     _one_line_error(status, out, err)
     assert "nope.json" in err
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"stop": {"classification": {"cut": 0.0, "alpha": 0}}}, "stop.classification.alpha"),
+    ({"content": {"standard": "AI-ML-01"}}, "content must be a list"),
+    ({"enemies": "Q1"}, "enemies must be a list"),
+])
+def test_config_values_out_of_range_are_bad_input(capsys, tmp_path, config, message):
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps({"format": "irtcat-bank/1", "items": [
+        {"id": f"Q{j}", "standard": "AI-ML-01", "model": "2pl", "a": 1.0, "b": 0.1 * j}
+        for j in range(10)]}))
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(config))
+    status = main(["simulate", "--bank", str(bank), "--config", str(path), "--examinees", "5"])
+    _, err = capsys.readouterr()
+    assert status == 2 and err.count("\n") == 1 and message in err
+
+
+def test_a_folder_as_config_is_bad_input(capsys, tmp_path):
+    bank = tmp_path / "bank.json"
+    bank.write_text(json.dumps({"format": "irtcat-bank/1", "items": [
+        {"id": "Q1", "model": "2pl", "a": 1.0, "b": 0.0}]}))
+    status = main(["simulate", "--bank", str(bank), "--config", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert status == 2 and "is a directory" in err

@@ -809,3 +809,22 @@ def test_config_reads_progressive_selection():
     assert not design_from_config({}, config_bank()).progressive
     with pytest.raises(DataFormatError, match="selection.progressive must be true or false"):
         design_from_config({"selection": {"progressive": "yes"}}, config_bank())
+
+
+def test_an_exhausted_pool_ends_the_test_without_repeating_an_item():
+    # When enemies, exclusions and pretest items leave nothing eligible, the test
+    # ends: no item twice in a test, never both enemies (the enemy-set rule).
+    rng = np.random.default_rng(21)
+    params = ItemParameters.create("2pl", rng.lognormal(0, .25, 6), rng.normal(0, 1, 6))
+    design = CATDesign(min_items=1, max_items=30, se=0.01, enemies=(np.array([1, 2]),))
+    for exposure in ("none", "sympson-hetter"):
+        trial = replace(design, exposure=exposure,
+                        sympson_hetter=np.full(6, 0.3) if exposure != "none" else None)
+        batches = run_cat(params, trial, np.random.default_rng(3), true_theta=rng.normal(size=50))
+        for batch in batches:
+            for person in range(batch.n):
+                given = batch.items[person, : batch.length[person]]
+                assert len(set(given.tolist())) == given.size >= 1
+                assert not {1, 2} <= set(given.tolist())
+                if exposure == "none":   # all six items but one of the enemy pair
+                    assert given.size == 5
