@@ -164,7 +164,6 @@ class MMLCalibrator:
         models = self._item_models(data.n_items)
         self.nodes_ = np.linspace(*self.theta_range, self.n_nodes)
         self.blocks_ = blocks = self._blocks(data, models, fixed)
-        self.data_n_categories_ = data.n_categories
         all_rasch = all(m in ("rasch", "pcm") for m in models)
         latent = _Latent(estimate_mean=bool(fixed), estimate_var=bool(fixed) or all_rasch)
         if fixed and all_rasch:  # anchored Rasch items carry the scale: keep N(0, var) free
@@ -194,7 +193,7 @@ class MMLCalibrator:
                 break
             trail.append(before)
             if self.accelerate and cycle % 3 == 0 and len(trail) >= 2:
-                self._ramsay(free, latent, trail[-2], trail[-1], after)
+                self._ramsay(free, trail[-2], trail[-1], after)
         # The logLik check: EM never lowers the likelihood, so a final value below
         # the best one seen means the run (or an acceleration step) went astray.
         trace = self.history_.log_likelihood
@@ -208,7 +207,7 @@ class MMLCalibrator:
             warnings.warn(f"EM did not converge in {self.max_iter} cycles (largest change "
                           f"{self.history_.max_change[-1]:.2e} > tol {self.tol:g}); raise "
                           "max_iter or check the data", ConvergenceWarning, stacklevel=2)
-        _, self.node_mass_, self.log_likelihood_ = self._e_step(data, blocks, latent)
+        self.log_likelihood_ = self._e_step(data, blocks, latent)[2]
         self.mean_, self.sd_ = latent.mean, float(np.sqrt(latent.var))
         self.latent_ = latent
         self.n_persons_ = data.n_persons
@@ -273,13 +272,13 @@ class MMLCalibrator:
         mask.append([False, False])
         return np.concatenate(mask)
 
-    def _set_vector(self, free, latent, vector):
+    def _set_vector(self, free, vector):
         start = 0
         for block in free:
             block.set_free_values(vector[start: start + block.n_free])
             start += block.n_free
 
-    def _ramsay(self, free, latent, older, old, current):
+    def _ramsay(self, free, older, old, current):
         """mirt's Ramsay step on the item parameters (the latent ones are left alone)."""
         step_prev = old - older
         step = current - old
@@ -291,7 +290,7 @@ class MMLCalibrator:
         proposal = (1.0 - accel) * current + accel * old
         proposal[-2:] = current[-2:]
         saved = [block.eta for block in free]
-        self._set_vector(free, latent, proposal)
+        self._set_vector(free, proposal)
         if not all(np.all(block.valid(block.eta)) for block in free):
             for block, eta in zip(free, saved, strict=True):
                 block.eta = eta

@@ -122,15 +122,3 @@ def from_coordinates(n_persons, n_items, person_index, item_index, category, n_c
                            shape=(n_persons, offsets[-1]))
     onehot.sum_duplicates()
     return ResponseSet(onehot, np.ones(n_persons), n_categories, offsets, n_persons)
-
-
-def observed_mask(responses_set):
-    """Which items each row answered: bool array of shape (n_rows, n_items)."""
-    onehot = responses_set.onehot
-    if responses_set.sparse:
-        item_of_column = np.repeat(np.arange(responses_set.n_items), responses_set.n_categories)
-        coo = onehot.tocoo()
-        mask = np.zeros((responses_set.n_rows, responses_set.n_items), dtype=bool)
-        mask[coo.row, item_of_column[coo.col]] = True
-        return mask
-    return np.add.reduceat(onehot, responses_set.offsets[:-1], axis=1) > 0

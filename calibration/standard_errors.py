@@ -17,7 +17,6 @@ method.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .mml_em import _objective
 
@@ -112,14 +111,3 @@ def covariance(calibrator, data):
         return None
     inverse = np.linalg.inv(chol)
     return inverse.T @ inverse
-
-
-def log_likelihood_at(calibrator, data):
-    """Marginal log-likelihood at the calibrator's current parameters."""
-    latent = calibrator.latent_
-    log_p = calibrator._log_p_columns(calibrator.blocks_, data.offsets[-1], data.offsets)
-    total = 0.0
-    for rows in data.chunks():
-        joint = data.onehot[rows] @ log_p + calibrator._log_weights(latent)
-        total += float(data.weights[rows] @ logsumexp(joint, axis=1))
-    return total
