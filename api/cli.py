@@ -319,7 +319,8 @@ def run_simulate(args):
             raise UsageError(f"{args.responses}: no column for bank item {missing[0]!r}: a "
                              "replay needs every item's answer")
         responses, _, _ = align_responses(data, bank)
-        order = [data.item_ids.index(item) for item in bank.item_ids]
+        column = {item: j for j, item in enumerate(data.item_ids)}
+        order = [column[item] for item in bank.item_ids]
         replay = responses[:, order]
         if np.isnan(replay).any():
             row, col = np.argwhere(np.isnan(replay))[0]

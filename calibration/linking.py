@@ -115,22 +115,26 @@ def _transform(params, scale, shift):
                           params.c, params.u)
 
 
-def _check_common(new, old):
-    """ValueError unless `new` and `old` hold the same kind of items in the same order."""
+def _check_common(new, old, names=None):
+    """ValueError unless `new` and `old` hold the same kind of items in the same order.
+
+    names : the items' ids, for the messages (default: their positions).
+    """
     if new.n_items != old.n_items:
         raise ValueError(f"new and old parameters must hold the same common items, got "
                          f"{new.n_items} and {old.n_items} items")
     if new.n_items == 0:
         raise ValueError("linking needs at least one common item")
+    names = list(range(new.n_items)) if names is None else [repr(name) for name in names]
     for i, (model_new, model_old) in enumerate(zip(new.model, old.model, strict=True)):
         if model_new != model_old:
-            raise ValueError(f"common item {i} is {model_new} in the new parameters and "
-                             f"{model_old} in the old")
+            raise ValueError(f"common item {names[i]} is {model_new} in the new bank and "
+                             f"{model_old} in the old bank")
     mismatch = np.flatnonzero(new.n_categories != old.n_categories)
     if mismatch.size:
         i = mismatch[0]
-        raise ValueError(f"common item {i} has {new.n_categories[i]} categories in the new "
-                         f"parameters and {old.n_categories[i]} in the old")
+        raise ValueError(f"common item {names[i]} has {new.n_categories[i]} categories in the "
+                         f"new bank and {old.n_categories[i]} in the old bank")
 
 
 def _difficulties(params):
@@ -462,14 +466,7 @@ def link_banks(new_bank, old_bank, method, *, to=None, theta=None, weights=None)
         raise ValueError(f"linking needs at least 2 common items, the banks share {len(common)}")
     new = new_bank.params.subset(new_bank.index_of(common))
     old = old_bank.params.subset(old_bank.index_of(common))
-    for item_id, model_new, model_old in zip(common, new.model, old.model, strict=True):
-        if model_new != model_old:
-            raise ValueError(f"common item {item_id!r} is {model_new} in the new bank and "
-                             f"{model_old} in the old bank")
-    for item_id, k_new, k_old in zip(common, new.n_categories, old.n_categories, strict=True):
-        if k_new != k_old:
-            raise ValueError(f"common item {item_id!r} has {k_new} categories in the new bank "
-                             f"and {k_old} in the old bank")
+    _check_common(new, old, common)
     options = {}
     if method in ("haebara", "stocking-lord"):
         if theta is None and weights is None:

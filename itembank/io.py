@@ -256,26 +256,11 @@ def _codes(ids, lookup):
 
 
 def _read_long(path):
-    table = _read_table(path, {"person_id": object, "item_id": object})
-    for name in ("person_id", "item_id"):
-        if table[name].isna().any():
-            line = int(np.flatnonzero(table[name].isna())[0]) + 2
-            raise DataFormatError(f"{path}: line {line}: empty {name}")
-    if table["response"].isna().any():
-        line = int(np.flatnonzero(table["response"].isna())[0]) + 2
-        raise DataFormatError(f"{path}: line {line}: empty response")
-    values = _categories(table["response"], path, lambda at: f"line {at + 2}")
-    person_codes, person_ids = pd.factorize(table["person_id"])
-    item_codes, item_ids = pd.factorize(table["item_id"])
-    pairs = pd.Series(person_codes.astype(np.int64) * len(item_ids) + item_codes)
-    repeated = pairs.duplicated()
-    if repeated.any():
-        at = int(np.flatnonzero(repeated)[0])
-        raise DataFormatError(f"{path}: line {at + 2}: person {table['person_id'][at]!r} "
-                              f"answered item {table['item_id'][at]!r} twice")
-    responses = np.full((len(person_ids), len(item_ids)), np.nan)
-    responses[person_codes, item_codes] = values
-    return ResponseData(list(map(str, person_ids)), list(map(str, item_ids)), responses)
+    """A long CSV as a matrix: the response log, densified."""
+    log = _read_long_log(path)
+    responses = np.full((len(log.person_ids), len(log.item_ids)), np.nan)
+    responses[log.person_index, log.item_index] = log.response
+    return ResponseData(log.person_ids, log.item_ids, responses)
 
 
 def align_responses(data, bank):
