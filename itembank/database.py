@@ -1,0 +1,140 @@
+"""Connecting to the store: one URL, SQLite by default, PostgreSQL the same way.
+
+The URL comes from ``IRTCAT_DATABASE_URL``; without it the store is the SQLite
+file ``irtcat.db`` in the working directory. SQLite runs in WAL mode (readers
+never block the writer) with foreign keys on and a busy timeout; a transaction
+that will write starts with ``BEGIN IMMEDIATE`` so that two writers queue on
+the lock instead of failing midway. PostgreSQL needs nothing special.
+
+The schema is brought up to date by Alembic (`upgrade`), never by
+``create_all``, so a database made by an older release migrates in place.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_URL = "sqlite:///irtcat.db"
+MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_MS = 30_000
+
+
+class DatabaseError(RuntimeError):
+    """The store cannot be reached or is not at the expected schema; one-line message."""
+
+
+def database_url(url=None):
+    """`url`, else ``IRTCAT_DATABASE_URL``, else the default SQLite file."""
+    return url or os.environ.get("IRTCAT_DATABASE_URL") or DEFAULT_URL
+
+
+def _configure_sqlite(engine):
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None       # transactions are begun below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")    # a commit survives a crash
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine and two session factories: `reading()` and `writing()`.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL, e.g. ``sqlite:///path/irtcat.db`` or
+        ``postgresql+psycopg://user:password@host/name``.
+    """
+
+    def __init__(self, url=None):
+        self.url = database_url(url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise DatabaseError(f"IRTCAT_DATABASE_URL is not a database URL: {self.url!r}") \
+                from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                folder = pathlib.Path(parsed.database).resolve().parent
+                if not folder.is_dir():
+                    raise DatabaseError(f"no folder {folder} for the SQLite database")
+            self.engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+            _configure_sqlite(self.engine)
+            writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        else:
+            try:
+                self.engine = create_engine(parsed, pool_pre_ping=True)
+            except Exception as error:        # noqa: BLE001 - a missing driver, a bad option
+                raise DatabaseError(f"cannot use {parsed.render_as_string()}: {error}") from None
+            writer = self.engine
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(writer, expire_on_commit=False)
+
+    @contextmanager
+    def reading(self) -> Session:
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def writing(self) -> Session:
+        """A session whose transaction commits on success and rolls back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def dispose(self):
+        self.engine.dispose()
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(database, revision="head"):
+    """Migrate the schema of `database` to `revision` (every migration in one transaction
+    on SQLite and PostgreSQL, which both have transactional DDL)."""
+    from alembic import command
+
+    with database.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            command.upgrade(_alembic_config(connection), revision)
+
+
+def current_revision(database):
+    """The schema revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision():
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def table_names(database):
+    return set(inspect(database.engine).get_table_names())

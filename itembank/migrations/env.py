@@ -1,0 +1,15 @@
+"""Alembic environment: runs the migrations on the connection `itembank.store` hands over."""
+
+from alembic import context
+
+from itembank.schema import Base
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("migrations run through itembank.store.upgrade, which passes a connection")
+
+context.configure(connection=connection, target_metadata=Base.metadata,
+                  render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,160 @@
+"""The store's tables (SQLAlchemy 2): what a standards body owns.
+
+- ``standards``: the skill framework, a tree through ``parent_code``, each node
+  with proficiency levels (θ cut scores, ascending); a standard without levels
+  uses its parent's.
+- ``items``: content, answer key, status and tags of each item; no parameters.
+- ``bank_versions`` and ``bank_version_items``: numbered calibrations of one
+  standard; a version is immutable once published.
+- ``publications``: each time a version was made the one new sessions use; the
+  latest wins, so rolling back publishes an earlier version again.
+- ``calibration_runs``: inputs, options, status and result of each calibration.
+- ``responses``: the response log, raw material of the next calibration; one row
+  per (session, item), which the database enforces.
+
+Every schema change goes through an Alembic migration in ``itembank/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ITEM_STATUSES = ("pretest", "operational", "retired")
+RUN_STATUSES = ("queued", "running", "done", "failed")
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+def utc_now():
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Standard(Base):
+    __tablename__ = "standards"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("standards.code"), index=True)
+    levels: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (CheckConstraint(f"status IN {ITEM_STATUSES}", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, index=True)     # import order, for exports
+    standard_code: Mapped[str] = mapped_column(ForeignKey("standards.code"), index=True)
+    model: Mapped[str] = mapped_column(String(16))
+    content: Mapped[dict | None] = mapped_column(JSON)
+    key: Mapped[dict | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="operational")
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    enemies: Mapped[list] = mapped_column(JSON, default=list)
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class CalibrationRun(Base):
+    __tablename__ = "calibration_runs"
+    __table_args__ = (CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    standard_code: Mapped[str] = mapped_column(ForeignKey("standards.code"), index=True)
+    model: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    n_responses: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BankVersion(Base):
+    __tablename__ = "bank_versions"
+    __table_args__ = (UniqueConstraint("standard_code", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    standard_code: Mapped[str] = mapped_column(ForeignKey("standards.code"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    population_mean: Mapped[float] = mapped_column(Float, default=0.0)
+    population_sd: Mapped[float] = mapped_column(Float, default=1.0)
+    calibration: Mapped[dict | None] = mapped_column(JSON)
+    # The items' parameters as columns (ids, models, a, b padded with null, c, u,
+    # status): what delivery loads, in one read. Written once, like the version.
+    arrays: Mapped[dict] = mapped_column(JSON, deferred=True)
+    calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BankVersionItem(Base):
+    """One item's parameters in one bank version (model, a, b, c, u, se, fit)."""
+
+    __tablename__ = "bank_version_items"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("bank_versions.id"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict] = mapped_column(JSON)
+
+
+class Publication(Base):
+    """A version made current for its standard; the latest publication wins, so
+    rolling back is publishing an earlier version again."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    standard_code: Mapped[str] = mapped_column(ForeignKey("standards.code"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("bank_versions.id"))
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Response(Base):
+    """One answer: the raw response as given, its score, and the bank version it was
+    delivered under. Pretest answers are logged but were not scored into θ."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("session_id", "item_id"),
+                      Index("ix_responses_item_id_id", "item_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    learner_id: Mapped[str] = mapped_column(String(200), index=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    raw_response: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[int] = mapped_column(Integer)
+    responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    bank_version_id: Mapped[int | None] = mapped_column(ForeignKey("bank_versions.id"))
+    pretest: Mapped[bool] = mapped_column(Boolean, default=False)
