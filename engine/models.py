@@ -94,11 +94,14 @@ class ItemParameters:
         a = np.atleast_1d(np.asarray(a, dtype=float))
         n_items = a.shape[0]
         models = (model,) * n_items if isinstance(model, str) else tuple(model)
-        b_rows = [np.atleast_1d(np.asarray(row, dtype=float)) for row in b]
-        width = max((row.size for row in b_rows), default=1)
-        b_matrix = np.full((n_items, width), np.nan)
-        for i, row in enumerate(b_rows):
-            b_matrix[i, : row.size] = row
+        if isinstance(b, np.ndarray) and b.ndim == 2:
+            b_matrix = np.array(b, dtype=float)
+        else:
+            b_rows = [np.atleast_1d(np.asarray(row, dtype=float)) for row in b]
+            width = max((row.size for row in b_rows), default=1)
+            b_matrix = np.full((n_items, width), np.nan)
+            for i, row in enumerate(b_rows):
+                b_matrix[i, : row.size] = row
         c = np.zeros(n_items) if c is None else np.asarray(c, dtype=float).reshape(n_items)
         u = np.ones(n_items) if u is None else np.asarray(u, dtype=float).reshape(n_items)
         return cls(models, a, b_matrix, c, u)

@@ -308,7 +308,7 @@ def _number(value, name, item_id):
     return float(value)
 
 
-def _item_parameters(item):
+def item_parameters(item):
     """(model, a, b, c, u) of one item document; DataFormatError naming the item."""
     item_id = item["id"]
     model = item.get("model")
@@ -404,7 +404,7 @@ def bank_from_document(document):
         if item["id"] in seen:
             raise DataFormatError(f"duplicate item id {item['id']!r}")
         seen.add(item["id"])
-        rows.append(_item_parameters(item))
+        rows.append(item_parameters(item))
     population = document.get("population", {"mean": 0.0, "sd": 1.0})
     if not isinstance(population, dict):
         raise DataFormatError("'population' must be an object with mean and sd")

@@ -1,10 +1,12 @@
-"""Shared fixtures: paths to the bundled data and a seeded generator."""
+"""Shared fixtures: paths to the bundled data, a seeded generator, store databases."""
 
 import json
+import os
 import pathlib
 
 import numpy as np
 import pytest
+import sqlalchemy
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 DEMO = pathlib.Path(__file__).resolve().parents[1] / "api" / "demo"
@@ -32,3 +34,46 @@ def write_json(tmp_path):
         path.write_text(json.dumps(document))
         return path
     return write
+
+
+# --- the store, on SQLite always and on PostgreSQL when a server is given -----------
+
+POSTGRESQL_URL = os.environ.get("IRTCAT_TEST_POSTGRESQL_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRESQL_URL, reason="IRTCAT_TEST_POSTGRESQL_URL is not set"))]
+
+
+def _empty_postgresql(url):
+    """Drop everything in the public schema of the test database."""
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """The URL of an empty database, one per back end."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'irtcat.db'}"
+    _empty_postgresql(POSTGRESQL_URL)
+    return POSTGRESQL_URL
+
+
+@pytest.fixture
+def database(database_url):
+    """A migrated, empty store database."""
+    from itembank.database import Database, upgrade
+
+    db = Database(database_url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def store(database):
+    from itembank.store import Store
+
+    return Store(database)
