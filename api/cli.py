@@ -18,6 +18,8 @@ from importlib import resources
 
 import numpy as np
 
+from api.store_commands import STORE_ERRORS
+from api.store_commands import add_commands as add_store_commands
 from calibration.linking import METHODS as LINK_METHODS
 from calibration.linking import link_banks
 from calibration.mml_em import Priors
@@ -128,6 +130,8 @@ def _build_parser():
     simulate.add_argument("--save-design", metavar="CAT.json",
                           help="write the configuration with tuned Sympson-Hetter parameters")
     simulate.set_defaults(run=run_simulate)
+
+    add_store_commands(commands)
 
     demo = commands.add_parser("demo", help="score the bundled LSAT7 data and print a summary")
     demo.set_defaults(run=run_demo)
@@ -405,7 +409,7 @@ def main(argv=None):
         args = _build_parser().parse_args(argv)
         return args.run(args)
     except (UsageError, DataFormatError, InvalidParameterError, InvalidResponsesError,
-            CalibrationInputError) as error:
+            CalibrationInputError, *STORE_ERRORS) as error:
         print(f"irtcat: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

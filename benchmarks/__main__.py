@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from . import calibration, cat, scoring
+from . import calibration, cat, scoring, store
 from .common import machine
 
-BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run}
+BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
+              "store": store.run}
 
 
 def main(names):

@@ -1,0 +1,248 @@
+"""`irtcat` commands on the store: db, standards, bank and responses.
+
+The database is ``IRTCAT_DATABASE_URL`` (default: ``irtcat.db`` in the working
+directory). An empty database gets its schema on first use; one made by an
+older release is migrated with `irtcat db upgrade`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
+
+from calibration.mml_em import Priors
+from calibration.runs import calibrate_standard
+from engine import MODELS, ConvergenceWarning
+from itembank import ResponseLog, read_json, read_response_log, write_json
+from itembank.database import Database, DatabaseError, current_revision, head_revision, upgrade
+from itembank.io import write_atomically
+from itembank.store import NotFoundError, Store
+
+
+def add_commands(commands):
+    """Register the store's commands on the `irtcat` subparsers."""
+    db = commands.add_parser("db", help="the store's database schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION",
+                                    parser_class=type(db))
+    db_commands.required = True
+    upgrade_ = db_commands.add_parser("upgrade", help="migrate the schema to this release")
+    upgrade_.set_defaults(run=run_db_upgrade)
+
+    standards = commands.add_parser("standards", help="the skill framework")
+    actions = standards.add_subparsers(dest="standards_command", metavar="ACTION",
+                                       parser_class=type(standards))
+    actions.required = True
+    framework = actions.add_parser("import", help="create or update standards")
+    framework.add_argument("framework", metavar="FRAMEWORK.json",
+                           help="an irtcat-framework/1 document")
+    framework.set_defaults(run=run_standards_import)
+    listing = actions.add_parser("list", help="the standards as an irtcat-framework/1 document")
+    listing.set_defaults(run=run_standards_list)
+
+    bank = commands.add_parser("bank", help="items and bank versions")
+    actions = bank.add_subparsers(dest="bank_command", metavar="ACTION",
+                                  parser_class=type(bank))
+    actions.required = True
+    imports = actions.add_parser(
+        "import", help="add or update items (with content and keys; parameters optional)")
+    imports.add_argument("bank", metavar="BANK.json", help="an irtcat-bank/1 document")
+    imports.set_defaults(run=run_bank_import)
+    export = actions.add_parser("export", help="an irtcat-bank/1 document of the store")
+    export.add_argument("--standard", metavar="CODE")
+    export.add_argument("--version", type=_version_number, metavar="N",
+                        help="that bank version (needs --standard); default: the published one")
+    export.add_argument("--out", metavar="BANK.json", help="default: standard output")
+    export.set_defaults(run=run_bank_export)
+    versions = actions.add_parser("versions", help="a standard's bank versions")
+    versions.add_argument("--standard", metavar="CODE", required=True)
+    versions.set_defaults(run=run_bank_versions)
+    publish = actions.add_parser(
+        "publish", help="make a version the one new sessions use (an earlier one: roll back)")
+    publish.add_argument("--standard", metavar="CODE", required=True)
+    publish.add_argument("--version", type=_version_number, metavar="N",
+                         help="default: the newest version")
+    publish.set_defaults(run=run_bank_publish)
+    calibrate = actions.add_parser(
+        "calibrate", help="calibrate a standard from its response log into a draft version")
+    calibrate.add_argument("--standard", metavar="CODE", required=True)
+    calibrate.add_argument("--model", choices=MODELS,
+                           help="replaces the model of the items of its kind (default: each "
+                                "item's own)")
+    calibrate.add_argument("--data", metavar="DATA.csv",
+                           help="calibrate these responses instead of the stored log")
+    calibrate.add_argument("--anchored", action="store_true",
+                           help="keep the published operational items' parameters; calibrate "
+                                "the others onto their scale")
+    calibrate.add_argument("--priors", action="store_true",
+                           help="Bayes-modal M-step with the default priors")
+    calibrate.add_argument("--no-se", action="store_true", help="skip the standard errors")
+    calibrate.set_defaults(run=run_bank_calibrate)
+
+    responses = commands.add_parser("responses", help="the response log")
+    actions = responses.add_subparsers(dest="responses_command", metavar="ACTION",
+                                       parser_class=type(responses))
+    actions.required = True
+    imports = actions.add_parser(
+        "import", help="append responses (wide or long CSV), e.g. historical data")
+    imports.add_argument("data", metavar="DATA.csv")
+    imports.add_argument("--source", default="import", metavar="NAME",
+                         help="prefix of the session ids made for its persons (default: import)")
+    imports.set_defaults(run=run_responses_import)
+    export = actions.add_parser("export", help="the log as long CSV, ready for calibrate")
+    export.add_argument("--standard", metavar="CODE")
+    export.add_argument("--out", metavar="LOG.csv", help="default: standard output")
+    export.set_defaults(run=run_responses_export)
+
+
+def _version_number(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a version number is 1, 2, ...; got {text!r}")
+    return int(text)
+
+
+@contextmanager
+def open_store():
+    """The store of ``IRTCAT_DATABASE_URL``, closed afterwards; an empty database is given
+    the schema, one at an older schema is refused until `irtcat db upgrade`."""
+    database = Database()
+    try:
+        try:
+            revision = current_revision(database)
+            if revision is None:
+                upgrade(database)
+            elif revision != head_revision():
+                raise DatabaseError(f"the database is at schema {revision}, this release "
+                                    f"needs {head_revision()}: run `irtcat db upgrade`")
+        except SQLAlchemyError as error:
+            raise DatabaseError(f"cannot use the database: {_first_line(error)}") from None
+        yield Store(database)
+    finally:
+        database.dispose()
+
+
+def _first_line(error):
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def run_db_upgrade(args):
+    database = Database()
+    try:
+        before = current_revision(database)
+        upgrade(database)
+        after = current_revision(database)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot migrate the database: {_first_line(error)}") from None
+    finally:
+        database.dispose()
+    print(f"schema {before or 'empty'} -> {after}" if before != after
+          else f"schema {after}: up to date", file=sys.stderr)
+    return 0
+
+
+def run_standards_import(args):
+    with open_store() as store:
+        summary = store.import_framework(read_json(args.framework))
+    print(", ".join(f"{len(codes)} {name}" for name, codes in summary.items()) + " standards",
+          file=sys.stderr)
+    return 0
+
+
+def run_standards_list(args):
+    with open_store() as store:
+        standards = store.standards()
+    write_json({"format": "irtcat-framework/1", "standards": standards}, None, sys.stdout)
+    return 0
+
+
+def run_bank_import(args):
+    with open_store() as store:
+        summary = store.import_items(read_json(args.bank))
+    published = "; ".join(f"{v['standard']} version {v['version']} published"
+                          for v in summary["versions"]) or "no new bank version"
+    print(f"{summary['created']} items created, {summary['updated']} updated, "
+          f"{summary['unchanged']} unchanged; {published}", file=sys.stderr)
+    return 0
+
+
+def run_bank_export(args):
+    with open_store() as store:
+        document = store.export_bank(args.standard, args.version)
+    write_json(document, args.out, sys.stdout)
+    return 0
+
+
+def run_bank_versions(args):
+    with open_store() as store:
+        rows = store.versions(args.standard)
+    print(f"{'version':>7}  {'items':>5}  {'published':9}  {'current':7}  "
+          f"{'created (UTC)':19}  run")
+    for row in rows:
+        print(f"{row['version']:7d}  {row['items']:5d}  {'yes' if row['published'] else 'draft':9}"
+              f"  {'*' if row['current'] else '':7}  {row['created_at'][:19]:19}  "
+              f"{row['calibration_run'] or '-'}")
+    return 0
+
+
+def run_bank_publish(args):
+    with open_store() as store:
+        info = store.publish(args.standard, args.version)
+    print(f"{info['standard']}: version {info['version']} is published and current",
+          file=sys.stderr)
+    return 0
+
+
+def run_bank_calibrate(args):
+    data = read_response_log(args.data) if args.data else None
+    with open_store() as store, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run = calibrate_standard(store, args.standard, args.model, data=data,
+                                 anchored=args.anchored,
+                                 priors=Priors.defaults() if args.priors else None,
+                                 standard_errors=not args.no_se)
+    record = run["result"]["calibration"]
+    print(f"{args.standard}: draft version {run['version']} from {run['n_responses']} responses "
+          f"of {record['n_persons']} sessions: {len(run['result']['items'])} items, loglik "
+          f"{record['loglik']:.4f}, {'converged' if record['converged'] else 'NOT converged'} "
+          f"in {record['iterations']} cycles", file=sys.stderr)
+    print(f"inspect: irtcat bank export --standard {args.standard} --version {run['version']}",
+          file=sys.stderr)
+    print(f"publish: irtcat bank publish --standard {args.standard} --version {run['version']}",
+          file=sys.stderr)
+    return 0
+
+
+def run_responses_import(args):
+    log = _as_log(read_response_log(args.data))
+    with open_store() as store:
+        count = store.import_response_log(log, args.source)
+    print(f"{count} responses of {len(log.person_ids)} persons added to the log",
+          file=sys.stderr)
+    return 0
+
+
+def _as_log(data):
+    """A `ResponseLog` of wide or long data."""
+    if isinstance(data, ResponseLog):
+        return data
+    person_index, item_index = np.nonzero(~np.isnan(data.responses))
+    return ResponseLog(data.person_ids, data.item_ids, person_index, item_index,
+                       data.responses[person_index, item_index])
+
+
+def run_responses_export(args):
+    with open_store() as store:
+        if args.out is None:
+            store.write_responses(sys.stdout, args.standard)
+        else:
+            write_atomically(args.out,
+                             lambda handle: store.write_responses(handle, args.standard))
+    return 0
+
+
+STORE_ERRORS = (DatabaseError, NotFoundError)
