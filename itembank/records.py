@@ -248,6 +248,9 @@ def parse_item(item, position):
         n_categories = 2 if model in DICHOTOMOUS_MODELS else len(b) + 1
     elif any(name in item for name in STATISTIC_KEYS):
         raise DataFormatError(f"{where}: standard errors or fit without parameters")
+    for name in ("se", "slope_intercept", "se_slope_intercept", "fit"):
+        if name in item and not isinstance(item[name], dict):
+            raise DataFormatError(f"{where}: {name} must be an object")
     content = _content(item.get("content"), where)
     key = _key(item.get("key"), model, content, n_categories, where)
     enemies = _string_list(item.get("enemies"), f"{where}: enemies")

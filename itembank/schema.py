@@ -158,3 +158,59 @@ class Response(Base):
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     bank_version_id: Mapped[int | None] = mapped_column(ForeignKey("bank_versions.id"))
     pretest: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- delivery (migration 0002) ---------------------------------------------------------
+
+KEY_ROLES = ("admin", "delivery")
+SESSION_STATUSES = ("active", "finished")
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; `prefix` (its first characters) names it."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(f"role IN {KEY_ROLES}", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Test(Base):
+    """A test: which standards it draws from and its CAT configuration (FORMATS.md)."""
+
+    __tablename__ = "tests"
+    __test__ = False
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    standards: Mapped[list] = mapped_column(JSON)
+    config: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DeliverySession(Base):
+    """One learner's sitting of a test. Its state is its responses (the log) plus the
+    item chosen next; `versions` pins the bank version of each standard at the start."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (CheckConstraint(f"status IN {SESSION_STATUSES}", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    test_id: Mapped[str] = mapped_column(ForeignKey("tests.id"), index=True)
+    learner_id: Mapped[str] = mapped_column(String(200), index=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    versions: Mapped[dict] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    current_item: Mapped[str | None] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from engine import DICHOTOMOUS_MODELS, ItemParameters
 
@@ -57,6 +58,7 @@ class DeliveryBank:
     standard: str
     number: int
     bank: ItemBank
+    columns: dict
 
 
 def _version_info(version, current_id=None, n_items=None):
@@ -308,6 +310,20 @@ class Store:
             raise NotFoundError(f"standard {code!r} has no version {number}")
         return version
 
+    def item(self, item_id):
+        """One item's document with its published parameters, or None."""
+        with self.database.reading() as session:
+            row = session.get(Item, item_id)
+            if row is None:
+                return None
+            current = self._current_version(session, row.standard_code)
+            parameters = None
+            if current is not None:
+                parameters = session.scalar(select(BankVersionItem.parameters).where(
+                    BankVersionItem.version_id == current.id,
+                    BankVersionItem.item_id == item_id))
+            return _record_of(row).document(_without_status(parameters), row.status)
+
     def items(self, standard=None):
         """Item documents (content and key included), with the published parameters."""
         return self.export_bank(standard)["items"]
@@ -465,7 +481,7 @@ class Store:
         rows = [{"bank_version_id": None, "pretest": False, "responded_at": utc_now(), **row}
                 for row in rows]
         with self.database.writing() as session:
-            session.execute(insert(Response), rows)
+            _bulk_insert(session, Response.__table__, rows)
         return len(rows)
 
     def import_response_log(self, log, source="import"):
@@ -492,7 +508,7 @@ class Store:
             if clash is not None:
                 raise DataFormatError(f"session {clash!r} is already in the log")
             now = utc_now()
-            session.execute(insert(Response), [
+            _bulk_insert(session, Response.__table__, [
                 {"session_id": sessions[p], "learner_id": log.person_ids[p],
                  "item_id": log.item_ids[i], "raw_response": None, "score": int(score),
                  "responded_at": now, "bank_version_id": None, "pretest": False}
@@ -557,6 +573,11 @@ class Store:
                 self._cache.popitem(last=False)
         return loaded
 
+    def version_columns(self, version_id):
+        """A version's parameters as columns (``{"id", "model", "a", "b", "c", "u",
+        "status"}``, b padded with None), from the cache."""
+        return self.delivery_bank(version_id=version_id).columns
+
     def _load_version(self, version_id):
         with self.database.reading() as session:
             version = session.get(BankVersion, version_id)
@@ -571,7 +592,7 @@ class Store:
                            columns["id"], columns["model"], columns["status"], strict=True))
         population = {"mean": version.population_mean, "sd": version.population_sd}
         return DeliveryBank(version_id, version.standard_code, version.number,
-                            ItemBank(items, params, population, version.calibration))
+                            ItemBank(items, params, population, version.calibration), columns)
 
 
 def _columns(entries):
@@ -584,6 +605,27 @@ def _columns(entries):
             "b": [row + [None] * (width - len(row)) for row in b],
             "c": [p.get("c", 0.0) for p in values], "u": [p.get("u", 1.0) for p in values],
             "status": [p["status"] for p in values]}
+
+
+def _bulk_insert(session, table, rows):
+    """Insert many rows in the session's transaction: COPY on PostgreSQL (one round
+    trip per batch instead of one per row), executemany elsewhere."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or not rows:
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    columns = ", ".join(f'"{name}"' for name in names)
+    import psycopg
+
+    statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, \
+                cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+    except psycopg.errors.IntegrityError as error:
+        raise IntegrityError(statement, None, error) from None
 
 
 def _category_count(model, key):

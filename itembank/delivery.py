@@ -1,0 +1,526 @@
+"""Delivering tests: API keys, tests, sessions and their answers, scoring.
+
+A session's state is its stored responses plus the item chosen next; any
+worker rebuilds the engine's one-examinee batch from them (`engine.cat`), so a
+server killed and restarted resumes every session where it was. An answer is
+applied with a compare-and-set on the session's position inside one short
+transaction, with the (session, item) unique constraint behind it: concurrent
+duplicates are applied once, and a 2xx is sent only after the commit.
+
+Nothing here returns an answer key or item parameters except the functions
+documented as admin views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
+from engine.cat import BankTables, group_estimates, next_session_item, rebuild_session
+
+from .bank import ItemBank
+from .cat_config import design_from_config
+from .io import DataFormatError
+from .schema import ApiKey, DeliverySession, Item, Response, Test, utc_now
+from .store import NotFoundError
+
+KEY_PREFIX = "irtk_"
+TOKEN_PREFIX = "irts_"
+CACHED_TESTS = 32
+ANSWER_ATTEMPTS = 8
+
+
+class ConflictError(RuntimeError):
+    """A request that contradicts the session's state (HTTP 409); one-line message."""
+
+
+class InvalidAnswerError(ValueError):
+    """An answer that is not one of the item's options or categories (HTTP 422)."""
+
+
+def digest(secret):
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+def create_key(database, role, name=""):
+    """A new API key of `role`; returns the key itself, which is stored only hashed."""
+    if role not in ("admin", "delivery"):
+        raise DataFormatError(f"role must be admin or delivery, got {role!r}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with database.writing() as session:
+        session.add(ApiKey(prefix=key[:12], digest=digest(key), role=role, name=name))
+    return key
+
+
+def revoke_key(database, prefix):
+    """Revoke the key(s) starting with `prefix` (at least 12 characters); returns how many."""
+    if len(prefix) < 12:
+        raise DataFormatError("give at least the first 12 characters of the key")
+    with database.writing() as session:
+        rows = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix[:12],
+                                                    ApiKey.revoked_at.is_(None))).all()
+        rows = [row for row in rows if len(prefix) == 12 or digest(prefix) == row.digest]
+        for row in rows:
+            row.revoked_at = utc_now()
+        return len(rows)
+
+
+def list_keys(database):
+    with database.reading() as session:
+        rows = session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+        return [{"prefix": row.prefix, "role": row.role, "name": row.name,
+                 "created_at": row.created_at.isoformat(),
+                 "revoked": row.revoked_at is not None} for row in rows]
+
+
+def authenticate(database, secret):
+    """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`."""
+    with database.reading() as session:
+        if secret.startswith(KEY_PREFIX):
+            row = session.scalar(select(ApiKey).where(ApiKey.digest == digest(secret)))
+            if row is not None and row.revoked_at is None:
+                return "key", row.id, row.role
+        elif secret.startswith(TOKEN_PREFIX):
+            session_id = session.scalar(select(DeliverySession.id).where(
+                DeliverySession.token_digest == digest(secret)))
+            if session_id is not None:
+                return "token", session_id, None
+    return None
+
+
+# --- the bank of a test -----------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class TestBank:
+    """What sessions of one test under pinned versions need, built once per worker.
+
+    `items`: per position ``{"id", "standard", "model", "status", "version_id"}``;
+    `excluded`: retired items, never selected.
+    """
+
+    __test__ = False
+
+    bank: ItemBank
+    design: object
+    tables: BankTables
+    items: tuple
+    position: dict
+    excluded: np.ndarray
+
+
+def _placeholder(model, key):
+    """Parameters for a pretest item awaiting calibration: never scored, only delivered."""
+    if model in DICHOTOMOUS_MODELS:
+        return {"model": "2pl", "a": 1.0, "b": 0.0}
+    steps = max((key or {}).get("scores", {"0": 0, "1": 1}).values())
+    return {"model": "grm", "a": 1.0, "b": list(np.linspace(-1.0, 1.0, steps))}
+
+
+def _params_of(entries):
+    rows = list(entries)
+    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in rows]
+    width = max(len(row) for row in b)
+    b = np.array([row + [np.nan] * (width - len(row)) for row in b], dtype=float)
+    return ItemParameters.create([p["model"] for p in rows], [p.get("a", 1.0) for p in rows],
+                                 b, c=[p.get("c", 0.0) for p in rows],
+                                 u=[p.get("u", 1.0) for p in rows])
+
+
+class Delivery:
+    """Tests, sessions and scoring on a `Store`."""
+
+    def __init__(self, store):
+        self.store = store
+        self.database = store.database
+        self._banks = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- tests ------------------------------------------------------------------------
+
+    def create_test(self, test_id, title, standards, config):
+        """Store a test; the configuration is checked against the published banks."""
+        if not isinstance(standards, list) or not standards:
+            raise DataFormatError("standards must be a non-empty list of codes")
+        for code in standards:
+            self.store.standard(code)                         # NotFoundError if unknown
+        if not isinstance(config, dict):
+            raise DataFormatError("config must be an object (the CAT configuration)")
+        versions = {}
+        for code in standards:
+            try:
+                versions[code] = self.store.current_version_id(code)
+            except NotFoundError:
+                versions = None
+                break
+        if versions is not None:
+            self._build(standards, config, versions)        # DataFormatError if invalid
+        test_id = test_id or "t_" + secrets.token_hex(6)
+        with self.database.writing() as session:
+            if session.get(Test, test_id) is not None:
+                raise ConflictError(f"test {test_id!r} already exists")
+            session.add(Test(id=test_id, title=title or test_id, standards=standards,
+                             config=config))
+        return self.test(test_id)
+
+    def test(self, test_id):
+        with self.database.reading() as session:
+            row = session.get(Test, test_id)
+            if row is None:
+                raise NotFoundError(f"no test {test_id!r}")
+            return {"id": row.id, "title": row.title, "standards": row.standards,
+                    "config": row.config}
+
+    def tests(self):
+        with self.database.reading() as session:
+            rows = session.scalars(select(Test).order_by(Test.created_at, Test.id)).all()
+            return [{"id": r.id, "title": r.title, "standards": r.standards, "config": r.config}
+                    for r in rows]
+
+    def test_bank(self, test_id, versions, given=()):
+        """The `TestBank` of a test under pinned `versions` ({code: version id}), cached.
+
+        `given`: ids of items a session was given that the bank would not hold any more
+        (pretest items since calibrated or retired); they are kept as pretest items."""
+        test = self.test(test_id)
+        cache_key = (test_id, tuple(sorted(versions.items())), tuple(sorted(given)))
+        with self._lock:
+            cached = self._banks.get(cache_key)
+            if cached is not None:
+                self._banks.move_to_end(cache_key)
+                return cached
+        built = self._build(test["standards"], test["config"], versions, given)
+        with self._lock:
+            self._banks[cache_key] = built
+            while len(self._banks) > CACHED_TESTS:
+                self._banks.popitem(last=False)
+        return built
+
+    def _session_bank(self, row, answers):
+        """The bank of a session: its test's under its pinned versions, holding every item
+        the session was given."""
+        built = self.test_bank(row.test_id, row.versions)
+        given = ({answer[0] for answer in answers} | {row.current_item}) - {None}
+        missing = given - set(built.position)
+        return self.test_bank(row.test_id, row.versions, missing) if missing else built
+
+    def _build(self, standards, config, versions, given=()):
+        entries, items = [], []
+        with self.database.reading() as session:
+            rows = {row.id: row for row in session.scalars(
+                select(Item).where(Item.standard_code.in_(standards)))}
+        for code in standards:
+            loaded = self.store.delivery_bank(version_id=versions[code])
+            columns = self.store.version_columns(versions[code])
+            for position, item in enumerate(loaded.bank.items):
+                entries.append({name: columns[name][position]
+                                for name in ("model", "a", "b", "c", "u")})
+                items.append({**item, "version_id": versions[code]})
+            in_version = {item["id"] for item in loaded.bank.items}
+            for row in rows.values():                    # pretest items awaiting calibration
+                if row.standard_code == code and row.id not in in_version \
+                        and (row.status == "pretest" or row.id in given):
+                    entries.append(_placeholder(row.model, row.key))
+                    items.append({"id": row.id, "standard": code, "model": row.model,
+                                  "status": "pretest", "version_id": versions[code]})
+        for entry in entries:
+            if isinstance(entry["b"], list):
+                entry["b"] = [v for v in entry["b"] if v is not None]
+        for item in items:
+            row = rows.get(item["id"])
+            item["tags"] = list(row.tags) if row is not None else []
+            item["enemies"] = list(row.enemies) if row is not None else []
+        position = {item["id"]: i for i, item in enumerate(items)}
+        enemy_sets = [[item["id"], *[e for e in item["enemies"] if e in position]]
+                      for item in items if any(e in position for e in item["enemies"])]
+        config = {**config, "enemies": list(config.get("enemies", [])) + enemy_sets}
+        bank = ItemBank(tuple(items), _params_of(entries))
+        design = design_from_config(config, bank)
+        groups = dict(design.groups)
+        for code in standards:
+            groups.setdefault(f"standard:{code}",
+                              np.array([item["standard"] == code for item in items]))
+        lower, upper = (float(v) for v in design.theta_range)
+        if not np.isfinite(upper - lower):
+            raise DataFormatError("scoring.quadrature.range is too wide")
+        # A test never gives more items than its bank holds: bounds the session's arrays.
+        design = replace(design, groups=groups, max_items=min(design.max_items, len(items)),
+                         min_items=min(design.min_items, len(items)),
+                         pretest_count=min(design.pretest_count, design.pretest_items.size))
+        excluded = np.array([item["status"] == "retired" for item in items])
+        return TestBank(bank, design, BankTables(bank.params, design), tuple(items), position,
+                        excluded)
+
+    # --- sessions ---------------------------------------------------------------------
+
+    def start_session(self, test_id, learner_id, key_id=None):
+        """Start a session; returns ``{"session_id", "token", "status", "position", "item"}``."""
+        test = self.test(test_id)
+        versions = {code: self.store.current_version_id(code) for code in test["standards"]}
+        built = self.test_bank(test_id, versions)
+        seed = secrets.randbits(62)
+        batch = rebuild_session(built.tables, built.design, seed, [], [], built.excluded)
+        first = next_session_item(batch, seed)
+        if first is None:
+            raise ConflictError(f"test {test_id!r} has no item to deliver")
+        session_id = "s_" + secrets.token_hex(10)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+        with self.database.writing() as session:
+            session.add(DeliverySession(
+                id=session_id, test_id=test_id, learner_id=learner_id,
+                token_digest=digest(token), key_id=key_id, status="active",
+                versions=versions, seed=seed, current_item=built.items[first]["id"],
+                position=1))
+        state = self.state(session_id)
+        return {"session_id": session_id, "token": token, **{
+            name: state[name] for name in ("status", "position", "item")}}
+
+    def _snapshot(self, session_id):
+        with self.database.reading() as session:
+            row = session.get(DeliverySession, session_id)
+            if row is None:
+                raise NotFoundError(f"no session {session_id!r}")
+            answers = session.execute(
+                select(Response.item_id, Response.raw_response, Response.score)
+                .where(Response.session_id == session_id).order_by(Response.id)).all()
+            session.expunge(row)
+        return row, answers
+
+    def _item_view(self, item_id, position):
+        """An item as a learner sees it: id, stem, options, position; nothing more."""
+        with self.database.reading() as session:
+            content = session.scalar(select(Item.content).where(Item.id == item_id)) or {}
+        return {"item_id": item_id, "stem": content.get("stem", ""),
+                "options": [{"id": o["id"], "text": o["text"]}
+                            for o in content.get("options", [])], "position": position}
+
+    def state(self, session_id, snapshot=None):
+        """``{"session_id", "status", "position", "item"}``; `item` is None once finished."""
+        row, _ = snapshot or self._snapshot(session_id)
+        item = None
+        if row.status == "active" and row.current_item is not None:
+            item = self._item_view(row.current_item, row.position)
+        return {"session_id": row.id, "status": row.status, "position": row.position,
+                "item": item}
+
+    def owner_key(self, session_id):
+        with self.database.reading() as session:
+            row = session.get(DeliverySession, session_id)
+            if row is None:
+                raise NotFoundError(f"no session {session_id!r}")
+            return row.key_id
+
+    def answer(self, session_id, item_id, response):
+        """Record the answer to the current item and move on; idempotent for a repeat."""
+        for _ in range(ANSWER_ATTEMPTS):
+            row, answers = self._snapshot(session_id)
+            given = {answer.item_id: answer for answer in answers}
+            if item_id in given:
+                if given[item_id].raw_response == _raw(response):
+                    return self.state(session_id, (row, answers))
+                raise ConflictError(f"item {item_id!r} was already answered with another "
+                                    "response")
+            if row.status != "active":
+                raise ConflictError("the session is finished")
+            if item_id != row.current_item:
+                raise ConflictError(f"item {item_id!r} is not the current item")
+            built = self._session_bank(row, answers)
+            at = built.position[item_id]
+            score = self._score_answer(item_id, response,
+                                       int(built.bank.params.n_categories[at]))
+            item = built.items[at]
+            batch = self._rebuild(built, row, answers + [(item_id, _raw(response), score)])
+            next_position = next_session_item(batch, row.seed)
+            finished = next_position is None
+            values = {"position": row.position + (0 if finished else 1),
+                      "current_item": None if finished else built.items[next_position]["id"]}
+            if finished:
+                values.update(status="finished", finished_at=utc_now(),
+                              result=self._result(built, batch, row.test_id))
+            try:
+                with self.database.writing() as session:
+                    moved = session.execute(
+                        update(DeliverySession)
+                        .where(DeliverySession.id == session_id,
+                               DeliverySession.position == row.position,
+                               DeliverySession.status == "active")
+                        .values(**values)).rowcount
+                    if moved != 1:
+                        raise _Retry
+                    session.execute(insert(Response).values(
+                        session_id=session_id, learner_id=row.learner_id, item_id=item_id,
+                        raw_response=_raw(response), score=score, responded_at=utc_now(),
+                        bank_version_id=item["version_id"],
+                        pretest=bool(item["status"] == "pretest")))
+            except (_Retry, IntegrityError):
+                continue                                  # another request moved it first
+            return self.state(session_id)
+        raise ConflictError("the session is being answered concurrently; try again")
+
+    def finish(self, session_id):
+        """End a session early and score it; finishing a finished session changes nothing."""
+        for _ in range(ANSWER_ATTEMPTS):
+            row, answers = self._snapshot(session_id)
+            if row.status == "finished":
+                return self.state(session_id, (row, answers))
+            built = self._session_bank(row, answers)
+            batch = self._rebuild(built, row, answers)
+            with self.database.writing() as session:
+                moved = session.execute(
+                    update(DeliverySession)
+                    .where(DeliverySession.id == session_id,
+                           DeliverySession.position == row.position,
+                           DeliverySession.status == "active")
+                    .values(status="finished", finished_at=utc_now(), current_item=None,
+                            position=len(answers),
+                            result=self._result(built, batch, row.test_id))).rowcount
+            if moved == 1:
+                return self.state(session_id)
+        raise ConflictError("the session is being answered concurrently; try again")
+
+    def result(self, session_id):
+        """The delivery platform's view: θ, SE, per-standard levels, decision, answers."""
+        row, answers = self._snapshot(session_id)
+        if row.result is not None:
+            summary = row.result
+        else:
+            built = self._session_bank(row, answers)
+            summary = self._result(built, self._rebuild(built, row, answers), row.test_id)
+        return {"session_id": row.id, "status": row.status, **summary,
+                "responses": [{"item_id": a.item_id, "response": _parsed(a.raw_response),
+                               "score": a.score} for a in answers]}
+
+    def _rebuild(self, built, row, answers):
+        positions = [built.position[a[0]] for a in answers]
+        scores = [a[2] for a in answers]
+        return rebuild_session(built.tables, built.design, row.seed, positions, scores,
+                               built.excluded)
+
+    def _result(self, built, batch, test_id):
+        standards = self.test(test_id)["standards"]
+        per_group = group_estimates(batch, [f"standard:{code}" for code in standards])
+        out = []
+        for code in standards:
+            theta, se = per_group[f"standard:{code}"]
+            if batch.group_counts[f"standard:{code}"][0] == 0:     # nothing answered here
+                out.append({"code": code, "theta": None, "se": None, "level": None})
+                continue
+            out.append({"code": code, "theta": _finite(float(theta[0])),
+                        "se": _finite(float(se[0])),
+                        "level": _level(self.store.levels_of(code), float(theta[0]))})
+        rule = built.design.classification
+        decision = None
+        if rule is not None:
+            # undecided (a session finished early) takes the side of theta, as the engine does
+            side = batch.decision[0] if batch.decision[0] != 0 else \
+                (1 if batch.theta[0] >= rule.cut else -1)
+            decision = {"cut": rule.cut, "pass": bool(side == 1), "method": rule.method}
+        return {"theta": _finite(float(batch.theta[0])), "se": _finite(float(batch.se[0])),
+                "standards": out, "decision": decision}
+
+    def _score_answer(self, item_id, response, n_categories):
+        """The score of `response` to `item_id` from its key; InvalidAnswerError if not an
+        option (or, for an item without a key, not one of its `n_categories`)."""
+        with self.database.reading() as session:
+            row = session.execute(select(Item.model, Item.content, Item.key)
+                                  .where(Item.id == item_id)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no item {item_id!r}")
+        model, content, key = row
+        if key is None:
+            n = 2 if model in DICHOTOMOUS_MODELS else n_categories
+            if isinstance(response, int) and not isinstance(response, bool) \
+                    and 0 <= response < n:
+                return response
+            raise InvalidAnswerError(f"item {item_id!r} takes a category 0 to {n - 1}")
+        options = [o["id"] for o in (content or {}).get("options", [])]
+        if not isinstance(response, str) or response not in options:
+            raise InvalidAnswerError(f"response must be one of the options "
+                                     f"{', '.join(options)} of item {item_id!r}")
+        if "correct" in key:
+            return int(response == key["correct"])
+        return int(key["scores"][response])
+
+    # --- scoring without a session ------------------------------------------------------
+
+    def score(self, answers, method="eap"):
+        """θ and SE of a set of answered items under the published banks, overall and per
+        standard: ``{"theta", "se", "standards": [{"code", "theta", "se", "level"}]}``."""
+        if not isinstance(answers, list) or not answers:
+            raise DataFormatError("responses must be a non-empty list of {item_id, response}")
+        item_ids = [a["item_id"] for a in answers]
+        if len(set(item_ids)) != len(item_ids):
+            raise DataFormatError("an item appears twice in responses")
+        with self.database.reading() as session:
+            standard_of = dict(session.execute(select(Item.id, Item.standard_code)
+                                               .where(Item.id.in_(item_ids))).all())
+        missing = [i for i in item_ids if i not in standard_of]
+        if missing:
+            raise NotFoundError(f"no item {missing[0]!r}")
+        entries, scores, codes = [], [], []
+        for answer in answers:
+            code = standard_of[answer["item_id"]]
+            columns = self.store.version_columns(self.store.current_version_id(code))
+            if answer["item_id"] not in columns["id"]:
+                raise ConflictError(f"item {answer['item_id']!r} has no published parameters")
+            at = columns["id"].index(answer["item_id"])
+            entry = {name: columns[name][at] for name in ("model", "a", "b", "c", "u")}
+            entries.append(entry)
+            n_categories = 1 + len([v for v in entry["b"] if v is not None]) \
+                if isinstance(entry["b"], list) else 2
+            scores.append(self._score_answer(answer["item_id"], answer["response"],
+                                             n_categories))
+            codes.append(code)
+        for entry in entries:
+            if isinstance(entry["b"], list):
+                entry["b"] = [v for v in entry["b"] if v is not None]
+        params = _params_of(entries)
+        responses = np.array([scores], dtype=float)
+        overall = estimate_theta(responses, params, method)
+        standards = []
+        for code in dict.fromkeys(codes):
+            mask = np.array([c == code for c in codes])
+            estimate = estimate_theta(responses[:, mask], params.subset(np.flatnonzero(mask)),
+                                      method)
+            theta = float(estimate.theta[0])
+            standards.append({"code": code, "theta": _finite(theta),
+                              "se": _finite(float(estimate.se[0])),
+                              "level": _level(self.store.levels_of(code), theta)})
+        return {"theta": _finite(float(overall.theta[0])), "se": _finite(float(overall.se[0])),
+                "standards": standards}
+
+    def session_count(self):
+        with self.database.reading() as session:
+            return session.scalar(select(func.count()).select_from(DeliverySession))
+
+
+class _Retry(Exception):
+    pass
+
+
+def _raw(response):
+    """The stored text of a response (an option id, or a category number)."""
+    return response if isinstance(response, str) else str(response)
+
+
+def _parsed(raw):
+    return int(raw) if raw is not None and raw.isdigit() else raw
+
+
+def _finite(value):
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _level(levels, theta):
+    """The highest level whose cut θ reaches, or None below the first cut."""
+    reached = [level["name"] for level in levels if theta >= level["cut"]]
+    return reached[-1] if reached else None
