@@ -1,0 +1,459 @@
+"""The v1 HTTP API (spec/API.md): an app factory, every route, one error envelope.
+
+Each route is declared once with `_route`: its role, request schema and response
+schema. That one declaration registers the Flask view, checks the caller's key,
+validates the body, dumps the response through its schema (so only declared
+fields leave the server) and feeds the OpenAPI document at /v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from functools import wraps
+
+import numpy as np
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from marshmallow import ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from calibration.runs import execute_calibration, start_calibration
+from calibration.workflow import CalibrationInputError
+from engine.simulate import report as simulation_report
+from engine.simulate import timed_run
+from itembank import DataFormatError, ResponseLog
+from itembank.database import Database, upgrade
+from itembank.delivery import ConflictError, Delivery, InvalidAnswerError, authenticate
+from itembank.records import parse_standard
+from itembank.store import NotFoundError, Store
+
+from . import schemas
+
+MAX_BODY = 8 * 2**20
+MAX_RUN_ID = 2**31 - 1
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error"}
+log = logging.getLogger("irtcat.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status, message, code=None, details=None):
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.code = code or STATUS_CODES.get(status, "error")
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Operation:
+    rule: str
+    method: str
+    roles: tuple
+    token: bool
+    body: type | None
+    answer: type | None
+    status: int
+    summary: str
+    many: bool = False
+
+
+OPERATIONS: list = []
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+
+
+def _route(rule, method, *, roles=(), token=False, body=None, answer=None, status=200,
+           many=False, summary=""):
+    """Register a view: auth, body validation, response dumping, OpenAPI entry."""
+    operation = Operation(rule, method, tuple(roles), token, body, answer, status, summary,
+                          many)
+    OPERATIONS.append(operation)
+
+    def register(view):
+        @wraps(view)
+        def handle(**kwargs):
+            if roles or token:
+                _authorize(operation, kwargs)
+            _check_text([*kwargs.values(), *request.args.values()], "the URL")
+            if body is not None:
+                payload = _json_body()
+                if payload is None:
+                    raise ApiError(400, "the body must be JSON (Content-Type: "
+                                        "application/json)", "validation_error")
+                try:
+                    kwargs["data"] = body().load(payload)
+                except ValidationError as error:
+                    raise ApiError(400, "the request body is not valid", "validation_error",
+                                   {"fields": error.messages}) from None
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            if answer is not None:
+                result = answer(many=many).dump(result)
+            return jsonify(result), status
+        v1.add_url_rule(rule, f"{method.lower()}_{view.__name__}", handle, methods=[method])
+        return view
+    return register
+
+
+def _json_body():
+    """The request's JSON (None when it is not JSON), its strings checked."""
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the JSON body is nested too deeply", "validation_error") from None
+    _check_text([payload], "the body")
+    return payload
+
+
+def _check_text(values, where):
+    """400 for a string no database can store: a NUL character or a lone surrogate."""
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, f"{where} holds text that is not valid UTF-8",
+                               "validation_error") from None
+            if "\x00" in value:
+                raise ApiError(400, f"{where} holds a NUL character", "validation_error")
+
+
+def _authorize(operation, kwargs):
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header[7:].strip():
+        raise ApiError(401, "an Authorization: Bearer <key> header is required")
+    who = authenticate(g.store.database, header[7:].strip())
+    if who is None:
+        raise ApiError(401, "unknown or revoked key")
+    kind, identity, role = who
+    if kind == "token":
+        if not operation.token or kwargs.get("session_id") != identity:
+            raise ApiError(403, "this token opens one session's current item only")
+    elif role not in operation.roles:
+        raise ApiError(403, f"this route needs a {' or '.join(operation.roles)} key"
+                       if operation.roles else "this route takes a session token")
+    g.principal = who
+
+
+# --- routes ---------------------------------------------------------------------------
+
+@_route("/health", "GET", answer=schemas.Health, summary="liveness and the database")
+def health():
+    try:
+        with g.store.database.reading() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        raise ApiError(500, "the database is not reachable", "database_unavailable") from None
+    return {"status": "ok", "database": "reachable"}
+
+
+@_route("/standards", "GET", roles=("admin",), answer=schemas.StandardDoc, many=True,
+        summary="the skill standards")
+def list_standards():
+    return g.store.standards()
+
+
+@_route("/standards", "POST", roles=("admin",), body=schemas.StandardDoc,
+        answer=schemas.StandardDoc, status=201, summary="create or replace a standard")
+def post_standard(data):
+    entry = parse_standard(data)
+    g.store.put_standard(entry)
+    return g.store.standard(entry["code"])
+
+
+@_route("/standards/<code>", "GET", roles=("admin",), answer=schemas.StandardDoc,
+        summary="one standard")
+def get_standard(code):
+    return g.store.standard(code)
+
+
+@_route("/standards/<code>", "PUT", roles=("admin",), body=schemas.StandardUpdate,
+        answer=schemas.StandardDoc, summary="replace a standard")
+def put_standard(code, data):
+    if data.get("code", code) != code:
+        raise ApiError(400, "the body's code differs from the URL's", "validation_error")
+    entry = parse_standard({**data, "code": code})
+    g.store.put_standard(entry)
+    return g.store.standard(code)
+
+
+@_route("/items", "POST", roles=("admin",), answer=schemas.ImportSummary, status=201,
+        summary="add or update items: one, a list, or an irtcat-bank/1 document")
+def post_items():
+    payload = _json_body()
+    if isinstance(payload, dict) and "format" not in payload:
+        payload = [payload]
+    if payload is None:
+        raise ApiError(400, "the body must be JSON", "validation_error")
+    items = payload.get("items") if isinstance(payload, dict) else payload
+    _check_items(items if isinstance(items, list) else [])
+    return g.store.import_items(payload)
+
+
+@_route("/items", "GET", roles=("admin",), answer=schemas.ItemDoc, many=True,
+        summary="items with content, keys and published parameters (?standard=CODE)")
+def list_items():
+    standard = request.args.get("standard")
+    try:
+        return g.store.items(standard)
+    except NotFoundError:
+        if standard is not None:
+            g.store.standard(standard)                # 404 for an unknown standard
+        return []
+
+
+@_route("/items/<item_id>", "GET", roles=("admin",), answer=schemas.ItemDoc,
+        summary="one item")
+def get_item(item_id):
+    return _item(item_id)
+
+
+@_route("/items/<item_id>", "PUT", roles=("admin",), answer=schemas.ItemDoc,
+        summary="replace one item")
+def put_item(item_id):
+    payload = _json_body()
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body must be a JSON object (an item)", "validation_error")
+    if payload.get("id", item_id) != item_id:
+        raise ApiError(400, "the body's id differs from the URL's", "validation_error")
+    _item(item_id)
+    _check_items([{**payload, "id": item_id}])
+    g.store.import_items([{**payload, "id": item_id}])
+    return _item(item_id)
+
+
+def _check_items(items):
+    """The fields an item document declares (`schemas.ItemDoc`) have their types; the
+    store checks the rest (parameters against the model, the key against the options)."""
+    errors = {}
+    for position, item in enumerate(items):
+        if isinstance(item, dict):
+            try:
+                schemas.ItemDoc().load(item)
+            except ValidationError as error:
+                errors[position] = error.messages
+    if errors:
+        raise ApiError(400, "an item is not valid", "validation_error", {"items": errors})
+
+
+def _item(item_id):
+    found = g.store.item(item_id)
+    if found is None:
+        raise NotFoundError(f"no item {item_id!r}")
+    return found
+
+
+@_route("/tests", "POST", roles=("admin",), body=schemas.TestDoc, answer=schemas.TestDoc,
+        status=201, summary="define a test: standards and CAT configuration")
+def post_test(data):
+    return g.delivery.create_test(data.get("id"), data.get("title"), data["standards"],
+                                  data["config"])
+
+
+@_route("/tests", "GET", roles=("admin",), answer=schemas.TestDoc, many=True,
+        summary="the tests")
+def list_tests():
+    return g.delivery.tests()
+
+
+@_route("/tests/<test_id>", "GET", roles=("admin",), answer=schemas.TestDoc,
+        summary="one test")
+def get_test(test_id):
+    return g.delivery.test(test_id)
+
+
+@_route("/sessions", "POST", roles=("delivery",), body=schemas.SessionStart,
+        answer=schemas.SessionStarted, status=201, summary="start a learner's session")
+def start_session(data):
+    return g.delivery.start_session(data["test_id"], data["learner_id"], g.principal[1])
+
+
+@_route("/sessions/<session_id>", "GET", roles=("delivery",), token=True,
+        answer=schemas.SessionState, summary="the session's status and current item")
+def get_session(session_id):
+    return g.delivery.state(session_id)
+
+
+@_route("/sessions/<session_id>/responses", "POST", roles=("delivery",), token=True,
+        body=schemas.Answer, answer=schemas.SessionState,
+        summary="answer the current item; returns the next one")
+def answer(session_id, data):
+    return g.delivery.answer(session_id, data["item_id"], data["response"])
+
+
+@_route("/sessions/<session_id>/finish", "POST", roles=("delivery",),
+        answer=schemas.SessionState, summary="end the session early and score it")
+def finish(session_id):
+    return g.delivery.finish(session_id)
+
+
+@_route("/sessions/<session_id>/result", "GET", roles=("delivery",), answer=schemas.Result,
+        summary="theta, SE, per-standard levels, decision and the scored answers")
+def result(session_id):
+    return g.delivery.result(session_id)
+
+
+@_route("/score", "POST", roles=("delivery",), body=schemas.ScoreRequest,
+        answer=schemas.Score, summary="score answered items without a session")
+def score(data):
+    return g.delivery.score(data["responses"], data["method"])
+
+
+@_route("/calibrations", "POST", roles=("admin",), body=schemas.CalibrationRequest,
+        answer=schemas.Calibration, status=202,
+        summary="calibrate a standard from its response log or uploaded responses")
+def post_calibration(data):
+    upload = None
+    if data["source"] == "upload":
+        upload = _upload_log(data["data"])
+    run_id = start_calibration(g.store, data["standard"], data["model"],
+                               source=data["source"], anchored=data["anchored"])
+    worker = threading.Thread(target=_calibrate_in_background, name=f"calibration-{run_id}",
+                              args=(g.store, run_id, upload), daemon=True)
+    worker.start()
+    return {"id": run_id, "status": "queued"}
+
+
+def _calibrate_in_background(store, run_id, upload):
+    try:
+        execute_calibration(store, run_id, upload)
+    except (CalibrationInputError, ValueError):
+        pass                                           # recorded on the run as failed
+    except Exception:                                   # noqa: BLE001 - recorded, then logged
+        log.exception("calibration %s failed", run_id)
+        store.fail_calibration_run(run_id, "internal error")
+
+
+def _upload_log(rows):
+    persons, items = {}, {}
+    person_index = [persons.setdefault(r["person_id"], len(persons)) for r in rows]
+    item_index = [items.setdefault(r["item_id"], len(items)) for r in rows]
+    pairs = set(zip(person_index, item_index, strict=True))
+    if len(pairs) != len(rows):
+        raise ApiError(400, "a person answers an item twice in data", "validation_error")
+    return ResponseLog(list(persons), list(items), np.array(person_index, dtype=np.int32),
+                       np.array(item_index, dtype=np.int32),
+                       np.array([r["response"] for r in rows], dtype=float))
+
+
+@_route("/calibrations/<int:run_id>", "GET", roles=("admin",), answer=schemas.Calibration,
+        summary="a calibration's status and result (an irtcat-bank/1 document with fit)")
+def get_calibration(run_id):
+    return _calibration_run(run_id)
+
+
+def _calibration_run(run_id):
+    if run_id > MAX_RUN_ID:                           # beyond the database's integers
+        raise NotFoundError(f"no calibration run {run_id}")
+    return g.store.calibration_run(run_id)
+
+
+@_route("/calibrations/<int:run_id>/publish", "POST", roles=("admin",),
+        answer=schemas.Publication,
+        summary="publish the calibration's bank version for new sessions")
+def publish_calibration(run_id):
+    run = _calibration_run(run_id)
+    if run["status"] != "done":
+        raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
+    return g.store.publish(run["standard"], run["version"])
+
+
+@_route("/simulations", "POST", roles=("admin",), body=schemas.SimulationRequest,
+        summary="simulate the test on its bank: the simulation report of FORMATS.md")
+def post_simulation(data):
+    test = g.delivery.test(data["test_id"])
+    versions = {code: g.store.current_version_id(code) for code in test["standards"]}
+    built = g.delivery.test_bank(data["test_id"], versions)
+    rng = np.random.default_rng(data["seed"])
+    true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, data["examinees"])
+    batches, seconds = timed_run(built.bank.params, built.design, rng, true_theta=true_theta)
+    return simulation_report(batches, built.design, seconds, true_theta=true_theta,
+                             seed=data["seed"])
+
+
+@_route("/responses", "GET", roles=("admin",),
+        summary="the response log as long CSV (person_id,item_id,response)")
+def responses():
+    stream = io.StringIO()
+    g.store.write_responses(stream, request.args.get("standard"))
+    return Response(stream.getvalue(), mimetype="text/csv")
+
+
+@v1.route("/openapi.json", methods=["GET"])
+def openapi():
+    from .openapi import document
+
+    return jsonify(document(OPERATIONS))
+
+
+# --- the app ------------------------------------------------------------------------
+
+def _envelope(status, code, message, details=None):
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return jsonify(body), status
+
+
+def create_app(database_url=None, *, migrate=True):
+    """The Flask app on `database_url` (default: IRTCAT_DATABASE_URL or irtcat.db)."""
+    app = Flask("irtcat")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False
+    database = Database(database_url)
+    if migrate:
+        upgrade(database)
+    store = Store(database)
+    delivery = Delivery(store)
+    app.extensions["irtcat"] = {"store": store, "delivery": delivery}
+
+    @app.before_request
+    def _bind():
+        g.store, g.delivery = store, delivery
+
+    app.register_blueprint(v1)
+
+    @app.errorhandler(ApiError)
+    def _api_error(error):
+        return _envelope(error.status, error.code, error.message, error.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error):
+        message = {404: "no such route", 405: "method not allowed on this route",
+                   413: f"the body is larger than {MAX_BODY // 2**20} MiB"}.get(
+            error.code, error.description or error.name)
+        return _envelope(error.code, STATUS_CODES.get(error.code, "error"), message)
+
+    @app.errorhandler(NotFoundError)
+    def _not_found(error):
+        return _envelope(404, "not_found", str(error))
+
+    @app.errorhandler(ConflictError)
+    def _conflict(error):
+        return _envelope(409, "conflict", str(error))
+
+    @app.errorhandler(InvalidAnswerError)
+    def _invalid_answer(error):
+        return _envelope(422, "invalid_response", str(error))
+
+    @app.errorhandler(DataFormatError)
+    @app.errorhandler(CalibrationInputError)
+    def _bad_input(error):
+        return _envelope(400, "validation_error", str(error))
+
+    @app.errorhandler(Exception)
+    def _internal(error):
+        log.exception("internal error")
+        return _envelope(500, "internal_error", "internal error; the request changed nothing")
+
+    return app

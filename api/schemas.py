@@ -1,0 +1,254 @@
+"""Marshmallow schemas of the v1 API: they validate every request body and shape every
+response (a response is dumped through its schema, so a field that is not declared,
+an answer key say, cannot reach a client). The OpenAPI document is generated from
+them (`api.openapi`)."""
+
+from __future__ import annotations
+
+from marshmallow import (
+    INCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    validate,
+    validates_schema,
+)
+
+from engine import METHODS, MODELS
+
+ID = validate.Length(min=1, max=64)
+NAME = validate.Length(min=1, max=200)
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class Error(Strict):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorEnvelope(Strict):
+    error = fields.Nested(Error, required=True)
+
+
+class Health(Strict):
+    status = fields.String(required=True)
+    database = fields.String(required=True)
+
+
+class Level(Strict):
+    name = fields.String(required=True, validate=NAME)
+    cut = fields.Float(required=True, allow_nan=False)
+
+
+class StandardDoc(Strict):
+    code = fields.String(required=True, validate=ID)
+    title = fields.String(validate=NAME)
+    description = fields.String(validate=validate.Length(max=10_000))
+    parent = fields.String(allow_none=True, validate=ID)
+    levels = fields.List(fields.Nested(Level))
+
+
+class StandardUpdate(StandardDoc):
+    code = fields.String(validate=ID)
+
+
+class Option(Strict):
+    id = fields.String(required=True, validate=ID)
+    text = fields.String(required=True)
+
+
+class Content(Strict):
+    stem = fields.String(required=True)
+    options = fields.List(fields.Nested(Option), required=True)
+
+
+class ItemDoc(Schema):
+    """An item as an admin sees it (FORMATS.md); other keys are kept as given."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    id = fields.String(required=True, validate=ID)
+    standard = fields.String(required=True, validate=ID)
+    model = fields.String(required=True, validate=validate.OneOf(MODELS))
+    a = fields.Float()
+    b = fields.Raw(metadata={"description": "a number, or a list for polytomous items"})
+    c = fields.Float()
+    u = fields.Float()
+    se = fields.Dict(allow_none=True)
+    fit = fields.Dict(allow_none=True)
+    slope_intercept = fields.Dict(allow_none=True)
+    se_slope_intercept = fields.Dict(allow_none=True)
+    content = fields.Nested(Content, allow_none=True)
+    key = fields.Dict(allow_none=True,
+                      metadata={"description": '{"correct": "B"} or {"scores": {"A": 0, ...}}'})
+    status = fields.String(validate=validate.OneOf(("pretest", "operational", "retired")))
+    tags = fields.List(fields.String(), allow_none=True)
+    enemies = fields.List(fields.String(), allow_none=True)
+
+    @post_dump(pass_original=True)
+    def _keep_other_keys(self, data, original, **kwargs):
+        return {**data, **{name: value for name, value in original.items()
+                           if name not in self.fields}}
+
+
+class ImportSummary(Strict):
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    versions = fields.List(fields.Dict(), required=True)
+
+
+class TestDoc(Strict):
+    __test__ = False
+
+    id = fields.String(validate=ID)
+    title = fields.String(validate=NAME)
+    standards = fields.List(fields.String(validate=ID), required=True,
+                            validate=validate.Length(min=1, max=100))
+    config = fields.Dict(load_default=dict,
+                         metadata={"description": "the CAT configuration of FORMATS.md"})
+
+
+class SessionStart(Strict):
+    test_id = fields.String(required=True, validate=ID)
+    learner_id = fields.String(required=True, validate=NAME)
+
+
+class ItemView(Strict):
+    """An item as a learner sees it, and nothing more."""
+
+    item_id = fields.String(required=True)
+    stem = fields.String(required=True)
+    options = fields.List(fields.Nested(Option), required=True)
+    position = fields.Integer(required=True)
+
+
+class SessionState(Strict):
+    session_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("active", "finished")))
+    position = fields.Integer(required=True)
+    item = fields.Nested(ItemView, allow_none=True, required=True)
+
+
+class SessionStarted(SessionState):
+    token = fields.String(required=True,
+                          metadata={"description": "for this session only: give it to the "
+                                                   "learner's browser"})
+
+
+class ResponseValue(fields.Field):
+    """An option id (string) or a category (non-negative integer)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1000:
+            return value
+        raise ValidationError("an option id (string) or a category (integer >= 0)")
+
+
+class Answer(Strict):
+    item_id = fields.String(required=True, validate=ID)
+    response = ResponseValue(required=True, metadata={"oneOf": [{"type": "string"},
+                                                                 {"type": "integer"}]})
+
+
+class StandardResult(Strict):
+    code = fields.String(required=True)
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    level = fields.String(allow_none=True)
+
+
+class Decision(Strict):
+    cut = fields.Float(required=True)
+    method = fields.String(required=True)
+    # "pass" is a Python keyword: declared through data_key.
+    passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
+
+
+class ScoredAnswer(Strict):
+    item_id = fields.String(required=True)
+    response = fields.Raw(required=True)
+    score = fields.Integer(required=True)
+
+
+class Result(Strict):
+    session_id = fields.String(required=True)
+    status = fields.String(required=True)
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    standards = fields.List(fields.Nested(StandardResult), required=True)
+    decision = fields.Nested(Decision, allow_none=True)
+    responses = fields.List(fields.Nested(ScoredAnswer), required=True)
+
+
+class ScoreRequest(Strict):
+    responses = fields.List(fields.Nested(Answer), required=True,
+                            validate=validate.Length(min=1, max=1000))
+    method = fields.String(load_default="eap", validate=validate.OneOf(METHODS))
+
+
+class Score(Strict):
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    standards = fields.List(fields.Nested(StandardResult), required=True)
+
+
+class UploadRow(Strict):
+    person_id = fields.String(required=True, validate=NAME)
+    item_id = fields.String(required=True, validate=ID)
+    response = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+
+
+class CalibrationRequest(Strict):
+    standard = fields.String(required=True, validate=ID)
+    model = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(MODELS))
+    source = fields.String(load_default="log", validate=validate.OneOf(("log", "upload")))
+    data = fields.List(fields.Nested(UploadRow), validate=validate.Length(max=200_000),
+                       metadata={"description": "with source upload: the responses"})
+    anchored = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _data_with_upload(self, data, **kwargs):
+        if (data["source"] == "upload") != ("data" in data):
+            raise ValidationError("data is given exactly when source is upload", "data")
+
+
+class Calibration(Strict):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    standard = fields.String()
+    model = fields.String(allow_none=True)
+    source = fields.String()
+    error = fields.String(allow_none=True)
+    n_responses = fields.Integer(allow_none=True)
+    version = fields.Integer(allow_none=True)
+    result = fields.Dict(allow_none=True,
+                         metadata={"description": "the irtcat-bank/1 document, with fit"})
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+
+
+class Publication(Strict):
+    standard = fields.String(required=True)
+    version = fields.Integer(required=True)
+    published = fields.Boolean(required=True)
+    current = fields.Boolean(required=True)
+    created_at = fields.String()
+    published_at = fields.String(allow_none=True)
+    calibration_run = fields.Integer(allow_none=True)
+
+
+class SimulationRequest(Strict):
+    test_id = fields.String(required=True, validate=ID)
+    examinees = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=20_000))
+    seed = fields.Integer(load_default=1, validate=validate.Range(min=0, max=2**32 - 1))
