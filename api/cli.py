@@ -14,10 +14,11 @@ import sys
 import time
 import traceback
 import warnings
-from importlib import resources
 
 import numpy as np
 
+from api.demo import add_command as add_demo_command
+from api.serve import add_commands as add_server_commands
 from api.store_commands import STORE_ERRORS
 from api.store_commands import add_commands as add_store_commands
 from calibration.linking import METHODS as LINK_METHODS
@@ -30,7 +31,6 @@ from engine import (
     ConvergenceWarning,
     InvalidParameterError,
     InvalidResponsesError,
-    eap_sum_table,
 )
 from engine import estimate_theta as _estimate_theta
 from engine.simulate import report as simulation_report
@@ -132,9 +132,8 @@ def _build_parser():
     simulate.set_defaults(run=run_simulate)
 
     add_store_commands(commands)
-
-    demo = commands.add_parser("demo", help="score the bundled LSAT7 data and print a summary")
-    demo.set_defaults(run=run_demo)
+    add_server_commands(commands)
+    add_demo_command(commands)
     return parser
 
 
@@ -371,35 +370,6 @@ def run_simulate(args):
     if args.persons:
         write_persons(args.persons, person_ids, true_theta, batches, bank.item_ids)
     write_json(result, args.out, sys.stdout)
-    return 0
-
-
-def run_demo(args):
-    demo = resources.files("api") / "demo"
-    with resources.as_file(demo / "LSAT7.csv") as data_path, \
-            resources.as_file(demo / "LSAT7_bank.json") as bank_path:
-        bank = read_bank(bank_path)
-        print(f"LSAT7: {len(bank.items)} items, 2PL, parameters from "
-              f"{bank.calibration.get('source', 'the bank')}")
-        print(f"{'item':8} {'a':>7} {'b':>7}")
-        for item in bank.items:
-            print(f"{item['id']:8} {item['a']:7.3f} {item['b']:7.3f}")
-        print()
-        print(f"{'method':8} {'mean theta':>10} {'mean se':>8} {'bounded':>8} {'seconds':>8}"
-              "   (means over persons with a finite estimate)")
-        for method in METHODS:
-            started = time.perf_counter()
-            data, _, estimate = _score(data_path, bank_path, method)
-            seconds = time.perf_counter() - started
-            finite = ~estimate.bounded
-            mean_theta, mean_se = estimate.theta[finite].mean(), estimate.se[finite].mean()
-            print(f"{method:8} {mean_theta:10.3f} {mean_se:8.3f} "
-                  f"{int(estimate.bounded.sum()):8d} {seconds:8.3f}")
-        print(f"\n{len(data.person_ids)} persons scored. Summed score -> EAP theta (se):")
-        table = eap_sum_table(bank.params)
-        print("  ".join(f"{s}: {t:+.2f} ({e:.2f})" for s, t, e in
-                        zip(table.score, table.theta, table.se, strict=True)))
-        print("\nScore your own data: irtcat score DATA.csv --bank BANK.json --method eap")
     return 0
 
 

@@ -119,13 +119,13 @@ def open_store():
                 raise DatabaseError(f"the database is at schema {revision}, this release "
                                     f"needs {head_revision()}: run `irtcat db upgrade`")
         except SQLAlchemyError as error:
-            raise DatabaseError(f"cannot use the database: {_first_line(error)}") from None
+            raise DatabaseError(f"cannot use the database: {first_line(error)}") from None
         yield Store(database)
     finally:
         database.dispose()
 
 
-def _first_line(error):
+def first_line(error):
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -137,7 +137,7 @@ def run_db_upgrade(args):
         upgrade(database)
         after = current_revision(database)
     except SQLAlchemyError as error:
-        raise DatabaseError(f"cannot migrate the database: {_first_line(error)}") from None
+        raise DatabaseError(f"cannot migrate the database: {first_line(error)}") from None
     finally:
         database.dispose()
     print(f"schema {before or 'empty'} -> {after}" if before != after

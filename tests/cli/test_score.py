@@ -165,11 +165,6 @@ def test_console_script_never_prints_a_traceback(tmp_path, lsat7_bank_path):
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
-def test_demo_runs(capsys):
-    status, out, _ = run(capsys, "demo")
-    assert status == 0 and "1000 persons scored" in out
-
-
 def test_person_ids_with_commas_and_quotes_survive(capsys, tmp_path, lsat7_bank_path):
     path = write(tmp_path, "data.csv", 'person_id,Item.1\n"Doe, ""J""",1\nplain,0\n')
     status, out, _ = run(capsys, "score", str(path), "--bank", str(lsat7_bank_path))

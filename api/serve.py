@@ -1,0 +1,117 @@
+"""`irtcat serve` and `irtcat keys`: the API under gunicorn, and its keys.
+
+`serve` migrates the database, then runs the app under gunicorn (several
+worker processes, each with a few threads); any worker serves any session,
+since a session's state is in the database. ``--debug`` runs Flask's
+development server instead, for local work only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+from gunicorn.app.base import BaseApplication
+from sqlalchemy.exc import SQLAlchemyError
+
+from itembank.database import Database, DatabaseError, upgrade
+from itembank.delivery import create_key, list_keys, revoke_key
+from itembank.store import NotFoundError
+
+from .store_commands import first_line
+
+
+def add_commands(commands):
+    serve = commands.add_parser("serve", help="serve the v1 API (gunicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=min(8, 2 * (os.cpu_count() or 1) + 1),
+                       help="worker processes (default: 2 x cores + 1, at most 8)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--debug", action="store_true",
+                       help="Flask's development server, one process (not for real use)")
+    serve.set_defaults(run=run_serve)
+
+    keys = commands.add_parser("keys", help="API keys")
+    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION",
+                                  parser_class=type(keys))
+    actions.required = True
+    create = actions.add_parser("create", help="a new key, printed once (only a hash is kept)")
+    create.add_argument("--role", choices=("admin", "delivery"), required=True)
+    create.add_argument("--name", default="", help="who the key is for")
+    create.set_defaults(run=run_keys_create)
+    listing = actions.add_parser("list", help="the keys (prefixes, roles, whether revoked)")
+    listing.set_defaults(run=run_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", metavar="KEY", help="the key, or its first 12 characters")
+    revoke.set_defaults(run=run_keys_revoke)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, options, database_url):
+        self.options, self.database_url = options, database_url
+        super().__init__()
+
+    def load_config(self):
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.database_url, migrate=False)
+
+
+@contextmanager
+def migrated_database():
+    """The database of IRTCAT_DATABASE_URL, migrated to this release, closed afterwards."""
+    database = Database()
+    try:
+        upgrade(database)
+        yield database
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot use the database: {first_line(error)}") from None
+    finally:
+        database.dispose()
+
+
+def run_serve(args):
+    with migrated_database() as database:
+        url = database.url
+    if args.debug:
+        from .app import create_app
+
+        create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
+        return 0
+    print(f"irtcat: serving http://{args.host}:{args.port}/v1 with {args.workers} workers",
+          file=sys.stderr)
+    _Gunicorn({"bind": f"{args.host}:{args.port}", "workers": args.workers,
+               "threads": args.threads, "worker_class": "gthread", "timeout": 120,
+               "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
+               "loglevel": "warning"}, url).run()
+    return 0
+
+
+def run_keys_create(args):
+    with migrated_database() as database:
+        print(create_key(database, args.role, args.name))
+    return 0
+
+
+def run_keys_list(args):
+    with migrated_database() as database:
+        for key in list_keys(database):
+            state = "revoked" if key["revoked"] else "active"
+            print(f"{key['prefix']}...  {key['role']:8}  {state:7}  {key['created_at'][:19]}  "
+                  f"{key['name']}")
+    return 0
+
+
+def run_keys_revoke(args):
+    with migrated_database() as database:
+        count = revoke_key(database, args.key)
+    if count == 0:
+        raise NotFoundError("no active key matches")
+    print(f"{count} key revoked", file=sys.stderr)
+    return 0

@@ -1,0 +1,68 @@
+"""`irtcat keys` and `irtcat demo --no-serve` (what `make run` prepares before serving)."""
+
+import re
+
+import pytest
+import sqlalchemy
+
+from api.cli import main
+from itembank.database import Database
+from itembank.delivery import Delivery, authenticate
+from itembank.store import Store
+
+
+@pytest.fixture
+def irtcat(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("IRTCAT_DATABASE_URL", database_url)
+
+    def run(*argv):
+        status = main([str(arg) for arg in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+@pytest.fixture
+def database(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def test_keys_are_printed_once_stored_hashed_and_revocable(irtcat, database):
+    status, out, _ = irtcat("keys", "create", "--role", "delivery", "--name", "lms")
+    key = out.strip()
+    assert status == 0 and out.count("\n") == 1 and key.startswith("irtk_")
+    assert authenticate(database, key)[2] == "delivery"
+    with database.reading() as session:
+        stored = session.execute(sqlalchemy.text("SELECT prefix, digest FROM api_keys")).all()
+    assert all(key not in row.digest for row in stored)
+    status, out, _ = irtcat("keys", "list")
+    assert key[:12] in out and "active" in out and key not in out
+    assert irtcat("keys", "revoke", key)[0] == 0
+    assert authenticate(database, key) is None
+    status, _, err = irtcat("keys", "revoke", key)
+    assert status == 2 and "no active key" in err
+    status, _, err = irtcat("keys", "create", "--role", "root")
+    assert status == 2 and "invalid choice" in err
+
+
+def test_the_demo_prepares_calibrated_standards_tests_and_keys(irtcat, database):
+    status, out, err = irtcat("demo", "--no-serve")
+    assert status == 0
+    assert err.count("published as version 1") == 3
+    keys = re.findall(r"(irtk_\S+)", out)
+    assert authenticate(database, keys[0])[2] == "delivery"
+    assert authenticate(database, keys[1])[2] == "admin"
+    assert "curl -s localhost:8000/v1/sessions" in out
+    store = Store(database)
+    tests = {test["id"]: test for test in Delivery(store).tests()}
+    assert set(tests) == {"ai-ml", "ai-de", "ai-rai", "ai-practitioner"}
+    assert tests["ai-practitioner"]["config"]["stop"]["classification"]["cut"] == 0.5
+    for code in ("AI-ML", "AI-DE", "AI-RAI"):
+        items = [item for item in store.items(code) if item["status"] == "operational"]
+        assert len(items) >= 40 and all("a" in item and "fit" in item for item in items)
+    # A second run reuses the store: no new version, the same tests.
+    status, _, err = irtcat("demo", "--no-serve")
+    assert status == 0 and "published" not in err
+    assert [v["version"] for v in store.versions("AI-ML")] == [1]
