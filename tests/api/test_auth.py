@@ -1,0 +1,151 @@
+"""Who may call what (spec/API.md "Authentication and roles"), for every route the app
+declares: the table is `api.app.OPERATIONS`, so a new route is covered as soon as it
+exists. Missing, unknown or revoked key: 401; known key with the wrong role, or a
+session token outside its session's token routes: 403."""
+
+import re
+import secrets
+
+import pytest
+
+from api.app import OPERATIONS
+from itembank.delivery import create_key, revoke_key
+
+ROLES = ("admin", "delivery")
+
+
+def _label(operation):
+    return f"{operation.method} {operation.rule}"
+
+
+def _envelope(response, status):
+    assert response.status_code == status, (response.status_code, response.get_data(True))
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+def _valid_body(operation, session, suffix):
+    """A body the route accepts, so the right role gets past validation too."""
+    bodies = {
+        ("POST", "/standards"): {"code": f"AUTH-{suffix}", "title": "Auth check"},
+        ("PUT", "/standards/<code>"): {"title": "Data engineering for AI"},
+        ("POST", "/items"): {"id": f"AUTH-{suffix}", "standard": "AI-ML", "model": "2pl",
+                             "status": "pretest"},
+        ("PUT", "/items/<item_id>"): {"id": "ML-002", "standard": "AI-ML", "model": "2pl",
+                                      "status": "operational", "tags": ["regularization"]},
+        ("POST", "/tests"): {"id": f"auth-{suffix}", "standards": ["AI-ML"]},
+        ("POST", "/sessions"): {"test_id": "ml", "learner_id": "auth-learner"},
+        ("POST", "/sessions/<session_id>/responses"): {
+            "item_id": session["item"]["item_id"],
+            "response": session["item"]["options"][0]["id"]},
+        ("POST", "/score"): {"responses": [{"item_id": "ML-001", "response": "D"}]},
+        # an unknown standard: the route answers 404 before starting a background run
+        ("POST", "/calibrations"): {"standard": "NO-SUCH-STANDARD", "source": "log"},
+        ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 4},
+    }
+    if (operation.method, operation.rule) in bodies:
+        return bodies[(operation.method, operation.rule)]
+    assert operation.body is None, f"no valid body for {_label(operation)}: add one here"
+    return None
+
+
+def _path(operation, session_id):
+    values = {"code": "AI-DE", "item_id": "ML-002", "test_id": "credential",
+              "session_id": session_id, "run_id": "987654"}
+    names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", operation.rule)
+    unknown = [name for name in names if name not in values]
+    assert not unknown, f"no id for path parameter {unknown[0]!r}: add one here"
+    return "/v1" + re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: values[m.group(1)],
+                          operation.rule)
+
+
+def test_the_table_covers_every_route(api):
+    """Every rule of the app's v1 blueprint is declared in OPERATIONS (bar the OpenAPI
+    document, which is public by design)."""
+    declared = {(op.method, "/v1" + op.rule) for op in OPERATIONS}
+    registered = {(method, rule.rule) for rule in api.app.url_map.iter_rules()
+                  if rule.rule.startswith("/v1/") for method in rule.methods
+                  if method not in ("HEAD", "OPTIONS")}
+    assert registered - declared == {("GET", "/v1/openapi.json")}
+    assert len(declared) == len(OPERATIONS)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=_label)
+def test_who_may_call(api, operation):
+    session = api.start("ml", "learner-auth")
+    other = api.start("ml", "learner-other")
+    path = _path(operation, session["session_id"])
+    body = _valid_body(operation, session, secrets.token_hex(3))
+
+    def call(key=None, headers=None):
+        return api.call(operation.method, path, key, json=body, headers=headers or {})
+
+    if not operation.roles and not operation.token:             # public: the health check
+        for key in (None, "irtk_unknown", api.admin, api.delivery, session["token"]):
+            assert call(key).status_code == operation.status
+        return
+
+    # no key, malformed Authorization headers, unknown keys and tokens: 401
+    _envelope(call(), 401)
+    for header in ("", "Bearer", "Bearer ", "Basic " + api.admin, api.admin,
+                   "bearer" + api.admin):
+        _envelope(call(headers={"Authorization": header}), 401)
+    for unknown in ("irtk_" + secrets.token_urlsafe(32), "irts_" + secrets.token_urlsafe(24),
+                    "nonsense", api.admin[:-1], api.admin + "x", "' OR 1=1 --"):
+        _envelope(call(unknown), 401)
+
+    # a revoked key, of each role, is 401 even on a route that role could call
+    for role in ROLES:
+        revoked = create_key(api.store.database, role)
+        assert revoke_key(api.store.database, revoked) == 1
+        _envelope(call(revoked), 401)
+
+    # a known key of the wrong role: 403
+    for role in ROLES:
+        if role not in operation.roles:
+            _envelope(call(create_key(api.store.database, role)), 403)
+
+    # session tokens
+    if operation.token:
+        _envelope(call(other["token"]), 403)                      # another session's token
+        assert call(session["token"]).status_code == operation.status
+    elif "<session_id>" in operation.rule:
+        _envelope(call(session["token"]), 403)                    # its own, wrong route
+        _envelope(call(other["token"]), 403)
+    else:
+        _envelope(call(session["token"]), 403)
+
+    # the right role gets past authorization (a fresh key: not the fixture's only)
+    for role in operation.roles:
+        status = call(create_key(api.store.database, role)).status_code
+        assert status not in (401, 403), status
+        if operation.rule not in ("/calibrations/<int:run_id>",
+                                  "/calibrations/<int:run_id>/publish", "/calibrations"):
+            assert status < 300 or (operation.method, status) == ("POST", 409), status
+
+
+def test_a_token_never_opens_another_sessions_routes(api):
+    """A token is bound to its session: with a session id of another session in the path,
+    even the token routes are 403, and the other session is unchanged."""
+    mine, theirs = api.start("ml", "a"), api.start("ml", "b")
+    path = f"/v1/sessions/{theirs['session_id']}"
+    _envelope(api.call("GET", path, mine["token"]), 403)
+    _envelope(api.answer(theirs, theirs["item"]["item_id"],
+                         theirs["item"]["options"][0]["id"], key=mine["token"]), 403)
+    state = api.call("GET", path, api.delivery).json
+    assert state["position"] == 1 and state["item"] == theirs["item"]
+
+
+def test_a_key_revoked_mid_session_is_refused_but_the_token_still_works(api):
+    key = create_key(api.store.database, "delivery")
+    response = api.call("POST", "/v1/sessions", key,
+                        json={"test_id": "ml", "learner_id": "revoked-later"})
+    assert response.status_code == 201
+    session = response.json
+    assert revoke_key(api.store.database, key) == 1
+    _envelope(api.call("GET", f"/v1/sessions/{session['session_id']}", key), 401)
+    assert api.call("GET", f"/v1/sessions/{session['session_id']}",
+                    session["token"]).status_code == 200
