@@ -485,8 +485,12 @@ def _pick_pretest(batch, rows):
     return np.where(unseen.any(axis=1), pool[np.argmax(keys, axis=1)], -1)
 
 
-def record(batch, rows, items, responses):
-    """Record answers, update the posterior, estimate and stop decisions of `rows`."""
+def record(batch, rows, items, responses, check_pool=True):
+    """Record answers, update the posterior, estimate and stop decisions of `rows`.
+
+    `check_pool` False skips asking whether any eligible item is left (the costly
+    part of the stop decision): for replaying answers that are known to have been
+    followed by another item."""
     rows = np.asarray(rows, dtype=np.intp)
     items = np.asarray(items, dtype=np.intp)
     responses = np.asarray(responses, dtype=np.intp)
@@ -505,10 +509,10 @@ def record(batch, rows, items, responses):
         batch.group_counts[name][update] += mask[items[scored]]
     if update.size:
         _estimate(batch, update)
-    _decide(batch, rows)
+    _decide(batch, rows, check_pool)
 
 
-def _decide(batch, rows):
+def _decide(batch, rows, check_pool=True):
     design = batch.design
     length = batch.scored_length[rows]
     theta, se = batch.theta[rows], batch.se[rows]
@@ -531,7 +535,8 @@ def _decide(batch, rows):
         if batch.pretest_positions.shape[1] else 0
     finished = (length >= design.max_items) | ((length >= design.min_items) & met)
     finished &= pretest_left == 0
-    finished |= ~(_any_item_left(batch, rows))
+    if check_pool:
+        finished |= ~(_any_item_left(batch, rows))
     batch.done[rows] = finished
     if design.classification is not None:   # a test that ends undecided takes the side of theta
         cut = design.classification.cut
@@ -614,8 +619,10 @@ def rebuild_session(tables, design, seed, items, responses, excluded=None):
     # Stream 0 places the pretest items; stream k > 0 makes the choice of item k.
     batch = CATBatch(tables, design, 1, session_rng(seed, 0),
                      None if excluded is None else np.asarray(excluded)[None, :])
-    for item, response in zip(items, responses, strict=True):
-        record(batch, np.array([0]), np.array([item]), np.array([response]))
+    last = len(items) - 1
+    for step, (item, response) in enumerate(zip(items, responses, strict=True)):
+        record(batch, np.array([0]), np.array([item]), np.array([response]),
+               check_pool=step == last)
     return batch
 
 

@@ -84,6 +84,7 @@ class Database:
             except Exception as error:        # noqa: BLE001 - a missing driver, a bad option
                 raise DatabaseError(f"cannot use {parsed.render_as_string()}: {error}") from None
             writer = self.engine
+        self._writer = writer
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
 
@@ -97,6 +98,18 @@ class Database:
         """A session whose transaction commits on success and rolls back on any error."""
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_connection(self):
+        """A Core connection in a read transaction: for the hot paths, without the ORM."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def write_connection(self):
+        """A Core connection in a write transaction (BEGIN IMMEDIATE on SQLite)."""
+        with self._writer.begin() as connection:
+            yield connection
 
     def dispose(self):
         self.engine.dispose()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -24,7 +25,13 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
-from engine.cat import BankTables, group_estimates, next_session_item, rebuild_session
+from engine.cat import (
+    BankTables,
+    group_estimates,
+    next_session_item,
+    rebuild_session,
+    record,
+)
 
 from .bank import ItemBank
 from .cat_config import design_from_config
@@ -35,6 +42,9 @@ from .store import NotFoundError
 KEY_PREFIX = "irtk_"
 TOKEN_PREFIX = "irts_"
 CACHED_TESTS = 32
+CACHED_SESSIONS = 4096
+CACHED_ITEMS = 50_000
+ITEM_CACHE_SECONDS = 10.0       # an edited stem, option or key reaches every worker within
 ANSWER_ATTEMPTS = 8
 
 
@@ -85,9 +95,10 @@ def list_keys(database):
 
 def authenticate(database, secret):
     """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`."""
-    with database.reading() as session:
+    with database.read_connection() as session:
         if secret.startswith(KEY_PREFIX):
-            row = session.scalar(select(ApiKey).where(ApiKey.digest == digest(secret)))
+            row = session.execute(select(ApiKey.id, ApiKey.role, ApiKey.revoked_at)
+                                  .where(ApiKey.digest == digest(secret))).one_or_none()
             if row is not None and row.revoked_at is None:
                 return "key", row.id, row.role
         elif secret.startswith(TOKEN_PREFIX):
@@ -143,6 +154,9 @@ class Delivery:
         self.store = store
         self.database = store.database
         self._banks = OrderedDict()
+        self._tests = {}                  # tests never change once created
+        self._items = {}                  # item_id -> (loaded at, model, content, key)
+        self._batches = OrderedDict()     # session_id -> (position, answers, bank, batch)
         self._lock = threading.Lock()
 
     # --- tests ------------------------------------------------------------------------
@@ -173,12 +187,18 @@ class Delivery:
         return self.test(test_id)
 
     def test(self, test_id):
+        cached = self._tests.get(test_id)
+        if cached is not None:
+            return cached
         with self.database.reading() as session:
             row = session.get(Test, test_id)
             if row is None:
                 raise NotFoundError(f"no test {test_id!r}")
-            return {"id": row.id, "title": row.title, "standards": row.standards,
-                    "config": row.config}
+            found = {"id": row.id, "title": row.title, "standards": row.standards,
+                     "config": row.config}
+        with self._lock:
+            self._tests[test_id] = found
+        return found
 
     def tests(self):
         with self.database.reading() as session:
@@ -280,25 +300,42 @@ class Delivery:
                 token_digest=digest(token), key_id=key_id, status="active",
                 versions=versions, seed=seed, current_item=built.items[first]["id"],
                 position=1))
-        state = self.state(session_id)
-        return {"session_id": session_id, "token": token, **{
-            name: state[name] for name in ("status", "position", "item")}}
+        self._keep_batch(session_id, 1, 0, built, batch)
+        return {"session_id": session_id, "token": token, "status": "active", "position": 1,
+                "item": self._item_view(built.items[first]["id"], 1)}
 
     def _snapshot(self, session_id):
-        with self.database.reading() as session:
-            row = session.get(DeliverySession, session_id)
+        """The session's row and its answers ``(item_id, raw_response, score)`` in order."""
+        with self.database.read_connection() as session:
+            row = session.execute(select(DeliverySession.__table__).where(
+                DeliverySession.id == session_id)).one_or_none()
             if row is None:
                 raise NotFoundError(f"no session {session_id!r}")
             answers = session.execute(
                 select(Response.item_id, Response.raw_response, Response.score)
                 .where(Response.session_id == session_id).order_by(Response.id)).all()
-            session.expunge(row)
         return row, answers
+
+    def _item(self, item_id):
+        """``(model, content, key)`` of an item, read at most every ITEM_CACHE_SECONDS."""
+        now = time.monotonic()
+        cached = self._items.get(item_id)
+        if cached is None or now - cached[0] > ITEM_CACHE_SECONDS:
+            with self.database.reading() as session:
+                row = session.execute(select(Item.model, Item.content, Item.key)
+                                      .where(Item.id == item_id)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no item {item_id!r}")
+            cached = (now, row.model, row.content, row.key)
+            with self._lock:
+                if len(self._items) > CACHED_ITEMS:
+                    self._items.clear()
+                self._items[item_id] = cached
+        return cached[1:]
 
     def _item_view(self, item_id, position):
         """An item as a learner sees it: id, stem, options, position; nothing more."""
-        with self.database.reading() as session:
-            content = session.scalar(select(Item.content).where(Item.id == item_id)) or {}
+        content = self._item(item_id)[1] or {}
         return {"item_id": item_id, "stem": content.get("stem", ""),
                 "options": [{"id": o["id"], "text": o["text"]}
                             for o in content.get("options", [])], "position": position}
@@ -338,7 +375,13 @@ class Delivery:
             score = self._score_answer(item_id, response,
                                        int(built.bank.params.n_categories[at]))
             item = built.items[at]
-            batch = self._rebuild(built, row, answers + [(item_id, _raw(response), score)])
+            with self._lock:
+                cached = self._batches.pop(session_id, None)
+            if cached is not None and cached[:3] == (row.position, len(answers), built):
+                batch = cached[3]                       # this worker served the last step
+                record(batch, np.array([0]), np.array([at]), np.array([score]))
+            else:
+                batch = self._rebuild(built, row, answers + [(item_id, _raw(response), score)])
             next_position = next_session_item(batch, row.seed)
             finished = next_position is None
             values = {"position": row.position + (0 if finished else 1),
@@ -347,7 +390,7 @@ class Delivery:
                 values.update(status="finished", finished_at=utc_now(),
                               result=self._result(built, batch, row.test_id))
             try:
-                with self.database.writing() as session:
+                with self.database.write_connection() as session:
                     moved = session.execute(
                         update(DeliverySession)
                         .where(DeliverySession.id == session_id,
@@ -356,15 +399,31 @@ class Delivery:
                         .values(**values)).rowcount
                     if moved != 1:
                         raise _Retry
-                    session.execute(insert(Response).values(
+                    session.execute(insert(Response.__table__).values(
                         session_id=session_id, learner_id=row.learner_id, item_id=item_id,
                         raw_response=_raw(response), score=score, responded_at=utc_now(),
                         bank_version_id=item["version_id"],
                         pretest=bool(item["status"] == "pretest")))
             except (_Retry, IntegrityError):
                 continue                                  # another request moved it first
-            return self.state(session_id)
+            if not finished:
+                self._keep_batch(session_id, values["position"], len(answers) + 1, built,
+                                 batch)
+            return {"session_id": session_id, "status": "finished" if finished else "active",
+                    "position": values["position"],
+                    "item": None if finished else self._item_view(values["current_item"],
+                                                                  values["position"])}
         raise ConflictError("the session is being answered concurrently; try again")
+
+    def _keep_batch(self, session_id, position, n_answers, built, batch):
+        """Keep a session's engine state for its next answer on this worker. Not under
+        Sympson-Hetter, whose rejected items are not replayed by a rebuild."""
+        if built.design.exposure == "sympson-hetter":
+            return
+        with self._lock:
+            self._batches[session_id] = (position, n_answers, built, batch)
+            while len(self._batches) > CACHED_SESSIONS:
+                self._batches.popitem(last=False)
 
     def finish(self, session_id):
         """End a session early and score it; finishing a finished session changes nothing."""
@@ -430,12 +489,7 @@ class Delivery:
     def _score_answer(self, item_id, response, n_categories):
         """The score of `response` to `item_id` from its key; InvalidAnswerError if not an
         option (or, for an item without a key, not one of its `n_categories`)."""
-        with self.database.reading() as session:
-            row = session.execute(select(Item.model, Item.content, Item.key)
-                                  .where(Item.id == item_id)).one_or_none()
-        if row is None:
-            raise NotFoundError(f"no item {item_id!r}")
-        model, content, key = row
+        model, content, key = self._item(item_id)
         if key is None:
             n = 2 if model in DICHOTOMOUS_MODELS else n_categories
             if isinstance(response, int) and not isinstance(response, bool) \

@@ -1,0 +1,29 @@
+"""A worker that kept a session's engine state and one that rebuilds it from the stored
+answers choose the same next item (the claim behind "any worker serves any session")."""
+
+import numpy as np
+
+from engine.cat import next_session_item
+from itembank.delivery import Delivery
+
+
+def test_kept_and_rebuilt_sessions_choose_the_same_items(api, rng):
+    serving = api.app.extensions["irtcat"]["delivery"]
+    other = Delivery(api.store)                           # another worker: nothing cached
+    for _ in range(3):
+        session = api.start()
+        item = session["item"]
+        while item is not None:
+            response = item["options"][int(rng.integers(len(item["options"])))]["id"]
+            state = api.answer(session, item["item_id"], response).json
+            row, answers = other._snapshot(session["session_id"])
+            built = other._session_bank(row, answers)
+            batch = other._rebuild(built, row, answers)
+            rebuilt = next_session_item(batch, row.seed)
+            if state["status"] == "finished":
+                assert rebuilt is None
+            else:
+                assert built.items[rebuilt]["id"] == state["item"]["item_id"]
+                assert serving._batches[session["session_id"]][0] == state["position"]
+            np.testing.assert_allclose(batch.theta, serving._rebuild(built, row, answers).theta)
+            item = state["item"]
