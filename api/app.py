@@ -18,7 +18,7 @@ import numpy as np
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from calibration.runs import execute_calibration, start_calibration
@@ -450,6 +450,13 @@ def create_app(database_url=None, *, migrate=True):
     @app.errorhandler(CalibrationInputError)
     def _bad_input(error):
         return _envelope(400, "validation_error", str(error))
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error):
+        # Two writers raced on something unique (an id, a version number): the loser's
+        # transaction rolled back whole.
+        return _envelope(409, "conflict", "another request changed this at the same time; "
+                                          "nothing was written, try again")
 
     @app.errorhandler(Exception)
     def _internal(error):

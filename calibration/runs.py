@@ -105,6 +105,9 @@ def execute_calibration(store, run_id, data=None, progress=None):
     except (CalibrationInputError, ValueError) as error:
         store.fail_calibration_run(run_id, str(error))
         raise
+    except Exception as error:
+        store.fail_calibration_run(run_id, f"internal error: {type(error).__name__}")
+        raise
     status = {record.id: record.status for record in records}
     entries = {}
     for item in document["items"]:

@@ -85,6 +85,9 @@ class Database:
                 raise DatabaseError(f"cannot use {parsed.render_as_string()}: {error}") from None
             writer = self.engine
         self._writer = writer
+        # One snapshot for all statements of a read (SQLite's WAL reads already are).
+        self._snapshot_reader = self.engine if self.dialect == "sqlite" else \
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
 
@@ -102,7 +105,7 @@ class Database:
     @contextmanager
     def read_connection(self):
         """A Core connection in a read transaction: for the hot paths, without the ORM."""
-        with self.engine.begin() as connection:
+        with self._snapshot_reader.begin() as connection:
             yield connection
 
     @contextmanager

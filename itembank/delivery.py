@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
@@ -551,10 +551,6 @@ class Delivery:
                               "level": _level(self.store.levels_of(code), theta)})
         return {"theta": _finite(float(overall.theta[0])), "se": _finite(float(overall.se[0])),
                 "standards": standards}
-
-    def session_count(self):
-        with self.database.reading() as session:
-            return session.scalar(select(func.count()).select_from(DeliverySession))
 
 
 class _Retry(Exception):

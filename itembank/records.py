@@ -141,26 +141,6 @@ def parse_framework(document):
     return standards
 
 
-def order_parents_first(standards, known_codes):
-    """Codes of `standards` ordered so a parent precedes its children; DataFormatError for
-    an unknown parent or a cycle. `known_codes`: codes already in the store."""
-    ordered, placed = [], set(known_codes) - set(standards)
-    pending = dict(standards)
-    while pending:
-        ready = [code for code, s in pending.items() if s["parent"] is None
-                 or s["parent"] in placed]
-        if not ready:
-            code, entry = next(iter(pending.items()))
-            if entry["parent"] not in standards:
-                raise DataFormatError(f"standard {code!r}: unknown parent {entry['parent']!r}")
-            raise DataFormatError(f"standard {code!r}: its parents form a cycle")
-        for code in ready:
-            ordered.append(code)
-            placed.add(code)
-            del pending[code]
-    return ordered
-
-
 # --- items ------------------------------------------------------------------------
 
 def _content(value, where):

@@ -170,7 +170,7 @@ class Store:
 
     def _import_items(self, session, records, population, calibration):
         codes = {record.standard for record in records.values()}
-        known = set(session.scalars(select(Standard.code).where(Standard.code.in_(codes))))
+        known = set(_lock_standards(session, codes))
         for record in records.values():
             if record.standard not in known:
                 raise DataFormatError(f"item {record.id!r}: unknown standard "
@@ -325,8 +325,27 @@ class Store:
             return _record_of(row).document(_without_status(parameters), row.status)
 
     def items(self, standard=None):
-        """Item documents (content and key included), with the published parameters."""
-        return self.export_bank(standard)["items"]
+        """Item documents (content and key included), with the published parameters;
+        standards on different population scales may be listed together."""
+        with self.database.reading() as session:
+            if standard is not None and session.get(Standard, standard) is None:
+                raise NotFoundError(f"no standard {standard!r}")
+            return self._current_items(session, standard)[0]
+
+    def _current_items(self, session, standard):
+        """(item documents with published parameters, the published versions)."""
+        query = select(Item).order_by(Item.seq)
+        if standard is not None:
+            query = query.where(Item.standard_code == standard)
+        rows = session.scalars(query).all()
+        versions, entries = [], {}
+        for code in dict.fromkeys(row.standard_code for row in rows):
+            current = self._current_version(session, code)
+            if current is not None:
+                versions.append(current)
+                entries.update(self._version_entries(session, current.id))
+        return [_record_of(row).document(_without_status(entries.get(row.id)), row.status)
+                for row in rows], versions
 
     # --- versions --------------------------------------------------------------------
 
@@ -334,7 +353,7 @@ class Store:
         """Make version `number` (default: the newest) the one new sessions use. Publishing
         an earlier version again is a rollback; publishing the current one changes nothing."""
         with self.database.writing() as session:
-            if session.get(Standard, code) is None:
+            if not _lock_standards(session, [code]):
                 raise NotFoundError(f"no standard {code!r}")
             if number is None:
                 number = session.scalar(select(func.max(BankVersion.number))
@@ -383,21 +402,7 @@ class Store:
                          for item_id, parameters in entries.items()]
                 versions = [chosen]
             else:
-                query = select(Item).order_by(Item.seq)
-                if standard is not None:
-                    query = query.where(Item.standard_code == standard)
-                rows = session.scalars(query).all()
-                versions, entries = [], {}
-                for code in dict.fromkeys(row.standard_code for row in rows):
-                    current = self._current_version(session, code)
-                    if current is not None:
-                        versions.append(current)
-                        entries.update(self._version_entries(session, current.id))
-                items = []
-                for row in rows:
-                    parameters = entries.get(row.id)
-                    items.append(_record_of(row).document(
-                        _without_status(parameters), row.status))
+                items, versions = self._current_items(session, standard)
             if not items:
                 raise NotFoundError("no items" + (f" in standard {standard!r}" if standard
                                                   else " in the store"))
@@ -446,6 +451,7 @@ class Store:
         version number. `entries`: ``{item_id: parameters with model and status}``."""
         with self.database.writing() as session:
             run = self._run(session, run_id)
+            _lock_standards(session, [run.standard_code])
             version = self._add_version(session, run.standard_code, entries,
                                         document.get("population"),
                                         document.get("calibration"), run_id)
@@ -607,6 +613,14 @@ def _columns(entries):
             "status": [p["status"] for p in values]}
 
 
+def _lock_standards(session, codes):
+    """The codes among `codes` that exist, their rows locked until the transaction ends:
+    versions of one standard are numbered and published one writer at a time (SQLite's
+    BEGIN IMMEDIATE already serialises writers; PostgreSQL takes row locks)."""
+    return session.scalars(select(Standard.code).where(Standard.code.in_(list(codes)))
+                           .order_by(Standard.code).with_for_update()).all()
+
+
 def _bulk_insert(session, table, rows):
     """Insert many rows in the session's transaction: COPY on PostgreSQL (one round
     trip per batch instead of one per row), executemany elsewhere."""
@@ -657,10 +671,11 @@ def _standard_document(row):
 
 
 def _without_status(parameters):
+    """A version's parameters of one item, as its document shows them (the version's
+    model included: a calibration may have changed it)."""
     if parameters is None:
         return None
-    return {name: value for name, value in parameters.items()
-            if name not in ("status", "model")}
+    return {name: value for name, value in parameters.items() if name != "status"}
 
 
 def _bank_document(items, versions):

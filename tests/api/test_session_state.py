@@ -10,8 +10,13 @@ from itembank.delivery import Delivery
 def test_kept_and_rebuilt_sessions_choose_the_same_items(api, rng):
     serving = api.app.extensions["irtcat"]["delivery"]
     other = Delivery(api.store)                           # another worker: nothing cached
+    # randomesque: each step's random choice must come out alike on both paths.
+    api.call("POST", "/v1/tests", api.admin, json={
+        "id": "random", "standards": ["AI-ML", "AI-DE"],
+        "config": {"selection": {"randomesque": 5}, "pretest": {"count": 2},
+                   "stop": {"min_items": 8, "max_items": 15, "se": 0.3}}})
     for _ in range(3):
-        session = api.start()
+        session = api.start("random")
         item = session["item"]
         while item is not None:
             response = item["options"][int(rng.integers(len(item["options"])))]["id"]
@@ -24,6 +29,8 @@ def test_kept_and_rebuilt_sessions_choose_the_same_items(api, rng):
                 assert rebuilt is None
             else:
                 assert built.items[rebuilt]["id"] == state["item"]["item_id"]
-                assert serving._batches[session["session_id"]][0] == state["position"]
-            np.testing.assert_allclose(batch.theta, serving._rebuild(built, row, answers).theta)
+                kept = serving._batches[session["session_id"]]
+                assert kept[0] == state["position"]          # the next answer reuses it
+                np.testing.assert_allclose(kept[3].theta, batch.theta, atol=1e-12)
+                np.testing.assert_array_equal(kept[3].items, batch.items)
             item = state["item"]

@@ -274,6 +274,9 @@ def test_calibrate_publish_export_and_roll_back(calibrated_standard):
     second = calibrate_standard(store, "AI-ML-01", "rasch")
     store.publish("AI-ML-01")
     assert store.delivery_bank("AI-ML-01").number == second["version"] == 2
+    current = store.export_bank("AI-ML-01")             # shows the version's model
+    assert {item["model"] for item in current["items"]} == {"rasch"}
+    assert store.import_items(current)["versions"] == []    # and imports back unchanged
     assert store.export_bank("AI-ML-01", version=1) == version_1    # never changes
     assert store.delivery_bank(version_id=pinned.version_id) is pinned
 
