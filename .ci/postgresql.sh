@@ -33,11 +33,16 @@ as_postgres() { runuser -u postgres -- "$@"; }   # initdb and postgres refuse ro
 as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >&2
 cat >>"$dir/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$dir'
 fsync = off   # throwaway data
 EOF
-as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start >&2 || { cat "$dir/log" >&2; exit 1; }
+# Another server may take the port between the probe and the start: try the next ones.
+for attempt in 1 2 3 4 5; do
+    while (: </dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -o "-p $port" -w start >&2 && break
+    [[ $attempt == 5 ]] && { cat "$dir/log" >&2; exit 1; }
+    port=$((port + 1))
+done
 
 "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
     -c "CREATE ROLE irtcat LOGIN PASSWORD 'irtcat'" \
