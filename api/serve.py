@@ -26,8 +26,9 @@ def add_commands(commands):
     serve = commands.add_parser("serve", help="serve the v1 API (gunicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=min(8, 2 * (os.cpu_count() or 1) + 1),
-                       help="worker processes (default: 2 x cores + 1, at most 8)")
+    serve.add_argument("--workers", type=int, default=min(8, (os.cpu_count() or 1) + 1),
+                       help="worker processes (default: cores + 1, at most 8; the fastest "
+                            "setting measured, benchmarks/RESULTS.md)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     serve.add_argument("--debug", action="store_true",
                        help="Flask's development server, one process (not for real use)")
