@@ -520,13 +520,17 @@ class Delivery:
         missing = [i for i in item_ids if i not in standard_of]
         if missing:
             raise NotFoundError(f"no item {missing[0]!r}")
+        published = {}                         # code -> (columns, {item_id: position})
+        for code in dict.fromkeys(standard_of.values()):
+            columns = self.store.version_columns(self.store.current_version_id(code))
+            published[code] = columns, {item: at for at, item in enumerate(columns["id"])}
         entries, scores, codes = [], [], []
         for answer in answers:
             code = standard_of[answer["item_id"]]
-            columns = self.store.version_columns(self.store.current_version_id(code))
-            if answer["item_id"] not in columns["id"]:
+            columns, positions = published[code]
+            at = positions.get(answer["item_id"])
+            if at is None:
                 raise ConflictError(f"item {answer['item_id']!r} has no published parameters")
-            at = columns["id"].index(answer["item_id"])
             entry = {name: columns[name][at] for name in ("model", "a", "b", "c", "u")}
             entries.append(entry)
             n_categories = 1 + len([v for v in entry["b"] if v is not None]) \

@@ -387,6 +387,20 @@ def read_item_tags(path):
     return tags
 
 
+def parse_population(document):
+    """``{"mean", "sd"}`` of a bank document, or None when it states none."""
+    population = document.get("population") if isinstance(document, dict) else None
+    if population is None:
+        return None
+    if not isinstance(population, dict):
+        raise DataFormatError("'population' must be an object with mean and sd")
+    mean = _number(population.get("mean", 0.0), "population mean", "-")
+    sd = _number(population.get("sd", 1.0), "population sd", "-")
+    if sd <= 0:
+        raise DataFormatError(f"population sd must be > 0, got {sd}")
+    return {"mean": mean, "sd": sd}
+
+
 def bank_from_document(document):
     """Validate a parsed `irtcat-bank/1` document and build an `ItemBank`."""
     if not isinstance(document, dict):
@@ -405,13 +419,7 @@ def bank_from_document(document):
             raise DataFormatError(f"duplicate item id {item['id']!r}")
         seen.add(item["id"])
         rows.append(item_parameters(item))
-    population = document.get("population", {"mean": 0.0, "sd": 1.0})
-    if not isinstance(population, dict):
-        raise DataFormatError("'population' must be an object with mean and sd")
-    mean = _number(population.get("mean", 0.0), "population mean", "-")
-    sd = _number(population.get("sd", 1.0), "population sd", "-")
-    if sd <= 0:
-        raise DataFormatError(f"population sd must be > 0, got {sd}")
+    population = parse_population(document) or {"mean": 0.0, "sd": 1.0}
     models, a, b, c, u = zip(*rows, strict=True)
     params = ItemParameters.create(list(models), a, b, c=c, u=u)
     try:
@@ -420,7 +428,7 @@ def bank_from_document(document):
         raise DataFormatError(str(error)) from None
     extra = {key: value for key, value in document.items()
              if key not in ("format", "metric", "population", "items", "calibration")}
-    return ItemBank(tuple(items), params, {"mean": mean, "sd": sd},
+    return ItemBank(tuple(items), params, population,
                     document.get("calibration"), extra)
 
 

@@ -261,22 +261,3 @@ def parse_items(document):
             raise DataFormatError(f"duplicate item id {record.id!r}")
         records[record.id] = record
     return records
-
-
-def parse_population(document):
-    """``{"mean", "sd"}`` of a bank document, or None when it states none."""
-    population = document.get("population") if isinstance(document, dict) else None
-    if population is None:
-        return None
-    if not isinstance(population, dict):
-        raise DataFormatError("'population' must be an object with mean and sd")
-    values = {}
-    for name, default in (("mean", 0.0), ("sd", 1.0)):
-        value = population.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise DataFormatError(f"population {name} must be a finite number")
-        values[name] = float(value)
-    if values["sd"] <= 0:
-        raise DataFormatError(f"population sd must be > 0, got {values['sd']}")
-    return values

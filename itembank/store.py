@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from engine import DICHOTOMOUS_MODELS, ItemParameters
 
 from .bank import ItemBank
-from .io import BANK_FORMAT, DataFormatError, ResponseLog
-from .records import ItemRecord, parse_framework, parse_items, parse_population
+from .io import BANK_FORMAT, DataFormatError, ResponseLog, parse_population
+from .records import ItemRecord, parse_framework, parse_items
 from .schema import (
     BankVersion,
     BankVersionItem,
