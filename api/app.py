@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import threading
 from dataclasses import dataclass
 from functools import wraps
@@ -32,6 +33,7 @@ from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
 
 from . import schemas
+from .pages import pages
 
 MAX_BODY = 8 * 2**20
 MAX_RUN_ID = 2**31 - 1
@@ -259,7 +261,7 @@ def _item(item_id):
         status=201, summary="define a test: standards and CAT configuration")
 def post_test(data):
     return g.delivery.create_test(data.get("id"), data.get("title"), data["standards"],
-                                  data["config"])
+                                  data["config"], data["public"], data["feedback"])
 
 
 @_route("/tests", "GET", roles=("admin",), answer=schemas.TestDoc, many=True,
@@ -278,6 +280,21 @@ def get_test(test_id):
         answer=schemas.SessionStarted, status=201, summary="start a learner's session")
 def start_session(data):
     return g.delivery.start_session(data["test_id"], data["learner_id"], g.principal[1])
+
+
+@_route("/public/tests", "GET", answer=schemas.PublicTest, many=True,
+        summary="the tests the learner page offers (no key)")
+def public_tests():
+    return g.delivery.public_tests()
+
+
+@_route("/public/sessions", "POST", body=schemas.PublicSessionStart,
+        answer=schemas.SessionStarted, status=201,
+        summary="start a session of a public test from the learner page (no key); the "
+                "token then reads and answers it")
+def start_public_session(data):
+    learner_id = "web-" + secrets.token_hex(8)
+    return g.delivery.start_session(data["test_id"], learner_id, public=True)
 
 
 @_route("/sessions/<session_id>", "GET", roles=("delivery",), token=True,
@@ -422,6 +439,7 @@ def create_app(database_url=None, *, migrate=True):
         g.store, g.delivery = store, delivery
 
     app.register_blueprint(v1)
+    app.register_blueprint(pages)
 
     @app.errorhandler(ApiError)
     def _api_error(error):

@@ -35,7 +35,8 @@ CREDENTIAL = {"id": "ai-practitioner", "title": "AI practitioner credential",
                                      for code in STANDARDS],
                          "stop": {"min_items": 12, "max_items": 30, "se": 0.3,
                                   "classification": {"cut": 0.5, "method": "sprt"}},
-                         "pretest": {"count": 2}}}
+                         "pretest": {"count": 2}},
+              "public": True, "feedback": True}
 TITLES = {"AI-ML": "Machine learning fundamentals", "AI-DE": "Data engineering for AI",
           "AI-RAI": "Responsible AI"}
 
@@ -96,7 +97,8 @@ def prepare(store, rng, report=print):
         if test_id not in existing:
             delivery.create_test(test_id, TITLES[code], [code],
                                  {"selection": {"method": "mfi", "randomesque": 4},
-                                  "stop": {"min_items": 5, "max_items": 20, "se": 0.35}})
+                                  "stop": {"min_items": 5, "max_items": 20, "se": 0.35}},
+                                 public=True, feedback=True)
     if CREDENTIAL["id"] not in existing:
         delivery.create_test(**{("test_id" if k == "id" else k): v
                                 for k, v in CREDENTIAL.items()})

@@ -115,6 +115,32 @@ class TestDoc(Strict):
                             validate=validate.Length(min=1, max=100))
     config = fields.Dict(load_default=dict,
                          metadata={"description": "the CAT configuration of FORMATS.md"})
+    public = fields.Boolean(load_default=False,
+                            metadata={"description": "listed on the learner page at / and "
+                                                     "startable there without a key"})
+    feedback = fields.Boolean(load_default=False,
+                              metadata={"description": "a finished session shows its learner "
+                                                       "θ, levels and the decision"})
+
+
+class PublicStandard(Strict):
+    code = fields.String(required=True)
+    title = fields.String(required=True)
+
+
+class PublicTest(Strict):
+    """A test as the learner page lists it: no configuration."""
+
+    __test__ = False
+
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    standards = fields.List(fields.Nested(PublicStandard), required=True)
+    max_items = fields.Integer(required=True)
+
+
+class PublicSessionStart(Strict):
+    test_id = fields.String(required=True, validate=ID)
 
 
 class SessionStart(Strict):
@@ -135,7 +161,11 @@ class SessionState(Strict):
     session_id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(("active", "finished")))
     position = fields.Integer(required=True)
+    max_items = fields.Integer(metadata={"description": "the test's most items"})
     item = fields.Nested(ItemView, allow_none=True, required=True)
+    result = fields.Nested(lambda: Feedback(),
+                           metadata={"description": "once finished, when the test gives "
+                                                    "feedback"})
 
 
 class SessionStarted(SessionState):
@@ -163,6 +193,7 @@ class Answer(Strict):
 
 class StandardResult(Strict):
     code = fields.String(required=True)
+    title = fields.String()
     theta = fields.Float(allow_none=True)
     se = fields.Float(allow_none=True)
     level = fields.String(allow_none=True)
@@ -173,6 +204,15 @@ class Decision(Strict):
     method = fields.String(required=True)
     # "pass" is a Python keyword: declared through data_key.
     passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
+
+
+class Feedback(Strict):
+    """What a learner sees of a finished session: no item scores."""
+
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    standards = fields.List(fields.Nested(StandardResult), required=True)
+    decision = fields.Nested(Decision, allow_none=True)
 
 
 class ScoredAnswer(Strict):

@@ -161,8 +161,11 @@ class Delivery:
 
     # --- tests ------------------------------------------------------------------------
 
-    def create_test(self, test_id, title, standards, config):
-        """Store a test; the configuration is checked against the published banks."""
+    def create_test(self, test_id, title, standards, config, public=False, feedback=False):
+        """Store a test; the configuration is checked against the published banks.
+
+        `public`: listed on the learner page and startable there without a key;
+        `feedback`: a finished session shows its learner θ, levels and the decision."""
         if not isinstance(standards, list) or not standards:
             raise DataFormatError("standards must be a non-empty list of codes")
         for code in standards:
@@ -183,7 +186,7 @@ class Delivery:
             if session.get(Test, test_id) is not None:
                 raise ConflictError(f"test {test_id!r} already exists")
             session.add(Test(id=test_id, title=title or test_id, standards=standards,
-                             config=config))
+                             config=config, public=bool(public), feedback=bool(feedback)))
         return self.test(test_id)
 
     def test(self, test_id):
@@ -194,8 +197,7 @@ class Delivery:
             row = session.get(Test, test_id)
             if row is None:
                 raise NotFoundError(f"no test {test_id!r}")
-            found = {"id": row.id, "title": row.title, "standards": row.standards,
-                     "config": row.config}
+            found = _test_view(row)
         with self._lock:
             self._tests[test_id] = found
         return found
@@ -203,8 +205,28 @@ class Delivery:
     def tests(self):
         with self.database.reading() as session:
             rows = session.scalars(select(Test).order_by(Test.created_at, Test.id)).all()
-            return [{"id": r.id, "title": r.title, "standards": r.standards, "config": r.config}
-                    for r in rows]
+            return [_test_view(row) for row in rows]
+
+    def public_tests(self):
+        """The tests the learner page lists: ``[{"id", "title", "standards": [{"code",
+        "title"}], "max_items"}]``; the configuration stays private."""
+        with self.database.reading() as session:
+            ids = session.scalars(select(Test.id).where(Test.public.is_(True))
+                                  .order_by(Test.created_at, Test.id)).all()
+        listed = []
+        for test_id in ids:
+            test = self.test(test_id)
+            try:
+                versions = {code: self.store.current_version_id(code)
+                            for code in test["standards"]}
+            except NotFoundError:
+                continue                                 # nothing published to deliver yet
+            listed.append({"id": test_id, "title": test["title"],
+                           "standards": [{"code": code,
+                                          "title": self.store.standard(code)["title"]}
+                                         for code in test["standards"]],
+                           "max_items": self.test_bank(test_id, versions).design.max_items})
+        return listed
 
     def test_bank(self, test_id, versions, given=()):
         """The `TestBank` of a test under pinned `versions` ({code: version id}), cached.
@@ -282,9 +304,13 @@ class Delivery:
 
     # --- sessions ---------------------------------------------------------------------
 
-    def start_session(self, test_id, learner_id, key_id=None):
-        """Start a session; returns ``{"session_id", "token", "status", "position", "item"}``."""
+    def start_session(self, test_id, learner_id, key_id=None, public=False):
+        """Start a session; returns ``{"session_id", "token", "status", "position",
+        "max_items", "item"}``. `public`: started from the learner page, without a key,
+        which only a public test allows."""
         test = self.test(test_id)
+        if public and not test["public"]:
+            raise NotFoundError(f"no public test {test_id!r}")
         versions = {code: self.store.current_version_id(code) for code in test["standards"]}
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
@@ -302,6 +328,7 @@ class Delivery:
                 position=1))
         self._keep_batch(session_id, 1, 0, built, batch)
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
+                "max_items": built.design.max_items,
                 "item": self._item_view(built.items[first]["id"], 1)}
 
     def _snapshot(self, session_id):
@@ -341,13 +368,23 @@ class Delivery:
                             for o in content.get("options", [])], "position": position}
 
     def state(self, session_id, snapshot=None):
-        """``{"session_id", "status", "position", "item"}``; `item` is None once finished."""
+        """``{"session_id", "status", "position", "max_items", "item"}``; `item` is None
+        once finished, and then `result` is there too if the test gives feedback."""
         row, _ = snapshot or self._snapshot(session_id)
         item = None
         if row.status == "active" and row.current_item is not None:
             item = self._item_view(row.current_item, row.position)
-        return {"session_id": row.id, "status": row.status, "position": row.position,
-                "item": item}
+        return self._state_view(row.id, row.test_id, row.versions, row.status, row.position,
+                                item, row.result)
+
+    def _state_view(self, session_id, test_id, versions, status, position, item, result):
+        state = {"session_id": session_id, "status": status, "position": position,
+                 "max_items": self.test_bank(test_id, versions).design.max_items,
+                 "item": item}
+        if status == "finished" and result is not None and self.test(test_id)["feedback"]:
+            state["result"] = {name: result[name]
+                               for name in ("theta", "se", "standards", "decision")}
+        return state
 
     def owner_key(self, session_id):
         with self.database.reading() as session:
@@ -409,10 +446,12 @@ class Delivery:
             if not finished:
                 self._keep_batch(session_id, values["position"], len(answers) + 1, built,
                                  batch)
-            return {"session_id": session_id, "status": "finished" if finished else "active",
-                    "position": values["position"],
-                    "item": None if finished else self._item_view(values["current_item"],
-                                                                  values["position"])}
+            return self._state_view(
+                session_id, row.test_id, row.versions, "finished" if finished else "active",
+                values["position"],
+                None if finished else self._item_view(values["current_item"],
+                                                      values["position"]),
+                values.get("result"))
         raise ConflictError("the session is being answered concurrently; try again")
 
     def _keep_batch(self, session_id, position, n_answers, built, batch):
@@ -471,9 +510,11 @@ class Delivery:
         for code in standards:
             theta, se = per_group[f"standard:{code}"]
             if batch.group_counts[f"standard:{code}"][0] == 0:     # nothing answered here
-                out.append({"code": code, "theta": None, "se": None, "level": None})
+                out.append({"code": code, "title": self.store.standard(code)["title"],
+                            "theta": None, "se": None, "level": None})
                 continue
-            out.append({"code": code, "theta": _finite(float(theta[0])),
+            out.append({"code": code, "title": self.store.standard(code)["title"],
+                        "theta": _finite(float(theta[0])),
                         "se": _finite(float(se[0])),
                         "level": _level(self.store.levels_of(code), float(theta[0]))})
         rule = built.design.classification
@@ -559,6 +600,11 @@ class Delivery:
 
 class _Retry(Exception):
     pass
+
+
+def _test_view(row):
+    return {"id": row.id, "title": row.title, "standards": row.standards,
+            "config": row.config, "public": row.public, "feedback": row.feedback}
 
 
 def _raw(response):

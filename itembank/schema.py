@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -191,6 +192,10 @@ class Test(Base):
     title: Mapped[str] = mapped_column(String(200))
     standards: Mapped[list] = mapped_column(JSON)
     config: Mapped[dict] = mapped_column(JSON)
+    # listed on the learner page and startable there without a key
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the learner sees θ, levels and the decision at the end (never item scores)
+    feedback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

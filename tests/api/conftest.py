@@ -69,7 +69,10 @@ def api(database_url):
     for body in ({"id": "credential", "title": "AI practitioner credential",
                   "standards": ["AI-ML", "AI-DE", "AI-RAI"], "config": CREDENTIAL_CONFIG},
                  {"id": "ml", "title": "Machine learning fundamentals", "standards": ["AI-ML"],
-                  "config": {"stop": {"max_items": 8, "se": 0.35}}}):
+                  "config": {"stop": {"max_items": 8, "se": 0.35}}},
+                 {"id": "open", "title": "Machine learning, on the learner page",
+                  "standards": ["AI-ML"], "config": {"stop": {"max_items": 6}},
+                  "public": True, "feedback": True}):
         assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
     yield api
     app.extensions["irtcat"]["store"].database.dispose()

@@ -38,6 +38,7 @@ def _valid_body(operation, session, suffix):
                                       "status": "operational", "tags": ["regularization"]},
         ("POST", "/tests"): {"id": f"auth-{suffix}", "standards": ["AI-ML"]},
         ("POST", "/sessions"): {"test_id": "ml", "learner_id": "auth-learner"},
+        ("POST", "/public/sessions"): {"test_id": "open"},
         ("POST", "/sessions/<session_id>/responses"): {
             "item_id": session["item"]["item_id"],
             "response": session["item"]["options"][0]["id"]},
@@ -83,7 +84,7 @@ def test_who_may_call(api, operation):
     def call(key=None, headers=None):
         return api.call(operation.method, path, key, json=body, headers=headers or {})
 
-    if not operation.roles and not operation.token:             # public: the health check
+    if not operation.roles and not operation.token:   # public: health, the learner page's
         for key in (None, "irtk_unknown", api.admin, api.delivery, session["token"]):
             assert call(key).status_code == operation.status
         return

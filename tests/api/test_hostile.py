@@ -71,6 +71,7 @@ def _base_body(operation, session):
         ("POST", "/tests"): {"id": "h-test", "title": "Hostile", "standards": ["AI-ML"],
                              "config": {"stop": {"max_items": 6}}},
         ("POST", "/sessions"): {"test_id": "ml", "learner_id": "hostile"},
+        ("POST", "/public/sessions"): {"test_id": "open"},
         ("POST", "/sessions/<session_id>/responses"): {
             "item_id": session["item"]["item_id"], "response": "A"},
         ("POST", "/score"): {"responses": [{"item_id": "ML-001", "response": "A"}],

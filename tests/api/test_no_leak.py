@@ -117,7 +117,7 @@ def test_no_key_parameter_or_token_theta_leaks(api):
     # a session's start (to the delivery key) and every token reply: nothing beyond state
     for who, method, path, status, body in recorder.bodies:
         if status < 300 and (who == "token" or path == "/v1/sessions"):
-            allowed = {"session_id", "status", "position", "item"} | (
+            allowed = {"session_id", "status", "position", "max_items", "item"} | (
                 {"token"} if path == "/v1/sessions" else set())
             assert set(body) == allowed, (who, method, path, body)
 
@@ -143,3 +143,35 @@ def test_error_bodies_carry_no_trace_of_the_server(api, role):
         for trace in ("Traceback", "SELECT", "INSERT", "sqlalchemy", "psycopg", "sqlite",
                       ".py", "/work/", "File \""):
             assert trace not in text, (reply.status_code, text)
+
+
+def test_a_learner_page_session_shows_its_result_and_nothing_more(api):
+    """A public test with feedback (the learner page's): started without a key, answered
+    with the token; the finished state carries θ, SE, levels and the decision, never an
+    item's score, key or parameters, nor the answers."""
+    listed = api.call("GET", "/v1/public/tests").json
+    assert [test["id"] for test in listed] == ["open"]            # not ml nor credential
+    assert set(listed[0]) == {"id", "title", "standards", "max_items"}
+    assert api.call("POST", "/v1/public/sessions",
+                    json={"test_id": "ml"}).status_code == 404    # not public
+    recorder = Recorder(api)
+    started = api.call("POST", "/v1/public/sessions", json={"test_id": "open"})
+    assert started.status_code == 201
+    session = started.json
+    state = session
+    while state["status"] == "active":
+        assert "result" not in state
+        state = api.answer(session, state["item"]["item_id"],
+                           state["item"]["options"][0]["id"]).json
+    assert state["position"] <= state["max_items"] == 6
+    reread = api.call("GET", f"/v1/sessions/{session['session_id']}", session["token"]).json
+    assert reread["result"] == state["result"]
+    assert set(state["result"]) == {"theta", "se", "standards", "decision"}
+    [standard] = state["result"]["standards"]
+    assert standard["code"] == "AI-ML" and isinstance(standard["theta"], float)
+    for *_, path, _status, body in recorder.bodies:
+        for at, name, _ in walk(body):
+            assert name not in ANSWER_KEYS | PARAMETERS | {"responses", "score"}, (path, at)
+    # the same session's result through the delivery API agrees with the learner's view
+    full = api.call("GET", f"/v1/sessions/{session['session_id']}/result", api.delivery).json
+    assert full["theta"] == state["result"]["theta"]

@@ -184,7 +184,7 @@ def test_an_answer_to_an_item_that_is_not_current_is_409_and_changes_nothing(api
     for item_id in (other, "NO-SUCH-ITEM", "DE-001"):
         envelope(api.answer(session, item_id, "A"), 409, "conflict")
     assert state(api, session) == {k: session[k] for k in ("session_id", "status",
-                                                           "position", "item")}
+                                                           "position", "max_items", "item")}
     assert result(api, session)["responses"] == []
     # the next item of the session is not current before it is given
     reply = api.answer(session, current, "A").json
@@ -227,7 +227,8 @@ def test_a_polytomous_item_takes_its_options_and_scores_them_by_the_key(api):
     params = {i["id"]: i for i in items}
     expected = eap([(i, POLY_SCORES[r]) for i, r in given], params)
     assert done["theta"] == pytest.approx(expected, abs=2e-3)
-    assert done["standards"] == [{"code": "POLY", "theta": done["theta"], "se": done["se"],
+    assert done["standards"] == [{"code": "POLY", "title": "POLY title",
+                                  "theta": done["theta"], "se": done["se"],
                                   "level": level(done["theta"], [("some", -0.3),
                                                                  ("most", 0.4)])}]
 
@@ -333,7 +334,7 @@ def test_finishing_early_scores_the_session(api):
     finished = api.call("POST", f"/v1/sessions/{session['session_id']}/finish", api.delivery)
     assert finished.status_code == 200
     assert finished.json == {"session_id": session["session_id"], "status": "finished",
-                             "position": 2, "item": None}
+                             "position": 2, "max_items": 12, "item": None}
     assert state(api, session) == finished.json
     again = api.call("POST", f"/v1/sessions/{session['session_id']}/finish", api.delivery)
     assert again.status_code == 200 and again.json == finished.json
@@ -377,7 +378,7 @@ def test_the_result_has_theta_se_levels_and_decision(api):
         assert math.isfinite(done["theta"]) and 0 < done["se"] < 1
         assert [s["code"] for s in done["standards"]] == standards
         for entry in done["standards"]:
-            assert set(entry) == {"code", "theta", "se", "level"}
+            assert set(entry) == {"code", "title", "theta", "se", "level"}
             # AI-DE has no levels of its own: it uses its parent AI's (FORMATS.md)
             levels = {"AI-ML": ML_LEVELS, "AI-DE": AI_LEVELS,
                       "AI-RAI": [("foundational", -0.5), ("proficient", 0.6),
@@ -669,7 +670,9 @@ def test_items_one_a_list_or_a_bank_document(api):
 
 def test_tests_are_created_and_read(api):
     listed = api.call("GET", "/v1/tests", api.admin).json
-    assert [t["id"] for t in listed] == ["credential", "ml"]
+    assert [t["id"] for t in listed] == ["credential", "ml", "open"]
+    assert [(t["public"], t["feedback"]) for t in listed] == [(False, False), (False, False),
+                                                              (True, True)]
     made = api.call("POST", "/v1/tests", api.admin,
                     json={"title": "No id", "standards": ["AI-RAI"]})
     assert made.status_code == 201
@@ -689,7 +692,7 @@ def test_tests_are_created_and_read(api):
                  {"standards": ["AI-ML"], "config": {"selection": {"method": "best"}}},
                  {"standards": ["AI-ML"], "config": {"unknown": 1}}):
         envelope(api.call("POST", "/v1/tests", api.admin, json=body), 400, "validation_error")
-    assert len(api.call("GET", "/v1/tests", api.admin).json) == 3
+    assert len(api.call("GET", "/v1/tests", api.admin).json) == 4      # the 3 + "No id"
     envelope(api.call("POST", "/v1/sessions", api.delivery,
                       json={"test_id": "nope", "learner_id": "x"}), 404)
 
