@@ -112,6 +112,7 @@ class BankTables:
     nodes : (n_nodes,) the EAP grid; log_weights : its normalised log prior
     log_p : (n_items, K, n_nodes) log category probabilities at the nodes
     p_flat : (n_nodes, n_items * K) category probabilities, for posterior products
+    enemy_matrix : (n_enemy_sets, n_items) 1 where an item belongs to an enemy set
     table_theta : (TABLE_NODES,); info_table : (TABLE_NODES, n_items) Fisher information
     """
 
@@ -128,6 +129,10 @@ class BankTables:
         self.info_table = information(self.table_theta, params)            # (T, J)
         self.b_center = np.array([np.nanmean(row) for row in params.b])
         self.n_items = params.n_items
+        # (n_sets, n_items): row e marks the items of enemy set e
+        self.enemy_matrix = np.zeros((len(design.enemies), params.n_items))
+        for row, enemy_set in enumerate(design.enemies):
+            self.enemy_matrix[row, enemy_set] = 1.0
 
     def table_index(self, theta):
         step = self.table_theta[1] - self.table_theta[0]
@@ -168,6 +173,9 @@ class CATBatch:
         self.done = np.zeros(n, dtype=bool)
         self.decision = np.zeros(n, dtype=np.intp)
         self.eligibility = None                       # item-eligibility draws, (n, n_items)
+        # (rows, eligible) found by the last stop decision, for the selection that follows
+        # it: dropped by any change of the batch
+        self.pool = None
         self.pretest_positions = _pretest_positions(design, n, rng)
         self.group_counts = {name: np.zeros(n, dtype=np.intp) for name in design.groups}
 
@@ -304,9 +312,10 @@ def _eligible(batch, rows):
     if design.operational is not None:               # items awaiting calibration are never
         eligible &= design.operational               # selected as scored items
     eligible[:, design.pretest_items] = False
-    for enemy_set in design.enemies:
-        taken = batch.administered[rows][:, enemy_set].any(axis=1)
-        eligible[np.ix_(taken, enemy_set)] = False
+    if design.enemies:                  # a set with an item given is closed to the examinee
+        members = batch.tables.enemy_matrix
+        taken = (batch.administered[rows] @ members.T) > 0                   # (r, n_sets)
+        eligible &= ~((taken @ members) > 0)
     if design.exposure == "item-eligibility" and batch.eligibility is not None:
         preferred = eligible & batch.eligibility[rows]
         # An examinee whose eligible items ran out falls back to the full pool.
@@ -362,11 +371,7 @@ def _shadow_tests(batch, rows, criterion, eligible):
     n_items = batch.tables.n_items
     rules = [(design.groups[rule.group].astype(float), rule.min,
               rule.max if rule.max is not None else np.inf) for rule in design.content]
-    enemy_rows = []
-    for enemy_set in design.enemies:
-        row = np.zeros(n_items)
-        row[enemy_set] = 1.0
-        enemy_rows.append(row)
+    enemy_rows = list(batch.tables.enemy_matrix)
     matrix = np.array([mask for mask, _, _ in rules] + enemy_rows + [np.ones(n_items)])
     lower = np.array([low for _, low, _ in rules] + [0.0] * len(enemy_rows)
                      + [design.max_items])
@@ -375,7 +380,7 @@ def _shadow_tests(batch, rows, criterion, eligible):
     constraint = LinearConstraint(matrix, lower, upper)
     narrowed = eligible.copy()
     for r, person in enumerate(rows):            # one integer program per examinee
-        given = batch.administered[person] & ~np.isin(np.arange(n_items), design.pretest_items)
+        given = batch.administered[person] & ~_pretest_mask(design, n_items)
         low = given.astype(float)
         high = (given | eligible[r]).astype(float)
         result = milp(-np.where(np.isfinite(criterion[r]), criterion[r], 0.0),
@@ -451,9 +456,14 @@ def select_next(batch, rows=None):
     if pretest.any():
         chosen[pretest] = _pick_pretest(batch, rows[pretest])
     regular = ~pretest
+    pool, batch.pool = batch.pool, None
     if regular.any():
         sub = rows[regular]
-        criterion, eligible = _criterion(batch, sub), _eligible(batch, sub)
+        if pool is not None and np.array_equal(pool[0], rows):
+            eligible = pool[1][regular]                  # the stop decision's, still valid
+        else:
+            eligible = _eligible(batch, sub)
+        criterion = _criterion(batch, sub)
         if batch.design.content_rule == "shadow" and (batch.design.content or
                                                       batch.design.enemies):
             eligible = _shadow_tests(batch, sub, criterion, eligible)
@@ -495,9 +505,9 @@ def record(batch, rows, items, responses, check_pool=True):
     items = np.asarray(items, dtype=np.intp)
     responses = np.asarray(responses, dtype=np.intp)
     design, tables = batch.design, batch.tables
+    batch.pool = None
     slot = batch.length[rows]
-    scored = ~np.isin(items, design.pretest_items) if design.pretest_items.size else \
-        np.ones(rows.size, dtype=bool)
+    scored = ~_pretest_mask(design, tables.n_items)[items]
     batch.items[rows, slot], batch.responses[rows, slot] = items, responses
     batch.scored[rows, slot] = scored
     batch.administered[rows, items] = True
@@ -536,7 +546,9 @@ def _decide(batch, rows, check_pool=True):
     finished = (length >= design.max_items) | ((length >= design.min_items) & met)
     finished &= pretest_left == 0
     if check_pool:
-        finished |= ~(_any_item_left(batch, rows))
+        eligible = _eligible(batch, rows)
+        finished |= ~eligible.any(axis=1)
+        batch.pool = (rows, eligible)
     batch.done[rows] = finished
     if design.classification is not None:   # a test that ends undecided takes the side of theta
         cut = design.classification.cut
@@ -544,8 +556,11 @@ def _decide(batch, rows, check_pool=True):
         batch.decision[rows[undecided]] = np.where(theta[undecided] >= cut, 1, -1)
 
 
-def _any_item_left(batch, rows):
-    return _eligible(batch, rows).any(axis=1)
+def _pretest_mask(design, n_items):
+    """(n_items,) bool: the design's pretest items."""
+    mask = np.zeros(n_items, dtype=bool)
+    mask[design.pretest_items] = True
+    return mask
 
 
 def _at(nodes, values, x):

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
@@ -147,6 +147,21 @@ def _params_of(entries):
                                  u=[p.get("u", 1.0) for p in rows])
 
 
+@dataclass(eq=False)
+class _Live:
+    """A session's engine state, kept by the worker that served its last step so that
+    its next answer needs no read: valid while the stored position is `position`."""
+
+    position: int
+    current_item: str
+    built: TestBank
+    batch: object                 # the engine's one-examinee CATBatch
+    test_id: str
+    versions: dict
+    learner_id: str
+    seed: int
+
+
 class Delivery:
     """Tests, sessions and scoring on a `Store`."""
 
@@ -156,8 +171,27 @@ class Delivery:
         self._banks = OrderedDict()
         self._tests = {}                  # tests never change once created
         self._items = {}                  # item_id -> (loaded at, model, content, key)
-        self._batches = OrderedDict()     # session_id -> (position, answers, bank, batch)
+        self._live = OrderedDict()        # session_id -> _Live
+        self._tokens = OrderedDict()      # token digest -> session id (never changes)
         self._lock = threading.Lock()
+
+    def authenticate(self, secret):
+        """`authenticate` with session tokens remembered: a token opens one session for
+        good, so only keys (which can be revoked) are looked up every time."""
+        if not secret.startswith(TOKEN_PREFIX):
+            return authenticate(self.database, secret)
+        token_digest = digest(secret)
+        with self._lock:
+            session_id = self._tokens.get(token_digest)
+        if session_id is not None:
+            return "token", session_id, None
+        found = authenticate(self.database, secret)
+        if found is not None:
+            with self._lock:
+                self._tokens[token_digest] = found[1]
+                while len(self._tokens) > CACHED_SESSIONS:
+                    self._tokens.popitem(last=False)
+        return found
 
     # --- tests ------------------------------------------------------------------------
 
@@ -326,7 +360,10 @@ class Delivery:
                 token_digest=digest(token), key_id=key_id, status="active",
                 versions=versions, seed=seed, current_item=built.items[first]["id"],
                 position=1))
-        self._keep_batch(session_id, 1, 0, built, batch)
+        self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
+                                     versions, learner_id, seed))
+        with self._lock:
+            self._tokens[digest(token)] = session_id
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
                 "max_items": built.design.max_items,
                 "item": self._item_view(built.items[first]["id"], 1)}
@@ -394,7 +431,24 @@ class Delivery:
             return row.key_id
 
     def answer(self, session_id, item_id, response):
-        """Record the answer to the current item and move on; idempotent for a repeat."""
+        """Record the answer to the current item and move on; idempotent for a repeat.
+
+        When this worker served the session's last step it holds the engine state and
+        writes at once, the compare-and-set on the position standing in for a read;
+        otherwise (or when the write finds the session moved) it reads the session,
+        rebuilds the state from the stored answers and tries again."""
+        with self._lock:
+            live = self._live.get(session_id)
+        if live is not None and item_id == live.current_item:
+            at = live.built.position[item_id]
+            score = self._score_answer(item_id, response,
+                                       int(live.built.bank.params.n_categories[at]))
+            with self._lock:
+                live = self._live.pop(session_id, None)     # one request steps it at a time
+            if live is not None and item_id == live.current_item:
+                done = self._step(session_id, live, item_id, response, score, at)
+                if done is not None:
+                    return done
         for _ in range(ANSWER_ATTEMPTS):
             row, answers = self._snapshot(session_id)
             given = {answer.item_id: answer for answer in answers}
@@ -411,58 +465,58 @@ class Delivery:
             at = built.position[item_id]
             score = self._score_answer(item_id, response,
                                        int(built.bank.params.n_categories[at]))
-            item = built.items[at]
-            with self._lock:
-                cached = self._batches.pop(session_id, None)
-            if cached is not None and cached[:3] == (row.position, len(answers), built):
-                batch = cached[3]                       # this worker served the last step
-                record(batch, np.array([0]), np.array([at]), np.array([score]))
-            else:
-                batch = self._rebuild(built, row, answers + [(item_id, _raw(response), score)])
-            next_position = next_session_item(batch, row.seed)
-            finished = next_position is None
-            values = {"position": row.position + (0 if finished else 1),
-                      "current_item": None if finished else built.items[next_position]["id"]}
-            if finished:
-                values.update(status="finished", finished_at=utc_now(),
-                              result=self._result(built, batch, row.test_id))
-            try:
-                with self.database.write_connection() as session:
-                    moved = session.execute(
-                        update(DeliverySession)
-                        .where(DeliverySession.id == session_id,
-                               DeliverySession.position == row.position,
-                               DeliverySession.status == "active")
-                        .values(**values)).rowcount
-                    if moved != 1:
-                        raise _Retry
-                    session.execute(insert(Response.__table__).values(
-                        session_id=session_id, learner_id=row.learner_id, item_id=item_id,
-                        raw_response=_raw(response), score=score, responded_at=utc_now(),
-                        bank_version_id=item["version_id"],
-                        pretest=bool(item["status"] == "pretest")))
-            except (_Retry, IntegrityError):
-                continue                                  # another request moved it first
-            if not finished:
-                self._keep_batch(session_id, values["position"], len(answers) + 1, built,
-                                 batch)
-            return self._state_view(
-                session_id, row.test_id, row.versions, "finished" if finished else "active",
-                values["position"],
-                None if finished else self._item_view(values["current_item"],
-                                                      values["position"]),
-                values.get("result"))
+            live = _Live(row.position, row.current_item, built,
+                         self._rebuild(built, row, answers), row.test_id, row.versions,
+                         row.learner_id, row.seed)
+            done = self._step(session_id, live, item_id, response, score, at)
+            if done is not None:
+                return done
         raise ConflictError("the session is being answered concurrently; try again")
 
-    def _keep_batch(self, session_id, position, n_answers, built, batch):
+    def _step(self, session_id, live, item_id, response, score, at):
+        """Record the answer in `live`, choose the next item and commit both if the stored
+        session is still at `live.position`; the new state, or None if it moved."""
+        built, batch = live.built, live.batch
+        record(batch, np.array([0]), np.array([at]), np.array([score]))
+        next_position = next_session_item(batch, live.seed)
+        finished = next_position is None
+        values = {"position": live.position + (0 if finished else 1),
+                  "current_item": None if finished else built.items[next_position]["id"]}
+        if finished:
+            values.update(status="finished", finished_at=utc_now(),
+                          result=self._result(built, batch, live.test_id))
+        item = built.items[at]
+        try:
+            with self.database.write_connection() as session:
+                moved = session.execute(_MOVE, {**values, "moving": session_id,
+                                                "from_position": live.position}).rowcount
+                if moved != 1:
+                    raise _Retry
+                session.execute(_RECORD, {
+                    "session_id": session_id, "learner_id": live.learner_id,
+                    "item_id": item_id, "raw_response": _raw(response), "score": score,
+                    "responded_at": utc_now(), "bank_version_id": item["version_id"],
+                    "pretest": bool(item["status"] == "pretest")})
+        except (_Retry, IntegrityError):
+            return None                                   # another request moved it first
+        if not finished:
+            self._keep(session_id, replace(live, position=values["position"],
+                                           current_item=values["current_item"]))
+        return self._state_view(
+            session_id, live.test_id, live.versions, "finished" if finished else "active",
+            values["position"],
+            None if finished else self._item_view(values["current_item"], values["position"]),
+            values.get("result"))
+
+    def _keep(self, session_id, live):
         """Keep a session's engine state for its next answer on this worker. Not under
         Sympson-Hetter, whose rejected items are not replayed by a rebuild."""
-        if built.design.exposure == "sympson-hetter":
+        if live.built.design.exposure == "sympson-hetter":
             return
         with self._lock:
-            self._batches[session_id] = (position, n_answers, built, batch)
-            while len(self._batches) > CACHED_SESSIONS:
-                self._batches.popitem(last=False)
+            self._live[session_id] = live
+            while len(self._live) > CACHED_SESSIONS:
+                self._live.popitem(last=False)
 
     def finish(self, session_id):
         """End a session early and score it; finishing a finished session changes nothing."""
@@ -600,6 +654,15 @@ class Delivery:
 
 class _Retry(Exception):
     pass
+
+
+# An answer's two statements, built once: the compare-and-set that moves a session on
+# (its SET clause from the parameters given) and the response row.
+_MOVE = (update(DeliverySession.__table__)
+         .where(DeliverySession.id == bindparam("moving"),
+                DeliverySession.position == bindparam("from_position"),
+                DeliverySession.status == "active"))
+_RECORD = insert(Response.__table__)
 
 
 def _test_view(row):

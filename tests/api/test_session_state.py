@@ -29,8 +29,9 @@ def test_kept_and_rebuilt_sessions_choose_the_same_items(api, rng):
                 assert rebuilt is None
             else:
                 assert built.items[rebuilt]["id"] == state["item"]["item_id"]
-                kept = serving._batches[session["session_id"]]
-                assert kept[0] == state["position"]          # the next answer reuses it
-                np.testing.assert_allclose(kept[3].theta, batch.theta, atol=1e-12)
-                np.testing.assert_array_equal(kept[3].items, batch.items)
+                kept = serving._live[session["session_id"]]
+                assert kept.position == state["position"]    # the next answer reuses it
+                assert kept.current_item == state["item"]["item_id"]
+                np.testing.assert_allclose(kept.batch.theta, batch.theta, atol=1e-12)
+                np.testing.assert_array_equal(kept.batch.items, batch.items)
             item = state["item"]
