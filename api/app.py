@@ -28,7 +28,7 @@ from engine.simulate import report as simulation_report
 from engine.simulate import timed_run
 from itembank import DataFormatError, ResponseLog
 from itembank.database import Database, upgrade
-from itembank.delivery import ConflictError, Delivery, InvalidAnswerError, authenticate
+from itembank.delivery import ConflictError, Delivery, InvalidAnswerError
 from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
 
@@ -74,6 +74,9 @@ def _route(rule, method, *, roles=(), token=False, body=None, answer=None, statu
     operation = Operation(rule, method, tuple(roles), token, body, answer, status, summary,
                           many)
     OPERATIONS.append(operation)
+    # Schemas keep no state between loads and dumps: one instance each serves every request.
+    body_schema = body() if body is not None else None
+    answer_schema = answer(many=many) if answer is not None else None
 
     def register(view):
         @wraps(view)
@@ -87,15 +90,15 @@ def _route(rule, method, *, roles=(), token=False, body=None, answer=None, statu
                     raise ApiError(400, "the body must be JSON (Content-Type: "
                                         "application/json)", "validation_error")
                 try:
-                    kwargs["data"] = body().load(payload)
+                    kwargs["data"] = body_schema.load(payload)
                 except ValidationError as error:
                     raise ApiError(400, "the request body is not valid", "validation_error",
                                    {"fields": error.messages}) from None
             result = view(**kwargs)
             if isinstance(result, Response):
                 return result
-            if answer is not None:
-                result = answer(many=many).dump(result)
+            if answer_schema is not None:
+                result = answer_schema.dump(result)
             return jsonify(result), status
         v1.add_url_rule(rule, f"{method.lower()}_{view.__name__}", handle, methods=[method])
         return view
@@ -136,7 +139,7 @@ def _authorize(operation, kwargs):
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise ApiError(401, "an Authorization: Bearer <key> header is required")
-    who = authenticate(g.store.database, header[7:].strip())
+    who = g.delivery.authenticate(header[7:].strip())
     if who is None:
         raise ApiError(401, "unknown or revoked key")
     kind, identity, role = who
@@ -375,6 +378,20 @@ def _calibration_run(run_id):
     if run_id > MAX_RUN_ID:                           # beyond the database's integers
         raise NotFoundError(f"no calibration run {run_id}")
     return g.store.calibration_run(run_id)
+
+
+@_route("/calibrations/<int:run_id>/report", "GET", roles=("admin",),
+        summary="the calibration's report: one self-contained HTML page (item table with "
+                "parameters, SEs and fit flags; item, information and SE curves)")
+def calibration_report(run_id):
+    from .report import bank_report  # matplotlib: loaded when first asked for
+
+    run = _calibration_run(run_id)
+    if run["status"] != "done":
+        raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
+    page = bank_report(run["result"], title=f"Calibration {run_id}: {run['standard']}, "
+                                             f"version {run['version']}")
+    return Response(page, mimetype="text/html")
 
 
 @_route("/calibrations/<int:run_id>/publish", "POST", roles=("admin",),

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from api.demo import add_command as add_demo_command
+from api.report import bank_report, simulation_details, simulation_report_html
 from api.serve import add_commands as add_server_commands
 from api.store_commands import STORE_ERRORS
 from api.store_commands import add_commands as add_store_commands
@@ -50,6 +51,7 @@ from itembank import (
     write_scores,
 )
 from itembank.cat_config import design_from_config
+from itembank.io import write_atomically
 
 
 class UsageError(Exception):
@@ -129,7 +131,16 @@ def _build_parser():
                           help="write person_id,true_theta,theta,se,length,items")
     simulate.add_argument("--save-design", metavar="CAT.json",
                           help="write the configuration with tuned Sympson-Hetter parameters")
+    simulate.add_argument("--report", metavar="REPORT.html",
+                          help="also write an HTML report with plots (self-contained)")
     simulate.set_defaults(run=run_simulate)
+
+    report = commands.add_parser("report", help="an HTML report of a bank: parameters, fit, "
+                                 "curves, test information")
+    report.add_argument("bank", metavar="BANK.json", help="irtcat-bank/1 document")
+    report.add_argument("--out", metavar="REPORT.html", help="default: standard output")
+    report.add_argument("--title", help="the page's title (default: from the file name)")
+    report.set_defaults(run=run_report)
 
     add_store_commands(commands)
     add_server_commands(commands)
@@ -369,7 +380,36 @@ def run_simulate(args):
         result["sympson_hetter_tuning"] = tuning
     if args.persons:
         write_persons(args.persons, person_ids, true_theta, batches, bank.item_ids)
+    if args.report:
+        details = simulation_details(batches, design, bank.item_ids, true_theta=true_theta)
+        title = (f"CAT simulation: {os.path.basename(args.bank)} with "
+                 f"{os.path.basename(args.config)}")
+        _write_text(simulation_report_html(result, details, title=title), args.report)
     write_json(result, args.out, sys.stdout)
+    return 0
+
+
+def _write_text(text, path=None, stream=None):
+    """`text` (a string, or a function making it) to `path` (atomically) or to `stream`.
+
+    A function is called once the file is open: an unwritable path fails first."""
+    if path is None:
+        stream.write(text() if callable(text) else text)
+    else:
+        write_atomically(path, lambda handle: handle.write(text() if callable(text) else text))
+
+
+def run_report(args):
+    document = read_json(args.bank)
+    title = args.title or f"Item bank report: {os.path.basename(args.bank)}"
+
+    def page():
+        try:
+            return bank_report(document, title=title)
+        except DataFormatError as error:
+            raise DataFormatError(f"{args.bank}: {error}") from None
+
+    _write_text(page, args.out, sys.stdout)
     return 0
 
 

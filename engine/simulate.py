@@ -152,9 +152,7 @@ def report(batches, design, seconds, *, true_theta=None, seed=None,
         error = theta - true_theta
         out["rmse"] = round(float(np.sqrt(np.mean(error**2))), 4)
         out["bias"] = round(float(np.mean(error)), 4)
-        edges = np.concatenate([[-np.inf], (np.array(grid[1:]) + np.array(grid[:-1])) / 2,
-                                [np.inf]])
-        which = np.digitize(true_theta, edges) - 1
+        which = _grid_bins(true_theta, grid)
         out["conditional"] = [
             {"theta": float(point), "n": int(np.sum(which == g)),
              "rmse": round(float(np.sqrt(np.mean(error[which == g] ** 2))), 4)
@@ -185,6 +183,47 @@ def report(batches, design, seconds, *, true_theta=None, seed=None,
                                       4)
             out["by_standard"][name.split(":", 1)[1]] = entry
     out["seconds"] = round(seconds, 3)
+    return out
+
+
+def _grid_bins(true_theta, grid):
+    """The grid point nearest each true theta (bins split at the midpoints): int (n,)."""
+    edges = np.concatenate([[-np.inf], (np.array(grid[1:]) + np.array(grid[:-1])) / 2,
+                            [np.inf]])
+    return np.digitize(true_theta, edges) - 1
+
+
+def report_details(batches, design, *, true_theta=None, grid=(-2.0, -1.0, 0.0, 1.0, 2.0)):
+    """What the plots of a simulation report need beyond `report`.
+
+    Returns
+    -------
+    dict with
+        exposure : ndarray of shape (n_items,), each item's exposure rate
+        lengths : int ndarray of shape (n,), scored test lengths (their mean is
+            the report's mean_length)
+        theta, se : ndarray of shape (n,), the final estimates
+        true_theta : ndarray of shape (n,), when given
+        classification_by_theta : list of {"theta", "n", "accuracy"} over the
+            bins of the report's "conditional" (accuracy None in an empty
+            bin), when `true_theta` is given and the design classifies
+    """
+    theta = np.concatenate([b.theta for b in batches])
+    administered = np.concatenate([b.administered for b in batches])
+    out = {"exposure": administered.sum(axis=0) / theta.size,
+           "lengths": np.concatenate([b.scored_length for b in batches]),
+           "theta": theta, "se": np.concatenate([b.se for b in batches])}
+    if true_theta is not None:
+        out["true_theta"] = np.asarray(true_theta, dtype=float)
+        if design.classification is not None:
+            decision = np.concatenate([b.decision for b in batches])
+            correct = decision == np.where(true_theta >= design.classification.cut, 1, -1)
+            which = _grid_bins(true_theta, grid)
+            out["classification_by_theta"] = [
+                {"theta": float(point), "n": int(np.sum(which == g)),
+                 "accuracy": round(float(np.mean(correct[which == g])), 4)
+                 if np.any(which == g) else None}
+                for g, point in enumerate(grid)]
     return out
 
 

@@ -124,7 +124,8 @@ def test_who_may_call(api, operation):
         status = call(create_key(api.store.database, role)).status_code
         assert status not in (401, 403), status
         if operation.rule not in ("/calibrations/<int:run_id>",
-                                  "/calibrations/<int:run_id>/publish", "/calibrations"):
+                                  "/calibrations/<int:run_id>/publish",
+                                  "/calibrations/<int:run_id>/report", "/calibrations"):
             assert status < 300 or (operation.method, status) == ("POST", 409), status
 
 

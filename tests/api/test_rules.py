@@ -540,6 +540,14 @@ def test_calibrations_from_an_upload_and_from_the_log_are_published(api, rng):
     for item in document["items"]:
         assert {"a", "b", "fit"} <= set(item)
     assert "a" not in items_of(api, "CAL")["CAL-0"]                  # a draft until published
+    # the psychometrician's report of the run: the same page `irtcat report` makes
+    page = api.call("GET", f"/v1/calibrations/{run['id']}/report", api.admin)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(True)
+    for item in document["items"]:
+        assert f'data-item="{item["id"]}"' in text
+        assert f"{item['a']:.4f}" in text
+    assert text.count("<img ") >= 3 and "http://" not in text and "https://" not in text
     published = api.call("POST", f"/v1/calibrations/{run['id']}/publish", api.admin)
     assert published.status_code == 200
     assert published.json["standard"] == "CAL" and published.json["current"] is True
@@ -578,6 +586,8 @@ def test_a_failed_calibration_cannot_be_published(api):
     run = wait_for(api, started.json["id"])
     assert run["status"] == "failed" and run["error"]
     envelope(api.call("POST", f"/v1/calibrations/{run['id']}/publish", api.admin), 409,
+             "conflict")
+    envelope(api.call("GET", f"/v1/calibrations/{run['id']}/report", api.admin), 409,
              "conflict")
     for path in ("/v1/calibrations/424242", "/v1/calibrations/424242/publish"):
         envelope(api.call("GET" if path.endswith("2") else "POST", path, api.admin), 404)
