@@ -6,15 +6,23 @@ never block the writer) with foreign keys on and a busy timeout; a transaction
 that will write starts with ``BEGIN IMMEDIATE`` so that two writers queue on
 the lock instead of failing midway. PostgreSQL needs nothing special.
 
+Writers of one SQLite file also queue on an exclusive `flock` of the file
+``<database>-lock`` beside it (and on a thread lock within a process): a
+waiting writer wakes the moment the last one commits, where SQLite's own busy
+handler would poll with sleeps of up to 100 ms. SQLite's busy timeout stays as
+the guard against writers that do not take the lock.
+
 The schema is brought up to date by Alembic (`upgrade`), never by
 ``create_all``, so a database made by an older release migrates in place.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -52,6 +60,30 @@ def _configure_sqlite(engine):
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+class _WriterLock:
+    """Exclusive access for the writers of one SQLite file: threads of a process queue on
+    a lock, processes on an `flock` of `path` (opened once per process, after a fork
+    too). Never the database file itself: closing any descriptor of it would drop
+    SQLite's own POSIX locks."""
+
+    def __init__(self, path):
+        self.path = path
+        self._threads = threading.Lock()
+        self._descriptor, self._pid = None, None
+
+    @contextmanager
+    def held(self):
+        with self._threads:
+            if self._pid != os.getpid():
+                self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._pid = os.getpid()
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+
+
 class Database:
     """An engine and two session factories: `reading()` and `writing()`.
 
@@ -70,11 +102,13 @@ class Database:
             raise DatabaseError(f"IRTCAT_DATABASE_URL is not a database URL: {self.url!r}") \
                 from None
         self.dialect = parsed.get_backend_name()
+        self._writer_lock = None
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                folder = pathlib.Path(parsed.database).resolve().parent
-                if not folder.is_dir():
-                    raise DatabaseError(f"no folder {folder} for the SQLite database")
+                file = pathlib.Path(parsed.database).resolve()
+                if not file.parent.is_dir():
+                    raise DatabaseError(f"no folder {file.parent} for the SQLite database")
+                self._writer_lock = _WriterLock(f"{file}-lock")
             self.engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
             _configure_sqlite(self.engine)
             writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -96,10 +130,13 @@ class Database:
         with self._read() as session, session.begin():
             yield session
 
+    def _exclusive(self):
+        return self._writer_lock.held() if self._writer_lock is not None else nullcontext()
+
     @contextmanager
     def writing(self) -> Session:
         """A session whose transaction commits on success and rolls back on any error."""
-        with self._write() as session, session.begin():
+        with self._exclusive(), self._write() as session, session.begin():
             yield session
 
     @contextmanager
@@ -111,7 +148,7 @@ class Database:
     @contextmanager
     def write_connection(self):
         """A Core connection in a write transaction (BEGIN IMMEDIATE on SQLite)."""
-        with self._writer.begin() as connection:
+        with self._exclusive(), self._writer.begin() as connection:
             yield connection
 
     def dispose(self):
