@@ -196,14 +196,19 @@ def _pretest_positions(design, n, rng):
 
 # --- scoring ------------------------------------------------------------------------
 
+def _posterior_moments(log_post, nodes):
+    """Mean and SD of each row of log posteriors (r, Q) on `nodes`: two (r,) arrays."""
+    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    post /= post.sum(axis=1, keepdims=True)
+    mean = post @ nodes
+    return mean, np.sqrt(np.maximum(post @ nodes**2 - mean**2, 0.0))
+
+
 def _estimate(batch, rows):
     """Update theta and se of `rows` from their log posterior (EAP, MAP, ML or WLE)."""
     design, tables = batch.design, batch.tables
     log_post = batch.log_post[rows]
-    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
-    post /= post.sum(axis=1, keepdims=True)
-    mean = post @ tables.nodes
-    sd = np.sqrt(np.maximum(post @ tables.nodes**2 - mean**2, 0.0))
+    mean, sd = _posterior_moments(log_post, tables.nodes)
     theta, se = mean, sd
     if design.scoring != "eap":
         theta, se = _modal_estimates(batch, rows, log_post, mean, sd)
@@ -572,16 +577,19 @@ def _at(nodes, values, x):
 
 def _classify(batch, rows):
     """(decided (r,) bool, decision (r,) in {1, -1})."""
-    rule = batch.design.classification
+    return _classify_states(batch.design.classification, batch.tables, batch.log_post[rows],
+                            batch.theta[rows], batch.se[rows])
+
+
+def _classify_states(rule, tables, log_post, theta, se):
+    """The classification of r states: log posteriors (r, Q) and their theta, se (r,)."""
     if rule.method == "ci":
         z = norm.ppf(1 - rule.alpha / 2)
-        theta, se = batch.theta[rows], batch.se[rows]
         above, below = theta - z * se > rule.cut, theta + z * se < rule.cut
         return above | below, np.where(above, 1, -1)
     # SPRT on the likelihood of the scored answers at cut +- delta.
-    tables = batch.tables
     log_prior = tables.log_weights
-    log_lik = batch.log_post[rows] - log_prior                          # (r, Q)
+    log_lik = log_post - log_prior                                      # (r, Q)
     ratio = _at(tables.nodes, log_lik, rule.cut + rule.delta) - _at(tables.nodes, log_lik,
                                                                    rule.cut - rule.delta)
     accept = np.log((1 - rule.beta) / rule.alpha)
@@ -634,11 +642,49 @@ def rebuild_session(tables, design, seed, items, responses, excluded=None):
     # Stream 0 places the pretest items; stream k > 0 makes the choice of item k.
     batch = CATBatch(tables, design, 1, session_rng(seed, 0),
                      None if excluded is None else np.asarray(excluded)[None, :])
+    if len(items) != len(responses):
+        raise ValueError("items and responses differ in length")
     last = len(items) - 1
-    for step, (item, response) in enumerate(zip(items, responses, strict=True)):
-        record(batch, np.array([0]), np.array([item]), np.array([response]),
-               check_pool=step == last)
+    if design.scoring == "eap" and last > 0:
+        _replay(batch, items[:last], responses[:last])
+    else:
+        for item, response in zip(items[:last], responses[:last], strict=True):
+            record(batch, np.array([0]), np.array([item]), np.array([response]),
+                   check_pool=False)
+    if last >= 0:
+        record(batch, np.array([0]), np.array([items[last]]), np.array([responses[last]]))
     return batch
+
+
+def _replay(batch, items, responses):
+    """Record a one-examinee batch's answers in one pass, leaving the state that `record`
+    leaves after them one at a time (with check_pool False; EAP scoring): the posterior
+    by a running sum in the same order, the estimates of every prefix at once, and the
+    classification decided last along the way."""
+    design, tables = batch.design, batch.tables
+    items, responses = np.asarray(items, dtype=np.intp), np.asarray(responses, dtype=np.intp)
+    m = items.size
+    scored = ~_pretest_mask(design, tables.n_items)[items]
+    batch.items[0, :m], batch.responses[0, :m], batch.scored[0, :m] = items, responses, scored
+    batch.administered[0, items] = True
+    batch.length[0] = m
+    counted = items[scored]
+    batch.scored_length[0] = counted.size
+    for name, mask in design.groups.items():
+        batch.group_counts[name][0] += int(mask[counted].sum())
+    if counted.size == 0:
+        return
+    steps = np.cumsum(np.vstack([batch.log_post[:1], tables.log_p[counted, responses[scored]]]),
+                      axis=0)                                  # (1 + scored, Q), row 0 prior
+    mean, sd = _posterior_moments(steps[1:], tables.nodes)
+    batch.log_post[0] = steps[-1]
+    batch.previous_theta[0] = mean[-2] if counted.size > 1 else batch.theta[0]
+    batch.theta[0], batch.se[0] = mean[-1], sd[-1]
+    if design.classification is not None:
+        decided, decision = _classify_states(design.classification, tables, steps[1:], mean,
+                                             sd)
+        if decided.any():
+            batch.decision[0] = decision[np.flatnonzero(decided)[-1]]
 
 
 def next_session_item(batch, seed):
