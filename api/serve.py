@@ -9,6 +9,7 @@ development server instead, for local work only.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from contextlib import contextmanager
 
@@ -47,6 +48,27 @@ def add_commands(commands):
     revoke = actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", metavar="KEY", help="the key, or its first 12 characters")
     revoke.set_defaults(run=run_keys_revoke)
+
+
+def _listen_on_own_socket(server, worker):
+    """gunicorn's post_fork hook: the worker also listens on a TCP socket of its own,
+    bound to the same address with SO_REUSEPORT, so the kernel spreads new connections
+    evenly over the workers. Workers sharing one socket leave it to whichever wakes
+    first, and a keep-alive connection then stays on that worker: most of a class of
+    learners who start at once would share one worker (and one core). The shared socket
+    stays open too, and every worker accepts from it."""
+    own = []
+    for listener in worker.sockets:
+        family = listener.sock.family
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue                                   # a unix socket: shared only
+        mine = socket.socket(family, socket.SOCK_STREAM)
+        mine.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        mine.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        mine.bind(listener.getsockname())
+        mine.listen(server.cfg.backlog)
+        own.append(mine)
+    worker.sockets = own + list(worker.sockets)
 
 
 class _Gunicorn(BaseApplication):
@@ -90,7 +112,8 @@ def run_serve(args):
     _Gunicorn({"bind": f"{args.host}:{args.port}", "workers": args.workers,
                "threads": args.threads, "worker_class": "gthread", "timeout": 120,
                "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
-               "loglevel": "warning"}, url).run()
+               "loglevel": "warning", "reuse_port": True,
+               "post_fork": _listen_on_own_socket}, url).run()
     return 0
 
 
