@@ -149,6 +149,8 @@ def _authorize(operation, kwargs):
     elif role not in operation.roles:
         raise ApiError(403, f"this route needs a {' or '.join(operation.roles)} key"
                        if operation.roles else "this route takes a session token")
+    elif "session_id" in kwargs and g.delivery.owner_key(kwargs["session_id"]) != identity:
+        raise ApiError(403, "this session was started with another key")
     g.principal = who
 
 
@@ -441,7 +443,7 @@ def _envelope(status, code, message, details=None):
 
 def create_app(database_url=None, *, migrate=True):
     """The Flask app on `database_url` (default: IRTCAT_DATABASE_URL or irtcat.db)."""
-    app = Flask("irtcat")
+    app = Flask("irtcat", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
     database = Database(database_url)

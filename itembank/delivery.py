@@ -173,6 +173,7 @@ class Delivery:
         self._items = {}                  # item_id -> (loaded at, model, content, key)
         self._live = OrderedDict()        # session_id -> _Live
         self._tokens = OrderedDict()      # token digest -> session id (never changes)
+        self._owners = OrderedDict()      # session id -> id of the key that started it
         self._lock = threading.Lock()
 
     def authenticate(self, secret):
@@ -424,11 +425,21 @@ class Delivery:
         return state
 
     def owner_key(self, session_id):
-        with self.database.reading() as session:
-            row = session.get(DeliverySession, session_id)
-            if row is None:
-                raise NotFoundError(f"no session {session_id!r}")
-            return row.key_id
+        """The id of the key that started the session (None: the learner page), which
+        never changes; remembered."""
+        with self._lock:
+            if session_id in self._owners:
+                return self._owners[session_id]
+        with self.database.read_connection() as session:
+            found = session.execute(select(DeliverySession.key_id).where(
+                DeliverySession.id == session_id)).one_or_none()
+        if found is None:
+            raise NotFoundError(f"no session {session_id!r}")
+        with self._lock:
+            self._owners[session_id] = found.key_id
+            while len(self._owners) > CACHED_SESSIONS:
+                self._owners.popitem(last=False)
+        return found.key_id
 
     def answer(self, session_id, item_id, response):
         """Record the answer to the current item and move on; idempotent for a repeat.

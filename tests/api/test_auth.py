@@ -1,7 +1,8 @@
 """Who may call what (spec/API.md "Authentication and roles"), for every route the app
 declares: the table is `api.app.OPERATIONS`, so a new route is covered as soon as it
-exists. Missing, unknown or revoked key: 401; known key with the wrong role, or a
-session token outside its session's token routes: 403."""
+exists. Missing, unknown or revoked key: 401; known key with the wrong role, a session
+token outside its session's token routes, or a delivery key on a session another key
+started: 403."""
 
 import re
 import secrets
@@ -119,9 +120,15 @@ def test_who_may_call(api, operation):
     else:
         _envelope(call(session["token"]), 403)
 
-    # the right role gets past authorization (a fresh key: not the fixture's only)
+    # a session belongs to the delivery key that started it: another delivery key is 403
+    if "<session_id>" in operation.rule:
+        _envelope(call(create_key(api.store.database, "delivery")), 403)
+
+    # the right role gets past authorization (a fresh key: not the fixture's only; for a
+    # session's routes, the key that started it)
     for role in operation.roles:
-        status = call(create_key(api.store.database, role)).status_code
+        owner = api.delivery if "<session_id>" in operation.rule else None
+        status = call(owner or create_key(api.store.database, role)).status_code
         assert status not in (401, 403), status
         if operation.rule not in ("/calibrations/<int:run_id>",
                                   "/calibrations/<int:run_id>/publish",

@@ -172,6 +172,10 @@ def test_a_learner_page_session_shows_its_result_and_nothing_more(api):
     for *_, path, _status, body in recorder.bodies:
         for at, name, _ in walk(body):
             assert name not in ANSWER_KEYS | PARAMETERS | {"responses", "score"}, (path, at)
-    # the same session's result through the delivery API agrees with the learner's view
-    full = api.call("GET", f"/v1/sessions/{session['session_id']}/result", api.delivery).json
+    # the session belongs to no key: a delivery key may not read it
+    assert api.call("GET", f"/v1/sessions/{session['session_id']}/result",
+                    api.delivery).status_code == 403
+    # the learner's view agrees with the full result
+    full = api.app.extensions["irtcat"]["delivery"].result(session["session_id"])
     assert full["theta"] == state["result"]["theta"]
+    assert full["standards"] == state["result"]["standards"]
