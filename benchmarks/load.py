@@ -3,36 +3,37 @@
 For SQLite (a file in a temporary folder) always, and PostgreSQL when
 ``IRTCAT_TEST_POSTGRESQL_URL`` names a server (in a schema ``irtcat_load`` of that
 database, made and dropped here, not ``public``): `irtcat demo --no-serve` prepares
-the database, then for each ``--workers/--threads`` setting a fresh `irtcat serve`
-(gunicorn, gthread workers) on a free loopback port takes 100 simulated learners
-at once, each on its own keep-alive connection. A learner starts an
-``ai-practitioner`` session with the delivery key, waits until every learner has
-started, then answers each item with its session token (a random option) until
-the session is finished, and reads the result (which must list every answer).
+the database, then for each ``workers x threads`` setting a fresh `irtcat serve`
+(gunicorn gthread workers) on a free loopback port takes 100 simulated learners at
+once, each on its own keep-alive connection. A learner starts an
+``ai-practitioner`` session with the delivery key, answers each item with the
+session token (a random option) until the session is finished, checks that the
+result lists every answer, and starts the next session: 100 learners are in a
+test at every moment. The load generator is one asyncio process with a minimal
+HTTP/1.1 client, on the same 2 cores as the server; its CPU share is shown.
 
-Measured over the answering phase only: the round trip of each
-``POST /v1/sessions/{id}/responses`` (p50, p99, max), answers per second (all
-answers / wall time from the start signal to the last learner's last answer),
-and errors (any non-2xx or a broken connection; must be 0). The load generator
-runs on the same machine as the server, so its CPU share is shown too.
-Targets (the API issue, SQLite): p99 <= 100 ms per answer and >= 300 answers/s.
+Two loads per setting, each measured for MEASURE seconds after WARM_UP seconds:
+- "closed": every learner answers again as soon as its answer comes back: the most
+  answers per second the server gives; latency is then mostly queueing (Little's
+  law: p50 is about learners / answers per second).
+- "paced": every learner answers at the moments of a Poisson process, OFFERED
+  answers per second in all (a learner whose answer is late answers at once when
+  it comes back): the latency of a server under that load.
 
-"Closed loop": every learner answers again as soon as its answer comes back, which
-finds the most answers per second; its latency is mostly queueing (Little's law:
-p50 is about learners / answers per second). Then, on the fastest setting, one
-closed-loop run with a new connection per request (gunicorn does not spread
-keep-alive connections evenly over workers) and runs paced to offer a fixed rate
-in all (each learner answers once per learners / rate seconds, from a random
-phase): their latency is that of a server under that load. A paced run's
-answers/s falls below the rate offered as learners finish their tests (12 to 30
-items), so read its latencies, not its rate.
+Figures: answers per second over the measured window, the round trip of each
+``POST /v1/sessions/{id}/responses`` in it (p50, p99, max), session starts, errors
+(any non-2xx, a broken connection or a result that misses an answer: must be 0),
+and each worker's CPU. The target of the API issue (SQLite, 100 learners):
+>= 300 answers/s with p99 <= 100 ms per answer, read off the paced row.
 
-``IRTCAT_LOAD_SETTINGS="3x4,2x8"`` overrides the settings tried (workers x threads);
-``IRTCAT_LOAD_LEARNERS`` the number of learners.
+``IRTCAT_LOAD_SETTINGS="3x1,3x2"`` overrides the settings tried (workers x threads);
+``IRTCAT_LOAD_LEARNERS`` the number of learners, ``IRTCAT_LOAD_SECONDS`` the
+measured window.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -42,7 +43,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack, contextmanager
 
@@ -54,9 +54,11 @@ from .common import irtcat_command
 
 LEARNERS = int(os.environ.get("IRTCAT_LOAD_LEARNERS", "100"))
 TEST_ID = "ai-practitioner"
-SETTINGS = [(1, 1), (2, 1), (3, 1), (2, 4), (3, 4), (5, 4)]   # (workers, threads); 5 x 4: default
-PACED_RATES = (300, 100, 50)     # answers/s offered in all, for the paced runs
-TIME_CAP = 120.0              # seconds for one setting's answering phase; learners stop after
+SETTINGS = [(1, 1), (2, 1), (3, 1), (2, 2), (3, 2), (3, 4)]   # (workers, threads)
+OFFERED = 330                 # answers/s in all for the paced runs: the target plus 10%
+WARM_UP = 5.0                 # seconds before the measured window
+MEASURE = float(os.environ.get("IRTCAT_LOAD_SECONDS", "20"))
+TARGET_RATE, TARGET_P99 = 300, 0.100
 START_TIMEOUT = 30.0
 PREPARE_TIMEOUT = 300.0
 SCHEMA = "irtcat_load"        # on PostgreSQL: a schema of its own (see postgresql_schema)
@@ -196,227 +198,207 @@ def wait_healthy(port, process, timeout=START_TIMEOUT):
     raise RuntimeError(f"irtcat serve did not answer /v1/health within {timeout:.0f} s")
 
 
-class Client:
-    """One keep-alive connection; `call` returns (status, parsed JSON body)."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection: `call` returns (status, parsed JSON body)."""
 
-    def __init__(self, port, timeout=60, keepalive=True):
-        self.port, self.timeout, self.keepalive = port, timeout, keepalive
-        self.connection = None
+    def __init__(self, port):
+        self.port = port
+        self.reader = self.writer = None
 
-    def call(self, method, path, key, body=None):
-        headers = {"Authorization": f"Bearer {key}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+    async def call(self, method, path, key, body=None):
+        data = json.dumps(body).encode() if body is not None else b""
+        request = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(data)}\r\n\r\n").encode() + data
         for attempt in (1, 2):
-            if self.connection is None:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                             timeout=self.timeout)
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1",
+                                                                         self.port)
             try:
-                self.connection.request(method, path, body=data, headers=headers)
-                response = self.connection.getresponse()
-                payload = response.read()
+                self.writer.write(request)
+                head = await self.reader.readuntil(b"\r\n\r\n")
                 break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (asyncio.IncompleteReadError, ConnectionError):
                 # the server closed an idle keep-alive connection before this request
-                # reached it: nothing was processed, so one retry on a new connection is safe
+                # reached it: nothing was processed, so one retry on a new one is safe
                 self.close()
                 if attempt == 2:
                     raise
-        if not self.keepalive or response.getheader("Connection", "").lower() == "close":
+        lines = head.decode("latin-1").split("\r\n")
+        status, length, close = int(lines[0].split()[1]), 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        payload = await self.reader.readexactly(length)
+        if close:
             self.close()
         try:
-            parsed = json.loads(payload) if payload else None
+            return status, json.loads(payload) if payload else None
         except ValueError:
-            parsed = None
-        return response.status, parsed
+            return status, None
 
     def close(self):
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
 
 
-class Learner(threading.Thread):
-    """Start a session, wait for the signal, answer until finished, read the result.
+class Tally:
+    """What the learners saw in the measured window (from `begin` to `end`)."""
 
-    With `interval` (seconds) the learner answers at most once per interval, from a
-    random phase: `n_learners / interval` answers per second offered in all.
-    """
+    def __init__(self, begin, end):
+        self.begin, self.end = begin, end
+        self.latencies, self.starts, self.errors = [], [], []
+        self.sessions_finished = 0
 
-    def __init__(self, number, port, key, plan):
-        super().__init__(daemon=True)
-        self.number, self.key, self.plan = number, key, plan
-        self.client = Client(port, keepalive=plan["keepalive"])
-        self.rng = random.Random(number)
-        self.latencies, self.errors = [], []
-        self.start_seconds = None
-        self.answered, self.finished_at, self.finished = 0, None, False
+    def counts(self, moment):
+        return self.begin <= moment < self.end
 
-    def run(self):
-        try:
-            self._run()
-        except Exception as error:                     # noqa: BLE001 - counted as an error
-            self.errors.append(f"{type(error).__name__}: {error}")
-        finally:
-            if self.finished_at is None:
-                self.finished_at = time.perf_counter()
-            self.client.close()
 
-    def _run(self):
-        try:
+async def learner(number, port, key, rate, tally):
+    """Sessions one after another until the window ends (see the module docstring)."""
+    rng = random.Random(number)
+    connection = Connection(port)
+    mean_gap = LEARNERS / rate if rate else 0.0
+    due = time.perf_counter() + rng.uniform(0.0, mean_gap)
+    try:
+        while time.perf_counter() < tally.end:
             began = time.perf_counter()
-            status, session = self.client.call("POST", "/v1/sessions", self.key,
-                                               {"test_id": TEST_ID,
-                                                "learner_id": f"load-{self.number}"})
-            self.start_seconds = time.perf_counter() - began
-        finally:
-            self.plan["ready"].release()         # ready (or failed): the others need not wait
-        if status != 201:
-            self.errors.append(f"POST /v1/sessions: {status} {session}")
-            return
-        self.plan["go"].wait()
-        interval = self.plan["interval"]
-        due = self.plan["began"] + (self.rng.uniform(0, interval) if interval else 0.0)
-        path = f"/v1/sessions/{session['session_id']}"
-        token, item = session["token"], session["item"]
-        while item is not None:
-            now = time.perf_counter()
-            if now > self.plan["deadline"]:
-                self.errors.append("time cap reached")
+            status, session = await connection.call(
+                "POST", "/v1/sessions", key,
+                {"test_id": TEST_ID, "learner_id": f"load-{number}"})
+            if tally.counts(began):
+                tally.starts.append(time.perf_counter() - began)
+            if status != 201:
+                tally.errors.append(f"POST /v1/sessions: {status} {session}")
                 return
-            if interval:
-                if due > now:
-                    time.sleep(due - now)
-                due = max(due + interval, time.perf_counter())     # no catching up in bursts
-            choice = self.rng.choice(item["options"])["id"]
-            began = time.perf_counter()
-            status, state = self.client.call("POST", f"{path}/responses", token,
-                                             {"item_id": item["item_id"], "response": choice})
-            self.latencies.append(time.perf_counter() - began)
-            if status != 200:
-                self.errors.append(f"POST responses: {status} {state}")
+            path = f"/v1/sessions/{session['session_id']}"
+            item, answered = session["item"], 0
+            while item is not None:
+                if mean_gap:
+                    now = time.perf_counter()
+                    if due > now:
+                        await asyncio.sleep(due - now)
+                    due = max(due + rng.expovariate(1.0 / mean_gap),
+                              time.perf_counter() - 1.0)      # late: no long burst after
+                if time.perf_counter() >= tally.end:
+                    return
+                choice = rng.choice(item["options"])["id"]
+                began = time.perf_counter()
+                status, state = await connection.call(
+                    "POST", f"{path}/responses", session["token"],
+                    {"item_id": item["item_id"], "response": choice})
+                if tally.counts(began):
+                    tally.latencies.append(time.perf_counter() - began)
+                if status != 200:
+                    tally.errors.append(f"POST responses: {status} {state}")
+                    return
+                answered += 1
+                item = state["item"]
+            status, result = await connection.call("GET", f"{path}/result", key)
+            if status != 200 or result["status"] != "finished" \
+                    or len(result["responses"]) != answered:
+                tally.errors.append(f"GET result: {status}, {answered} answers given, "
+                                    f"result {str(result)[:200]}")
                 return
-            self.answered += 1
-            item = state["item"]
-        self.finished_at = time.perf_counter()
-        status, result = self.client.call("GET", f"{path}/result", self.key)
-        if status != 200:
-            self.errors.append(f"GET result: {status} {result}")
-        elif result["status"] != "finished" or len(result["responses"]) != self.answered:
-            self.errors.append(f"result lists {len(result['responses'])} answers of "
-                               f"{self.answered}, status {result['status']}")
-        else:
-            self.finished = True
+            tally.sessions_finished += 1
+    except (OSError, asyncio.IncompleteReadError) as error:
+        tally.errors.append(f"{type(error).__name__}: {error}")
+    finally:
+        connection.close()
 
 
-def run_learners(port, key, n_learners=LEARNERS, rate=None, keepalive=True,
-                 time_cap=TIME_CAP, probe=dict):
-    """Every learner takes one test, all at once (as fast as answers come back, or paced to
-    offer `rate` answers per second in all); the figures of the answering phase."""
-    plan = {"ready": threading.Semaphore(0), "go": threading.Event(), "keepalive": keepalive,
-            "interval": n_learners / rate if rate else None,
-            "began": float("inf"), "deadline": float("inf")}
-    learners = [Learner(i, port, key, plan) for i in range(n_learners)]
-    for learner in learners:
-        learner.start()
-    for _ in learners:
-        plan["ready"].acquire()
-    server_cpu = probe()
-    cpu = time.process_time()
-    plan["began"] = began = time.perf_counter()
-    plan["deadline"] = began + time_cap
-    plan["go"].set()
-    for learner in learners:
-        learner.join(timeout=time_cap + 90)
-    wall = max(learner.finished_at or time.perf_counter() for learner in learners) - began
-    client_cpu = time.process_time() - cpu
-    after = probe()                                  # the result reads are in it
-    workers_cpu = sorted((after[pid] - server_cpu.get(pid, 0.0) for pid in after),
+def run_learners(port, key, rate=None, probe=dict):
+    """LEARNERS learners for WARM_UP + MEASURE seconds, closed loop or paced to offer
+    `rate` answers per second in all; the figures of the measured window."""
+    async def everyone():
+        return await asyncio.gather(*[learner(number, port, key, rate, tally)
+                                      for number in range(LEARNERS)])
+
+    now = time.perf_counter()
+    tally = Tally(now + WARM_UP, now + WARM_UP + MEASURE)
+    cpu_before, server_before = None, None
+
+    async def sample_at_window_start():
+        nonlocal cpu_before, server_before
+        await asyncio.sleep(max(tally.begin - time.perf_counter(), 0.0))
+        cpu_before, server_before = time.process_time(), probe()
+
+    async def main():
+        await asyncio.gather(everyone(), sample_at_window_start())
+
+    asyncio.run(main())
+    client_cpu = time.process_time() - cpu_before
+    after = probe()
+    workers_cpu = sorted((after[pid] - server_before.get(pid, 0.0) for pid in after),
                          reverse=True)
-    latencies = np.array([s for learner in learners for s in learner.latencies])
-    errors = [e for learner in learners for e in learner.errors]
-    errors += [f"learner {learner.number} still running" for learner in learners
-               if learner.is_alive()]
-    starts = np.array([learner.start_seconds for learner in learners
-                       if learner.start_seconds is not None])
+    latencies = np.array(tally.latencies)
 
     def percentile(q):
         return float(np.percentile(latencies, q)) if latencies.size else float("nan")
 
-    return {"answers": int(latencies.size), "wall": wall,
-            "rate": latencies.size / wall if wall > 0 else 0.0,
+    return {"answers": int(latencies.size), "wall": MEASURE, "rate": latencies.size / MEASURE,
             "p50": percentile(50), "p99": percentile(99), "max": percentile(100),
-            "start_p50": float(np.median(starts)) if starts.size else float("nan"),
-            "finished": sum(learner.finished for learner in learners),
-            "errors": errors, "client_cpu": client_cpu / wall if wall > 0 else 0.0,
-            "workers_cpu": workers_cpu}
+            "start_p50": float(np.median(tally.starts)) if tally.starts else float("nan"),
+            "finished": tally.sessions_finished, "errors": tally.errors,
+            "client_cpu": client_cpu / MEASURE, "workers_cpu": workers_cpu}
 
 
-def _row(name, workers, threads, load, figures):
-    met = figures["p99"] <= 0.100 and figures["rate"] >= 300 and not figures["errors"]
-    return [name, f"{workers} x {threads}", load, f"{figures['finished']}/{LEARNERS}",
-            str(figures["answers"]), f"{figures['wall']:.1f} s", f"{figures['rate']:.0f}",
+def _row(name, workers, threads, load, figures, paced):
+    met = figures["p99"] <= TARGET_P99 and figures["rate"] >= TARGET_RATE \
+        and not figures["errors"]
+    return [name, f"{workers} x {threads}", load, f"{figures['rate']:.0f}",
             f"{figures['p50'] * 1000:.0f} ms", f"{figures['p99'] * 1000:.0f} ms",
-            f"{figures['max'] * 1000:.0f} ms", str(len(figures["errors"])),
+            f"{figures['max'] * 1000:.0f} ms", f"{figures['start_p50'] * 1000:.0f} ms",
+            str(figures["finished"]), str(len(figures["errors"])),
             _split(figures["workers_cpu"], figures["wall"]),
             _per_answer(figures["workers_cpu"], figures["answers"]),
-            f"{figures['client_cpu']:.0%}", "yes" if met else "no"]
+            f"{figures['client_cpu']:.0%}", ("yes" if met else "no") if paced else ""]
 
 
 def _split(seconds, wall):
-    """Each worker's CPU over the answering phase, busiest first: "95+3+1%"."""
+    """Each worker's CPU over the measured window, busiest first: "95+3+1%"."""
     if not seconds or wall <= 0:
         return "?"
     return "+".join(f"{100 * s / wall:.0f}" for s in seconds) + "%"
 
 
 def _per_answer(seconds, answers):
-    """All workers' CPU in the answering phase per answer (the reads of the results at the
-    end are in it, the session starts before it are not)."""
+    """All workers' CPU in the measured window per answer (session starts and result
+    reads included)."""
     return f"{1000 * sum(seconds) / answers:.1f} ms" if seconds and answers else "?"
 
 
 def _measure(name, url, folder):
-    """Closed loop for every setting, then paced runs on the fastest setting."""
+    """For every setting: a closed-loop run and a run paced at OFFERED answers/s."""
     key = prepare_demo(url, folder)
-    rows, notes, best = [], [], None
-
-    def one(workers, threads, load, **options):
-        server = Server(url, folder, workers, threads)
-        try:
-            with server:
-                figures = run_learners(server.port, key, probe=server.worker_cpu, **options)
-                if figures["errors"]:
-                    notes.append(f"{name} {workers}x{threads} {load}: "
-                                 f"{figures['errors'][:3]}\n{server.log()[-800:]}")
-        except RuntimeError as error:              # the server did not start, or died
-            notes.append(f"{name} {workers}x{threads} {load}: {error}\n{server.log()[-800:]}")
-            rows.append([name, f"{workers} x {threads}", load, f"failed: {error}",
-                         *[""] * 10, "no"])
-            return None
-        rows.append(_row(name, workers, threads, load, figures))
-        return figures
-
+    rows, notes = [], []
     for workers, threads in _settings():
-        figures = one(workers, threads, "closed loop, keep-alive")
-        if figures is not None and (best is None or figures["rate"] > best[0]):
-            best = (figures["rate"], workers, threads)
-    if best is None:
-        return rows, notes
-    _, workers, threads = best
-    one(workers, threads, "closed loop, a connection per request", keepalive=False)
-    for rate in PACED_RATES:
-        one(workers, threads, f"paced at {rate}/s, keep-alive", rate=rate)
+        for load, rate in (("closed", None), (f"paced, {OFFERED}/s offered", OFFERED)):
+            server = Server(url, folder, workers, threads)
+            try:
+                with server:
+                    figures = run_learners(server.port, key, rate, probe=server.worker_cpu)
+                    if figures["errors"]:
+                        notes.append(f"{name} {workers}x{threads} {load}: "
+                                     f"{figures['errors'][:3]}\n{server.log()[-800:]}")
+            except RuntimeError as error:              # the server did not start, or died
+                notes.append(f"{name} {workers}x{threads} {load}: {error}\n"
+                             f"{server.log()[-800:]}")
+                rows.append([name, f"{workers} x {threads}", load, f"failed: {error}",
+                             *[""] * 9, "no"])
+                continue
+            rows.append(_row(name, workers, threads, load, figures, rate is not None))
     return rows, notes
 
 
-HEADER = ["back end", "workers x threads", "load", "finished", "answers",
-          "answering wall time", "answers/s (target >= 300)", "p50 answer",
-          "p99 answer (target <= 100 ms)", "max answer", "errors",
-          "server CPU by worker (% of wall)", "server CPU per answer", "load generator CPU",
-          "targets met"]
+HEADER = ["back end", "workers x threads", "load", "answers/s (target >= 300)",
+          "p50 answer", "p99 answer (target <= 100 ms)", "max answer", "p50 session start",
+          "sessions finished", "errors", "server CPU by worker (% of window)",
+          "server CPU per answer", "load generator CPU", "targets met"]
 
 
 def run():
@@ -432,6 +414,7 @@ def run():
             rows, notes = _measure(name, url, folder)
         for note in notes:
             print(note, file=sys.stderr)
-        yield (f"Load on {name}: {LEARNERS} concurrent learners, one {TEST_ID} test each "
-               "(12-30 answers), HTTP on loopback, `irtcat serve` (gunicorn gthread)",
+        yield (f"Load on {name}: {LEARNERS} learners in a test at every moment "
+               f"({TEST_ID}, 12-30 answers each), HTTP on loopback, `irtcat serve`; "
+               f"{MEASURE:.0f} s measured after {WARM_UP:.0f} s",
                HEADER, rows)
