@@ -109,7 +109,10 @@ WALKTHROUGH = """
 irtcat demo is ready: {n_tests} tests on {n_items} calibrated items.
   delivery key (for an LMS):           {delivery}
   admin key (for a psychometrician):   {admin}
-Keys are shown once; only their hashes are stored. Try, in another terminal:
+Keys are shown once; only their hashes are stored.
+
+Take a test in a browser: http://{host}:{port}/
+Or be the LMS, in another terminal:
 
   K={delivery}
   curl -s localhost:8000/v1/sessions -H "Authorization: Bearer $K" \\
@@ -139,7 +142,7 @@ def run_demo(args):
         key = create_key(store.database, "delivery", "demo")
         n_items = sum(len(store.delivery_bank(code).bank.items) for code in STANDARDS)
         print(WALKTHROUGH.format(n_tests=len(delivery.tests()), n_items=n_items,
-                                 delivery=key, admin=admin))
+                                 delivery=key, admin=admin, host=args.host, port=args.port))
     if args.no_serve:
         return 0
     args.debug = False

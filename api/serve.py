@@ -8,6 +8,7 @@ development server instead, for local work only.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -83,7 +84,13 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from .app import create_app
 
-        return create_app(self.database_url, migrate=False)
+        app = create_app(self.database_url, migrate=False)
+        # Everything loaded so far (numpy, scipy, SQLAlchemy, Flask: some 170,000 objects)
+        # lives as long as the worker: out of the collector's sight, a full collection
+        # scans what requests made since, in milliseconds instead of 100 ms or more.
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 @contextmanager
@@ -107,7 +114,8 @@ def run_serve(args):
 
         create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
         return 0
-    print(f"irtcat: serving http://{args.host}:{args.port}/v1 with {args.workers} workers",
+    print(f"irtcat: serving the API at http://{args.host}:{args.port}/v1 and the learner "
+          f"page at http://{args.host}:{args.port}/ with {args.workers} workers",
           file=sys.stderr)
     _Gunicorn({"bind": f"{args.host}:{args.port}", "workers": args.workers,
                "threads": args.threads, "worker_class": "gthread", "timeout": 120,

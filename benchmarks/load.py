@@ -5,26 +5,28 @@ For SQLite (a file in a temporary folder) always, and PostgreSQL when
 database, made and dropped here, not ``public``): `irtcat demo --no-serve` prepares
 the database, then for each ``workers x threads`` setting a fresh `irtcat serve`
 (gunicorn gthread workers) on a free loopback port takes 100 simulated learners at
-once, each on its own keep-alive connection. A learner starts an
-``ai-practitioner`` session with the delivery key, answers each item with the
-session token (a random option) until the session is finished, checks that the
-result lists every answer, and starts the next session: 100 learners are in a
-test at every moment. The load generator is one asyncio process with a minimal
-HTTP/1.1 client, on the same 2 cores as the server; its CPU share is shown.
+each on its own keep-alive connection, the learners arriving over the first
+RAMP_UP seconds. A learner starts an ``ai-practitioner`` session with the
+delivery key, answers each item with the session token (a random option) until
+the session is finished, checks that the result lists every answer, and starts
+the next session: 100 learners are in a test at every moment. The load
+generator is one asyncio process with a minimal HTTP/1.1 client, on the same 2
+cores as the server; its CPU share is shown.
 
 Two loads per setting, each measured for MEASURE seconds after WARM_UP seconds:
 - "closed": every learner answers again as soon as its answer comes back: the most
   answers per second the server gives; latency is then mostly queueing (Little's
   law: p50 is about learners / answers per second).
-- "paced": every learner answers at the moments of a Poisson process, OFFERED
-  answers per second in all (a learner whose answer is late answers at once when
-  it comes back): the latency of a server under that load.
+- "think time": every learner thinks before each answer, for an exponentially
+  distributed time of mean LEARNERS / OFFERED seconds (0.30 s: 330 answers/s in
+  all if answers took no time; each millisecond an answer takes lowers the rate):
+  the latency of a server under that load, and whether it keeps up.
 
 Figures: answers per second over the measured window, the round trip of each
 ``POST /v1/sessions/{id}/responses`` in it (p50, p99, max), session starts, errors
 (any non-2xx, a broken connection or a result that misses an answer: must be 0),
 and each worker's CPU. The target of the API issue (SQLite, 100 learners):
->= 300 answers/s with p99 <= 100 ms per answer, read off the paced row.
+>= 300 answers/s with p99 <= 100 ms per answer, read off the think-time rows.
 
 ``IRTCAT_LOAD_SETTINGS="3x1,3x2"`` overrides the settings tried (workers x threads);
 ``IRTCAT_LOAD_LEARNERS`` the number of learners, ``IRTCAT_LOAD_SECONDS`` the
@@ -54,9 +56,10 @@ from .common import irtcat_command
 
 LEARNERS = int(os.environ.get("IRTCAT_LOAD_LEARNERS", "100"))
 TEST_ID = "ai-practitioner"
-SETTINGS = [(1, 1), (2, 1), (3, 1), (2, 2), (3, 2), (3, 4)]   # (workers, threads)
-OFFERED = 330                 # answers/s in all for the paced runs: the target plus 10%
-WARM_UP = 5.0                 # seconds before the measured window
+SETTINGS = [(1, 1), (2, 1), (3, 1), (2, 2), (3, 2), (4, 2)]   # (workers, threads)
+OFFERED = 330                 # answers/s in all at zero latency: the target plus 10%
+RAMP_UP = 5.0                 # seconds over which the learners arrive
+WARM_UP = 10.0                # seconds before the measured window
 MEASURE = float(os.environ.get("IRTCAT_LOAD_SECONDS", "20"))
 TARGET_RATE, TARGET_P99 = 300, 0.100
 START_TIMEOUT = 30.0
@@ -262,8 +265,8 @@ async def learner(number, port, key, rate, tally):
     """Sessions one after another until the window ends (see the module docstring)."""
     rng = random.Random(number)
     connection = Connection(port)
-    mean_gap = LEARNERS / rate if rate else 0.0
-    due = time.perf_counter() + rng.uniform(0.0, mean_gap)
+    think = LEARNERS / rate if rate else 0.0
+    await asyncio.sleep(rng.uniform(0.0, RAMP_UP))
     try:
         while time.perf_counter() < tally.end:
             began = time.perf_counter()
@@ -278,12 +281,8 @@ async def learner(number, port, key, rate, tally):
             path = f"/v1/sessions/{session['session_id']}"
             item, answered = session["item"], 0
             while item is not None:
-                if mean_gap:
-                    now = time.perf_counter()
-                    if due > now:
-                        await asyncio.sleep(due - now)
-                    due = max(due + rng.expovariate(1.0 / mean_gap),
-                              time.perf_counter() - 1.0)      # late: no long burst after
+                if think:
+                    await asyncio.sleep(rng.expovariate(1.0 / think))
                 if time.perf_counter() >= tally.end:
                     return
                 choice = rng.choice(item["options"])["id"]
@@ -312,8 +311,9 @@ async def learner(number, port, key, rate, tally):
 
 
 def run_learners(port, key, rate=None, probe=dict):
-    """LEARNERS learners for WARM_UP + MEASURE seconds, closed loop or paced to offer
-    `rate` answers per second in all; the figures of the measured window."""
+    """LEARNERS learners for WARM_UP + MEASURE seconds, closed loop or thinking for
+    LEARNERS / `rate` seconds on average before each answer; the figures of the
+    measured window."""
     async def everyone():
         return await asyncio.gather(*[learner(number, port, key, rate, tally)
                                       for number in range(LEARNERS)])
@@ -347,7 +347,7 @@ def run_learners(port, key, rate=None, probe=dict):
             "client_cpu": client_cpu / MEASURE, "workers_cpu": workers_cpu}
 
 
-def _row(name, workers, threads, load, figures, paced):
+def _row(name, workers, threads, load, figures, thinking):
     met = figures["p99"] <= TARGET_P99 and figures["rate"] >= TARGET_RATE \
         and not figures["errors"]
     return [name, f"{workers} x {threads}", load, f"{figures['rate']:.0f}",
@@ -356,7 +356,7 @@ def _row(name, workers, threads, load, figures, paced):
             str(figures["finished"]), str(len(figures["errors"])),
             _split(figures["workers_cpu"], figures["wall"]),
             _per_answer(figures["workers_cpu"], figures["answers"]),
-            f"{figures['client_cpu']:.0%}", ("yes" if met else "no") if paced else ""]
+            f"{figures['client_cpu']:.0%}", ("yes" if met else "no") if thinking else ""]
 
 
 def _split(seconds, wall):
@@ -373,11 +373,12 @@ def _per_answer(seconds, answers):
 
 
 def _measure(name, url, folder):
-    """For every setting: a closed-loop run and a run paced at OFFERED answers/s."""
+    """For every setting: a closed-loop run and a run with think time."""
     key = prepare_demo(url, folder)
     rows, notes = [], []
     for workers, threads in _settings():
-        for load, rate in (("closed", None), (f"paced, {OFFERED}/s offered", OFFERED)):
+        for load, rate in (("closed", None),
+                           (f"think time {LEARNERS / OFFERED:.2f} s", OFFERED)):
             server = Server(url, folder, workers, threads)
             try:
                 with server:

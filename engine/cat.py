@@ -229,9 +229,17 @@ def _modal_estimates(batch, rows, log_post, eap, eap_sd):
     person, slot = np.nonzero(used)
     item = batch.items[rows][person, slot]
     answer = batch.responses[rows][person, slot]
+    bracket = None
+    if design.scoring in ("ml", "map"):
+        # The maximum of the likelihood (or posterior) kept on the grid brackets the
+        # estimate: nodes either side of it (a maximum at an end of the grid is no
+        # bracket, and the estimator searches its own grid for those rows).
+        objective = log_post if design.scoring == "map" else log_post - tables.log_weights
+        peak = np.clip(np.argmax(objective, axis=1), 1, tables.nodes.size - 2)
+        bracket = (tables.nodes[peak - 1], tables.nodes[peak + 1])
     estimate = estimate_from_pairs(rows.size, person, item, answer, tables.params,
                                    design.scoring, eap, prior_mean=design.prior_mean,
-                                   prior_sd=design.prior_sd)
+                                   prior_sd=design.prior_sd, bracket=bracket)
     theta, se = estimate.theta, estimate.se
     if design.scoring in ("ml", "wle"):
         fallback = estimate.bounded | ~np.isfinite(theta)

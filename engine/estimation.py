@@ -369,14 +369,18 @@ def _estimate_by_root(responses, params, method, *, prior_mean=0.0, prior_sd=1.0
 
 
 def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_bounds,
-           grid_step=0.05):
-    """Estimates for every (rows, data) part; data is a _Responses or a _Pairs."""
+           grid_step=0.05, bracket=None):
+    """Estimates for every (rows, data) part; data is a _Responses or a _Pairs.
+
+    `bracket`: optional (lower, upper) arrays (n_persons,) known to hold the estimate
+    (h > 0 at lower, < 0 at upper); rows where they do not are bracketed on the grid."""
     lower, upper = theta_bounds
     nodes = np.linspace(lower, upper, int(round((upper - lower) / grid_step)) + 1)
     h_of = _estimating_function(method, prior_mean, prior_sd)
     theta, se = np.full(n_persons, np.nan), np.full(n_persons, np.nan)
     bounded = np.zeros(n_persons, dtype=bool)
-    for rows, chunk in parts:
+
+    def on_grid(chunk, start):
         grid = chunk.grid_terms(nodes, params)
         with np.errstate(divide="ignore", invalid="ignore"):
             h_grid = h_of(grid, nodes)
@@ -386,7 +390,21 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
         elif method == "wle":
             with np.errstate(divide="ignore"):
                 objective = objective + 0.5 * np.log(grid["info"])
-        lo, hi, outside = _bracket_from_objective(objective, h_grid, nodes, start[rows])
+        return _bracket_from_objective(objective, h_grid, nodes, start)
+
+    for rows, chunk in parts:
+        if bracket is None:
+            lo, hi, outside = on_grid(chunk, start[rows])
+        else:
+            lo, hi = (np.array(end, dtype=float)[rows] for end in bracket)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                holds = (h_of(chunk.person_terms(lo, params), lo) > 0) \
+                    & (h_of(chunk.person_terms(hi, params), hi) < 0)
+            outside = np.zeros(lo.size, dtype=int)
+            if not holds.all():
+                misses = np.flatnonzero(~holds)
+                lo[misses], hi[misses], outside[misses] = on_grid(chunk.subset(misses),
+                                                                  start[rows][misses])
 
         # Persons with no response have no likelihood: MAP gives the prior's
         # mode, ML and WLE nothing (NaN).
@@ -409,7 +427,7 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
 
 
 def estimate_from_pairs(n_persons, person, item, category, params, method, start, *,
-                        prior_mean=0.0, prior_sd=1.0, theta_bounds=THETA_BOUNDS):
+                        prior_mean=0.0, prior_sd=1.0, theta_bounds=THETA_BOUNDS, bracket=None):
     """MAP, ML or WLE from answers given as (person, item, category) triples.
 
     The same estimates as `estimate_theta` on the equivalent matrix, with work
@@ -421,6 +439,12 @@ def estimate_from_pairs(n_persons, person, item, category, params, method, start
     person, item, category : int array_like of shape (m,)
     start : ndarray of shape (n_persons,)
         Where the search starts (the EAP estimate, as in `estimate_theta`).
+    bracket : (lower, upper), ndarrays of shape (n_persons,), optional
+        Intervals that hold each person's estimate, e.g. around the maximum of a
+        likelihood already kept on a grid (an adaptive test keeps one): the root
+        is then searched there, skipping the grid search; persons whose interval
+        does not hold it (the estimating function does not fall through zero in
+        it) get the grid search.
     """
     data = _Pairs(n_persons, np.asarray(person, dtype=np.intp), np.asarray(item, dtype=np.intp),
                   np.asarray(category, dtype=np.intp))
@@ -428,7 +452,7 @@ def estimate_from_pairs(n_persons, person, item, category, params, method, start
         raise ValueError(f"estimate_from_pairs takes map, ml or wle, not {method!r}")
     theta_bounds = (-10.0, 10.0) if method == "map" else theta_bounds
     return _solve([(slice(0, n_persons), data)], n_persons, np.asarray(start, dtype=float),
-                  params, method, prior_mean, prior_sd, theta_bounds)
+                  params, method, prior_mean, prior_sd, theta_bounds, bracket=bracket)
 
 
 def estimate_map(responses, params, *, prior_mean=0.0, prior_sd=1.0, theta_bounds=(-10.0, 10.0)):

@@ -174,6 +174,7 @@ class Delivery:
         self._live = OrderedDict()        # session_id -> _Live
         self._tokens = OrderedDict()      # token digest -> session id (never changes)
         self._owners = OrderedDict()      # session id -> id of the key that started it
+        self._standards = {}              # code -> (loaded at, title, levels)
         self._lock = threading.Lock()
 
     def authenticate(self, secret):
@@ -346,7 +347,7 @@ class Delivery:
         test = self.test(test_id)
         if public and not test["public"]:
             raise NotFoundError(f"no public test {test_id!r}")
-        versions = {code: self.store.current_version_id(code) for code in test["standards"]}
+        versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
         batch = rebuild_session(built.tables, built.design, seed, [], [], built.excluded)
@@ -396,6 +397,17 @@ class Delivery:
                 if len(self._items) > CACHED_ITEMS:
                     self._items.clear()
                 self._items[item_id] = cached
+        return cached[1:]
+
+    def _standard(self, code):
+        """``(title, levels that apply)`` of a standard, read at most every
+        ITEM_CACHE_SECONDS."""
+        now = time.monotonic()
+        cached = self._standards.get(code)
+        if cached is None or now - cached[0] > ITEM_CACHE_SECONDS:
+            cached = (now, self.store.standard(code)["title"], self.store.levels_of(code))
+            with self._lock:
+                self._standards[code] = cached
         return cached[1:]
 
     def _item_view(self, item_id, position):
@@ -575,13 +587,13 @@ class Delivery:
         for code in standards:
             theta, se = per_group[f"standard:{code}"]
             if batch.group_counts[f"standard:{code}"][0] == 0:     # nothing answered here
-                out.append({"code": code, "title": self.store.standard(code)["title"],
+                out.append({"code": code, "title": self._standard(code)[0],
                             "theta": None, "se": None, "level": None})
                 continue
-            out.append({"code": code, "title": self.store.standard(code)["title"],
+            out.append({"code": code, "title": self._standard(code)[0],
                         "theta": _finite(float(theta[0])),
                         "se": _finite(float(se[0])),
-                        "level": _level(self.store.levels_of(code), float(theta[0]))})
+                        "level": _level(self._standard(code)[1], float(theta[0]))})
         rule = built.design.classification
         decision = None
         if rule is not None:
@@ -658,7 +670,7 @@ class Delivery:
             theta = float(estimate.theta[0])
             standards.append({"code": code, "theta": _finite(theta),
                               "se": _finite(float(estimate.se[0])),
-                              "level": _level(self.store.levels_of(code), theta)})
+                              "level": _level(self._standard(code)[1], theta)})
         return {"theta": _finite(float(overall.theta[0])), "se": _finite(float(overall.se[0])),
                 "standards": standards}
 

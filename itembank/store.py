@@ -562,6 +562,21 @@ class Store:
             raise NotFoundError(f"standard {code!r} has no published bank version")
         return version_id
 
+    def current_version_ids(self, codes):
+        """``{code: current version id}`` for `codes`, in one query; NotFoundError for a
+        standard with no published version."""
+        latest = (select(Publication.standard_code, func.max(Publication.id).label("last"))
+                  .where(Publication.standard_code.in_(codes))
+                  .group_by(Publication.standard_code).subquery())
+        with self.database.reading() as session:
+            found = dict(session.execute(
+                select(Publication.standard_code, Publication.version_id)
+                .join(latest, Publication.id == latest.c.last)).all())
+        for code in codes:
+            if code not in found:
+                raise NotFoundError(f"standard {code!r} has no published bank version")
+        return {code: found[code] for code in codes}
+
     def delivery_bank(self, code=None, version_id=None):
         """The engine's arrays of a version (default: the published one of `code`), loaded
         once per version and cached."""

@@ -380,3 +380,15 @@ def test_estimates_from_answer_triples_equal_the_matrix_ones(method):
     assert_allclose(paired.theta, dense.theta, atol=1e-8, equal_nan=True)
     assert_allclose(paired.se, dense.se, atol=1e-6, equal_nan=True)
     assert np.array_equal(paired.bounded, dense.bounded)
+    # Given intervals (as an adaptive test finds them on its grid) change nothing: the
+    # true one around each estimate, or a wrong one (the grid search takes over).
+    finite = np.where(np.isfinite(dense.theta), dense.theta, 0.0)
+    shift = rng.uniform(-0.09, 0.09, 300)
+    for lower, upper in ((finite - 0.1 + shift, finite + 0.1 + shift),   # holds it
+                         (finite + 0.5, finite + 0.7),                    # misses it
+                         (np.full(300, -9.0), np.full(300, -8.0))):
+        given = estimate_from_pairs(300, person, item, responses[person, item].astype(int),
+                                    params, method, start, bracket=(lower, upper))
+        assert_allclose(given.theta, dense.theta, atol=1e-8, equal_nan=True)
+        assert_allclose(given.se, dense.se, atol=1e-6, equal_nan=True)
+        assert np.array_equal(given.bounded, dense.bounded)
