@@ -222,34 +222,51 @@ def _modal_estimates(batch, rows, log_post, eap, eap_sd):
     The answers go to the estimator as (person, item, category) triples, so the
     work grows with the answers, not with the bank. ML and WLE fall back to EAP
     until an examinee's answers are not all in one extreme category (for
-    dichotomous items: a right and a wrong answer).
+    dichotomous items: a right and a wrong answer); ML does not estimate those.
     """
     design, tables = batch.design, batch.tables
     used = (batch.items[rows] >= 0) & batch.scored[rows]                # (r, slots)
     person, slot = np.nonzero(used)
     item = batch.items[rows][person, slot]
     answer = batch.responses[rows][person, slot]
-    bracket = None
+    theta, se = eap.copy(), eap_sd.copy()
+    estimated = np.ones(rows.size, dtype=bool)
+    if design.scoring == "ml":
+        top = tables.params.n_categories[item] - 1
+        not_lowest = np.bincount(person, weights=answer > 0, minlength=rows.size) > 0
+        not_highest = np.bincount(person, weights=answer < top, minlength=rows.size) > 0
+        estimated = not_lowest & not_highest
+        if not estimated.any():
+            return theta, se
+        keep = estimated[person]
+        renumber = np.cumsum(estimated) - 1
+        person, item, answer = renumber[person[keep]], item[keep], answer[keep]
+    which = np.flatnonzero(estimated)
+    bracket, start = None, eap[which]
     if design.scoring in ("ml", "map"):
         # The maximum of the likelihood (or posterior) kept on the grid brackets the
-        # estimate: nodes either side of it (a maximum at an end of the grid is no
-        # bracket, and the estimator searches its own grid for those rows).
-        objective = log_post if design.scoring == "map" else log_post - tables.log_weights
+        # estimate between the nodes either side of it, and the vertex of the parabola
+        # through the three starts Newton's method there (a maximum at an end of the
+        # grid is no bracket: the estimator's own search takes those rows).
+        objective = log_post[which] if design.scoring == "map" else \
+            log_post[which] - tables.log_weights
         peak = np.clip(np.argmax(objective, axis=1), 1, tables.nodes.size - 2)
+        left, middle, right = (objective[np.arange(which.size), peak + shift]
+                               for shift in (-1, 0, 1))
+        bend = left - 2.0 * middle + right
+        with np.errstate(divide="ignore", invalid="ignore"):
+            offset = np.where(bend < 0, 0.5 * (left - right) / bend, 0.0)
+        step = tables.nodes[1] - tables.nodes[0]
+        start = tables.nodes[peak] + np.clip(offset, -1.0, 1.0) * step
         bracket = (tables.nodes[peak - 1], tables.nodes[peak + 1])
-    estimate = estimate_from_pairs(rows.size, person, item, answer, tables.params,
-                                   design.scoring, eap, prior_mean=design.prior_mean,
+    estimate = estimate_from_pairs(which.size, person, item, answer, tables.params,
+                                   design.scoring, start, prior_mean=design.prior_mean,
                                    prior_sd=design.prior_sd, bracket=bracket)
-    theta, se = estimate.theta, estimate.se
+    theta[which], se[which] = estimate.theta, estimate.se
     if design.scoring in ("ml", "wle"):
-        fallback = estimate.bounded | ~np.isfinite(theta)
-        if design.scoring == "ml":
-            top = tables.params.n_categories[item] - 1
-            not_lowest = np.bincount(person, weights=answer > 0, minlength=rows.size) > 0
-            not_highest = np.bincount(person, weights=answer < top, minlength=rows.size) > 0
-            fallback |= ~(not_lowest & not_highest)
-        theta = np.where(fallback, eap, theta)
-        se = np.where(fallback, eap_sd, se)
+        fallback = estimate.bounded | ~np.isfinite(estimate.theta)
+        theta[which] = np.where(fallback, eap[which], estimate.theta)
+        se[which] = np.where(fallback, eap_sd[which], estimate.se)
     return theta, se
 
 

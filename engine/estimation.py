@@ -175,13 +175,16 @@ class _Pairs:
     def _per_person(self, values):
         return np.bincount(self.person, weights=values, minlength=self.n)
 
-    def person_terms(self, theta, params):
+    def person_terms(self, theta, params, information=True):
+        """Per person sums at `theta` (n,); without `information`, d1 and d2 only."""
         log_p, g1, g2 = pair_terms(theta[self.person], params, self.item)   # (m, K)
-        info, dinfo = _information_and_slope(log_p, g1, g2)                  # (m,)
         at = (np.arange(self.person.size), self.category)
-        return {"loglik": self._per_person(_finite(log_p)[at]), "d1": self._per_person(g1[at]),
-                "d2": self._per_person(g2[at]), "info": self._per_person(info),
-                "dinfo": self._per_person(dinfo)}
+        terms = {"d1": self._per_person(g1[at]), "d2": self._per_person(g2[at])}
+        if information:
+            info, dinfo = _information_and_slope(log_p, g1, g2)              # (m,)
+            terms.update(loglik=self._per_person(_finite(log_p)[at]),
+                         info=self._per_person(info), dinfo=self._per_person(dinfo))
+        return terms
 
     def grid_terms(self, nodes, params):
         used, item = np.unique(self.item, return_inverse=True)       # only the items answered
@@ -372,15 +375,18 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
            grid_step=0.05, bracket=None):
     """Estimates for every (rows, data) part; data is a _Responses or a _Pairs.
 
-    `bracket`: optional (lower, upper) arrays (n_persons,) known to hold the estimate
-    (h > 0 at lower, < 0 at upper); rows where they do not are bracketed on the grid."""
+    `bracket`: optional (lower, upper) arrays (n_persons,) holding the estimates (ML or
+    MAP): Newton steps from `start` inside them; rows where that fails (the step
+    leaves the interval, the curvature is not negative, no convergence) are searched
+    on the grid as without a bracket."""
     lower, upper = theta_bounds
     nodes = np.linspace(lower, upper, int(round((upper - lower) / grid_step)) + 1)
     h_of = _estimating_function(method, prior_mean, prior_sd)
     theta, se = np.full(n_persons, np.nan), np.full(n_persons, np.nan)
     bounded = np.zeros(n_persons, dtype=bool)
 
-    def on_grid(chunk, start):
+    def search(chunk, start):
+        """Bracket on the grid from `start`, then Illinois: (theta, se, bounded)."""
         grid = chunk.grid_terms(nodes, params)
         with np.errstate(divide="ignore", invalid="ignore"):
             h_grid = h_of(grid, nodes)
@@ -390,29 +396,14 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
         elif method == "wle":
             with np.errstate(divide="ignore"):
                 objective = objective + 0.5 * np.log(grid["info"])
-        return _bracket_from_objective(objective, h_grid, nodes, start)
-
-    for rows, chunk in parts:
-        if bracket is None:
-            lo, hi, outside = on_grid(chunk, start[rows])
-        else:
-            lo, hi = (np.array(end, dtype=float)[rows] for end in bracket)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                holds = (h_of(chunk.person_terms(lo, params), lo) > 0) \
-                    & (h_of(chunk.person_terms(hi, params), hi) < 0)
-            outside = np.zeros(lo.size, dtype=int)
-            if not holds.all():
-                misses = np.flatnonzero(~holds)
-                lo[misses], hi[misses], outside[misses] = on_grid(chunk.subset(misses),
-                                                                  start[rows][misses])
-
+        lo, hi, outside = _bracket_from_objective(objective, h_grid, nodes, start)
         # Persons with no response have no likelihood: MAP gives the prior's
         # mode, ML and WLE nothing (NaN).
         has_data = chunk.has_data()
         scored = np.flatnonzero(has_data | (method == "map"))
         solve = scored[outside[scored] == 0]
 
-        def h(index, theta_at, chunk=chunk, solve=solve):
+        def h(index, theta_at):
             return h_of(chunk.subset(solve[index]).person_terms(theta_at, params), theta_at)
 
         estimate = np.full(has_data.size, np.nan)
@@ -421,9 +412,55 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
         chunk_se = np.full(has_data.size, np.nan)
         chunk_se[scored] = _standard_error(method, chunk.subset(scored), estimate[scored],
                                            params, prior_sd)
-        theta[rows], se[rows] = estimate, chunk_se
-        bounded[rows] = (outside != 0) & has_data
+        return estimate, chunk_se, (outside != 0) & has_data
+
+    for rows, chunk in parts:
+        if bracket is None or method == "wle":
+            theta[rows], se[rows], bounded[rows] = search(chunk, start[rows])
+            continue
+        lo, hi = (np.asarray(end, dtype=float)[rows] for end in bracket)
+        estimate, chunk_se, converged = _newton_in_bracket(
+            chunk, params, method, prior_sd, h_of, np.clip(start[rows], lo, hi), lo, hi)
+        misses = np.flatnonzero(~converged)
+        chunk_bounded = np.zeros(estimate.size, dtype=bool)
+        if misses.size:
+            estimate[misses], chunk_se[misses], chunk_bounded[misses] = search(
+                chunk.subset(misses), start[rows][misses])
+        theta[rows], se[rows], bounded[rows] = estimate, chunk_se, chunk_bounded
     return ThetaEstimate(theta, se, method, bounded)
+
+
+def _newton_in_bracket(chunk, params, method, prior_sd, h_of, theta, lower, upper,
+                       max_iter=8, last_step=1e-6):
+    """Newton's method on h for ML or MAP from `theta`, each step kept in [lower, upper].
+
+    Returns theta, se and converged (n,); a row fails (converged False) where a step
+    would leave its interval, the curvature is not negative or no step fell below
+    `last_step`. Convergence is quadratic, so the error after a step of size e is
+    of order e**2 (1e-12 after a step of 1e-6); the SE is `_standard_error`'s, from the
+    terms before that last step."""
+    theta = theta.astype(float).copy()
+    se = np.full(theta.size, np.nan)
+    converged = np.zeros(theta.size, dtype=bool)
+    failed = np.zeros(theta.size, dtype=bool)
+    for _ in range(max_iter):
+        active = ~(converged | failed)
+        if not active.any():
+            break
+        terms = chunk.person_terms(theta, params, information=False)
+        curvature = terms["d2"] - (1.0 / prior_sd**2 if method == "map" else 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = -h_of(terms, theta) / curvature
+            moved = theta + step
+            se_now = 1.0 / np.sqrt(-curvature)
+        bad = active & ~((curvature < 0) & np.isfinite(moved) & (moved >= lower)
+                         & (moved <= upper))
+        failed |= bad
+        update = active & ~bad
+        theta[update] = moved[update]
+        se[update] = se_now[update]
+        converged |= update & (np.abs(step) < last_step)
+    return theta, se, converged
 
 
 def estimate_from_pairs(n_persons, person, item, category, params, method, start, *,

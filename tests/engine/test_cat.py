@@ -705,6 +705,31 @@ def test_ml_scoring_uses_eap_until_a_right_and_a_wrong_answer():
     assert batch.scored_length[0] == 5
 
 
+@pytest.mark.parametrize("method", ["ml", "map"])
+def test_modal_scores_during_a_test_equal_the_estimator_on_the_answers_so_far(method):
+    # Expected: estimate_theta (the matrix path, its own grid search) on each
+    # examinee's answers, after every step of 150 examinees' tests (the test brackets
+    # the estimate on its posterior grid and starts Newton there); ML where the
+    # pattern has a right and a wrong answer, EAP before.
+    params = small_bank()
+    design = CATDesign(scoring=method, min_items=12, max_items=12, se=None)
+    _, matrix = post_hoc_matrix()
+    matrix = matrix[:150]
+    batch = CATBatch(BankTables(params, design), design, matrix.shape[0],
+                     np.random.default_rng(3))
+    pattern = np.full(matrix.shape, np.nan)
+    everyone = np.arange(matrix.shape[0])
+    for _ in range(12):
+        items = select_next(batch, everyone)
+        record(batch, everyone, items, matrix[everyone, items])
+        pattern[everyone, items] = matrix[everyone, items]
+        expected = estimate_theta(pattern, params, method)
+        mixed = (np.nanmin(pattern, axis=1) == 0) & (np.nanmax(pattern, axis=1) == 1)
+        use = mixed & ~expected.bounded if method == "ml" else everyone >= 0
+        assert_allclose(batch.theta[use], expected.theta[use], rtol=0, atol=1e-8)
+        assert_allclose(batch.se[use], expected.se[use], rtol=0, atol=1e-6)
+
+
 def test_ml_scoring_with_all_answers_wrong_stays_finite():
     # Expected: EAP fallback (closed form on the grid) for an all-wrong pattern.
     params = small_bank()
