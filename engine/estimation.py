@@ -47,7 +47,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.special import logsumexp
 
-from .models import category_log_probability, category_terms, pair_terms
+from .models import answer_derivatives, category_log_probability, category_terms, pair_terms
 from .quadrature import normal_grid
 
 METHODS = ("eap", "map", "ml", "wle", "eapsum")
@@ -177,14 +177,15 @@ class _Pairs:
 
     def person_terms(self, theta, params, information=True):
         """Per person sums at `theta` (n,); without `information`, d1 and d2 only."""
+        if not information:
+            d1, d2 = answer_derivatives(theta[self.person], params, self.item, self.category)
+            return {"d1": self._per_person(d1), "d2": self._per_person(d2)}
         log_p, g1, g2 = pair_terms(theta[self.person], params, self.item)   # (m, K)
+        info, dinfo = _information_and_slope(log_p, g1, g2)                  # (m,)
         at = (np.arange(self.person.size), self.category)
-        terms = {"d1": self._per_person(g1[at]), "d2": self._per_person(g2[at])}
-        if information:
-            info, dinfo = _information_and_slope(log_p, g1, g2)              # (m,)
-            terms.update(loglik=self._per_person(_finite(log_p)[at]),
-                         info=self._per_person(info), dinfo=self._per_person(dinfo))
-        return terms
+        return {"loglik": self._per_person(_finite(log_p)[at]), "d1": self._per_person(g1[at]),
+                "d2": self._per_person(g2[at]), "info": self._per_person(info),
+                "dinfo": self._per_person(dinfo)}
 
     def grid_terms(self, nodes, params):
         used, item = np.unique(self.item, return_inverse=True)       # only the items answered

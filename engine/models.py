@@ -334,6 +334,25 @@ def pair_terms(theta, params, item_index, derivatives=True):
     return log_p, g1, g2
 
 
+def answer_derivatives(theta, params, item_index, category):
+    """First and second derivatives in theta of log P(X = category | theta) for m
+    (theta, item, category) triples: two ndarrays of shape (m,).
+
+    A bank of plain dichotomous items (no asymptotes) takes the closed form
+    a (x - P) and -a^2 P (1 - P); any other bank, `pair_terms`.
+    """
+    theta = np.asarray(theta, dtype=float)
+    item_index = np.asarray(item_index, dtype=np.intp)
+    family = params._groups.get("dichotomous")
+    if len(params._groups) == 1 and family is not None and family["plain"]:
+        a = params.a[item_index]
+        p = expit(a * (theta - params.b[item_index, 0]))
+        return a * (category - p), -a * a * p * (1.0 - p)
+    _, g1, g2 = pair_terms(theta, params, item_index)
+    at = (np.arange(item_index.size), category)
+    return g1[at], g2[at]
+
+
 def _flat(theta):
     theta = np.asarray(theta, dtype=float)
     return theta.reshape(-1), theta.shape

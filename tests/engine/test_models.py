@@ -18,12 +18,14 @@ from engine import models
 from engine.models import (
     MODELS,
     ItemParameters,
+    answer_derivatives,
     category_log_probability,
     category_probability,
     category_terms,
     expected_score,
     information,
     information_terms,
+    pair_terms,
     standard_error,
 )
 
@@ -352,3 +354,21 @@ def test_extreme_theta_300_finite(name, theta):
         _check_extreme(params, np.array([theta, -theta, 0.0]))
 
 
+
+
+@pytest.mark.parametrize("c", [0.0, 0.2])
+def test_answer_derivatives_equal_the_kernels_terms(c):
+    # Expected: g1 and g2 of pair_terms at each (theta, item, category) triple; a plain
+    # 2PL bank (c = 0) takes the closed form a (x - P), -a^2 P (1 - P), a 3PL bank the
+    # kernel itself.
+    rng = np.random.default_rng(41)
+    params = ItemParameters.create("2pl" if c == 0 else "3pl", rng.lognormal(0, 0.3, 25),
+                                   rng.normal(0, 1, 25), c=np.full(25, c))
+    theta = rng.normal(0, 2, 400)
+    item = rng.integers(0, 25, 400)
+    category = rng.integers(0, 2, 400)
+    d1, d2 = answer_derivatives(theta, params, item, category)
+    _, g1, g2 = pair_terms(theta, params, item)
+    at = (np.arange(400), category)
+    np.testing.assert_allclose(d1, g1[at], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(d2, g2[at], rtol=1e-12, atol=1e-14)
