@@ -39,6 +39,7 @@ from engine import (
 )
 from engine.simulate import report_details
 from itembank import DataFormatError, bank_from_document
+from itembank.io import check_item_ids
 
 THETA = np.linspace(-4.0, 4.0, 161)
 """The theta grid of every curve: [-4, 4] in steps of 0.05."""
@@ -313,15 +314,8 @@ def _calibrated_bank(document):
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
         bank_from_document(document)             # raises the reader's own message
-    waiting, seen = [], set()
-    for position, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            raise DataFormatError(f"item at position {position}: needs a string 'id'")
-        if item["id"] in seen:
-            raise DataFormatError(f"duplicate item id {item['id']!r}")
-        seen.add(item["id"])
-        if not any(key in item for key in PARAMETER_KEYS):
-            waiting.append(item)
+    check_item_ids(items)
+    waiting = [item for item in items if not any(key in item for key in PARAMETER_KEYS)]
     if waiting and len(waiting) == len(items):
         raise DataFormatError("no item of the bank has parameters: nothing to report")
     calibrated = [item for item in items if any(key in item for key in PARAMETER_KEYS)]

@@ -401,6 +401,18 @@ def parse_population(document):
     return {"mean": mean, "sd": sd}
 
 
+def check_item_ids(items):
+    """Every item of the list is an object with a non-empty string id, no id twice;
+    DataFormatError naming the first that is not."""
+    seen = set()
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise DataFormatError(f"item at position {position}: needs a string 'id'")
+        if item["id"] in seen:
+            raise DataFormatError(f"duplicate item id {item['id']!r}")
+        seen.add(item["id"])
+
+
 def bank_from_document(document):
     """Validate a parsed `irtcat-bank/1` document and build an `ItemBank`."""
     if not isinstance(document, dict):
@@ -410,15 +422,8 @@ def bank_from_document(document):
     items = document.get("items")
     if not isinstance(items, list) or not items:
         raise DataFormatError("'items' must be a non-empty list")
-    seen = set()
-    rows = []
-    for position, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            raise DataFormatError(f"item at position {position}: needs a string 'id'")
-        if item["id"] in seen:
-            raise DataFormatError(f"duplicate item id {item['id']!r}")
-        seen.add(item["id"])
-        rows.append(item_parameters(item))
+    check_item_ids(items)
+    rows = [item_parameters(item) for item in items]
     population = parse_population(document) or {"mean": 0.0, "sd": 1.0}
     models, a, b, c, u = zip(*rows, strict=True)
     params = ItemParameters.create(list(models), a, b, c=c, u=u)
