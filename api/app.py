@@ -149,8 +149,10 @@ def _authorize(operation, kwargs):
     elif role not in operation.roles:
         raise ApiError(403, f"this route needs a {' or '.join(operation.roles)} key"
                        if operation.roles else "this route takes a session token")
-    elif "session_id" in kwargs and g.delivery.owner_key(kwargs["session_id"]) != identity:
-        raise ApiError(403, "this session was started with another key")
+    elif "session_id" in kwargs:
+        _check_text([kwargs["session_id"]], "the URL")       # before it reaches a query
+        if g.delivery.owner_key(kwargs["session_id"]) != identity:
+            raise ApiError(403, "this session was started with another key")
     g.principal = who
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -345,7 +346,9 @@ def by_index(now):
 
 
 def fmt(value):
-    text = f"{abs(value):.2f}"
+    """The page's `fmt`: JavaScript's toFixed(2) of |value| rounds the exact binary
+    value, a tie (0.125) away from zero, where Python's format rounds it to even."""
+    text = str(Decimal(abs(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
     return ("−" if value < 0 and text != "0.00" else "") + text
 
 
