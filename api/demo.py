@@ -157,5 +157,5 @@ def add_command(commands):
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--workers", type=int, default=3)
-    demo.add_argument("--threads", type=int, default=4)
+    demo.add_argument("--threads", type=int, default=2)
     demo.set_defaults(run=run_demo)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from itembank.database import Database, DatabaseError, upgrade
 from itembank.delivery import create_key, list_keys, revoke_key
+from itembank.io import DataFormatError
 from itembank.store import NotFoundError
 
 from .store_commands import first_line
@@ -31,7 +32,9 @@ def add_commands(commands):
     serve.add_argument("--workers", type=int, default=min(8, (os.cpu_count() or 1) + 1),
                        help="worker processes (default: cores + 1, at most 8; the fastest "
                             "setting measured, benchmarks/RESULTS.md)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument("--threads", type=int, default=2,
+                       help="threads per worker (default 2: one answers while the other "
+                            "waits on the disk)")
     serve.add_argument("--debug", action="store_true",
                        help="Flask's development server, one process (not for real use)")
     serve.set_defaults(run=run_serve)
@@ -87,7 +90,8 @@ class _Gunicorn(BaseApplication):
         app = create_app(self.database_url, migrate=False)
         # Everything loaded so far (numpy, scipy, SQLAlchemy, Flask: some 170,000 objects)
         # lives as long as the worker: out of the collector's sight, a full collection
-        # scans what requests made since, in milliseconds instead of 100 ms or more.
+        # scans what requests made since, in milliseconds instead of 140 to 340 ms
+        # (measured under load, benchmarks/RESULTS.md).
         gc.collect()
         gc.freeze()
         return app
@@ -114,6 +118,7 @@ def run_serve(args):
 
         create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
         return 0
+    _check_port_free(args.host, args.port)
     print(f"irtcat: serving the API at http://{args.host}:{args.port}/v1 and the learner "
           f"page at http://{args.host}:{args.port}/ with {args.workers} workers",
           file=sys.stderr)
@@ -123,6 +128,23 @@ def run_serve(args):
                "loglevel": "warning", "reuse_port": True,
                "post_fork": _listen_on_own_socket}, url).run()
     return 0
+
+
+def _check_port_free(host, port):
+    """DataFormatError if something listens on host:port already. The workers bind with
+    SO_REUSEPORT, which would let a second server share the port (and its traffic)
+    silently; a plain bind refuses while any socket holds it."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise DataFormatError(f"cannot serve on {host}: {error.strerror}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise DataFormatError(f"cannot serve on {host}:{port}: {error.strerror}") from None
 
 
 def run_keys_create(args):

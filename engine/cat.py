@@ -643,10 +643,7 @@ def group_estimates(batch, names=None):
             use[use] = mask[item[use]]
             rows = np.flatnonzero(use)
             log_post[rows] += tables.log_p[item[rows], batch.responses[rows, slot]]
-        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
-        post /= post.sum(axis=1, keepdims=True)
-        mean = post @ tables.nodes
-        out[name] = (mean, np.sqrt(np.maximum(post @ tables.nodes**2 - mean**2, 0.0)))
+        out[name] = _posterior_moments(log_post, tables.nodes)
     return out
 
 

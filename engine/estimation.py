@@ -420,6 +420,7 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
             theta[rows], se[rows], bounded[rows] = search(chunk, start[rows])
             continue
         lo, hi = (np.asarray(end, dtype=float)[rows] for end in bracket)
+        lo, hi = np.maximum(lo, lower), np.minimum(hi, upper)    # never beyond the bounds
         estimate, chunk_se, converged = _newton_in_bracket(
             chunk, params, method, prior_sd, h_of, np.clip(start[rows], lo, hi), lo, hi)
         misses = np.flatnonzero(~converged)

@@ -69,18 +69,23 @@ class _WriterLock:
     def __init__(self, path):
         self.path = path
         self._threads = threading.Lock()
+        self._holder = threading.local()
         self._descriptor, self._pid = None, None
 
     @contextmanager
     def held(self):
+        if getattr(self._holder, "inside", False):   # would wait on itself for ever
+            raise RuntimeError("a write transaction opened inside another on one thread")
         with self._threads:
             if self._pid != os.getpid():
                 self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 self._pid = os.getpid()
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+            self._holder.inside = True
             try:
                 yield
             finally:
+                self._holder.inside = False
                 fcntl.flock(self._descriptor, fcntl.LOCK_UN)
 
 

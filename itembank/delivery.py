@@ -253,15 +253,13 @@ class Delivery:
         for test_id in ids:
             test = self.test(test_id)
             try:
-                versions = {code: self.store.current_version_id(code)
-                            for code in test["standards"]}
-            except NotFoundError:
-                continue                                 # nothing published to deliver yet
+                built = self.test_bank(test_id, self.store.current_version_ids(test["standards"]))
+            except (NotFoundError, DataFormatError):
+                continue                  # nothing published yet, or a bank it cannot use
             listed.append({"id": test_id, "title": test["title"],
-                           "standards": [{"code": code,
-                                          "title": self.store.standard(code)["title"]}
+                           "standards": [{"code": code, "title": self._standard(code)[0]}
                                          for code in test["standards"]],
-                           "max_items": self.test_bank(test_id, versions).design.max_items})
+                           "max_items": built.design.max_items})
         return listed
 
     def test_bank(self, test_id, versions, given=()):
@@ -420,17 +418,16 @@ class Delivery:
     def state(self, session_id, snapshot=None):
         """``{"session_id", "status", "position", "max_items", "item"}``; `item` is None
         once finished, and then `result` is there too if the test gives feedback."""
-        row, _ = snapshot or self._snapshot(session_id)
+        row, answers = snapshot or self._snapshot(session_id)
         item = None
         if row.status == "active" and row.current_item is not None:
             item = self._item_view(row.current_item, row.position)
-        return self._state_view(row.id, row.test_id, row.versions, row.status, row.position,
-                                item, row.result)
+        return self._state_view(row.id, row.test_id, self._session_bank(row, answers),
+                                row.status, row.position, item, row.result)
 
-    def _state_view(self, session_id, test_id, versions, status, position, item, result):
+    def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
-                 "max_items": self.test_bank(test_id, versions).design.max_items,
-                 "item": item}
+                 "max_items": built.design.max_items, "item": item}
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
             state["result"] = {name: result[name]
                                for name in ("theta", "se", "standards", "decision")}
@@ -526,7 +523,7 @@ class Delivery:
             self._keep(session_id, replace(live, position=values["position"],
                                            current_item=values["current_item"]))
         return self._state_view(
-            session_id, live.test_id, live.versions, "finished" if finished else "active",
+            session_id, live.test_id, built, "finished" if finished else "active",
             values["position"],
             None if finished else self._item_view(values["current_item"], values["position"]),
             values.get("result"))

@@ -169,9 +169,11 @@ def test_a_learner_page_session_shows_its_result_and_nothing_more(api):
     assert set(state["result"]) == {"theta", "se", "standards", "decision"}
     [standard] = state["result"]["standards"]
     assert standard["code"] == "AI-ML" and isinstance(standard["theta"], float)
-    for *_, path, _status, body in recorder.bodies:
+    keyless = [("/v1/public/tests", listed), ("/v1/public/sessions", session)]
+    for path, body in keyless + [(path, body) for *_, path, _s, body in recorder.bodies]:
         for at, name, _ in walk(body):
             assert name not in ANSWER_KEYS | PARAMETERS | {"responses", "score"}, (path, at)
+            assert name != "theta" or at[0] == "result", (path, at)
     # the session belongs to no key: a delivery key may not read it
     assert api.call("GET", f"/v1/sessions/{session['session_id']}/result",
                     api.delivery).status_code == 403

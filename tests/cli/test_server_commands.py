@@ -1,6 +1,7 @@
 """`irtcat keys` and `irtcat demo --no-serve` (what `make run` prepares before serving)."""
 
 import re
+import socket
 
 import pytest
 import sqlalchemy
@@ -66,3 +67,15 @@ def test_the_demo_prepares_calibrated_standards_tests_and_keys(irtcat, database)
     status, _, err = irtcat("demo", "--no-serve")
     assert status == 0 and "published" not in err
     assert [v["version"] for v in store.versions("AI-ML")] == [1]
+
+
+def test_serve_refuses_a_port_something_listens_on(irtcat):
+    # Expected: exit 2 with one line naming the address (the workers' SO_REUSEPORT
+    # sockets would otherwise share the port with the other server, silently).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, out, err = irtcat("serve", "--port", port)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err

@@ -706,13 +706,17 @@ def test_ml_scoring_uses_eap_until_a_right_and_a_wrong_answer():
 
 
 @pytest.mark.parametrize("method", ["ml", "map"])
-def test_modal_scores_during_a_test_equal_the_estimator_on_the_answers_so_far(method):
+@pytest.mark.parametrize("theta_range", [(-6.0, 6.0), (-9.0, 9.0)])
+def test_modal_scores_during_a_test_equal_the_estimator_on_the_answers_so_far(method,
+                                                                              theta_range):
     # Expected: estimate_theta (the matrix path, its own grid search) on each
     # examinee's answers, after every step of 150 examinees' tests (the test brackets
-    # the estimate on its posterior grid and starts Newton there); ML where the
+    # the estimate on its posterior grid and starts Newton there; a grid wider than
+    # the estimator's bounds, +-6 for ML, must not carry it past them); ML where the
     # pattern has a right and a wrong answer, EAP before.
     params = small_bank()
-    design = CATDesign(scoring=method, min_items=12, max_items=12, se=None)
+    design = CATDesign(scoring=method, min_items=12, max_items=12, se=None, n_nodes=181,
+                       theta_range=theta_range)
     _, matrix = post_hoc_matrix()
     matrix = matrix[:150]
     batch = CATBatch(BankTables(params, design), design, matrix.shape[0],

@@ -380,6 +380,8 @@ def test_estimates_from_answer_triples_equal_the_matrix_ones(method):
     assert_allclose(paired.theta, dense.theta, atol=1e-8, equal_nan=True)
     assert_allclose(paired.se, dense.se, atol=1e-6, equal_nan=True)
     assert np.array_equal(paired.bounded, dense.bounded)
+    if method == "wle":
+        return                                           # WLE takes no interval
     # Given intervals (as an adaptive test finds them on its grid) change nothing: the
     # true one around each estimate, or a wrong one (the grid search takes over).
     finite = np.where(np.isfinite(dense.theta), dense.theta, 0.0)
@@ -392,3 +394,16 @@ def test_estimates_from_answer_triples_equal_the_matrix_ones(method):
         assert_allclose(given.theta, dense.theta, atol=1e-8, equal_nan=True)
         assert_allclose(given.se, dense.se, atol=1e-6, equal_nan=True)
         assert np.array_equal(given.bounded, dense.bounded)
+
+
+def test_a_bracket_beyond_the_bounds_gives_the_bounded_estimate():
+    # Expected: estimate_theta's answer for a pattern whose likelihood peaks beyond the
+    # ML bounds (+-6): the bound, flagged bounded, even when the given interval (from
+    # a wider grid) holds the peak.
+    params = ItemParameters.create("2pl", [1.0, 1.0], [5.0, 8.0])
+    pattern = np.array([[1.0, 0.0]])                    # the peak is near 6.5
+    expected = estimate_theta(pattern, params, "ml")
+    assert expected.bounded[0] and expected.theta[0] == 6.0
+    given = estimate_from_pairs(1, [0, 0], [0, 1], [1, 0], params, "ml", np.array([6.5]),
+                                bracket=(np.array([6.3]), np.array([6.7])))
+    assert given.bounded[0] and given.theta[0] == expected.theta[0]

@@ -358,9 +358,9 @@ def test_extreme_theta_300_finite(name, theta):
 
 @pytest.mark.parametrize("c", [0.0, 0.2])
 def test_answer_derivatives_equal_the_kernels_terms(c):
-    # Expected: g1 and g2 of pair_terms at each (theta, item, category) triple; a plain
-    # 2PL bank (c = 0) takes the closed form a (x - P), -a^2 P (1 - P), a 3PL bank the
-    # kernel itself.
+    # Expected: central differences of log P(X = x | theta) (category_log_probability),
+    # and g1, g2 of pair_terms; a plain 2PL bank (c = 0) takes the closed form
+    # a (x - P), -a^2 P (1 - P), a 3PL bank the kernel.
     rng = np.random.default_rng(41)
     params = ItemParameters.create("2pl" if c == 0 else "3pl", rng.lognormal(0, 0.3, 25),
                                    rng.normal(0, 1, 25), c=np.full(25, c))
@@ -368,6 +368,13 @@ def test_answer_derivatives_equal_the_kernels_terms(c):
     item = rng.integers(0, 25, 400)
     category = rng.integers(0, 2, 400)
     d1, d2 = answer_derivatives(theta, params, item, category)
+    at = (np.arange(400), item, category)
+    step = 1e-4
+    log_p = [category_log_probability(theta + shift, params)[at]
+             for shift in (-step, 0.0, step)]
+    np.testing.assert_allclose(d1, (log_p[2] - log_p[0]) / (2 * step), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d2, (log_p[2] - 2 * log_p[1] + log_p[0]) / step**2,
+                               rtol=1e-4, atol=1e-5)
     _, g1, g2 = pair_terms(theta, params, item)
     at = (np.arange(400), category)
     np.testing.assert_allclose(d1, g1[at], rtol=1e-12, atol=1e-14)

@@ -317,3 +317,16 @@ def test_a_failed_calibration_is_recorded(framework):
         status, error = session.execute(sqlalchemy.text(
             "SELECT status, error FROM calibration_runs")).one()
     assert status == "failed" and "no responses" in error
+
+
+def test_a_write_inside_another_on_one_thread_fails_at_once(database):
+    # Expected: RuntimeError (SQLite's writers queue on one lock, which a nested write
+    # on the same thread would wait on for ever); PostgreSQL takes no such lock.
+    if database.dialect != "sqlite":
+        pytest.skip("the writers' lock is SQLite's")
+    with database.write_connection():
+        with pytest.raises(RuntimeError, match="inside another"):
+            with database.writing():
+                pass
+    with database.writing():                  # released: the next write goes through
+        pass
