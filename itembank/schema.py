@@ -95,6 +95,8 @@ class CalibrationRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     result: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # "host:pid" of the process that runs it (migration 0004)
+    runner: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -13,6 +13,8 @@ and keeps it (versions never change, so the cache never goes stale).
 from __future__ import annotations
 
 import csv
+import os
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -426,12 +428,13 @@ class Store:
             return {} if current is None else self._version_entries(session, current.id)
 
     def create_calibration_run(self, code, model, source, options):
-        """Record a queued calibration of standard `code`; returns its id."""
+        """Record a queued calibration of standard `code`, to be run by this process;
+        returns its id."""
         with self.database.writing() as session:
             if session.get(Standard, code) is None:
                 raise NotFoundError(f"no standard {code!r}")
             run = CalibrationRun(standard_code=code, model=model or "items", source=source,
-                                 options=options, status="queued")
+                                 options=options, status="queued", runner=_this_process())
             session.add(run)
             session.flush()
             return run.id
@@ -460,7 +463,20 @@ class Store:
 
     def calibration_run(self, run_id):
         """A run as ``{"id", "standard", "model", "source", "options", "status", "error",
-        "n_responses", "version", "result", "created_at", "finished_at"}``."""
+        "n_responses", "version", "result", "created_at", "finished_at"}``.
+
+        A queued or running run whose process (on this host) has ended is recorded as
+        failed first: a server restarted mid-calibration does not leave it running."""
+        with self.database.reading() as session:
+            run = self._run(session, run_id)
+            ended = run.status in ("queued", "running") and _has_ended(run.runner)
+        if ended:
+            with self.database.writing() as session:
+                run = self._run(session, run_id)
+                if run.status in ("queued", "running"):
+                    run.status, run.finished_at = "failed", utc_now()
+                    run.error = (f"the process running it ({run.runner}) ended before it "
+                                 "finished; start the calibration again")
         with self.database.reading() as session:
             run = self._run(session, run_id)
             number = session.scalar(select(BankVersion.number)
@@ -614,6 +630,25 @@ class Store:
         population = {"mean": version.population_mean, "sd": version.population_sd}
         return DeliveryBank(version_id, version.standard_code, version.number,
                             ItemBank(items, params, population, version.calibration), columns)
+
+
+def _this_process():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _has_ended(runner):
+    """Whether the process `runner` ("host:pid") is known to have ended: only a process of
+    this host can be checked, and one of another user counts as running."""
+    host, _, pid = (runner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _columns(entries):

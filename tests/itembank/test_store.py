@@ -8,6 +8,9 @@ simulation truth (the recalibration loop recovers the generating parameters).
 
 import copy
 import io
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from engine import ItemParameters
 from engine.simulate import simulate_responses
 from itembank import DataFormatError
 from itembank.database import current_revision, head_revision, upgrade
+from itembank.schema import CalibrationRun
 from itembank.store import NotFoundError
 
 FRAMEWORK = {
@@ -330,3 +334,24 @@ def test_a_write_inside_another_on_one_thread_fails_at_once(database):
                 pass
     with database.writing():                  # released: the next write goes through
         pass
+
+
+def test_a_run_whose_process_ended_is_reported_failed(store):
+    # Expected: "failed" with the ended process named, once the process recorded as its
+    # runner (this host, a pid that has exited) is gone; a run of a live process
+    # (this one) stays queued.
+    store.import_framework(FRAMEWORK)
+    code = FRAMEWORK["standards"][0]["code"]
+    alive = store.create_calibration_run(code, "2pl", "log", {})
+    orphan = store.create_calibration_run(code, "2pl", "log", {})
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    runner = f"{socket.gethostname()}:{ended}"
+    with store.database.writing() as session:
+        session.execute(sqlalchemy.update(CalibrationRun).where(CalibrationRun.id == orphan)
+                        .values(runner=runner, status="running"))
+    assert store.calibration_run(alive)["status"] == "queued"
+    run = store.calibration_run(orphan)
+    assert run["status"] == "failed" and runner in run["error"]
+    assert run["finished_at"] is not None
+    assert store.calibration_run(orphan) == run                      # recorded once
