@@ -115,17 +115,17 @@ Take a test in a browser: http://{host}:{port}/
 Or be the LMS, in another terminal:
 
   K={delivery}
-  curl -s localhost:8000/v1/sessions -H "Authorization: Bearer $K" \\
+  curl -s {host}:{port}/v1/sessions -H "Authorization: Bearer $K" \\
        -H 'Content-Type: application/json' \\
        -d '{{"test_id": "ai-practitioner", "learner_id": "ada"}}'
   # -> {{"session_id": "s_...", "token": "irts_...", "item": {{"item_id": ..., "stem": ...}}}}
   S=<session_id>; I=<item_id from the item>
-  curl -s localhost:8000/v1/sessions/$S/responses -H "Authorization: Bearer $K" \\
+  curl -s {host}:{port}/v1/sessions/$S/responses -H "Authorization: Bearer $K" \\
        -H 'Content-Type: application/json' -d '{{"item_id": "'$I'", "response": "B"}}'
   # ... answer until "status": "finished", then:
-  curl -s localhost:8000/v1/sessions/$S/result -H "Authorization: Bearer $K"
+  curl -s {host}:{port}/v1/sessions/$S/result -H "Authorization: Bearer $K"
 
-The OpenAPI document: http://127.0.0.1:8000/v1/openapi.json
+The OpenAPI document: http://{host}:{port}/v1/openapi.json
 """
 
 

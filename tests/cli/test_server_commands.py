@@ -55,7 +55,7 @@ def test_the_demo_prepares_calibrated_standards_tests_and_keys(irtcat, database)
     keys = re.findall(r"(irtk_\S+)", out)
     assert authenticate(database, keys[0])[2] == "delivery"
     assert authenticate(database, keys[1])[2] == "admin"
-    assert "curl -s localhost:8000/v1/sessions" in out
+    assert "curl -s 127.0.0.1:8000/v1/sessions" in out
     store = Store(database)
     tests = {test["id"]: test for test in Delivery(store).tests()}
     assert set(tests) == {"ai-ml", "ai-de", "ai-rai", "ai-practitioner"}
