@@ -412,7 +412,7 @@ def publish_calibration(run_id):
         summary="simulate the test on its bank: the simulation report of FORMATS.md")
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
-    versions = {code: g.store.current_version_id(code) for code in test["standards"]}
+    versions = g.store.current_version_ids(test["standards"])
     built = g.delivery.test_bank(data["test_id"], versions)
     rng = np.random.default_rng(data["seed"])
     true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, data["examinees"])

@@ -157,7 +157,6 @@ class _Live:
     built: TestBank
     batch: object                 # the engine's one-examinee CATBatch
     test_id: str
-    versions: dict
     learner_id: str
     seed: int
 
@@ -190,9 +189,7 @@ class Delivery:
         found = authenticate(self.database, secret)
         if found is not None:
             with self._lock:
-                self._tokens[token_digest] = found[1]
-                while len(self._tokens) > CACHED_SESSIONS:
-                    self._tokens.popitem(last=False)
+                _remember(self._tokens, token_digest, found[1], CACHED_SESSIONS)
         return found
 
     # --- tests ------------------------------------------------------------------------
@@ -208,13 +205,10 @@ class Delivery:
             self.store.standard(code)                         # NotFoundError if unknown
         if not isinstance(config, dict):
             raise DataFormatError("config must be an object (the CAT configuration)")
-        versions = {}
-        for code in standards:
-            try:
-                versions[code] = self.store.current_version_id(code)
-            except NotFoundError:
-                versions = None
-                break
+        try:
+            versions = self.store.current_version_ids(standards)
+        except NotFoundError:
+            versions = None                # nothing published yet: checked when it is
         if versions is not None:
             self._build(standards, config, versions)        # DataFormatError if invalid
         test_id = test_id or "t_" + secrets.token_hex(6)
@@ -276,9 +270,7 @@ class Delivery:
                 return cached
         built = self._build(test["standards"], test["config"], versions, given)
         with self._lock:
-            self._banks[cache_key] = built
-            while len(self._banks) > CACHED_TESTS:
-                self._banks.popitem(last=False)
+            _remember(self._banks, cache_key, built, CACHED_TESTS)
         return built
 
     def _session_bank(self, row, answers):
@@ -361,9 +353,9 @@ class Delivery:
                 versions=versions, seed=seed, current_item=built.items[first]["id"],
                 position=1))
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
-                                     versions, learner_id, seed))
+                                     learner_id, seed))
         with self._lock:
-            self._tokens[digest(token)] = session_id
+            _remember(self._tokens, digest(token), session_id, CACHED_SESSIONS)
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
                 "max_items": built.design.max_items,
                 "item": self._item_view(built.items[first]["id"], 1)}
@@ -445,9 +437,7 @@ class Delivery:
         if found is None:
             raise NotFoundError(f"no session {session_id!r}")
         with self._lock:
-            self._owners[session_id] = found.key_id
-            while len(self._owners) > CACHED_SESSIONS:
-                self._owners.popitem(last=False)
+            _remember(self._owners, session_id, found.key_id, CACHED_SESSIONS)
         return found.key_id
 
     def answer(self, session_id, item_id, response):
@@ -486,8 +476,8 @@ class Delivery:
             score = self._score_answer(item_id, response,
                                        int(built.bank.params.n_categories[at]))
             live = _Live(row.position, row.current_item, built,
-                         self._rebuild(built, row, answers), row.test_id, row.versions,
-                         row.learner_id, row.seed)
+                         self._rebuild(built, row, answers), row.test_id, row.learner_id,
+                         row.seed)
             done = self._step(session_id, live, item_id, response, score, at)
             if done is not None:
                 return done
@@ -534,9 +524,7 @@ class Delivery:
         if live.built.design.exposure == "sympson-hetter":
             return
         with self._lock:
-            self._live[session_id] = live
-            while len(self._live) > CACHED_SESSIONS:
-                self._live.popitem(last=False)
+            _remember(self._live, session_id, live, CACHED_SESSIONS)
 
     def finish(self, session_id):
         """End a session early and score it; finishing a finished session changes nothing."""
@@ -546,15 +534,12 @@ class Delivery:
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
             batch = self._rebuild(built, row, answers)
-            with self.database.writing() as session:
-                moved = session.execute(
-                    update(DeliverySession)
-                    .where(DeliverySession.id == session_id,
-                           DeliverySession.position == row.position,
-                           DeliverySession.status == "active")
-                    .values(status="finished", finished_at=utc_now(), current_item=None,
-                            position=len(answers),
-                            result=self._result(built, batch, row.test_id))).rowcount
+            values = {"status": "finished", "finished_at": utc_now(), "current_item": None,
+                      "position": len(answers),
+                      "result": self._result(built, batch, row.test_id)}
+            with self.database.write_connection() as session:
+                moved = session.execute(_MOVE, {**values, "moving": session_id,
+                                                "from_position": row.position}).rowcount
             if moved == 1:
                 return self.state(session_id)
         raise ConflictError("the session is being answered concurrently; try again")
@@ -683,6 +668,15 @@ _MOVE = (update(DeliverySession.__table__)
                 DeliverySession.position == bindparam("from_position"),
                 DeliverySession.status == "active"))
 _RECORD = insert(Response.__table__)
+
+
+def _remember(cache, key, value, limit):
+    """Put `key` in an LRU `cache` (an OrderedDict, under the caller's lock), dropping the
+    oldest entries beyond `limit`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
 
 
 def _test_view(row):
