@@ -343,7 +343,8 @@ def post_calibration(data):
     if data["source"] == "upload":
         upload = _upload_log(data["data"])
     run_id = start_calibration(g.store, data["standard"], data["model"],
-                               source=data["source"], anchored=data["anchored"])
+                               source=data["source"], anchored=data["anchored"],
+                               m_step=data["m_step"])
     worker = threading.Thread(target=_calibrate_in_background, name=f"calibration-{run_id}",
                               args=(g.store, run_id, upload), daemon=True)
     worker.start()

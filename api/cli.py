@@ -24,7 +24,7 @@ from api.store_commands import STORE_ERRORS
 from api.store_commands import add_commands as add_store_commands
 from calibration.linking import METHODS as LINK_METHODS
 from calibration.linking import link_banks
-from calibration.mml_em import Priors
+from calibration.mml_em import M_STEPS, Priors
 from calibration.workflow import CalibrationInputError, calibrate_document
 from engine import (
     METHODS,
@@ -105,6 +105,9 @@ def _build_parser():
     calibrate.add_argument("--quadpts", type=_node_count, default=61)
     calibrate.add_argument("--max-iter", type=_positive_int, default=500)
     calibrate.add_argument("--tol", type=_positive_float, default=1e-4)
+    calibrate.add_argument("--m-step", choices=M_STEPS, default="mirt",
+                           help="mirt: R mirt's EM path and estimates (default); newton: each "
+                                "M-step solved exactly, to the maximum where mirt stops short")
     calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
     calibrate.set_defaults(run=run_calibrate)
@@ -243,7 +246,7 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None):
         document, calibrator = calibrate_document(
             data, models, anchors=anchors, standards=standards, standard=standard,
             priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
-            max_iter=args.max_iter, tol=args.tol, fit=not args.no_fit,
+            max_iter=args.max_iter, tol=args.tol, m_step=args.m_step, fit=not args.no_fit,
             progress=_Progress(args.quiet, label))
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):

@@ -16,6 +16,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from calibration.mml_em import M_STEPS
 from engine import METHODS, MODELS
 
 ID = validate.Length(min=1, max=64)
@@ -256,6 +257,9 @@ class CalibrationRequest(Strict):
     data = fields.List(fields.Nested(UploadRow), validate=validate.Length(max=200_000),
                        metadata={"description": "with source upload: the responses"})
     anchored = fields.Boolean(load_default=False)
+    m_step = fields.String(load_default="mirt", validate=validate.OneOf(M_STEPS),
+                           metadata={"description": "mirt: R mirt's EM path (default); newton: "
+                                                    "exact M-steps"})
 
     @validates_schema
     def _data_with_upload(self, data, **kwargs):

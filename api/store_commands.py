@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
-from calibration.mml_em import Priors
+from calibration.mml_em import M_STEPS, Priors
 from calibration.runs import calibrate_standard
 from engine import MODELS, ConvergenceWarning
 from itembank import ResponseLog, read_json, read_response_log, write_json
@@ -81,6 +81,8 @@ def add_commands(commands):
     calibrate.add_argument("--priors", action="store_true",
                            help="Bayes-modal M-step with the default priors")
     calibrate.add_argument("--no-se", action="store_true", help="skip the standard errors")
+    calibrate.add_argument("--m-step", choices=M_STEPS, default="mirt",
+                           help="mirt: R mirt's EM path (default); newton: exact M-steps")
     calibrate.set_defaults(run=run_bank_calibrate)
 
     responses = commands.add_parser("responses", help="the response log")
@@ -204,7 +206,7 @@ def run_bank_calibrate(args):
         run = calibrate_standard(store, args.standard, args.model, data=data,
                                  anchored=args.anchored,
                                  priors=Priors.defaults() if args.priors else None,
-                                 standard_errors=not args.no_se)
+                                 standard_errors=not args.no_se, m_step=args.m_step)
     record = run["result"]["calibration"]
     print(f"{args.standard}: draft version {run['version']} from {run['n_responses']} responses "
           f"of {record['n_persons']} sessions: {len(run['result']['items'])} items, loglik "

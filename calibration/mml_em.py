@@ -11,6 +11,24 @@ parameters (mirt's default). EM stops when no parameter moved more than
 mirt does) and the log-likelihood has not fallen below its best value; the
 reported log-likelihood is that of a final E-step.
 
+Two M-steps (``m_step``):
+
+- ``"mirt"`` (the default) takes the path of R mirt's EM. Where mirt's
+  M-step is an unbounded BFGS (every model but rasch and pcm, without priors
+  or anchors), it is one BFGS over all free item parameters as R's optim
+  runs it (`calibration.bfgs`), from mirt's starting values, with mirt's
+  iteration budget (max(ceil(50 r), 15) where r = exp(-last cycle's gain in
+  logLik), 0.4 at first) and objective (the expected complete-data
+  log-likelihood summed in extended precision, as R's ``sum``); Ramsay's
+  step then runs only while r > 0.01, as in mirt. Where mirt bounds a
+  parameter (an estimated latent variance, a prior) its M-step is nlminb
+  solved tightly, and Newton's method below stands for it. On a flat
+  likelihood mirt's EM stops short of the maximum, and so does this path,
+  at the same point: its estimates are mirt's.
+- ``"newton"`` solves every item's M-step to full precision by Newton's
+  method. It needs fewer cycles (faster on large banks) and reaches the
+  maximum where mirt's EM stops short.
+
 Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
 population variance (mean 0); every other model fixes N(0, 1). With anchor
 items (fixed parameters) the population mean and variance are estimated
@@ -30,6 +48,7 @@ from scipy.special import expit, logit, logsumexp
 
 from engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
 
+from .bfgs import minimize
 from .parameterization import Block, start_values
 from .responses import ResponseSet, from_dense
 
@@ -86,6 +105,8 @@ class MMLCalibrator:
     priors : Priors or None
     accelerate : bool
         Ramsay acceleration every third cycle.
+    m_step : {"mirt", "newton"}
+        mirt's M-step path (BFGS with mirt's budget) or Newton to full precision.
     progress : callable(cycle, log_likelihood, max_change, seconds) or None
         Called after every cycle.
 
@@ -97,8 +118,11 @@ class MMLCalibrator:
     """
 
     def __init__(self, model="2pl", *, n_nodes=61, theta_range=(-6.0, 6.0), max_iter=500,
-                 tol=1e-4, priors=None, accelerate=True, progress=None):
+                 tol=1e-4, priors=None, accelerate=True, m_step="mirt", progress=None):
+        if m_step not in M_STEPS:
+            raise ValueError(f"unknown M-step {m_step!r}; expected one of {', '.join(M_STEPS)}")
         self.model = model
+        self.m_step = m_step
         self.n_nodes = n_nodes
         self.theta_range = theta_range
         self.max_iter = max_iter
@@ -171,16 +195,27 @@ class MMLCalibrator:
         self.history_ = EMHistory()
         started = time.perf_counter()
         free = [b for b in blocks if not b.fixed]
+        as_mirt = self.m_step == "mirt"
+        # mirt's M-step is BFGS unless a parameter is bounded (then nlminb, ~ Newton).
+        self.m_step_method_ = "bfgs" if as_mirt and not (
+            latent.estimate_mean or latent.estimate_var or self.priors is not None) else "newton"
         trail = []                                      # pre-M-step vectors for acceleration
         converged = False
         cycle = 0
+        rate = 0.4                                      # mirt's Mrate
         for cycle in range(1, self.max_iter + 1):
             counts, node_mass, loglik = self._e_step(data, blocks, latent)
+            trace = self.history_.log_likelihood
+            if trace and loglik > trace[-1]:
+                rate = float(np.exp(trace[-1] - loglik))
             before = self._vector(free, latent)
-            for block in free:
-                step = _m_step_common_slope if block.model == "1pl" else _m_step
-                block.eta = step(block, self._block_counts(data, block, counts), self.nodes_,
-                                 self.priors)
+            if self.m_step_method_ == "bfgs":
+                self._m_step_bfgs(free, data, counts, max(int(np.ceil(rate * 50)), 15))
+            else:
+                for block in free:
+                    step = _m_step_common_slope if block.model == "1pl" else _m_step
+                    block.eta = step(block, self._block_counts(data, block, counts),
+                                     self.nodes_, self.priors)
             _update_latent(latent, self.nodes_, node_mass)
             after = self._vector(free, latent)
             change = _max_change(before, after, self._probability_columns(free))
@@ -192,7 +227,8 @@ class MMLCalibrator:
                 converged = True
                 break
             trail.append(before)
-            if self.accelerate and cycle % 3 == 0 and len(trail) >= 2:
+            if (self.accelerate and cycle % 3 == 0 and len(trail) >= 2
+                    and (rate > 0.01 or not as_mirt)):
                 self._ramsay(free, trail[-2], trail[-1], after)
         # The logLik check: EM never lowers the likelihood, so a final value below
         # the best one seen means the run (or an acceleration step) went astray.
@@ -231,20 +267,34 @@ class MMLCalibrator:
         """Expected counts (n_columns, Q), node mass (Q,) and the marginal log-likelihood."""
         log_p = self._log_p_columns(blocks, data.offsets[-1], data.offsets)
         log_weights = self._log_weights(latent)
-        counts = np.zeros_like(log_p)
+        if data.complete:   # category 0 implied: log P_k - log P_0 on the columns kept
+            zero = data.offsets[:-1]
+            upper = data.upper_columns
+            item_of_upper = np.searchsorted(data.offsets, upper, side="right") - 1
+            design, log_p_design = data.upper, log_p[upper] - log_p[zero[item_of_upper]]
+            log_weights = log_weights + log_p[zero].sum(axis=0)
+        design_counts = np.zeros((log_p_design.shape[0] if data.complete else log_p.shape[0],
+                                  self.n_nodes))
         node_mass = np.zeros(self.n_nodes)
         loglik = 0.0
         for rows in data.chunks():
-            onehot = data.onehot[rows]
-            joint = onehot @ log_p + log_weights                     # (rows, Q)
+            chunk = design[rows] if data.complete else data.onehot[rows]
+            joint = chunk @ (log_p_design if data.complete else log_p)          # (rows, Q)
+            joint += log_weights
             peak = joint.max(axis=1, keepdims=True)
-            posterior = np.exp(joint - peak, out=joint)              # in place: log-sum-exp
+            joint -= peak
+            posterior = np.exp(joint, out=joint)                     # in place: log-sum-exp
             total = posterior.sum(axis=1, keepdims=True)
             weights = data.weights[rows]
             posterior *= weights[:, None] / total
-            counts += onehot.T @ posterior
+            design_counts += chunk.T @ posterior
             node_mass += posterior.sum(axis=0)
             loglik += float(weights @ (peak[:, 0] + np.log(total[:, 0])))
+        if not data.complete:
+            return design_counts, node_mass, loglik
+        counts = np.zeros_like(log_p)
+        counts[upper] = design_counts
+        counts[zero] = node_mass - np.add.reduceat(counts, zero, axis=0)   # the rest answered 0
         return counts, node_mass, loglik
 
     @staticmethod
@@ -277,6 +327,40 @@ class MMLCalibrator:
         for block in free:
             block.set_free_values(vector[start: start + block.n_free])
             start += block.n_free
+
+    def _m_step_bfgs(self, free, data, counts, max_iter):
+        """mirt's M-step: one BFGS over every free item parameter (no latent ones)."""
+        parts = [(block, self._block_counts(data, block, counts)) for block in free]
+        sizes = np.cumsum([0] + [block.n_free for block in free])
+
+        def split(vector):
+            return [block.eta_from_free(vector[lo:hi])
+                    for block, lo, hi in zip(free, sizes[:-1], sizes[1:], strict=True)]
+
+        def value(vector):
+            total = np.longdouble(0.0)
+            for (block, block_counts), eta in zip(parts, split(vector), strict=True):
+                log_p, _ = block.terms(eta, self.nodes_, derivatives=False)
+                cells = block_counts * log_p
+                if not np.isfinite(cells).all():            # 0 x log 0 is 0
+                    cells = np.where(block_counts > 0, cells, 0.0)
+                total += np.sum(cells, dtype=np.longdouble)
+            total = float(total)
+            return -total if np.isfinite(total) else _INVALID   # mirt: -1e100 for a NaN logLik
+
+        def gradient(vector):
+            grads = []
+            for (block, block_counts), eta in zip(parts, split(vector), strict=True):
+                _, dlog = block.terms(eta, self.nodes_)
+                grad = np.einsum("nkq,npkq->np", block_counts, dlog)
+                grads.append(block.free_gradient(grad))
+            return -np.concatenate(grads)
+
+        start = np.concatenate([block.free_values() for block in free])
+        with np.errstate(all="ignore"):   # trial points far outside the domain are expected
+            solution = minimize(value, gradient, start, max_iter)
+        for block, eta in zip(free, split(solution), strict=True):
+            block.eta = eta
 
     def _ramsay(self, free, older, old, current):
         """mirt's Ramsay step on the item parameters (the latent ones are left alone)."""
@@ -313,6 +397,8 @@ class MMLCalibrator:
 
 
 MIN_VARIANCE = 1e-4   # mirt's lower bound on an estimated latent variance
+M_STEPS = ("mirt", "newton")
+_INVALID = 1e100      # the M-step objective where parameters leave the model's domain
 
 
 def _update_latent(latent, nodes, node_mass):

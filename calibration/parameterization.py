@@ -64,11 +64,14 @@ class Block:
             return np.concatenate([self.eta[:1, 0], self.eta[:, 1]])
         return self.eta.ravel()
 
-    def set_free_values(self, values):
+    def eta_from_free(self, values):
+        """The (n, P) parameter matrix that a free vector stands for."""
         if self.model == "1pl":
-            self.eta = np.column_stack([np.full(self.eta.shape[0], values[0]), values[1:]])
-        else:
-            self.eta = np.asarray(values, dtype=float).reshape(self.eta.shape).copy()
+            return np.column_stack([np.full(self.eta.shape[0], values[0]), values[1:]])
+        return np.asarray(values, dtype=float).reshape(self.eta.shape).copy()
+
+    def set_free_values(self, values):
+        self.eta = self.eta_from_free(values)
 
     def free_gradient(self, grad):
         """Gradient (n, P) per item -> gradient of the free vector."""
@@ -193,7 +196,8 @@ def _dichotomous_terms(model, eta, nodes, derivatives):
     else:
         a, d = eta[:, 0], eta[:, 1]
     z = a[:, None] * nodes + d[:, None]                                # (n, Q)
-    log_l, log_1ml = log_expit(z), log_expit(-z)
+    log_l = log_expit(z)
+    log_1ml = log_l - z                                                # log(1 - L)
     guessing = model in ("3pl", "4pl")
     if guessing:
         log_c = log_expit(eta[:, 2])[:, None]
@@ -303,7 +307,8 @@ def start_values(model, proportions):
     if model == "grm":
         at_least = 1.0 - np.cumsum(proportions, axis=1)[:, :-1]        # P(X >= k), k = 1..K-1
         d = norm.ppf(np.clip(at_least, 1e-4, 1 - 1e-4)) / _START_DIVISOR
-        d = d - np.arange(n_categories - 1) * 1e-3                     # strictly decreasing
+        for k in range(1, d.shape[1]):                                 # strictly decreasing
+            d[:, k] = np.minimum(d[:, k], d[:, k - 1] - 1e-3)
         return np.hstack([slope, d])
     quantile = norm.ppf(proportions)
     d = (quantile[:, 1:] - quantile[:, :1]) / _START_DIVISOR

@@ -7,6 +7,10 @@ so the E-step is two matrix products whatever the models:
     log-likelihood (rows, nodes)      = Y @ log_p.T       log_p: (columns, nodes)
     expected counts (columns, nodes)  = Y.T @ posterior
 
+When every person answered every item (complete dense data), category 0 of
+each item is implied by the others, and only the columns of categories 1 and
+above are kept (``upper``): half the work for dichotomous items.
+
 Dense data with few items are collapsed to unique response patterns with
 counts; sparse data (a response log where each person answered a few of many
 items) are held as a scipy.sparse CSR matrix, so memory grows with the number
@@ -30,7 +34,8 @@ class ResponseSet:
 
     Attributes
     ----------
-    onehot : ndarray or scipy.sparse.csr_matrix of shape (n_rows, n_columns)
+    onehot : ndarray or scipy.sparse.csr_matrix of shape (n_rows, n_columns), or None
+        None for complete data, which `upper` holds instead.
     weights : ndarray of shape (n_rows,)
         How many persons each row stands for (1 unless patterns were collapsed).
     n_categories : ndarray of int, shape (n_items,)
@@ -40,6 +45,9 @@ class ResponseSet:
     n_persons : int
     row_of_person : ndarray of int, shape (n_persons,) or None
         The row standing for each person when patterns were collapsed.
+    upper : ndarray of shape (n_rows, n_columns - n_items) or None
+        Complete data only: the one-hot columns of categories 1 and above
+        (`upper_columns` in the full layout); category 0 is where none is 1.
     """
 
     onehot: object
@@ -48,6 +56,16 @@ class ResponseSet:
     offsets: np.ndarray
     n_persons: int
     row_of_person: np.ndarray | None = None
+    upper: np.ndarray | None = None
+
+    @property
+    def complete(self):
+        return self.upper is not None
+
+    @property
+    def upper_columns(self):
+        """Full-layout columns of categories 1 and above: shape (n_columns - n_items,)."""
+        return np.setdiff1d(np.arange(self.offsets[-1]), self.offsets[:-1])
 
     @property
     def n_items(self):
@@ -63,6 +81,12 @@ class ResponseSet:
 
     def item_counts(self):
         """Observed count per (item, category) column, weighted: shape (n_columns,)."""
+        if self.complete:
+            counts = np.zeros(self.offsets[-1])
+            counts[self.upper_columns] = self.upper.T @ self.weights
+            above = np.add.reduceat(counts, self.offsets[:-1])          # categories >= 1
+            counts[self.offsets[:-1]] = self.weights.sum() - above
+            return counts
         return np.asarray(self.onehot.T @ self.weights).reshape(-1)
 
     def chunks(self):
@@ -83,7 +107,7 @@ def from_dense(responses, n_categories=None, collapse=True):
     """
     responses = np.asarray(responses, dtype=float)
     observed = ~np.isnan(responses)
-    codes = np.where(observed, responses, -1).astype(np.int64)
+    codes = np.where(observed, responses, -1).astype(np.int32)
     if n_categories is None:
         n_categories = np.maximum(codes.max(axis=0, initial=0) + 1, 2)
     n_categories = np.asarray(n_categories, dtype=np.intp)
@@ -95,6 +119,16 @@ def from_dense(responses, n_categories=None, collapse=True):
         if unique.shape[0] <= n_persons // 2:
             codes, weights, row_of_person = unique, counts.astype(float), inverse.reshape(-1)
     offsets = _offsets(n_categories)
+    if np.all(codes >= 0):   # complete: keep categories 1 and above, item j's from offsets[j] - j
+        if n_categories.max() == 2:                      # dichotomous: the 1s themselves
+            upper = (codes == 1).astype(float)
+            return ResponseSet(None, weights, n_categories, offsets, n_persons, row_of_person,
+                               upper)
+        upper = np.zeros((codes.shape[0], offsets[-1] - n_categories.size))
+        for k in range(1, int(n_categories.max())):
+            items = np.flatnonzero(n_categories > k)
+            upper[:, offsets[items] - items + k - 1] = codes[:, items] == k
+        return ResponseSet(None, weights, n_categories, offsets, n_persons, row_of_person, upper)
     # Column offsets[j] + k is 1 where item j's response is k: one comparison per category.
     onehot = np.zeros((codes.shape[0], offsets[-1]))
     for k in range(int(n_categories.max())):

@@ -93,6 +93,8 @@ def calibration_record(calibrator, model, extra=None):
         "method": "MML-EM",
         "quadpts": calibrator.n_nodes,
         "tol": calibrator.tol,
+        "m_step": calibrator.m_step,
+        "optimizer": calibrator.m_step_method_,
         "priors": calibrator.priors.as_dict() if calibrator.priors is not None else None,
         "seconds": round(calibrator.seconds_, 3),
     }

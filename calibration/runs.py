@@ -39,16 +39,17 @@ def _item_models(records, model):
             else record.model for record in records}
 
 
-def _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol):
+def _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol, m_step):
     return {"model": model, "anchored": anchored,
             "priors": None if priors is None else {
                 name: list(value) for name, value in vars(priors).items() if value is not None},
             "standard_errors": standard_errors, "quadpts": n_nodes, "max_iter": max_iter,
-            "tol": tol}
+            "tol": tol, "m_step": m_step}
 
 
 def start_calibration(store, standard, model=None, *, source="log", anchored=False,
-                      priors=None, standard_errors=True, n_nodes=61, max_iter=500, tol=1e-4):
+                      priors=None, standard_errors=True, n_nodes=61, max_iter=500, tol=1e-4,
+                      m_step="mirt"):
     """Validate the request and record a queued run; returns the run id."""
     if source not in SOURCES:
         raise CalibrationInputError(f"source must be one of {', '.join(SOURCES)}")
@@ -57,7 +58,7 @@ def start_calibration(store, standard, model=None, *, source="log", anchored=Fal
     _item_models(store.item_records(standard), model)          # an unknown model fails here
     return store.create_calibration_run(
         standard, model, source,
-        _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol))
+        _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol, m_step))
 
 
 def execute_calibration(store, run_id, data=None, progress=None):
@@ -101,6 +102,7 @@ def execute_calibration(store, run_id, data=None, progress=None):
                 data, models, anchors=anchors, standards={i: code for i in known},
                 priors=priors, standard_errors=options["standard_errors"],
                 n_nodes=options["quadpts"], max_iter=options["max_iter"], tol=options["tol"],
+                m_step=options.get("m_step", "mirt"),
                 progress=progress)
     except (CalibrationInputError, ValueError) as error:
         store.fail_calibration_run(run_id, str(error))

@@ -23,6 +23,8 @@ from .results import calibration_record, item_documents
 DENSE_LIMIT = 50_000_000       # persons x items held as a matrix below this
 WEAK_SLOPE = 0.05              # a slope below this is flagged
 STEEP_SLOPE = 8.0              # and one above this: no real item discriminates that sharply
+LOOSE_SLOPE = 0.5              # a slope whose SE exceeds this share of it is weakly determined
+LOOSE_ASYMPTOTE = 0.1          # and so is an asymptote whose SE exceeds this
 
 
 class CalibrationInputError(ValueError):
@@ -60,7 +62,7 @@ def _select_items(coords, keep):
 
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
                        priors=None, standard_errors=False, n_nodes=61, max_iter=500, tol=1e-4,
-                       fit=True, progress=None):
+                       m_step="mirt", fit=True, progress=None):
     """Calibrate and return ``(document, calibrator)``.
 
     Parameters
@@ -73,6 +75,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     standards : dict {item_id: standard code}, optional
     standard : str, optional
         Calibrate only the items of this standard (needs `standards`).
+    m_step : {"mirt", "newton"}
+        The EM's M-step (see `calibration.mml_em`).
     """
     coords = _coordinates(data)
     anchors = dict(anchors or {})
@@ -142,7 +146,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
              if item in anchors}
     calibrator = MMLCalibrator(model_list, n_nodes=n_nodes, max_iter=max_iter, tol=tol,
-                               priors=priors, progress=progress)
+                               priors=priors, m_step=m_step, progress=progress)
     calibrator.fit(responses, fixed=fixed)
     items, _ = item_documents(calibrator, coords.item_ids, responses, standard_errors)
     for document in items:
@@ -171,6 +175,9 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         elif slope > STEEP_SLOPE:
             reason = (f"discrimination {slope:.3g} runs off: the likelihood is flat in this "
                       "item's slope; calibrate with priors (--priors) or more data")
+        loose = _weakly_determined(document)
+        if loose:
+            reason = "; ".join(filter(None, [reason, loose]))
         if reason:
             document.setdefault("fit", {})
             document["fit"]["flagged"] = True
@@ -229,6 +236,25 @@ def _response_set(coords, n_categories):
         return from_dense(dense, n_categories)
     return from_coordinates(n_persons, n_items, coords.person_index, coords.item_index,
                             coords.response.astype(np.intp), n_categories)
+
+
+def _weakly_determined(document):
+    """Why an item's estimates are weakly determined by the data (from its SEs), or None.
+
+    On a nearly flat likelihood (a 3PL on a few hundred persons) estimates
+    move along a ridge by a fraction of their SE with where EM stops, so two
+    programs may report different values with the same log-likelihood.
+    """
+    se = document.get("se") or {}
+    loose = []
+    if "a" in se and se["a"] > LOOSE_SLOPE * document["a"]:
+        loose.append(f"SE of a {se['a']:.3g} for a = {document['a']:.3g}")
+    loose += [f"SE of {key} {se[key]:.3g}" for key in ("c", "u")
+              if key in se and se[key] > LOOSE_ASYMPTOTE]
+    if not loose:
+        return None
+    return (f"weakly determined ({', '.join(loose)}): the likelihood is nearly flat in this "
+            "item's parameters; priors (--priors) or more data would pin them down")
 
 
 def _attach_fit(items, calibrator, coords, n_categories, model_list):

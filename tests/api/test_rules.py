@@ -565,10 +565,11 @@ def test_calibrations_from_an_upload_and_from_the_log_are_published(api, rng):
         np.repeat(np.arange(x.shape[0]), 6).astype(np.int32),
         np.tile(np.arange(6), x.shape[0]).astype(np.int32), x.ravel().astype(float)))
     started = api.call("POST", "/v1/calibrations", api.admin,
-                       json={"standard": "CAL", "source": "log"})
+                       json={"standard": "CAL", "source": "log", "m_step": "newton"})
     assert started.status_code == 202
     run = wait_for(api, started.json["id"])
     assert run["status"] == "done" and run["source"] == "log", run
+    assert run["result"]["calibration"]["m_step"] == "newton"
     assert run["n_responses"] == x.size
     assert run["version"] == published.json["version"] + 1
     republished = api.call("POST", f"/v1/calibrations/{run['id']}/publish", api.admin).json
@@ -594,7 +595,8 @@ def test_a_failed_calibration_cannot_be_published(api):
     for body in ({"standard": "AI-DE", "source": "upload"},
                  {"standard": "AI-DE", "source": "log", "data": rows},
                  {"standard": "AI-DE", "source": "web"},
-                 {"standard": "AI-DE", "model": "9pl"}):
+                 {"standard": "AI-DE", "model": "9pl"},
+                 {"standard": "AI-DE", "m_step": "nlminb"}):
         envelope(api.call("POST", "/v1/calibrations", api.admin, json=body), 400,
                  "validation_error")
     envelope(api.call("POST", "/v1/calibrations", api.admin,

@@ -4,12 +4,23 @@ Tolerances are the acceptance criteria of the calibration issue: logLik
 within 0.01 (0.05 for the 3PL), slope-intercept parameters within 0.01
 (0.03), standard errors within 5 % relative.
 
-Parameters can only agree where both programs reached the same maximum.
-Where they differ by more than the tolerance, the test requires proof that
-mirt stopped short: our likelihood function evaluated at mirt's parameters
-reproduces mirt's logLik (the same function), and our estimate reaches a
-strictly higher value of it (by more than 1e-4). That holds for Science
-grm (0.0105 apart) and gpcm (0.08), SLF 3pl and deAyala 3pl.
+The default M-step ("mirt") takes mirt's EM path and lands where mirt does,
+including where mirt stops short of the maximum (Science gpcm, 3PLs): same
+cycle counts, parameters equal to 1e-5 or better on all but the flat plain
+3PLs. On ASVAB's plain 3PL (shared/refs/README: a flat likelihood, a slope
+near 9) the path is chaotic: starting values moved by 1e-13 end anywhere
+between 119 and 314 cycles with the same logLik. There the test follows the
+README: logLik within tolerance, and every item whose parameters differ from
+mirt's is flagged. SLF's plain 3PL is mildly chaotic too: under the same
+perturbations it ends in 81 to 151 cycles, 29 of 30 runs within 0.03 of
+mirt (the unperturbed run: 0.026; the worst: 0.033, on item 5's slope, a
+fiftieth of its SE). It is held to the tolerance here.
+
+The Newton M-step solves each M-step exactly and reaches the maximum. Where
+its parameters differ from mirt's by more than the tolerance, the test
+requires proof that mirt stopped short: our likelihood function evaluated at
+mirt's parameters reproduces mirt's logLik (the same function), and Newton's
+estimate reaches a strictly higher value of it.
 """
 
 import json
@@ -30,6 +41,7 @@ from engine.estimation import log_likelihood
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 REFS = sorted((DATA / "refs").glob("*__*.json"))
+CHAOTIC = "ASVAB__3pl"
 
 
 def load(path):
@@ -51,16 +63,17 @@ WITH_PRIOR = [p for p in REFS if usable(p) and p.stem.endswith("_prior")]
 FITS = {}
 
 
-def fitted(path):
-    if path not in FITS:
+def fitted(path, m_step="mirt"):
+    if (path, m_step) not in FITS:
         reference, model, responses = load(path)
         data = from_dense(responses)
         priors = Priors(c=(5.0, 17.0)) if model.endswith("_prior") else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            calibrator = MMLCalibrator(model.replace("_prior", ""), priors=priors).fit(data)
-        FITS[path] = (reference, model, data, calibrator)
-    return FITS[path]
+            calibrator = MMLCalibrator(model.replace("_prior", ""), priors=priors,
+                                       m_step=m_step).fit(data)
+        FITS[path, m_step] = (reference, model, data, calibrator)
+    return FITS[path, m_step]
 
 
 def mirt_vector(calibrator, reference, model):
@@ -82,6 +95,17 @@ def mirt_vector(calibrator, reference, model):
     return vector
 
 
+def parameter_gaps(calibrator, reference, model):
+    """|ours - mirt's| per free parameter, asymptotes compared as probabilities (as mirt's g)."""
+    ours = free_vector(calibrator)
+    theirs = mirt_vector(calibrator, reference, model)
+    if model == "3pl":
+        mask = np.concatenate([np.tile([False, False, True], len(b.items))
+                               for b in calibrator.blocks_])
+        ours[mask], theirs[mask] = expit(ours[mask]), expit(theirs[mask])
+    return np.abs(ours - theirs)
+
+
 def stopped_short(calibrator, data, reference, model):
     """True when mirt's point is a lower value of the same likelihood than ours."""
     value_at_mirt = marginal_gradient(calibrator, data, mirt_vector(calibrator, reference,
@@ -94,33 +118,45 @@ def loglik_tolerance(model):
     return 0.05 if model.startswith("3pl") else 0.01
 
 
+def parameter_tolerance(model):
+    return 0.03 if model == "3pl" else 0.01
+
+
+@pytest.mark.parametrize("m_step", ["mirt", "newton"])
 @pytest.mark.parametrize("path", PLAIN, ids=lambda p: p.stem)
-def test_loglik_matches_mirt(path):
-    reference, model, _, calibrator = fitted(path)
+def test_loglik_matches_mirt(path, m_step):
+    reference, model, _, calibrator = fitted(path, m_step)
     difference = calibrator.log_likelihood_ - reference["logLik"]
-    if path.stem == "ASVAB__3pl":
-        # shared/refs/README: a flat likelihood (a slope running off); mirt stops at a
-        # finite slope by its tolerance, we keep climbing and report non-convergence.
+    if path.stem == CHAOTIC and m_step == "newton":
+        # Exact M-steps keep climbing the flat ridge (the slope runs off) and report
+        # non-convergence instead of stopping where mirt's EM did.
         assert difference > 0 and not calibrator.converged_
         return
     assert abs(difference) <= loglik_tolerance(model)
 
 
-@pytest.mark.parametrize("path", PLAIN, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in PLAIN if p.stem != CHAOTIC], ids=lambda p: p.stem)
 def test_parameters_match_mirt(path):
-    reference, model, data, calibrator = fitted(path)
-    if path.stem == "ASVAB__3pl":
-        pytest.skip("a slope runs off (shared/refs/README): see test_running_off_slope_is_flagged")
-    tolerance = 0.03 if model == "3pl" else 0.01
-    ours = free_vector(calibrator)
-    theirs = mirt_vector(calibrator, reference, model)
-    if model == "3pl":   # the asymptote on its own scale, g, as mirt reports it
-        mask = np.concatenate([np.tile([False, False, True], len(b.items))
-                               for b in calibrator.blocks_])
-        ours[mask], theirs[mask] = expit(ours[mask]), expit(theirs[mask])
-    if np.max(np.abs(ours - theirs)) > tolerance:
+    reference, model, _, calibrator = fitted(path)
+    assert parameter_gaps(calibrator, reference, model).max() <= parameter_tolerance(model)
+
+
+@pytest.mark.parametrize("path", [p for p in PLAIN if p.stem in ("Science__grm", "LSAT7__3pl",
+                                                                  "deAyala__2pl")],
+                         ids=lambda p: p.stem)
+def test_mirt_m_step_takes_mirts_path(path):
+    # The same EM cycles as mirt and the same point to rounding, not merely within tolerance.
+    reference, model, _, calibrator = fitted(path)
+    assert calibrator.n_iter_ == reference["em_cycles"]
+    assert parameter_gaps(calibrator, reference, model).max() < 1e-5
+
+
+@pytest.mark.parametrize("path", PLAIN, ids=lambda p: p.stem)
+def test_newton_parameters_match_mirt_or_mirt_stopped_short(path):
+    reference, model, data, calibrator = fitted(path, "newton")
+    if parameter_gaps(calibrator, reference, model).max() > parameter_tolerance(model):
         # Only acceptable when mirt's point is provably not the maximum.
-        assert stopped_short(calibrator, data, reference, model), np.abs(ours - theirs).max()
+        assert stopped_short(calibrator, data, reference, model)
 
 
 @pytest.mark.parametrize("path", [p for p in PLAIN if "3pl" not in p.stem], ids=lambda p: p.stem)
@@ -153,16 +189,25 @@ def test_beta_prior_fit_is_at_least_as_good_as_mirts(path):
     assert ours >= theirs - 1e-6
 
 
-def test_running_off_slope_is_flagged():
-    # shared/refs/README: ASVAB's plain 3PL sits on a flat likelihood; "flag the item".
+def test_flat_3pl_items_that_differ_from_mirt_are_flagged():
+    # shared/refs/README: ASVAB's plain 3PL sits on a flat likelihood (a slope near 9):
+    # "a fit that matches mirt's logLik but not its parameters there is not wrong;
+    # flag the item instead".
     from calibration.workflow import calibrate_document
     from itembank import read_response_log
 
-    with pytest.warns(ConvergenceWarning):
-        document, calibrator = calibrate_document(read_response_log(DATA / "ASVAB.csv"), "3pl")
-    assert not calibrator.converged_ and not document["calibration"]["converged"]
+    reference = json.loads((DATA / "refs" / f"{CHAOTIC}.json").read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        document, calibrator = calibrate_document(read_response_log(DATA / "ASVAB.csv"), "3pl",
+                                                  standard_errors=True)
+    assert abs(calibrator.log_likelihood_ - reference["logLik"]) <= 0.05
     steep = [item for item in document["items"] if item["a"] > 8]
     assert steep and all("runs off" in item["fit"]["reason"] for item in steep)
+    for item, entry in zip(document["items"], reference["items"], strict=True):
+        ours = np.array([item["a"], -item["a"] * item["b"], item["c"]])
+        if np.abs(ours - [entry["a"], entry["d"], entry["g"]]).max() > 0.03:
+            assert item["fit"]["flagged"] and "weakly determined" in item["fit"]["reason"]
 
 
 def test_degenerate_unfolding_data_are_flagged():
@@ -225,6 +270,26 @@ def test_sparse_and_dense_give_the_same_fit(rng):
     np.testing.assert_allclose(from_log.blocks_[0].eta, dense.blocks_[0].eta, atol=1e-10)
 
 
+def test_complete_data_fit_equals_the_full_one_hot_fit(rng):
+    # Complete dense data keep only categories >= 1 (category 0 implied); the same
+    # responses as a sparse log keep every category. Both must give the same fit.
+    from calibration.responses import from_coordinates
+
+    models = ["2pl"] * 6 + ["grm"] * 4
+    b = list(rng.normal(0, 1, 6)) + [np.sort(rng.normal(0, 1, 3)) for _ in range(4)]
+    truth = ItemParameters.create(models, rng.lognormal(0, 0.25, 10), b)
+    responses = simulate(rng, truth, rng.normal(size=1500))
+    dense = from_dense(responses, collapse=False)
+    person, item = np.nonzero(np.ones(responses.shape, dtype=bool))
+    sparse = from_coordinates(1500, 10, person, item, responses[person, item].astype(int))
+    assert dense.complete and not sparse.complete
+    np.testing.assert_allclose(dense.item_counts(), sparse.item_counts())
+    fits = [MMLCalibrator(models).fit(data) for data in (dense, sparse)]
+    assert fits[0].log_likelihood_ == pytest.approx(fits[1].log_likelihood_, abs=1e-7)
+    for one, other in zip(fits[0].blocks_, fits[1].blocks_, strict=True):
+        np.testing.assert_allclose(one.eta, other.eta, atol=1e-6)
+
+
 def test_mixed_bank_recovers_each_model(rng):
     models = ["2pl"] * 10 + ["grm"] * 6 + ["gpcm"] * 6
     b = list(rng.normal(0, 1, 10)) + [np.sort(rng.normal(0, 1, 3)) for _ in range(12)]
@@ -265,11 +330,8 @@ def test_3pl_standard_errors_match_mirt_where_the_fits_agree(path):
     # programs reached the same maximum (parameters within 0.03), and for items whose
     # lower asymptote is inside (0, 1); at c -> 0 the logit-scale SE is unbounded.
     reference, model, data, calibrator = fitted(path)
-    ours, theirs = free_vector(calibrator), mirt_vector(calibrator, reference, model)
-    mask = np.tile([False, False, True], ours.size // 3)
-    ours[mask], theirs[mask] = expit(ours[mask]), expit(theirs[mask])
-    if np.max(np.abs(ours - theirs)) > 0.03:
-        pytest.skip("mirt stopped short of the maximum here (test_parameters_match_mirt)")
+    if parameter_gaps(calibrator, reference, model).max() > 0.03:
+        pytest.skip("a flat likelihood, flagged (test_flat_3pl_items_that_differ_from_mirt...)")
     ids = [item["id"] for item in reference["items"]]
     documents, _ = item_documents(calibrator, ids, data, standard_errors=True)
     compared = 0

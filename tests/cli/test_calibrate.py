@@ -141,9 +141,26 @@ def test_science_polytomous(capsys, tmp_path, model):
         assert item["model"] == model and len(item["b"]) == 3
         if model == "grm":   # GRM thresholds increase
             assert item["b"][0] < item["b"][1] < item["b"][2]
-        # mirt's a and b (both stop at tol 1e-4; GPCM's steep 'Future' differs by 1.5%)
-        assert item["a"] == pytest.approx(expected["a"], rel=0.03)
-        assert item["b"] == pytest.approx(expected["b"], abs=0.05)
+        # mirt's own path (the default M-step): its slope-intercept estimates to 1e-4
+        assert item["slope_intercept"]["a"] == pytest.approx(expected["a"], abs=1e-4)
+        intercepts = [item["slope_intercept"][f"d{k}"] for k in (1, 2, 3)]
+        assert intercepts == pytest.approx(expected["d"], abs=1e-4)
+    assert document["calibration"]["iterations"] == mirt["em_cycles"]
+    assert (document["calibration"]["m_step"], document["calibration"]["optimizer"]) == (
+        "mirt", "bfgs")
+
+
+def test_m_step_newton_reaches_the_maximum_mirt_stops_short_of(capsys, tmp_path):
+    # Science GPCM: mirt's EM stops on a flat ridge (logLik -1612.68296, 50 cycles);
+    # exact M-steps climb on to a higher logLik with a step parameter 0.08 away.
+    mirt = ref("Science__gpcm")
+    status, document, _ = calibrate(capsys, tmp_path, SCIENCE, "--model", "gpcm",
+                                    "--m-step", "newton")
+    assert status == 0
+    record = document["calibration"]
+    assert (record["m_step"], record["optimizer"]) == ("newton", "newton")
+    assert record["loglik"] > mirt["logLik"] + 1e-3
+    assert record["iterations"] < mirt["em_cycles"]
 
 
 # --- 4. long-format input ----------------------------------------------------------------
@@ -295,6 +312,7 @@ def test_anchor_absent_from_the_data(capsys, tmp_path, write_json):
     ([LSAT7, "--model", "2pl", "--prior-c", "5"], "expected two numbers"),
     ([LSAT7, "--model", "2pl", "--standard", "S-A"], "--standard needs a bank"),
     ([LSAT7, "--model", "2pl", "--quadpts", "3"], "needs at least 5 nodes"),
+    ([LSAT7, "--model", "2pl", "--m-step", "em"], "invalid choice"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, tmp_path, argv, message):
     out_path = tmp_path / "bank.json"
