@@ -2,11 +2,10 @@
 
 The E-step integrates each person's likelihood over a fixed grid (61 nodes
 on [-6, 6], weights the N(mean, sd) density normalised), giving expected
-counts per item, category and node. The M-step maximises each item's
-expected complete-data log-likelihood by Newton's method with the Fisher
-information (plus the log prior density when priors are on), all items of a
-model at once. Every third cycle Ramsay's acceleration extrapolates the
-parameters (mirt's default). EM stops when no parameter moved more than
+counts per item, category and node. The M-step maximises the expected
+complete-data log-likelihood (plus the log prior density when priors are
+on), in one of two ways (below). Every third cycle Ramsay's acceleration
+extrapolates the parameters (mirt's default). EM stops when no parameter moved more than
 `tol` in a cycle (lower and upper asymptotes compared as probabilities, as
 mirt does) and the log-likelihood has not fallen below its best value; the
 reported log-likelihood is that of a final E-step.
@@ -26,8 +25,9 @@ Two M-steps (``m_step``):
   likelihood mirt's EM stops short of the maximum, and so does this path,
   at the same point: its estimates are mirt's.
 - ``"newton"`` solves every item's M-step to full precision by Newton's
-  method. It needs fewer cycles (faster on large banks) and reaches the
-  maximum where mirt's EM stops short.
+  method with the Fisher information, all items of a model at once. It
+  needs fewer cycles (faster on large banks) and reaches the maximum where
+  mirt's EM stops short.
 
 Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
 population variance (mean 0); every other model fixes N(0, 1). With anchor
