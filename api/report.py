@@ -353,7 +353,8 @@ CALIBRATION_FIELDS = (
     ("aic", "AIC", 4), ("bic", "BIC", 4), ("n_parameters", "Parameters", 0),
     ("n_persons", "Persons", 0), ("converged", "Converged", None),
     ("iterations", "EM cycles", 0), ("quadpts", "Quadrature points", 0),
-    ("tol", "Tolerance", None), ("seconds", "Seconds", 3))
+    ("tol", "Tolerance", None), ("m_step", "M-step", None), ("optimizer", "Optimizer", None),
+    ("seconds", "Seconds", 3))
 
 
 def _calibration_rows(calibration):
