@@ -358,6 +358,11 @@ class MMLCalibrator:
 
         start = np.concatenate([block.free_values() for block in free])
         with np.errstate(all="ignore"):   # trial points far outside the domain are expected
+            if value(start) >= _INVALID:  # no descent from an invalid point: Newton instead
+                for block, block_counts in parts:
+                    step = _m_step_common_slope if block.model == "1pl" else _m_step
+                    block.eta = step(block, block_counts, self.nodes_, self.priors)
+                return
             solution = minimize(value, gradient, start, max_iter)
         for block, eta in zip(free, split(solution), strict=True):
             block.eta = eta
@@ -375,7 +380,8 @@ class MMLCalibrator:
         proposal[-2:] = current[-2:]
         saved = [block.eta for block in free]
         self._set_vector(free, proposal)
-        if not all(np.all(block.valid(block.eta)) for block in free):
+        positive = self.m_step_method_ != "bfgs"      # mirt's path admits negative slopes
+        if not all(np.all(block.valid(block.eta, positive)) for block in free):
             for block, eta in zip(free, saved, strict=True):
                 block.eta = eta
 

@@ -102,11 +102,15 @@ class Block:
             return _graded_terms(eta, nodes, derivatives)
         return _partial_credit_terms(self.model, eta, nodes, derivatives)
 
-    def valid(self, eta):
-        """Per item: is eta inside the model's domain? shape (n,)."""
+    def valid(self, eta, positive_slope=True):
+        """Per item: is eta inside the model's domain? shape (n,).
+
+        positive_slope=False admits a negative slope (mirt's M-step does: a
+        reverse-keyed item), though never a zero one.
+        """
         ok = np.all(np.isfinite(eta), axis=1)
         if self.model in ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"):
-            ok &= eta[:, 0] > 0
+            ok &= eta[:, 0] > 0 if positive_slope else eta[:, 0] != 0
         if self.model == "4pl":
             ok &= eta[:, 3] > eta[:, 2]
         if self.model == "grm" and eta.shape[1] > 2:

@@ -22,7 +22,7 @@ import warnings
 
 from engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
 
-from .mml_em import Priors
+from .mml_em import M_STEPS, Priors
 from .workflow import CalibrationInputError, calibrate_document
 
 SOURCES = ("log", "upload")
@@ -53,6 +53,8 @@ def start_calibration(store, standard, model=None, *, source="log", anchored=Fal
     """Validate the request and record a queued run; returns the run id."""
     if source not in SOURCES:
         raise CalibrationInputError(f"source must be one of {', '.join(SOURCES)}")
+    if m_step not in M_STEPS:
+        raise CalibrationInputError(f"m_step must be one of {', '.join(M_STEPS)}")
     if priors is not None and not isinstance(priors, Priors):
         raise TypeError("priors must be a calibration.Priors")
     _item_models(store.item_records(standard), model)          # an unknown model fails here

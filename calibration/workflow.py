@@ -160,6 +160,11 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             code = anchors[document["id"]].get("standard")
         if code is not None:
             document["standard"] = code
+    reversed_items = {document["id"] for document in items
+                      if not document.get("anchor") and document.get("a", 1.0) < 0}
+    if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
+        raise CalibrationInputError("every item's discrimination came out negative: the "
+                                    "responses look reverse-scored")
     if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
@@ -169,6 +174,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             continue
         slope = document.get("a", 1.0)
         reason = None
+        if slope < 0:
+            continue                                # excluded below
         if slope < WEAK_SLOPE:
             reason = (f"discrimination {slope:.2g} near 0: the item hardly measures the trait "
                       "(miskeyed or reverse-scored?)")
@@ -183,6 +190,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             document["fit"]["flagged"] = True
             document["fit"]["reason"] = "; ".join(
                 filter(None, [document["fit"].get("reason"), reason]))
+    # A negative slope (mirt's M-step allows one) is a reverse-keyed item: a bank holds
+    # a > 0 only, so the item is left out with the reason (the others were fitted with it).
+    for document in [d for d in items if d["id"] in reversed_items]:
+        items.remove(document)
+        excluded.append({"id": document["id"], "reason": (
+            f"discrimination {document['a']:.3g} is negative: the item measures the trait in "
+            "reverse (miskeyed or reverse-scored?); re-key it and calibrate again")})
     if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
         extra_note = ("standard errors not computed: the information matrix is not positive "
                       "definite (a parameter is not identified by these data)")

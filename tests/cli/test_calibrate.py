@@ -570,3 +570,22 @@ def test_invalid_prior_parameters_exit_2(capsys, option, value):
     status = main(["calibrate", str(LSAT7), "--model", "3pl", option, value])
     _, err = capsys.readouterr()
     assert status == 2 and err.count("\n") == 1 and err.startswith("irtcat: error:")
+
+
+def test_a_reverse_keyed_item_is_excluded_and_the_bank_stays_readable(capsys, tmp_path):
+    # mirt's M-step lets a slope go negative; simulation truth: item i0 has a = -1.2.
+    rng = np.random.default_rng(11)
+    theta = rng.normal(size=2000)
+    a = np.array([-1.2] + [1.0] * 9)
+    b = rng.normal(size=10)
+    x = (rng.random((2000, 10)) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(int)
+    data = tmp_path / "reversed.csv"
+    pd.DataFrame(x, columns=[f"i{j}" for j in range(10)]).rename_axis("person_id").to_csv(data)
+    status, document, err = calibrate(capsys, tmp_path, data, "--model", "2pl", "--se")
+    assert status == 0 and err == ""
+    excluded = document["calibration"]["excluded"]
+    assert [entry["id"] for entry in excluded] == ["i0"]
+    assert "negative" in excluded[0]["reason"] and "reverse" in excluded[0]["reason"]
+    bank = read_bank(tmp_path / "bank.json")
+    assert bank.item_ids == [f"i{j}" for j in range(1, 10)]
+    assert np.all(bank.params.a > 0)
