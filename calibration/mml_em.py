@@ -5,10 +5,10 @@ on [-6, 6], weights the N(mean, sd) density normalised), giving expected
 counts per item, category and node. The M-step maximises the expected
 complete-data log-likelihood (plus the log prior density when priors are
 on), in one of two ways (below). Every third cycle Ramsay's acceleration
-extrapolates the parameters (mirt's default). EM stops when no parameter moved more than
-`tol` in a cycle (lower and upper asymptotes compared as probabilities, as
-mirt does) and the log-likelihood has not fallen below its best value; the
-reported log-likelihood is that of a final E-step.
+extrapolates the parameters (mirt's default). EM stops when no parameter
+moved more than `tol` in a cycle (lower and upper asymptotes compared as
+probabilities, as mirt does) and the log-likelihood has not fallen below its
+best value; the reported log-likelihood is that of a final E-step.
 
 Two M-steps (``m_step``):
 
@@ -212,10 +212,7 @@ class MMLCalibrator:
             if self.m_step_method_ == "bfgs":
                 self._m_step_bfgs(free, data, counts, max(int(np.ceil(rate * 50)), 15))
             else:
-                for block in free:
-                    step = _m_step_common_slope if block.model == "1pl" else _m_step
-                    block.eta = step(block, self._block_counts(data, block, counts),
-                                     self.nodes_, self.priors)
+                self._m_step_newton(free, data, counts)
             _update_latent(latent, self.nodes_, node_mass)
             after = self._vector(free, latent)
             change = _max_change(before, after, self._probability_columns(free))
@@ -273,13 +270,14 @@ class MMLCalibrator:
             item_of_upper = np.searchsorted(data.offsets, upper, side="right") - 1
             design, log_p_design = data.upper, log_p[upper] - log_p[zero[item_of_upper]]
             log_weights = log_weights + log_p[zero].sum(axis=0)
-        design_counts = np.zeros((log_p_design.shape[0] if data.complete else log_p.shape[0],
-                                  self.n_nodes))
+        else:
+            design, log_p_design = data.onehot, log_p
+        design_counts = np.zeros_like(log_p_design)
         node_mass = np.zeros(self.n_nodes)
         loglik = 0.0
         for rows in data.chunks():
-            chunk = design[rows] if data.complete else data.onehot[rows]
-            joint = chunk @ (log_p_design if data.complete else log_p)          # (rows, Q)
+            chunk = design[rows]
+            joint = chunk @ log_p_design                             # (rows, Q)
             joint += log_weights
             peak = joint.max(axis=1, keepdims=True)
             joint -= peak
@@ -328,6 +326,13 @@ class MMLCalibrator:
             block.set_free_values(vector[start: start + block.n_free])
             start += block.n_free
 
+    def _m_step_newton(self, free, data, counts):
+        """Each block's M-step solved exactly (a 1pl block's shared slope jointly)."""
+        for block in free:
+            step = _m_step_common_slope if block.model == "1pl" else _m_step
+            block.eta = step(block, self._block_counts(data, block, counts), self.nodes_,
+                             self.priors)
+
     def _m_step_bfgs(self, free, data, counts, max_iter):
         """mirt's M-step: one BFGS over every free item parameter (no latent ones)."""
         parts = [(block, self._block_counts(data, block, counts)) for block in free]
@@ -359,9 +364,7 @@ class MMLCalibrator:
         start = np.concatenate([block.free_values() for block in free])
         with np.errstate(all="ignore"):   # trial points far outside the domain are expected
             if value(start) >= _INVALID:  # no descent from an invalid point: Newton instead
-                for block, block_counts in parts:
-                    step = _m_step_common_slope if block.model == "1pl" else _m_step
-                    block.eta = step(block, block_counts, self.nodes_, self.priors)
+                self._m_step_newton(free, data, counts)
                 return
             solution = minimize(value, gradient, start, max_iter)
         for block, eta in zip(free, split(solution), strict=True):
