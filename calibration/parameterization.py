@@ -246,7 +246,7 @@ def _graded_terms(eta, nodes, derivatives):
     a, d = eta[:, 0], eta[:, 1:]
     steps = p - 1
     z = a[:, None, None] * nodes + d[:, :, None]                       # (n, K-1, Q)
-    log_star = _log_expit(z)                                          # log P*_k, k = 1..K-1
+    log_star = _log_expit(z)                                           # log P*_k, k = 1..K-1
     log_rest = log_star - z                                            # log(1 - P*_k)
     # P_k = P*_k - P*_{k+1} = P*_k (1 - P*_{k+1}) (1 - e^{d_{k+1} - d_k}), P*_0 = 1, P*_K = 0
     log_p = np.empty((n, steps + 1, nodes.size))
