@@ -12,17 +12,29 @@ waiting writer wakes the moment the last one commits, where SQLite's own busy
 handler would poll with sleeps of up to 100 ms. SQLite's busy timeout stays as
 the guard against writers that do not take the lock.
 
+A new SQLite file is created readable by its owner only (0600), and so are the
+``-wal``, ``-shm`` and ``-lock`` files beside it (SQLite gives its own files the
+database file's mode). Statement parameters (answers, digests) are kept out of
+error messages and logs.
+
 The schema is brought up to date by Alembic (`upgrade`), never by
 ``create_all``, so a database made by an older release migrates in place.
+
+`backup_sqlite` and `restore_sqlite` copy a SQLite database with SQLite's online
+backup API: a consistent snapshot while the server writes; PostgreSQL has
+pg_dump and pg_restore.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import pathlib
+import sqlite3
+import tempfile
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -32,6 +44,9 @@ from sqlalchemy.orm import Session, sessionmaker
 DEFAULT_URL = "sqlite:///irtcat.db"
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_MS = 30_000
+FILE_MODE = 0o600             # the database, its -wal, -shm and -lock files, backups
+POSTGRESQL_BACKUP = ("on PostgreSQL use pg_dump --format=custom to back up and pg_restore "
+                     "to restore (docs/operations.md)")
 
 
 class DatabaseError(RuntimeError):
@@ -60,6 +75,18 @@ def _configure_sqlite(engine):
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _create_private(file):
+    """Create `file` empty with mode 0600 unless it exists (an empty file is an empty
+    SQLite database); an existing file keeps its mode."""
+    try:
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise DatabaseError(f"cannot create the SQLite database {file}: "
+                            f"{error.strerror}") from None
+
+
 class _WriterLock:
     """Exclusive access for the writers of one SQLite file: threads of a process queue on
     a lock, processes on an `flock` of `path` (opened once per process, after a fork
@@ -78,7 +105,7 @@ class _WriterLock:
             raise RuntimeError("a write transaction opened inside another on one thread")
         with self._threads:
             if self._pid != os.getpid():
-                self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
                 self._pid = os.getpid()
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
             self._holder.inside = True
@@ -107,19 +134,23 @@ class Database:
             raise DatabaseError(f"IRTCAT_DATABASE_URL is not a database URL: {self.url!r}") \
                 from None
         self.dialect = parsed.get_backend_name()
+        self.file = None              # the SQLite file; None in memory and on PostgreSQL
         self._writer_lock = None
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 file = pathlib.Path(parsed.database).resolve()
                 if not file.parent.is_dir():
                     raise DatabaseError(f"no folder {file.parent} for the SQLite database")
+                _create_private(file)
+                self.file = file
                 self._writer_lock = _WriterLock(f"{file}-lock")
-            self.engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+            self.engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000},
+                                        hide_parameters=True)
             _configure_sqlite(self.engine)
             writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             try:
-                self.engine = create_engine(parsed, pool_pre_ping=True)
+                self.engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
             except Exception as error:        # noqa: BLE001 - a missing driver, a bad option
                 raise DatabaseError(f"cannot use {parsed.render_as_string()}: {error}") from None
             writer = self.engine
@@ -187,12 +218,131 @@ def current_revision(database):
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def head_revision():
+@functools.cache
+def _scripts():
     from alembic.script import ScriptDirectory
 
-    config = _alembic_config(None)
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(_alembic_config(None))
+
+
+def head_revision():
+    """The revision this release's migrations end at."""
+    return _scripts().get_current_head()
+
+
+def known_revisions():
+    """Every revision of this release's migrations (a set of ids)."""
+    return {script.revision for script in _scripts().walk_revisions()}
 
 
 def table_names(database):
     return set(inspect(database.engine).get_table_names())
+
+
+# --- backups of a SQLite database ----------------------------------------------------
+
+def _sqlite_file(database, action):
+    """The SQLite file of `database`; DatabaseError for PostgreSQL or an in-memory one."""
+    if database.dialect != "sqlite":
+        raise DatabaseError(f"irtcat db {action} copies SQLite databases; {POSTGRESQL_BACKUP}")
+    if database.file is None:
+        raise DatabaseError(f"irtcat db {action} needs a SQLite file, not an in-memory database")
+    return database.file
+
+
+def _check_copy(connection, what):
+    """DatabaseError unless `connection` holds a sound irtcat database at a revision of
+    this release's migrations; returns that revision."""
+    try:
+        verdict = connection.execute("PRAGMA integrity_check").fetchall()
+        if verdict != [("ok",)]:
+            raise DatabaseError(f"{what} fails SQLite's integrity check: {verdict[0][0]}")
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as error:      # not a database, or no alembic_version
+        raise DatabaseError(f"{what} is not an irtcat database ({error})") from None
+    if row is None or row[0] not in known_revisions():
+        raise DatabaseError(f"{what} is at schema {row[0] if row else 'none'}, which this "
+                            f"release does not know")
+    return row[0]
+
+
+def backup_sqlite(database, path, force=False):
+    """Copy the live SQLite `database` to the file `path` (mode 0600) with SQLite's
+    online backup API: one consistent snapshot, taken while writers go on (WAL readers
+    do not block them). The copy is written to a temporary file beside `path`, checked,
+    and renamed into place, so no half-written backup is ever at `path`; an existing
+    `path` is replaced only when `force`.
+
+    Returns
+    -------
+    dict
+        ``path``, ``revision`` (schema of the copy) and ``bytes`` (its size).
+    """
+    _sqlite_file(database, "backup")
+    target = pathlib.Path(path).resolve()
+    if target.exists() and not force:
+        raise DatabaseError(f"{path} exists; give --force to replace it")
+    if not target.parent.is_dir():
+        raise DatabaseError(f"no folder {target.parent} for the backup")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
+                                             dir=target.parent)      # mode 0600
+    os.close(descriptor)
+    try:
+        with closing(sqlite3.connect(temporary)) as copy:
+            source = database.engine.raw_connection()
+            try:
+                source.driver_connection.backup(copy)    # all pages in one step: one snapshot
+            finally:
+                source.close()
+            copy.execute("PRAGMA journal_mode=DELETE")    # one self-contained file
+            revision = _check_copy(copy, "the copy")
+        _fsync(temporary)
+        os.replace(temporary, target)
+        _fsync(target.parent)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+    return {"path": str(target), "revision": revision, "bytes": target.stat().st_size}
+
+
+def restore_sqlite(database, path):
+    """Replace the contents of the SQLite `database` by the backup at `path`, after
+    checking that it is a sound irtcat database at a revision this release knows; the
+    pages are copied with the backup API, under the writer lock, in one step. Stop the
+    server first: its workers would keep serving what they had cached.
+
+    Returns
+    -------
+    dict
+        ``revision`` (the schema now in the database; `upgrade` brings an older one to
+        the head) and ``bytes`` (the size of the backup).
+    """
+    _sqlite_file(database, "restore")
+    source_path = pathlib.Path(path).resolve()
+    if not source_path.is_file():
+        raise DatabaseError(f"no backup file {path}")
+    try:
+        backup = sqlite3.connect(f"{source_path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise DatabaseError(f"cannot open {path}: {error}") from None
+    with closing(backup):
+        revision = _check_copy(backup, str(path))
+        with database._exclusive():
+            target = database.engine.raw_connection()
+            try:
+                backup.backup(target.driver_connection)
+            except sqlite3.Error as error:
+                raise DatabaseError(f"cannot restore into {database.file}: {error}") from None
+            finally:
+                target.close()
+    database.engine.dispose()              # no pooled connection keeps the old schema
+    return {"revision": revision, "bytes": source_path.stat().st_size}
+
+
+def _fsync(path):
+    """Flush a file or a folder to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
