@@ -19,7 +19,16 @@ from calibration.mml_em import M_STEPS, Priors
 from calibration.runs import calibrate_standard
 from engine import MODELS, ConvergenceWarning
 from itembank import ResponseLog, read_json, read_response_log, write_json
-from itembank.database import Database, DatabaseError, current_revision, head_revision, upgrade
+from itembank.database import (
+    Database,
+    DatabaseError,
+    backup_sqlite,
+    current_revision,
+    head_revision,
+    restore_sqlite,
+    sqlite_file,
+    upgrade,
+)
 from itembank.io import write_atomically
 from itembank.store import NotFoundError, Store
 
@@ -32,6 +41,15 @@ def add_commands(commands):
     db_commands.required = True
     upgrade_ = db_commands.add_parser("upgrade", help="migrate the schema to this release")
     upgrade_.set_defaults(run=run_db_upgrade)
+    backup = db_commands.add_parser(
+        "backup", help="copy the SQLite database, while it serves, to a new file")
+    backup.add_argument("path", metavar="PATH", help="the backup file to write (mode 0600)")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(run=run_db_backup)
+    restore = db_commands.add_parser(
+        "restore", help="replace the SQLite database by a backup (stop the server first)")
+    restore.add_argument("path", metavar="PATH", help="a file written by irtcat db backup")
+    restore.set_defaults(run=run_db_restore)
 
     standards = commands.add_parser("standards", help="the skill framework")
     actions = standards.add_subparsers(dest="standards_command", metavar="ACTION",
@@ -145,6 +163,43 @@ def run_db_upgrade(args):
     print(f"schema {before or 'empty'} -> {after}" if before != after
           else f"schema {after}: up to date", file=sys.stderr)
     return 0
+
+
+def run_db_backup(args):
+    database = _existing_database()
+    try:
+        copy = backup_sqlite(database, args.path, force=args.force)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot back up the database: {first_line(error)}") from None
+    finally:
+        database.dispose()
+    print(f"backup of {database.file} (schema {copy['revision']}, "
+          f"{copy['bytes'] / 2**20:.1f} MiB) written to {copy['path']}", file=sys.stderr)
+    return 0
+
+
+def run_db_restore(args):
+    database = Database()
+    try:
+        restored = restore_sqlite(database, args.path)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot restore the database: {first_line(error)}") from None
+    finally:
+        database.dispose()
+    behind = "" if restored["revision"] == head_revision() else \
+        "; run `irtcat db upgrade` to bring it to this release's schema"
+    print(f"{database.file} restored from {args.path} (schema {restored['revision']})"
+          f"{behind}", file=sys.stderr)
+    return 0
+
+
+def _existing_database():
+    """The database of IRTCAT_DATABASE_URL, refused when it is a SQLite file that does
+    not exist (opening it would create an empty one)."""
+    file = sqlite_file()
+    if file is not None and not file.exists():
+        raise DatabaseError(f"no SQLite database at {file}")
+    return Database()
 
 
 def run_standards_import(args):

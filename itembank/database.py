@@ -58,6 +58,18 @@ def database_url(url=None):
     return url or os.environ.get("IRTCAT_DATABASE_URL") or DEFAULT_URL
 
 
+def sqlite_file(url=None):
+    """The path of the SQLite file `url` (default: `database_url()`) names, or None for
+    another database, an in-memory one or a URL that does not parse."""
+    try:
+        parsed = make_url(database_url(url))
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return pathlib.Path(parsed.database).resolve()
+
+
 def _configure_sqlite(engine):
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -278,7 +290,9 @@ def backup_sqlite(database, path, force=False):
     dict
         ``path``, ``revision`` (schema of the copy) and ``bytes`` (its size).
     """
-    _sqlite_file(database, "backup")
+    file = _sqlite_file(database, "backup")
+    if current_revision(database) is None:
+        raise DatabaseError(f"{file} is empty: nothing to back up")
     target = pathlib.Path(path).resolve()
     if target.exists() and not force:
         raise DatabaseError(f"{path} exists; give --force to replace it")
