@@ -1,20 +1,23 @@
-"""`irtcat serve` and `irtcat keys`: the API under gunicorn, and its keys.
+"""`irtcat serve` and `irtcat keys`: the API under gunicorn and waitress, and its keys.
 
-`serve` migrates the database, then runs the app under gunicorn (several
-worker processes, each with a few threads); any worker serves any session,
-since a session's state is in the database. ``--debug`` runs Flask's
-development server instead, for local work only.
+`serve` migrates the database, then runs the app under gunicorn's arbiter with
+several worker processes, each serving with waitress on a few threads
+(api/server.py: a slow or stalled client holds no thread); any worker serves any
+session, since a session's state is in the database. The server speaks plain
+HTTP: on an address other than loopback it must sit behind a TLS proxy
+(``--behind-proxy``, docs/production.md). ``--debug`` runs Flask's development
+server instead, for local work only.
 """
 
 from __future__ import annotations
 
 import gc
+import ipaddress
 import os
 import socket
 import sys
 from contextlib import contextmanager
 
-from gunicorn.app.base import BaseApplication
 from sqlalchemy.exc import SQLAlchemyError
 
 from itembank.database import Database, DatabaseError, upgrade
@@ -26,8 +29,10 @@ from .store_commands import first_line
 
 
 def add_commands(commands):
-    serve = commands.add_parser("serve", help="serve the v1 API (gunicorn)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = commands.add_parser("serve", help="serve the v1 API (gunicorn and waitress)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; any other than "
+                            "loopback needs --behind-proxy)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=min(8, (os.cpu_count() or 1) + 1),
                        help="worker processes (default: cores + 1, at most 8; the fastest "
@@ -35,6 +40,10 @@ def add_commands(commands):
     serve.add_argument("--threads", type=int, default=2,
                        help="threads per worker (default 2: one answers while the other "
                             "waits on the disk)")
+    serve.add_argument("--behind-proxy", action="store_true",
+                       help="a proxy terminating TLS forwards to this server: allows a "
+                            "non-loopback --host, and trusts one hop of X-Forwarded-For "
+                            "and X-Forwarded-Proto (docs/production.md)")
     serve.add_argument("--debug", action="store_true",
                        help="Flask's development server, one process (not for real use)")
     serve.set_defaults(run=run_serve)
@@ -54,47 +63,18 @@ def add_commands(commands):
     revoke.set_defaults(run=run_keys_revoke)
 
 
-def _listen_on_own_socket(server, worker):
-    """gunicorn's post_fork hook: the worker also listens on a TCP socket of its own,
-    bound to the same address with SO_REUSEPORT, so the kernel spreads new connections
-    evenly over the workers. Workers sharing one socket leave it to whichever wakes
-    first, and a keep-alive connection then stays on that worker: most of a class of
-    learners who start at once would share one worker (and one core). The shared socket
-    stays open too, and every worker accepts from it."""
-    own = []
-    for listener in worker.sockets:
-        family = listener.sock.family
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            continue                                   # a unix socket: shared only
-        mine = socket.socket(family, socket.SOCK_STREAM)
-        mine.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        mine.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        mine.bind(listener.getsockname())
-        mine.listen(server.cfg.backlog)
-        own.append(mine)
-    worker.sockets = own + list(worker.sockets)
+def _load_app(url):
+    """The Flask app on `url`, made in a worker once it has forked."""
+    from .app import create_app
 
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, options, database_url):
-        self.options, self.database_url = options, database_url
-        super().__init__()
-
-    def load_config(self):
-        for name, value in self.options.items():
-            self.cfg.set(name, value)
-
-    def load(self):
-        from .app import create_app
-
-        app = create_app(self.database_url, migrate=False)
-        # Everything loaded so far (numpy, scipy, SQLAlchemy, Flask: some 170,000 objects)
-        # lives as long as the worker: out of the collector's sight, a full collection
-        # scans what requests made since, in milliseconds instead of 140 to 340 ms
-        # (measured under load, benchmarks/RESULTS.md).
-        gc.collect()
-        gc.freeze()
-        return app
+    app = create_app(url, migrate=False)
+    # Everything loaded so far (numpy, scipy, SQLAlchemy, Flask: some 170,000 objects)
+    # lives as long as the worker: out of the collector's sight, a full collection
+    # scans what requests made since, in milliseconds instead of 140 to 340 ms
+    # (measured under load, benchmarks/RESULTS.md).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 @contextmanager
@@ -111,6 +91,8 @@ def migrated_database():
 
 
 def run_serve(args):
+    behind_proxy = getattr(args, "behind_proxy", False)
+    _check_host(args.host, behind_proxy)
     with migrated_database() as database:
         url = database.url
     if args.debug:
@@ -118,16 +100,30 @@ def run_serve(args):
 
         create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
         return 0
+    from .server import Arbiter
+
     _check_port_free(args.host, args.port)
     print(f"irtcat: serving the API at http://{args.host}:{args.port}/v1 and the learner "
           f"page at http://{args.host}:{args.port}/ with {args.workers} workers",
           file=sys.stderr)
-    _Gunicorn({"bind": f"{args.host}:{args.port}", "workers": args.workers,
-               "threads": args.threads, "worker_class": "gthread", "timeout": 120,
-               "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
-               "loglevel": "warning", "reuse_port": True,
-               "post_fork": _listen_on_own_socket}, url).run()
+    Arbiter(lambda: _load_app(url), host=args.host, port=args.port, workers=args.workers,
+            threads=args.threads, behind_proxy=behind_proxy).run()
     return 0
+
+
+def _check_host(host, behind_proxy):
+    """DataFormatError if `host` is not a loopback address and no proxy is declared: the
+    server speaks plain HTTP, so keys and answers would cross the network in clear."""
+    if behind_proxy:
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise DataFormatError(f"cannot serve on {host}: {error.strerror}") from None
+    if not all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos):
+        raise DataFormatError(f"{host} is not a loopback address and the server speaks plain "
+                              f"HTTP: serve behind a TLS proxy with --behind-proxy "
+                              f"(docs/production.md)")
 
 
 def _check_port_free(host, port):
