@@ -28,7 +28,13 @@ from engine.simulate import report as simulation_report
 from engine.simulate import timed_run
 from itembank import DataFormatError, ResponseLog
 from itembank.database import Database, upgrade
-from itembank.delivery import ConflictError, Delivery, InvalidAnswerError
+from itembank.delivery import (
+    ConflictError,
+    Delivery,
+    InvalidAnswerError,
+    TimeLimitError,
+    TokenExpiredError,
+)
 from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
 
@@ -139,7 +145,10 @@ def _authorize(operation, kwargs):
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise ApiError(401, "an Authorization: Bearer <key> header is required")
-    who = g.delivery.authenticate(header[7:].strip())
+    try:
+        who = g.delivery.authenticate(header[7:].strip())
+    except TokenExpiredError as error:
+        raise ApiError(401, str(error), "token_expired") from None
     if who is None:
         raise ApiError(401, "unknown or revoked key")
     kind, identity, role = who
@@ -268,7 +277,10 @@ def _item(item_id):
         status=201, summary="define a test: standards and CAT configuration")
 def post_test(data):
     return g.delivery.create_test(data.get("id"), data.get("title"), data["standards"],
-                                  data["config"], data["public"], data["feedback"])
+                                  data["config"], data["public"], data["feedback"],
+                                  time_limit=data["time_limit"], token_ttl=data["token_ttl"],
+                                  finished_token_ttl=data["finished_token_ttl"],
+                                  public_pool=data["public_pool"])
 
 
 @_route("/tests", "GET", roles=("admin",), answer=schemas.TestDoc, many=True,
@@ -307,7 +319,10 @@ def start_public_session(data):
 @_route("/sessions/<session_id>", "GET", roles=("delivery",), token=True,
         answer=schemas.SessionState, summary="the session's status and current item")
 def get_session(session_id):
-    return g.delivery.state(session_id)
+    try:
+        return g.delivery.state(session_id, token=g.principal[0] == "token")
+    except TokenExpiredError as error:
+        raise ApiError(401, str(error), "token_expired") from None
 
 
 @_route("/sessions/<session_id>/responses", "POST", roles=("delivery",), token=True,
@@ -330,7 +345,9 @@ def result(session_id):
 
 
 @_route("/score", "POST", roles=("delivery",), body=schemas.ScoreRequest,
-        answer=schemas.Score, summary="score answered items without a session")
+        answer=schemas.Score,
+        summary="score items without a session: item scores (not options), at least "
+                "10 operational items, θ and SE rounded to 0.1 (docs/API.md)")
 def score(data):
     return g.delivery.score(data["responses"], data["method"])
 
@@ -472,7 +489,25 @@ def create_app(database_url=None, *, migrate=True):
         message = {404: "no such route", 405: "method not allowed on this route",
                    413: f"the body is larger than {MAX_BODY // 2**20} MiB"}.get(
             error.code, error.description or error.name)
-        return _envelope(error.code, STATUS_CODES.get(error.code, "error"), message)
+        body, status = _envelope(error.code, STATUS_CODES.get(error.code, "error"), message)
+        for name, value in error.get_headers():
+            if name == "Allow":                       # 405 says what the route takes
+                body.headers[name] = value
+        return body, status
+
+    @app.after_request
+    def _headers(response):
+        # Nothing the API answers may be kept by a browser or proxy: it carries tokens,
+        # items and results.
+        if request.path.startswith("/v1/"):
+            response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.pop("Server", None)
+        return response
+
+    @app.errorhandler(TimeLimitError)
+    def _time_limit(error):
+        return _envelope(409, "time_limit", str(error))
 
     @app.errorhandler(NotFoundError)
     def _not_found(error):

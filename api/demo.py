@@ -36,7 +36,14 @@ CREDENTIAL = {"id": "ai-practitioner", "title": "AI practitioner credential",
                          "stop": {"min_items": 12, "max_items": 30, "se": 0.3,
                                   "classification": {"cut": 0.5, "method": "sprt"}},
                          "pretest": {"count": 2}},
-              "public": True, "feedback": True}
+              "public": False, "feedback": False}
+# The credential's form on the learner page: public, so it draws only the items tagged
+# practice (never the credential's operational items, nor its pretest items).
+PRACTICE_CREDENTIAL = {**CREDENTIAL, "id": "ai-practitioner-practice",
+                       "title": "AI practitioner credential (practice)",
+                       "config": {**CREDENTIAL["config"], "pretest": {"count": 0},
+                                  "stop": {**CREDENTIAL["config"]["stop"], "max_items": 20}},
+                       "public": True, "feedback": True}
 TITLES = {"AI-ML": "Machine learning fundamentals", "AI-DE": "Data engineering for AI",
           "AI-RAI": "Responsible AI"}
 
@@ -99,9 +106,10 @@ def prepare(store, rng, report=print):
                                  {"selection": {"method": "mfi", "randomesque": 4},
                                   "stop": {"min_items": 5, "max_items": 20, "se": 0.35}},
                                  public=True, feedback=True)
-    if CREDENTIAL["id"] not in existing:
-        delivery.create_test(**{("test_id" if k == "id" else k): v
-                                for k, v in CREDENTIAL.items()})
+    for test in (CREDENTIAL, PRACTICE_CREDENTIAL):
+        if test["id"] not in existing:
+            delivery.create_test(**{("test_id" if k == "id" else k): v
+                                    for k, v in test.items()})
     return delivery
 
 

@@ -18,6 +18,7 @@ from marshmallow import (
 
 from calibration.mml_em import M_STEPS
 from engine import METHODS, MODELS
+from itembank.delivery import MIN_SCORED_ITEMS, SCORE_DECIMALS
 
 ID = validate.Length(min=1, max=64)
 NAME = validate.Length(min=1, max=200)
@@ -122,6 +123,29 @@ class TestDoc(Strict):
     feedback = fields.Boolean(load_default=False,
                               metadata={"description": "a finished session shows its learner "
                                                        "θ, levels and the decision"})
+    time_limit = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                validate=validate.Range(min=1, max=366 * 86400),
+                                metadata={"description": "seconds a session may last; an "
+                                                         "answer after it is refused (409 "
+                                                         "time_limit) and the session "
+                                                         "finished, scored on what was "
+                                                         "answered"})
+    token_ttl = fields.Integer(load_default=None, allow_none=True, strict=True,
+                               validate=validate.Range(min=1, max=366 * 86400),
+                               metadata={"description": "seconds a session token lives "
+                                                        "(default: the time limit plus 4 "
+                                                        "hours, or 24 hours untimed)"})
+    finished_token_ttl = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                        validate=validate.Range(min=1, max=366 * 86400),
+                                        metadata={"description": "seconds a finished "
+                                                                 "session's token still reads "
+                                                                 "its final state (default "
+                                                                 "900)"})
+    public_pool = fields.String(load_default="practice",
+                                validate=validate.OneOf(("practice", "all")),
+                                metadata={"description": "what a public test draws: items "
+                                                         "tagged practice (default), or all "
+                                                         "its standards' items"})
 
 
 class PublicStandard(Strict):
@@ -173,6 +197,11 @@ class SessionStarted(SessionState):
     token = fields.String(required=True,
                           metadata={"description": "for this session only: give it to the "
                                                    "learner's browser"})
+    token_expires_at = fields.DateTime(metadata={"description": "when the token stops "
+                                                                "working"})
+    deadline = fields.DateTime(allow_none=True,
+                               metadata={"description": "when the time limit runs out "
+                                                        "(null: untimed)"})
 
 
 class ResponseValue(fields.Field):
@@ -219,7 +248,9 @@ class Feedback(Strict):
 class ScoredAnswer(Strict):
     item_id = fields.String(required=True)
     response = fields.Raw(required=True)
-    score = fields.Integer(required=True)
+    score = fields.Integer(required=True, allow_none=True,
+                           metadata={"description": "always null: an item's score would "
+                                                    "tell its answer key"})
 
 
 class Result(Strict):
@@ -232,16 +263,28 @@ class Result(Strict):
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
 
+class ScoredItem(Strict):
+    item_id = fields.String(required=True, validate=ID)
+    response = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(min=0, max=100),
+                              metadata={"description": "the item's score: 0 or 1, or the "
+                                                       "category of a polytomous item; "
+                                                       "never an option"})
+
+
 class ScoreRequest(Strict):
-    responses = fields.List(fields.Nested(Answer), required=True,
-                            validate=validate.Length(min=1, max=1000))
+    responses = fields.List(fields.Nested(ScoredItem), required=True,
+                            validate=validate.Length(min=MIN_SCORED_ITEMS, max=1000))
     method = fields.String(load_default="eap", validate=validate.OneOf(METHODS))
 
 
 class Score(Strict):
-    theta = fields.Float(allow_none=True)
+    theta = fields.Float(allow_none=True, metadata={
+        "description": f"rounded to {SCORE_DECIMALS} decimal"})
     se = fields.Float(allow_none=True)
-    standards = fields.List(fields.Nested(StandardResult), required=True)
+    standards = fields.List(fields.Nested(StandardResult), required=True, metadata={
+        "description": f"a standard with fewer than {MIN_SCORED_ITEMS} items scored has "
+                       "null theta, se and level"})
 
 
 class UploadRow(Strict):

@@ -8,7 +8,19 @@ transaction, with the (session, item) unique constraint behind it: concurrent
 duplicates are applied once, and a 2xx is sent only after the commit.
 
 Nothing here returns an answer key or item parameters except the functions
-documented as admin views.
+documented as admin views, nor anything from which a caller could work them out:
+a session's result gives no item scores, and scoring without a session takes item
+scores (never options), at least MIN_SCORED_ITEMS operational items, and rounds
+θ and SE to SCORE_DECIMALS (`score`). Items that cannot be scored there (unknown,
+pretest, retired) are refused with one and the same message.
+
+Tokens expire: a session's token works until `token_expires_at` (the test's
+`token_ttl`, by default the time limit plus TOKEN_HOURS_PAST_LIMIT hours, or
+UNTIMED_TOKEN_HOURS), stops with the key that started the session, and once the
+session has finished only reads its final state for `finished_token_ttl`
+seconds. A test's `time_limit` is enforced: an answer after the deadline is
+refused and the session finished, scored on what was answered (mirtCAT's
+`max_time`).
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from sqlalchemy import bindparam, insert, select, update
@@ -46,6 +59,13 @@ CACHED_SESSIONS = 4096
 CACHED_ITEMS = 50_000
 ITEM_CACHE_SECONDS = 10.0       # an edited stem, option or key reaches every worker within
 ANSWER_ATTEMPTS = 8
+TOKEN_HOURS_PAST_LIMIT = 4      # a timed test's tokens live this long past its time limit
+UNTIMED_TOKEN_HOURS = 24        # an untimed test's tokens live this long
+FINISHED_TOKEN_SECONDS = 900    # a finished session's token reads its final state this long
+REVOCATION_CHECK_SECONDS = 2.0  # a revoked key stops its sessions' tokens within this
+MIN_SCORED_ITEMS = 10           # `score` takes at least this many items (and per standard)
+SCORE_DECIMALS = 1              # `score` rounds θ and SE to this (a tenth of a typical SE)
+PRACTICE_TAG = "practice"       # items a public test may show to anyone
 
 
 class ConflictError(RuntimeError):
@@ -54,6 +74,16 @@ class ConflictError(RuntimeError):
 
 class InvalidAnswerError(ValueError):
     """An answer that is not one of the item's options or categories (HTTP 422)."""
+
+
+class TokenExpiredError(RuntimeError):
+    """A session token past its lifetime, or a finished session's token past its read
+    window (HTTP 401, code ``token_expired``)."""
+
+
+class TimeLimitError(ConflictError):
+    """An answer after the test's time limit: the session is now finished (HTTP 409,
+    code ``time_limit``)."""
 
 
 def digest(secret):
@@ -94,19 +124,47 @@ def list_keys(database):
 
 
 def authenticate(database, secret):
-    """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`."""
+    """``("key", id, role)`` for a live key, or None; tokens go through `token_grant`."""
+    if not secret.startswith(KEY_PREFIX):
+        return None
     with database.read_connection() as session:
-        if secret.startswith(KEY_PREFIX):
-            row = session.execute(select(ApiKey.id, ApiKey.role, ApiKey.revoked_at)
-                                  .where(ApiKey.digest == digest(secret))).one_or_none()
-            if row is not None and row.revoked_at is None:
-                return "key", row.id, row.role
-        elif secret.startswith(TOKEN_PREFIX):
-            session_id = session.scalar(select(DeliverySession.id).where(
-                DeliverySession.token_digest == digest(secret)))
-            if session_id is not None:
-                return "token", session_id, None
+        row = session.execute(select(ApiKey.id, ApiKey.role, ApiKey.revoked_at)
+                              .where(ApiKey.digest == digest(secret))).one_or_none()
+    if row is not None and row.revoked_at is None:
+        return "key", row.id, row.role
     return None
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a session token opens, none of which ever changes: its session, the key that
+    started it (None: the learner page) and when it expires (None: a session started
+    before tokens expired, which then expires UNTIMED_TOKEN_HOURS after its start)."""
+
+    session_id: str
+    key_id: int | None
+    expires_at: datetime
+
+
+def token_grant(database, secret):
+    """The `TokenGrant` of a session token, or None if no session has it."""
+    with database.read_connection() as session:
+        row = session.execute(select(DeliverySession.id, DeliverySession.key_id,
+                                     DeliverySession.token_expires_at,
+                                     DeliverySession.created_at)
+                              .where(DeliverySession.token_digest == digest(secret))
+                              ).one_or_none()
+    if row is None:
+        return None
+    expires = row.token_expires_at or \
+        _aware(row.created_at) + timedelta(hours=UNTIMED_TOKEN_HOURS)
+    return TokenGrant(row.id, row.key_id, _aware(expires))
+
+
+def key_revoked(database, key_id):
+    with database.read_connection() as session:
+        return session.scalar(select(ApiKey.revoked_at).where(ApiKey.id == key_id)) \
+            is not None
 
 
 # --- the bank of a test -----------------------------------------------------------------
@@ -159,6 +217,7 @@ class _Live:
     test_id: str
     learner_id: str
     seed: int
+    deadline: datetime | None = None
 
 
 class Delivery:
@@ -174,49 +233,83 @@ class Delivery:
         self._tokens = OrderedDict()      # token digest -> session id (never changes)
         self._owners = OrderedDict()      # session id -> id of the key that started it
         self._standards = {}              # code -> (loaded at, title, levels)
+        self._revocations = {}            # key id -> (checked at, revoked)
         self._lock = threading.Lock()
 
     def authenticate(self, secret):
-        """`authenticate` with session tokens remembered: a token opens one session for
-        good, so only keys (which can be revoked) are looked up every time."""
+        """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`;
+        TokenExpiredError for a token past its lifetime or whose key was revoked.
+
+        A token's grant never changes, so it is remembered; whether its key was revoked
+        since is looked up at most every REVOCATION_CHECK_SECONDS."""
         if not secret.startswith(TOKEN_PREFIX):
             return authenticate(self.database, secret)
         token_digest = digest(secret)
         with self._lock:
-            session_id = self._tokens.get(token_digest)
-        if session_id is not None:
-            return "token", session_id, None
-        found = authenticate(self.database, secret)
-        if found is not None:
+            grant = self._tokens.get(token_digest)
+        if grant is None:
+            grant = token_grant(self.database, secret)
+            if grant is None:
+                return None
             with self._lock:
-                _remember(self._tokens, token_digest, found[1], CACHED_SESSIONS)
-        return found
+                _remember(self._tokens, token_digest, grant, CACHED_SESSIONS)
+        if utc_now() >= grant.expires_at:
+            raise TokenExpiredError("this session token has expired")
+        if grant.key_id is not None and self._revoked(grant.key_id):
+            raise TokenExpiredError("this session token ended with the key that started it")
+        return "token", grant.session_id, None
+
+    def _revoked(self, key_id):
+        now = time.monotonic()
+        cached = self._revocations.get(key_id)
+        if cached is None or now - cached[0] > REVOCATION_CHECK_SECONDS:
+            cached = (now, key_revoked(self.database, key_id))
+            with self._lock:
+                self._revocations[key_id] = cached
+        return cached[1]
 
     # --- tests ------------------------------------------------------------------------
 
-    def create_test(self, test_id, title, standards, config, public=False, feedback=False):
+    def create_test(self, test_id, title, standards, config, public=False, feedback=False,
+                    *, time_limit=None, token_ttl=None, finished_token_ttl=None,
+                    public_pool="practice"):
         """Store a test; the configuration is checked against the published banks.
 
-        `public`: listed on the learner page and startable there without a key;
-        `feedback`: a finished session shows its learner θ, levels and the decision."""
+        `public`: listed on the learner page and startable there without a key; it then
+        draws only items tagged ``practice``, unless `public_pool` is ``"all"`` (the
+        owner's explicit choice), and a test that is not public never draws them;
+        `feedback`: a finished session shows its learner θ, levels and the decision;
+        `time_limit`, `token_ttl`, `finished_token_ttl`: seconds (see the module)."""
         if not isinstance(standards, list) or not standards:
             raise DataFormatError("standards must be a non-empty list of codes")
         for code in standards:
             self.store.standard(code)                         # NotFoundError if unknown
         if not isinstance(config, dict):
             raise DataFormatError("config must be an object (the CAT configuration)")
+        if public_pool not in ("practice", "all"):
+            raise DataFormatError("public_pool must be practice or all")
+        for name, seconds in (("time_limit", time_limit), ("token_ttl", token_ttl),
+                              ("finished_token_ttl", finished_token_ttl)):
+            if seconds is not None and not 1 <= seconds <= 366 * 86400:
+                raise DataFormatError(f"{name} must be 1 to {366 * 86400} seconds")
+        if time_limit is not None and token_ttl is not None and token_ttl < time_limit:
+            raise DataFormatError("token_ttl must be at least the time limit")
+        pool = _pool(public, public_pool)
         try:
             versions = self.store.current_version_ids(standards)
         except NotFoundError:
             versions = None                # nothing published yet: checked when it is
         if versions is not None:
-            self._build(standards, config, versions)        # DataFormatError if invalid
+            self._build(standards, config, versions, pool=pool)  # DataFormatError if invalid
         test_id = test_id or "t_" + secrets.token_hex(6)
         with self.database.writing() as session:
             if session.get(Test, test_id) is not None:
                 raise ConflictError(f"test {test_id!r} already exists")
             session.add(Test(id=test_id, title=title or test_id, standards=standards,
-                             config=config, public=bool(public), feedback=bool(feedback)))
+                             config=config, public=bool(public), feedback=bool(feedback),
+                             time_limit=time_limit, token_ttl=token_ttl,
+                             finished_token_ttl=finished_token_ttl,
+                             public_pool=public_pool))
         return self.test(test_id)
 
     def test(self, test_id):
@@ -268,7 +361,8 @@ class Delivery:
             if cached is not None:
                 self._banks.move_to_end(cache_key)
                 return cached
-        built = self._build(test["standards"], test["config"], versions, given)
+        built = self._build(test["standards"], test["config"], versions, given,
+                            pool=_pool(test["public"], test["public_pool"]))
         with self._lock:
             _remember(self._banks, cache_key, built, CACHED_TESTS)
         return built
@@ -281,7 +375,8 @@ class Delivery:
         missing = given - set(built.position)
         return self.test_bank(row.test_id, row.versions, missing) if missing else built
 
-    def _build(self, standards, config, versions, given=()):
+    def _build(self, standards, config, versions, given=(), pool="credential"):
+        """The `TestBank`; `pool` (`_pool`) says which items may be selected."""
         entries, items = [], []
         with self.database.reading() as session:
             rows = {row.id: row for row in session.scalars(
@@ -320,11 +415,18 @@ class Delivery:
         lower, upper = (float(v) for v in design.theta_range)
         if not np.isfinite(upper - lower):
             raise DataFormatError("scoring.quadrature.range is too wide")
-        # A test never gives more items than its bank holds: bounds the session's arrays.
-        design = replace(design, groups=groups, max_items=min(design.max_items, len(items)),
-                         min_items=min(design.min_items, len(items)),
+        # A test never gives more items than it may select: bounds the session's arrays.
+        selectable = sum(1 for item in items if item["status"] != "retired"
+                         and (pool == "all" or (PRACTICE_TAG in item["tags"])
+                              == (pool == "practice")))
+        design = replace(design, groups=groups,
+                         max_items=max(1, min(design.max_items, selectable)),
+                         min_items=min(design.min_items, max(1, selectable)),
                          pretest_count=min(design.pretest_count, design.pretest_items.size))
-        excluded = np.array([item["status"] == "retired" for item in items])
+        practice = np.array([PRACTICE_TAG in item["tags"] for item in items], dtype=bool)
+        excluded = np.array([item["status"] == "retired" for item in items], dtype=bool)
+        excluded |= {"credential": practice, "practice": ~practice}.get(
+            pool, np.zeros_like(practice))
         return TestBank(bank, design, BankTables(bank.params, design), tuple(items), position,
                         excluded)
 
@@ -346,18 +448,25 @@ class Delivery:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
         session_id = "s_" + secrets.token_hex(10)
         token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+        started = utc_now()
+        deadline = None if test["time_limit"] is None else \
+            started + timedelta(seconds=test["time_limit"])
+        expires = started + timedelta(seconds=_token_lifetime(test))
         with self.database.writing() as session:
             session.add(DeliverySession(
                 id=session_id, test_id=test_id, learner_id=learner_id,
                 token_digest=digest(token), key_id=key_id, status="active",
                 versions=versions, seed=seed, current_item=built.items[first]["id"],
-                position=1))
+                position=1, created_at=started, deadline=deadline,
+                token_expires_at=expires))
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
-                                     learner_id, seed))
+                                     learner_id, seed, deadline))
         with self._lock:
-            _remember(self._tokens, digest(token), session_id, CACHED_SESSIONS)
+            _remember(self._tokens, digest(token), TokenGrant(session_id, key_id, expires),
+                      CACHED_SESSIONS)
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
-                "max_items": built.design.max_items,
+                "max_items": built.design.max_items, "deadline": deadline,
+                "token_expires_at": expires,
                 "item": self._item_view(built.items[first]["id"], 1)}
 
     def _snapshot(self, session_id):
@@ -407,10 +516,21 @@ class Delivery:
                 "options": [{"id": o["id"], "text": o["text"]}
                             for o in content.get("options", [])], "position": position}
 
-    def state(self, session_id, snapshot=None):
+    def state(self, session_id, snapshot=None, token=False):
         """``{"session_id", "status", "position", "max_items", "item"}``; `item` is None
-        once finished, and then `result` is there too if the test gives feedback."""
+        once finished, and then `result` is there too if the test gives feedback.
+
+        A session past its deadline is finished first. `token`: the caller holds the
+        session's token, which reads a finished session only for the test's
+        `finished_token_ttl` (TokenExpiredError after)."""
         row, answers = snapshot or self._snapshot(session_id)
+        if row.status == "active" and _past(row.deadline):
+            self.finish(session_id)
+            row, answers = self._snapshot(session_id)
+        if token and row.status == "finished":
+            window = self.test(row.test_id)["finished_token_ttl"] or FINISHED_TOKEN_SECONDS
+            if _past(_aware(row.finished_at) + timedelta(seconds=window)):
+                raise TokenExpiredError("this session has finished and its token has expired")
         item = None
         if row.status == "active" and row.current_item is not None:
             item = self._item_view(row.current_item, row.position)
@@ -449,6 +569,8 @@ class Delivery:
         rebuilds the state from the stored answers and tries again."""
         with self._lock:
             live = self._live.get(session_id)
+        if live is not None and _past(live.deadline):
+            live = None                             # the slow path finishes the session
         if live is not None and item_id == live.current_item:
             at = live.built.position[item_id]
             score = self._score_answer(item_id, response,
@@ -467,6 +589,10 @@ class Delivery:
                     return self.state(session_id, (row, answers))
                 raise ConflictError(f"item {item_id!r} was already answered with another "
                                     "response")
+            if row.status == "active" and _past(row.deadline):
+                self.finish(session_id)
+                raise TimeLimitError("the test's time limit has passed: the session is "
+                                     "finished and scored on the answers given")
             if row.status != "active":
                 raise ConflictError("the session is finished")
             if item_id != row.current_item:
@@ -477,7 +603,7 @@ class Delivery:
                                        int(built.bank.params.n_categories[at]))
             live = _Live(row.position, row.current_item, built,
                          self._rebuild(built, row, answers), row.test_id, row.learner_id,
-                         row.seed)
+                         row.seed, _aware(row.deadline))
             done = self._step(session_id, live, item_id, response, score, at)
             if done is not None:
                 return done
@@ -547,14 +673,19 @@ class Delivery:
     def result(self, session_id):
         """The delivery platform's view: θ, SE, per-standard levels, decision, answers."""
         row, answers = self._snapshot(session_id)
+        if row.status == "active" and _past(row.deadline):
+            self.finish(session_id)
+            row, answers = self._snapshot(session_id)
         if row.result is not None:
             summary = row.result
         else:
             built = self._session_bank(row, answers)
             summary = self._result(built, self._rebuild(built, row, answers), row.test_id)
+        # No item scores: with them, a delivery key would read the key of every item its
+        # sessions were given (docs/API.md, "What no caller without the admin role learns").
         return {"session_id": row.id, "status": row.status, **summary,
                 "responses": [{"item_id": a.item_id, "response": _parsed(a.raw_response),
-                               "score": a.score} for a in answers]}
+                               "score": None} for a in answers]}
 
     def _rebuild(self, built, row, answers):
         positions = [built.position[a[0]] for a in answers]
@@ -607,54 +738,73 @@ class Delivery:
     # --- scoring without a session ------------------------------------------------------
 
     def score(self, answers, method="eap"):
-        """θ and SE of a set of answered items under the published banks, overall and per
-        standard: ``{"theta", "se", "standards": [{"code", "theta", "se", "level"}]}``."""
-        if not isinstance(answers, list) or not answers:
-            raise DataFormatError("responses must be a non-empty list of {item_id, response}")
+        """θ and SE of a set of scored items under the published banks, overall and per
+        standard: ``{"theta", "se", "standards": [{"code", "theta", "se", "level"}]}``.
+
+        `answers`: ``[{"item_id", "response"}]`` where `response` is the item's score (0
+        or 1, or a category of a polytomous item), never an option: the answer key takes
+        no part, so no sequence of calls can tell it. At least MIN_SCORED_ITEMS
+        operational items; a standard with fewer gets no estimate of its own; θ and SE
+        are rounded to SCORE_DECIMALS, and the level follows the rounded θ. An item that
+        cannot be scored here (unknown, pretest, retired) is refused with the same
+        message whatever the reason, so nothing tells one from another."""
+        if not isinstance(answers, list) or len(answers) < MIN_SCORED_ITEMS:
+            raise InvalidAnswerError(f"responses must hold at least {MIN_SCORED_ITEMS} "
+                                     "scored items")
         item_ids = [a["item_id"] for a in answers]
         if len(set(item_ids)) != len(item_ids):
             raise DataFormatError("an item appears twice in responses")
+        for answer in answers:
+            value = answer["response"]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidAnswerError("response must be the item's score (an integer "
+                                         "category such as 0 or 1), not an option")
         with self.database.reading() as session:
-            standard_of = dict(session.execute(select(Item.id, Item.standard_code)
-                                               .where(Item.id.in_(item_ids))).all())
-        missing = [i for i in item_ids if i not in standard_of]
-        if missing:
-            raise NotFoundError(f"no item {missing[0]!r}")
+            rows = session.execute(select(Item.id, Item.standard_code, Item.status)
+                                   .where(Item.id.in_(item_ids))).all()
+        standard_of = {row.id: row.standard_code for row in rows if row.status == "operational"}
         published = {}                         # code -> (columns, {item_id: position})
         for code in dict.fromkeys(standard_of.values()):
-            columns = self.store.version_columns(self.store.current_version_id(code))
+            try:
+                columns = self.store.version_columns(self.store.current_version_id(code))
+            except NotFoundError:
+                continue
             published[code] = columns, {item: at for at, item in enumerate(columns["id"])}
         entries, scores, codes = [], [], []
-        for answer in answers:
-            code = standard_of[answer["item_id"]]
-            columns, positions = published[code]
-            at = positions.get(answer["item_id"])
+        for item_id in item_ids:
+            code = standard_of.get(item_id)
+            columns, positions = published.get(code, ({}, {}))
+            at = positions.get(item_id)
             if at is None:
-                raise ConflictError(f"item {answer['item_id']!r} has no published parameters")
-            entry = {name: columns[name][at] for name in ("model", "a", "b", "c", "u")}
-            entries.append(entry)
-            n_categories = 1 + len([v for v in entry["b"] if v is not None]) \
-                if isinstance(entry["b"], list) else 2
-            scores.append(self._score_answer(answer["item_id"], answer["response"],
-                                             n_categories))
+                raise InvalidAnswerError(f"item {item_id!r} cannot be scored here")
+            entries.append({name: columns[name][at] for name in ("model", "a", "b", "c", "u")})
             codes.append(code)
         for entry in entries:
             if isinstance(entry["b"], list):
                 entry["b"] = [v for v in entry["b"] if v is not None]
         params = _params_of(entries)
+        for answer, n in zip(answers, params.n_categories, strict=True):
+            if not 0 <= answer["response"] < n:
+                raise InvalidAnswerError(f"item {answer['item_id']!r} takes a score 0 to "
+                                         f"{int(n) - 1}")
+            scores.append(answer["response"])
         responses = np.array([scores], dtype=float)
         overall = estimate_theta(responses, params, method)
         standards = []
         for code in dict.fromkeys(codes):
             mask = np.array([c == code for c in codes])
+            if mask.sum() < MIN_SCORED_ITEMS:
+                standards.append({"code": code, "theta": None, "se": None, "level": None})
+                continue
             estimate = estimate_theta(responses[:, mask], params.subset(np.flatnonzero(mask)),
                                       method)
-            theta = float(estimate.theta[0])
-            standards.append({"code": code, "theta": _finite(theta),
-                              "se": _finite(float(estimate.se[0])),
-                              "level": _level(self._standard(code)[1], theta)})
-        return {"theta": _finite(float(overall.theta[0])), "se": _finite(float(overall.se[0])),
-                "standards": standards}
+            theta = _coarse(float(estimate.theta[0]))
+            standards.append({"code": code, "theta": theta,
+                              "se": _coarse(float(estimate.se[0])),
+                              "level": None if theta is None
+                              else _level(self._standard(code)[1], theta)})
+        return {"theta": _coarse(float(overall.theta[0])),
+                "se": _coarse(float(overall.se[0])), "standards": standards}
 
 
 class _Retry(Exception):
@@ -681,7 +831,35 @@ def _remember(cache, key, value, limit):
 
 def _test_view(row):
     return {"id": row.id, "title": row.title, "standards": row.standards,
-            "config": row.config, "public": row.public, "feedback": row.feedback}
+            "config": row.config, "public": row.public, "feedback": row.feedback,
+            "time_limit": row.time_limit, "token_ttl": row.token_ttl,
+            "finished_token_ttl": row.finished_token_ttl, "public_pool": row.public_pool}
+
+
+def _pool(public, public_pool):
+    """Which items a test selects: ``"credential"`` (all but practice items) for a test
+    that is not public, ``"practice"`` (practice items only) or ``"all"`` for one that is."""
+    return ("all" if public_pool == "all" else "practice") if public else "credential"
+
+
+def _token_lifetime(test):
+    """Seconds a session token of `test` lives from the session's start."""
+    if test["token_ttl"] is not None:
+        return test["token_ttl"]
+    if test["time_limit"] is not None:
+        return test["time_limit"] + TOKEN_HOURS_PAST_LIMIT * 3600
+    return UNTIMED_TOKEN_HOURS * 3600
+
+
+def _aware(moment):
+    """A stored time as an aware UTC datetime (SQLite gives them back naive)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+def _past(deadline):
+    return deadline is not None and utc_now() >= _aware(deadline)
 
 
 def _raw(response):
@@ -695,6 +873,10 @@ def _parsed(raw):
 
 def _finite(value):
     return round(value, 4) if np.isfinite(value) else None
+
+
+def _coarse(value):
+    return round(value, SCORE_DECIMALS) if np.isfinite(value) else None
 
 
 def _level(levels, theta):

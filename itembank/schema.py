@@ -198,6 +198,16 @@ class Test(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # the learner sees θ, levels and the decision at the end (never item scores)
     feedback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # (migration 0005) seconds a session may last, enforced by the server (None: untimed)
+    time_limit: Mapped[int | None] = mapped_column(Integer)
+    # seconds a session token lives from the start (None: the default of delivery.py)
+    token_ttl: Mapped[int | None] = mapped_column(Integer)
+    # seconds a finished session's token still reads its final state
+    finished_token_ttl: Mapped[int | None] = mapped_column(Integer)
+    # what a public test draws: "practice" (items tagged practice) or "all" (its owner's
+    # explicit choice to show operational items on the learner page)
+    public_pool: Mapped[str] = mapped_column(String(16), default="practice",
+                                             server_default="practice")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -221,3 +231,6 @@ class DeliverySession(Base):
     result: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # (migration 0005) when the time limit runs out, and when the token stops working
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,11 +6,12 @@ started: 403."""
 
 import re
 import secrets
+import time
 
 import pytest
 
 from api.app import OPERATIONS
-from itembank.delivery import create_key, revoke_key
+from itembank.delivery import REVOCATION_CHECK_SECONDS, create_key, revoke_key
 
 ROLES = ("admin", "delivery")
 
@@ -43,7 +44,8 @@ def _valid_body(operation, session, suffix):
         ("POST", "/sessions/<session_id>/responses"): {
             "item_id": session["item"]["item_id"],
             "response": session["item"]["options"][0]["id"]},
-        ("POST", "/score"): {"responses": [{"item_id": "ML-001", "response": "D"}]},
+        ("POST", "/score"): {"responses": [{"item_id": f"ML-{n:03d}", "response": n % 2}
+                                           for n in range(1, 11)]},
         # an unknown standard: the route answers 404 before starting a background run
         ("POST", "/calibrations"): {"standard": "NO-SUCH-STANDARD", "source": "log"},
         ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 4},
@@ -148,13 +150,19 @@ def test_a_token_never_opens_another_sessions_routes(api):
     assert state["position"] == 1 and state["item"] == theirs["item"]
 
 
-def test_a_key_revoked_mid_session_is_refused_but_the_token_still_works(api):
+def test_a_key_revoked_mid_session_ends_its_sessions_tokens_too(api):
+    """Issue finding 5: a session's token outlived the key that started it."""
     key = create_key(api.store.database, "delivery")
     response = api.call("POST", "/v1/sessions", key,
                         json={"test_id": "ml", "learner_id": "revoked-later"})
     assert response.status_code == 201
     session = response.json
-    assert revoke_key(api.store.database, key) == 1
-    _envelope(api.call("GET", f"/v1/sessions/{session['session_id']}", key), 401)
     assert api.call("GET", f"/v1/sessions/{session['session_id']}",
                     session["token"]).status_code == 200
+    assert revoke_key(api.store.database, key) == 1
+    _envelope(api.call("GET", f"/v1/sessions/{session['session_id']}", key), 401)
+    time.sleep(REVOCATION_CHECK_SECONDS + 0.1)      # the worker re-checks the key this often
+    refused = api.answer(session, session["item"]["item_id"],
+                         session["item"]["options"][0]["id"])
+    assert _envelope(refused, 401)["code"] == "token_expired"
+    _envelope(api.call("GET", f"/v1/sessions/{session['session_id']}", session["token"]), 401)

@@ -87,10 +87,11 @@ def test_no_key_parameter_or_token_theta_leaks(api):
                                session["token"]).json["item"], n + 1
         api.call("GET", f"/v1/sessions/{session['session_id']}", api.delivery)
         api.call("GET", f"/v1/sessions/{session['session_id']}/result", api.delivery)
+    scorable = [f"ML-{n:03d}" for n in range(1, 12) if n != 12] + ["ML-056"]
     api.call("POST", "/v1/score", api.delivery, json={"responses": [
-        {"item_id": "ML-056", "response": "B"}, {"item_id": "DE-001", "response": "A"}]})
+        {"item_id": item_id, "response": n % 2} for n, item_id in enumerate(scorable)]})
     api.call("POST", "/v1/score", api.delivery, json={"responses": [
-        {"item_id": "ML-012", "response": "A"}]})                   # a pretest item: 409
+        {"item_id": item_id, "response": 1} for item_id in ["ML-012", *scorable]]})  # pretest
     api.call("GET", "/v1/sessions/s_nope", api.delivery)
     api.call("GET", "/v1/items/ML-001", api.delivery)               # 403
 
@@ -118,7 +119,7 @@ def test_no_key_parameter_or_token_theta_leaks(api):
     for who, method, path, status, body in recorder.bodies:
         if status < 300 and (who == "token" or path == "/v1/sessions"):
             allowed = {"session_id", "status", "position", "max_items", "item"} | (
-                {"token"} if path == "/v1/sessions" else set())
+                {"token", "token_expires_at", "deadline"} if path == "/v1/sessions" else set())
             assert set(body) == allowed, (who, method, path, body)
 
 

@@ -219,7 +219,7 @@ def save_screenshot(driver, name, full_page=False, docs=False):
 
 # --- the tests ----------------------------------------------------------------------
 
-CREDENTIAL = "ai-practitioner"
+CREDENTIAL = "ai-practitioner-practice"     # the credential's public, practice form
 DEMO_TESTS = {"ai-ml", "ai-de", "ai-rai", CREDENTIAL}
 STANDARDS = ["AI-ML", "AI-DE", "AI-RAI"]
 ESTIMATE = re.compile(r"^θ = −?\d+\.\d\d \(SE \d+\.\d\d\)$")
@@ -458,7 +458,7 @@ def test_a_reload_in_the_middle_resumes_where_it_was(page):
         assert after[field] == before[field], field
     assert after["checked"] == [before["options"][2]], "the reload lost the chosen answer"
     assert after["active"] == "item-heading"
-    assert page.find("#item-test-title").text == "AI practitioner credential"
+    assert page.find("#item-test-title").text == "AI practitioner credential (practice)"
     assert page.find("#start-over").is_displayed()
 
     page.find("#submit-answer").click()

@@ -58,7 +58,8 @@ def test_the_demo_prepares_calibrated_standards_tests_and_keys(irtcat, database)
     assert "curl -s 127.0.0.1:8000/v1/sessions" in out
     store = Store(database)
     tests = {test["id"]: test for test in Delivery(store).tests()}
-    assert set(tests) == {"ai-ml", "ai-de", "ai-rai", "ai-practitioner"}
+    assert set(tests) == {"ai-ml", "ai-de", "ai-rai", "ai-practitioner",
+                          "ai-practitioner-practice"}
     assert tests["ai-practitioner"]["config"]["stop"]["classification"]["cut"] == 0.5
     for code in ("AI-ML", "AI-DE", "AI-RAI"):
         items = [item for item in store.items(code) if item["status"] == "operational"]
