@@ -12,8 +12,12 @@ security probe it repeats:
 
 import http.client
 import json
+import os
 import pathlib
+import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -128,8 +132,8 @@ class SlowClients:
     and nothing more; `header_drips` and `body_drips` send one more byte of a header, or
     of a declared body, every `period` seconds from a thread of their own."""
 
-    def __init__(self, port, half_open, header_drips, body_drips, period=0.5):
-        self.period, self.sockets, self.dripping = period, [], []
+    def __init__(self, port, half_open, header_drips, body_drips, period=0.5, tls=None):
+        self.period, self.tls, self.sockets, self.dripping = period, tls, [], []
         self.stop = threading.Event()
         for _ in range(half_open):
             self._open(port, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
@@ -143,6 +147,8 @@ class SlowClients:
 
     def _open(self, port, start):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock)
         sock.sendall(start)
         self.sockets.append(sock)
         return sock
@@ -265,3 +271,88 @@ def test_forwarded_headers_are_trusted_only_behind_a_proxy(behind_proxy, expecte
         stop.set()
         loop.join()
         server.close()
+
+
+class Nginx:
+    """nginx running the configuration of docs/production.md in `folder`, on loopback
+    ports, with a throw-away certificate, in front of irtcat on `upstream_port`."""
+
+    def __init__(self, folder, upstream_port):
+        self.folder, self.port = folder, free_port()
+        document = (ROOT / "docs" / "production.md").read_text()
+        block = re.search(r"```nginx\n(.*?)```", document, re.S).group(1)
+        for old, new in [("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+                         ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
+                         ("listen 443 ssl;", f"listen 127.0.0.1:{self.port} ssl;"),
+                         ("/etc/letsencrypt/live/irtcat.example.org", str(folder))]:
+            assert old in block, old
+            block = block.replace(old, new)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=localhost", "-keyout", folder / "privkey.pem",
+                        "-out", folder / "fullchain.pem"], check=True, capture_output=True)
+        temp = "\n".join(f"{kind}_temp_path {folder}/{kind};"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        user = "user root;\n" if os.geteuid() == 0 else ""      # its workers read `folder`
+        (folder / "nginx.conf").write_text(
+            f"{user}pid {folder}/nginx.pid;\nworker_processes 1;\nevents {{}}\n"
+            f"http {{\naccess_log off;\n{temp}\n{block}}}\n")
+        self.tls = ssl.create_default_context()
+        self.tls.check_hostname, self.tls.verify_mode = False, ssl.CERT_NONE
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(self.folder), "-c", str(self.folder / "nginx.conf"),
+             "-e", str(self.folder / "error.log"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+
+    def connection(self):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=DEADLINE,
+                                           context=self.tls)
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stderr.close()
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("openssl") is None,
+                    reason="nginx and openssl are not installed")
+def test_nginx_in_front_as_documented(served, tmp_path):
+    # Findings 1-3 in the production set-up of docs/production.md: nginx terminates TLS
+    # and holds slow clients (an answer goes through while they hang on), and its own
+    # refusals are in the JSON envelope.
+    port, key = served
+    with Nginx(tmp_path, upstream_port=port) as nginx:
+        with SlowClients(nginx.port, half_open=20, header_drips=10, body_drips=10,
+                         tls=nginx.tls):
+            time.sleep(1.0)
+            connection = nginx.connection()
+            status, _, health = call(connection, "GET", "/v1/health")
+            assert status == 200 and health == {"status": "ok", "database": "reachable"}
+            status, _, session = call(connection, "POST", "/v1/sessions", key,
+                                      {"test_id": TEST_ID, "learner_id": "via-nginx"})
+            assert status == 201, session
+            connection.close()
+        for method, path, headers, body, status, code in [
+                ("GET", "/v1/" + "s" * 9000, {}, None, 414, "uri_too_long"),
+                ("GET", "/v1/health", {"X-Big": "b" * 9000}, None, 431,
+                 "request_header_fields_too_large"),
+                ("POST", "/v1/sessions", {"Content-Type": "application/json"},
+                 b" " * (9 * 2**20), 413, "payload_too_large")]:
+            connection = nginx.connection()
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            envelope = json.loads(response.read())
+            connection.close()
+            assert (response.status, envelope["error"]["code"]) == (status, code)
+            assert response.headers["Content-Type"] == "application/json"
