@@ -99,9 +99,6 @@ class JsonFormatter(logging.Formatter):
 class StderrHandler(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is when a record comes (a redirect, a capture)."""
 
-    def __init__(self):
-        super().__init__()
-
     @property
     def stream(self):
         return sys.stderr
@@ -129,7 +126,9 @@ def configure_logging(level=None):
 def audit(event, **fields):
     """Log one security event (``auth_failure``, ``rate_limited``, ``score_request``,
     ``calibration_started``, ...) at WARNING for failures and INFO otherwise. Fields
-    named like a secret are logged as "[scrubbed]", never with their value."""
+    named like a secret are logged as "[scrubbed]", never with their value; a field
+    named like a LogRecord attribute (``name``, ``args``, ...) is logged as
+    ``field_<name>``."""
     safe = {name: SCRUBBED if is_secret_name(name) else scrub(value)
             for name, value in fields.items()}
     safe = {f"field_{name}" if name in _RECORD_FIELDS else name: value
@@ -205,9 +204,10 @@ _making = threading.Lock()
 
 def _metrics():
     global _made
-    with _making:
-        if _made is None:
-            _made = _Metrics()
+    if _made is None:
+        with _making:
+            if _made is None:
+                _made = _Metrics()
     return _made
 
 

@@ -298,10 +298,11 @@ def backup_sqlite(database, path, force=False):
         raise DatabaseError(f"{path} exists; give --force to replace it")
     if not target.parent.is_dir():
         raise DatabaseError(f"no folder {target.parent} for the backup")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
-                                             dir=target.parent)      # mode 0600
-    os.close(descriptor)
+    temporary = None
     try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
+                                                 dir=target.parent)      # mode 0600
+        os.close(descriptor)
         with closing(sqlite3.connect(temporary)) as copy:
             source = database.engine.raw_connection()
             try:
@@ -313,8 +314,13 @@ def backup_sqlite(database, path, force=False):
         _fsync(temporary)
         os.replace(temporary, target)
         _fsync(target.parent)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        if temporary is not None:
+            pathlib.Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise DatabaseError(f"cannot write {path}: {error.strerror}") from None
+        if isinstance(error, sqlite3.Error):
+            raise DatabaseError(f"cannot back up to {path}: {error}") from None
         raise
     return {"path": str(target), "revision": revision, "bytes": target.stat().st_size}
 

@@ -226,6 +226,7 @@ def test_backup_refuses_to_replace_a_file_unless_forced(tmp_path, monkeypatch, c
 
 @pytest.mark.parametrize("argv, message", [
     (["db", "backup", "{tmp}/none/copy.db"], "no folder {tmp}/none for the backup"),
+    (["db", "backup", "--force", "{tmp}/folder"], "cannot write {tmp}/folder: Is a directory"),
     (["db", "restore", "{tmp}/missing.db"], "no backup file {tmp}/missing.db"),
     (["db", "restore", "{tmp}/junk.db"],
      "{tmp}/junk.db is not an irtcat database (file is not a database)"),
@@ -240,6 +241,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(tmp_path, monkeypat
     monkeypatch.setenv("IRTCAT_DATABASE_URL", sqlite_url(live))
     assert main(["db", "upgrade"]) == 0
     (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    (tmp_path / "folder").mkdir()
     with sqlite3.connect(tmp_path / "other.db") as connection:
         connection.execute("CREATE TABLE notes (text TEXT)")
     with sqlite3.connect(tmp_path / "future.db") as connection:
