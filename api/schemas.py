@@ -281,7 +281,9 @@ class ScoreRequest(Strict):
 class Score(Strict):
     theta = fields.Float(allow_none=True, metadata={
         "description": f"rounded to {SCORE_DECIMALS} decimal"})
-    se = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True, metadata={
+        "description": "always null here: an SE per answer pattern tells a prober the "
+                       "items' slopes (docs/API.md)"})
     standards = fields.List(fields.Nested(StandardResult), required=True, metadata={
         "description": f"a standard with fewer than {MIN_SCORED_ITEMS} items scored has "
                        "null theta, se and level"})

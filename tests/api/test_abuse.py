@@ -1,0 +1,255 @@
+"""The delivery service under abuse: the findings of the outside probe, replayed.
+
+Each test names the finding it repeats (the issue "A delivery service that holds under
+abuse"). Slow connections and oversized requests against a served process are in
+test_slow_clients.py, quotas in test_quotas.py; these run in process.
+"""
+
+import time
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+from itembank.delivery import MIN_SCORED_ITEMS
+
+# The attacker's budget: a delivery key's day of /v1/score calls (api/quotas.py).
+SCORE_CALLS_A_DAY = 200
+NODES = np.linspace(-6.0, 6.0, 121)
+
+
+def envelope(response, status):
+    """The JSON error envelope (spec/API.md) with `status`; returns its "error"."""
+    assert response.status_code == status, (response.status_code, response.get_data(True))
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    return body["error"]
+
+
+def _bank(api, standard="AI-ML"):
+    """The items of `standard` as the admin sees them: the truth the attacker is after."""
+    return api.call("GET", f"/v1/items?standard={standard}", api.admin).json
+
+
+def _two_pl_items(api, count=MIN_SCORED_ITEMS):
+    """The first `count` operational 2PL items of AI-ML, with their parameters."""
+    return [item for item in _bank(api)
+            if item["status"] == "operational" and item["model"] == "2pl"][:count]
+
+
+def _probe(api, ids, patterns):
+    """Score each pattern through the API; returns (theta, se) arrays as replied."""
+    replies = []
+    for pattern in patterns:
+        reply = api.call("POST", "/v1/score", api.delivery, json={"responses": [
+            {"item_id": item_id, "response": int(score)}
+            for item_id, score in zip(ids, pattern, strict=True)]})
+        assert reply.status_code == 200, reply.json
+        replies.append((reply.json["theta"], reply.json["se"]))
+    return np.array(replies, dtype=float)
+
+
+def _differences_design(n_items, calls, rng):
+    """Two-answer differences: pairs of patterns that differ in one item only, the item
+    changing from pair to pair, over random answers to the others."""
+    patterns = []
+    for pair in range(calls // 2):
+        base = rng.integers(0, 2, n_items)
+        for score in (0, 1):
+            pattern = base.copy()
+            pattern[pair % n_items] = score
+            patterns.append(pattern)
+    return np.array(patterns)
+
+
+def _posterior(patterns, a, b):
+    """EAP and posterior SD of each pattern under N(0, 1) on NODES (FORMATS.md's 2PL)."""
+    z = a[:, None] * (NODES[None, :] - b[:, None])
+    log_like = patterns @ -np.logaddexp(0, -z) + (1 - patterns) @ -np.logaddexp(0, z)
+    log_post = log_like - 0.5 * NODES**2
+    weights = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    mean = weights @ NODES
+    return mean, np.sqrt(np.maximum(weights @ NODES**2 - mean**2, 0.0))
+
+
+def _fit(patterns, observed, use_se, rng):
+    """The attacker's best fit of every item's a and b to the replies: least squares over
+    the EAP (and the SE when `use_se`), slopes kept in [0.3, 3], best of 5 starts."""
+    n = patterns.shape[1]
+    theta = observed[:, 0]
+
+    def residuals(x):
+        mean, sd = _posterior(patterns, np.exp(x[:n]), x[n:])
+        parts = [mean - theta] + ([sd - observed[:, 1]] if use_se else [])
+        return np.concatenate(parts)
+
+    bounds = ([np.log(0.3)] * n + [-4.0] * n, [np.log(3.0)] * n + [4.0] * n)
+    best = None
+    for _ in range(5):
+        start = np.concatenate([np.log(1.2) + rng.normal(0, 0.2, n), rng.normal(0, 0.5, n)])
+        fit = least_squares(residuals, start, bounds=bounds)
+        if best is None or fit.cost < best.cost:
+            best = fit
+    return np.exp(best.x[:n]), best.x[n:]
+
+
+def _recovered(estimate, truth):
+    return int(np.sum(np.abs(estimate - truth) < 0.1))
+
+
+def test_options_on_the_score_route_tell_no_key(api):
+    """Finding 1: one item scored with each option in turn told its key (one of four θ
+    differed). Options are refused now, every one alike."""
+    items = _two_pl_items(api)
+    others = [{"item_id": item["id"], "response": 1} for item in items[1:]]
+    replies = []
+    for option in "ABCD":
+        reply = api.call("POST", "/v1/score", api.delivery, json={"responses": [
+            {"item_id": items[0]["id"], "response": option}, *others]})
+        replies.append((reply.status_code, reply.get_data()))
+    assert len(set(replies)) == 1                         # nothing tells the key apart
+    envelope(api.call("POST", "/v1/score", api.delivery, json={"responses": [
+        {"item_id": items[0]["id"], "response": "A"}, *others]}), 400)
+
+
+def test_a_result_tells_no_item_its_key(api):
+    """Finding 1, by the session route: a result's answers carried their scores, so each
+    session told its delivery key the key of every item answered."""
+    for option in "ABCD":
+        session = api.start("ml", f"oracle-{option}")
+        assert api.answer(session, session["item"]["item_id"], option).status_code == 200
+        finished = api.call("POST", f"/v1/sessions/{session['session_id']}/finish",
+                            api.delivery)
+        assert finished.status_code == 200
+        result = api.call("GET", f"/v1/sessions/{session['session_id']}/result",
+                          api.delivery).json
+        assert [answer["score"] for answer in result["responses"]] == [None]
+
+
+def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api):
+    """Finding 1: solving two EAP values gave each 2PL item's a and b to three decimals.
+
+    The attacker spends a day's quota of /v1/score calls on pairs of score patterns that
+    differ in one item, then fits all ten items' a and b to the replies. Against the
+    replies as the route gives them (θ to 0.1, no SE) the fit must recover no more items
+    within 0.1 than a guess that knows only the bank's typical values (a = 1.2, b = 0).
+    The same attack against the posterior SD the route used to return (computed here)
+    recovers the slopes: the test can fail."""
+    rng = np.random.default_rng(20261204)
+    items = _two_pl_items(api)
+    ids = [item["id"] for item in items]
+    a = np.array([item["a"] for item in items])
+    b = np.array([item["b"] for item in items])
+    patterns = _differences_design(len(items), SCORE_CALLS_A_DAY, rng)
+
+    replies = _probe(api, ids, patterns)
+    assert np.all(np.isnan(replies[:, 1]))                             # no SE
+    assert np.allclose(replies[:, 0], np.round(replies[:, 0], 1))      # θ to 0.1
+    a_fit, b_fit = _fit(patterns, replies, use_se=False, rng=rng)
+    guessed_a, guessed_b = _recovered(np.full(a.size, 1.2), a), _recovered(np.zeros(b.size), b)
+    assert _recovered(a_fit, a) <= guessed_a, (np.round(a_fit - a, 3), guessed_a)
+    assert _recovered(b_fit, b) <= guessed_b, (np.round(b_fit - b, 3), guessed_b)
+
+    # The control: what the route used to reply (EAP and posterior SD, to 4 decimals).
+    mean, sd = _posterior(patterns, a, b)
+    old_replies = np.column_stack([np.round(mean, 4), np.round(sd, 4)])
+    a_old, _ = _fit(patterns, old_replies, use_se=True, rng=rng)
+    assert _recovered(a_old, a) == a.size > guessed_a
+
+
+def test_an_expired_token_is_refused_with_a_clear_code(api):
+    """Finding 5: tokens never expired."""
+    body = {"id": "short", "standards": ["AI-ML"], "config": {"stop": {"max_items": 5}},
+            "token_ttl": 1}
+    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
+    session = api.start("short")
+    path = f"/v1/sessions/{session['session_id']}"
+    assert api.call("GET", path, session["token"]).status_code == 200
+    time.sleep(1.1)
+    assert envelope(api.call("GET", path, session["token"]), 401)["code"] == "token_expired"
+    refused = api.answer(session, session["item"]["item_id"], "A")
+    assert envelope(refused, 401)["code"] == "token_expired"
+    assert api.call("GET", path, api.delivery).json["position"] == 1    # nothing changed
+
+
+def test_a_finished_sessions_token_only_reads_it_for_a_while(api):
+    """Finding 5: after finish, the token still read the session for good."""
+    body = {"id": "brief", "standards": ["AI-ML"], "config": {"stop": {"max_items": 5}},
+            "finished_token_ttl": 1}
+    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
+    session = api.start("brief")
+    path = f"/v1/sessions/{session['session_id']}"
+    assert api.call("POST", f"{path}/finish", api.delivery).status_code == 200
+    assert api.call("GET", path, session["token"]).json["status"] == "finished"
+    envelope(api.answer(session, session["item"]["item_id"], "A"), 409)   # reads only
+    time.sleep(1.1)
+    assert envelope(api.call("GET", path, session["token"]), 401)["code"] == "token_expired"
+    assert api.call("GET", f"{path}/result", api.delivery).status_code == 200
+
+
+def test_the_time_limit_finishes_the_session_on_what_was_answered(api):
+    """Deliverable 4: an answer after the time limit is refused and the session finished,
+    scored on the answers given (mirtCAT's max_time)."""
+    body = {"id": "timed", "standards": ["AI-ML"],
+            "config": {"stop": {"min_items": 5, "max_items": 10}}, "time_limit": 1}
+    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
+    session = api.start("timed")
+    assert session["deadline"] is not None
+    first = api.answer(session, session["item"]["item_id"], "A")
+    assert first.status_code == 200 and first.json["status"] == "active"
+    time.sleep(1.1)
+    late = api.answer(session, first.json["item"]["item_id"], "A")
+    assert envelope(late, 409)["code"] == "time_limit"
+    result = api.call("GET", f"/v1/sessions/{session['session_id']}/result",
+                      api.delivery).json
+    assert result["status"] == "finished"
+    assert [answer["item_id"] for answer in result["responses"]] == \
+        [session["item"]["item_id"]]
+    assert result["theta"] is not None
+
+
+def test_public_tests_show_practice_items_only(api):
+    """Finding 3: 40 anonymous sessions of the public credential showed 56 of its 153
+    operational items. A public test draws only items tagged practice; the others never
+    draw them."""
+    practice = {item["id"] for code in ("AI-ML", "AI-DE", "AI-RAI")
+                for item in _bank(api, code) if "practice" in item.get("tags", [])}
+    seen_public, seen_credential = set(), set()
+    for number in range(15):
+        started = api.call("POST", "/v1/public/sessions", json={"test_id": "open"})
+        assert started.status_code == 201
+        session, item = started.json, started.json["item"]
+        while item is not None:
+            seen_public.add(item["item_id"])
+            item = api.answer(session, item["item_id"], item["options"][0]["id"]).json["item"]
+        keyed = api.start("credential", f"learner-{number}")
+        seen_credential.add(keyed["item"]["item_id"])
+    assert seen_public and seen_public <= practice
+    assert not seen_credential & practice
+
+
+def test_owner_may_open_all_items_to_a_public_test_explicitly(api):
+    body = {"id": "open-all", "standards": ["AI-ML"], "config": {"stop": {"max_items": 6}},
+            "public": True, "public_pool": "all"}
+    created = api.call("POST", "/v1/tests", api.admin, json=body)
+    assert created.status_code == 201 and created.json["public_pool"] == "all"
+    envelope(api.call("POST", "/v1/tests", api.admin,
+                      json={**body, "id": "bad", "public_pool": "everything"}), 400)
+
+
+@pytest.mark.parametrize("path", ["/v1/health", "/v1/public/tests", "/v1/nope"])
+def test_api_responses_are_never_stored_and_never_sniffed(api, path):
+    """Finding 7: no Cache-Control: no-store on responses that carry tokens, no nosniff."""
+    response = api.call("GET", path)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    started = api.call("POST", "/v1/public/sessions", json={"test_id": "open"})
+    assert started.headers["Cache-Control"] == "no-store"
+
+
+def test_405_says_which_methods_the_route_takes(api):
+    """Finding 8: 405 had no Allow."""
+    response = api.call("DELETE", "/v1/standards", api.admin)
+    envelope(response, 405)
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
