@@ -35,17 +35,21 @@ from itembank.delivery import (
     TimeLimitError,
     TokenExpiredError,
 )
+from itembank.monitoring import readiness
 from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
 
-from . import schemas
+from . import observability, schemas
 from .pages import pages
 
 MAX_BODY = 8 * 2**20
 MAX_RUN_ID = 2**31 - 1
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error"}
+                405: "method_not_allowed", 409: "conflict", 412: "precondition_failed",
+                413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+                422: "unprocessable", 428: "precondition_required", 429: "too_many_requests",
+                431: "request_header_fields_too_large", 500: "internal_error",
+                503: "service_unavailable"}
 log = logging.getLogger("irtcat.api")
 
 
@@ -144,12 +148,15 @@ def _check_text(values, where):
 def _authorize(operation, kwargs):
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
+        _auth_failure(operation, "no bearer credential")
         raise ApiError(401, "an Authorization: Bearer <key> header is required")
     try:
         who = g.delivery.authenticate(header[7:].strip())
     except TokenExpiredError as error:
+        _auth_failure(operation, "expired token")
         raise ApiError(401, str(error), "token_expired") from None
     if who is None:
+        _auth_failure(operation, "unknown or revoked credential")
         raise ApiError(401, "unknown or revoked key")
     kind, identity, role = who
     if kind == "token":
@@ -165,7 +172,28 @@ def _authorize(operation, kwargs):
     g.principal = who
 
 
+def _auth_failure(operation, reason):
+    observability.audit("auth_failure", reason=reason, route=operation.rule,
+                        method=operation.method, client=request.remote_addr)
+
+
 # --- routes ---------------------------------------------------------------------------
+
+@_route("/ready", "GET", summary="readiness: the database answers and is at this release's "
+                                 "schema (503 otherwise)")
+def ready():
+    ok, details = readiness(g.store.database)
+    if not ok:
+        raise ApiError(503, "the service is not ready", "not_ready", details)
+    return {"status": "ready", **details}
+
+
+@_route("/metrics", "GET", roles=("admin",),
+        summary="Prometheus metrics (text exposition format): request latency by route, "
+                "answers, active sessions, calibration jobs, exposure maximum per test")
+def metrics():
+    return observability.metrics_view(g.store.database)
+
 
 @_route("/health", "GET", answer=schemas.Health, summary="liveness and the database")
 def health():
@@ -329,7 +357,9 @@ def get_session(session_id):
         body=schemas.Answer, answer=schemas.SessionState,
         summary="answer the current item; returns the next one")
 def answer(session_id, data):
-    return g.delivery.answer(session_id, data["item_id"], data["response"])
+    state = g.delivery.answer(session_id, data["item_id"], data["response"])
+    observability.count_answer()
+    return state
 
 
 @_route("/sessions/<session_id>/finish", "POST", roles=("delivery",),
@@ -349,6 +379,8 @@ def result(session_id):
         summary="score items without a session: item scores (not options), at least "
                 "10 operational items, θ and SE rounded to 0.1 (docs/API.md)")
 def score(data):
+    observability.audit("score_request", principal_id=g.principal[1],
+                        items=len(data["responses"]), method=data["method"])
     return g.delivery.score(data["responses"], data["method"])
 
 
@@ -362,6 +394,8 @@ def post_calibration(data):
     run_id = start_calibration(g.store, data["standard"], data["model"],
                                source=data["source"], anchored=data["anchored"],
                                m_step=data["m_step"])
+    observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
+                        source=data["source"])
     worker = threading.Thread(target=_calibrate_in_background, name=f"calibration-{run_id}",
                               args=(g.store, run_id, upload), daemon=True)
     worker.start()
@@ -371,11 +405,15 @@ def post_calibration(data):
 def _calibrate_in_background(store, run_id, upload):
     try:
         execute_calibration(store, run_id, upload)
-    except (CalibrationInputError, ValueError):
-        pass                                           # recorded on the run as failed
+    except (CalibrationInputError, ValueError) as error:
+        observability.audit("calibration_failed", run_id=run_id, reason=str(error)[:200])
+        return                                          # recorded on the run as failed
     except Exception:                                   # noqa: BLE001 - recorded, then logged
         log.exception("calibration %s failed", run_id)
+        observability.audit("calibration_failed", run_id=run_id, reason="internal error")
         store.fail_calibration_run(run_id, "internal error")
+        return
+    observability.audit("calibration_finished", run_id=run_id)
 
 
 def _upload_log(rows):
@@ -479,6 +517,7 @@ def create_app(database_url=None, *, migrate=True):
 
     app.register_blueprint(v1)
     app.register_blueprint(pages)
+    observability.install(app)
 
     @app.errorhandler(ApiError)
     def _api_error(error):
