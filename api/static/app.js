@@ -74,7 +74,18 @@
 
   // A failure worth retrying as is: no answer from the server, or a server-side error.
   function retryable(error) {
-    return error instanceof NetworkError || (error instanceof ApiError && error.status >= 500);
+    return error instanceof NetworkError
+      || (error instanceof ApiError && (error.status >= 500 || error.status === 429));
+  }
+
+  // Why a session can no longer go on, in the learner's words.
+  function endedText(error) {
+    if (error.code === "token_expired") {
+      return "Your test session has expired, so it cannot be continued. Your answers up "
+        + "to now were kept. Choose a test to start again.";
+    }
+    return "Your test can no longer be continued (" + error.message
+      + "). Choose a test to start again.";
   }
 
   function api(method, path, body, token) {
@@ -283,8 +294,9 @@
                   + " Your answers so far are saved on the server.", resume);
       } else {
         forgetSession();
-        listTests("Your earlier test could not be resumed (" + error.message
-                  + "). Choose a test to start again.");
+        listTests(error.code === "token_expired" ? endedText(error)
+                  : "Your earlier test could not be resumed (" + error.message
+                    + "). Choose a test to start again.");
       }
     });
   }
@@ -295,7 +307,7 @@
       saveSession(saved);
     }
     if (state.status === "finished" || !state.item) {
-      renderResult(state);
+      renderResult(state, notice);
     } else {
       renderItem(state, notice);
     }
@@ -416,6 +428,12 @@
       $("retry").hidden = false;
       $("retry").focus();
       announce(text);
+    } else if (error.code === "time_limit") {
+      // The time ran out: the server finished the session on the answers given.
+      api("GET", sessionPath(), undefined, saved.token).then(function (state) {
+        render(state, "Time is up: your test has ended and was scored on the answers you "
+                      + "gave before the time limit.");
+      }, function (again) { answerFailed(again, answer); });
     } else if (error.status === 409) {
       // Not the current item any more (answered in another tab, or a double submit):
       // show where the session really is.
@@ -426,8 +444,7 @@
       }, function (again) { answerFailed(again, answer); });
     } else if (error.status === 401 || error.status === 403 || error.status === 404) {
       forgetSession();
-      listTests("Your test can no longer be continued (" + error.message
-                + "). Choose a test to start again.");
+      listTests(endedText(error));
     } else {
       showSending(false);
       message("item-message", failureText(error, "sending your answer"));
@@ -465,7 +482,7 @@
     return { text: "Below the first level", kind: "below" };
   }
 
-  function renderResult(state) {
+  function renderResult(state, notice) {
     shown = state;
     writeStored(CHOICE_KEY, null);
     $("result-test-title").textContent = saved ? saved.title : "";
@@ -517,9 +534,9 @@
       });
     }
     show("view-result");
-    message("result-message", "");
+    message("result-message", notice || "");
     focusHeading("result-heading");
-    announce(spoken);
+    announce(notice ? notice + " " + spoken : spoken);
   }
 
   // --- starting over -----------------------------------------------------------------
