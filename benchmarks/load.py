@@ -4,7 +4,8 @@ For SQLite (a file in a temporary folder) always, and PostgreSQL when
 ``IRTCAT_TEST_POSTGRESQL_URL`` names a server (in a schema ``irtcat_load`` of that
 database, made and dropped here, not ``public``): `irtcat demo --no-serve` prepares
 the database, then for each ``workers x threads`` setting a fresh `irtcat serve`
-(gunicorn gthread workers) on a free loopback port takes 100 simulated learners at
+(gunicorn's arbiter, waitress in each worker) on a free loopback port takes 100
+simulated learners at
 each on its own keep-alive connection, the learners arriving over the first
 RAMP_UP seconds. A learner starts an ``ai-practitioner`` session with the
 delivery key, answers each item with the session token (a random option) until
@@ -13,7 +14,7 @@ the next session: 100 learners are in a test at every moment. The load
 generator is one asyncio process with a minimal HTTP/1.1 client, on the same 2
 cores as the server; its CPU share is shown.
 
-Two loads per setting, each measured for MEASURE seconds after WARM_UP seconds:
+Three loads per setting, each measured for MEASURE seconds after WARM_UP seconds:
 - "closed": every learner answers again as soon as its answer comes back: the most
   answers per second the server gives; latency is then mostly queueing (Little's
   law: p50 is about learners / answers per second).
@@ -21,6 +22,10 @@ Two loads per setting, each measured for MEASURE seconds after WARM_UP seconds:
   distributed time of mean LEARNERS / OFFERED seconds (0.28 s: 360 answers/s in
   all if answers took no time; each millisecond an answer takes lowers the rate):
   the latency of a server under that load, and whether it keeps up.
+- "think time + 200 slow": the same, while SLOW connections (200) that never finish
+  their request stay open, half dripping a header and half a declared body, a byte
+  every DRIP seconds (about 1 s) each, each re-opened when the server closes it:
+  slow clients must cost the learners nothing.
 
 Figures: answers per second over the measured window, the round trip of each
 ``POST /v1/sessions/{id}/responses`` in it (p50, p99, max), session starts, errors
@@ -30,7 +35,7 @@ and each worker's CPU. The target of the API issue (SQLite, 100 learners):
 
 ``IRTCAT_LOAD_SETTINGS="3x1,3x2"`` overrides the settings tried (workers x threads);
 ``IRTCAT_LOAD_LEARNERS`` the number of learners, ``IRTCAT_LOAD_SECONDS`` the
-measured window.
+measured window, ``IRTCAT_LOAD_SLOW`` the number of slow connections.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ OFFERED = 360                 # answers/s in all at zero latency: the target plu
 RAMP_UP = 5.0                 # seconds over which the learners arrive
 WARM_UP = 10.0                # seconds before the measured window
 MEASURE = float(os.environ.get("IRTCAT_LOAD_SECONDS", "20"))
+SLOW = int(os.environ.get("IRTCAT_LOAD_SLOW", "200"))
+DRIP = 1.0                    # mean seconds between two bytes of a slow connection
+SLOW_STARTS = (b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+               b"POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+               b"application/json\r\nContent-Length: 100000\r\n\r\n{")
 TARGET_RATE, TARGET_P99 = 300, 0.100
 START_TIMEOUT = 30.0
 PREPARE_TIMEOUT = 300.0
@@ -310,13 +320,43 @@ async def learner(number, port, key, rate, tally):
         connection.close()
 
 
-def run_learners(port, key, rate=None, probe=dict):
+async def slow_client(number, port, end, opened):
+    """A connection that never finishes its request (a header, or a body, by the parity
+    of `number`), one more byte every DRIP seconds or so until `end`, opened again
+    whenever the server closes it; counts its connections in opened[0]."""
+    rng = random.Random(-1 - number)
+    await asyncio.sleep(rng.uniform(0.0, RAMP_UP))
+    while time.perf_counter() < end:
+        writer = None
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            opened[0] += 1
+            writer.write(SLOW_STARTS[number % 2])
+            while time.perf_counter() < end:
+                try:                    # the server closing (or answering) ends the wait
+                    await asyncio.wait_for(reader.read(1), DRIP * rng.uniform(0.5, 1.5))
+                    break
+                except asyncio.TimeoutError:
+                    writer.write(b"a")
+                    await writer.drain()
+        except OSError:
+            await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def run_learners(port, key, rate=None, probe=dict, slow=0):
     """LEARNERS learners for WARM_UP + MEASURE seconds, closed loop or thinking for
-    LEARNERS / `rate` seconds on average before each answer; the figures of the
-    measured window."""
+    LEARNERS / `rate` seconds on average before each answer, while `slow` slow
+    connections hang on; the figures of the measured window."""
+    opened = [0]
+
     async def everyone():
         return await asyncio.gather(*[learner(number, port, key, rate, tally)
-                                      for number in range(LEARNERS)])
+                                      for number in range(LEARNERS)],
+                                    *[slow_client(number, port, tally.end, opened)
+                                      for number in range(slow)])
 
     now = time.perf_counter()
     tally = Tally(now + WARM_UP, now + WARM_UP + MEASURE)
@@ -344,7 +384,8 @@ def run_learners(port, key, rate=None, probe=dict):
             "p50": percentile(50), "p99": percentile(99), "max": percentile(100),
             "start_p50": float(np.median(tally.starts)) if tally.starts else float("nan"),
             "finished": tally.sessions_finished, "errors": tally.errors,
-            "client_cpu": client_cpu / MEASURE, "workers_cpu": workers_cpu}
+            "client_cpu": client_cpu / MEASURE, "workers_cpu": workers_cpu,
+            "slow_opened": opened[0]}
 
 
 def _row(name, workers, threads, load, figures, thinking):
@@ -373,16 +414,23 @@ def _per_answer(seconds, answers):
 
 
 def _measure(name, url, folder):
-    """For every setting: a closed-loop run and a run with think time."""
+    """For every setting: a closed-loop run, a run with think time, and one with think
+    time while SLOW slow connections hang on."""
     key = prepare_demo(url, folder)
     rows, notes = [], []
     for workers, threads in _settings():
-        for load, rate in (("closed", None),
-                           (f"think time {LEARNERS / OFFERED:.2f} s", OFFERED)):
+        think = f"think time {LEARNERS / OFFERED:.2f} s"
+        loads = [("closed", None, 0), (think, OFFERED, 0)]
+        if SLOW:
+            loads.append((f"{think} + {SLOW} slow", OFFERED, SLOW))
+        for load, rate, slow in loads:
             server = Server(url, folder, workers, threads)
             try:
                 with server:
-                    figures = run_learners(server.port, key, rate, probe=server.worker_cpu)
+                    figures = run_learners(server.port, key, rate, probe=server.worker_cpu,
+                                           slow=slow)
+                    if slow:
+                        load += f" ({figures['slow_opened']} opened)"
                     if figures["errors"]:
                         notes.append(f"{name} {workers}x{threads} {load}: "
                                      f"{figures['errors'][:3]}\n{server.log()[-800:]}")
