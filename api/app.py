@@ -35,6 +35,7 @@ from itembank.delivery import (
     TimeLimitError,
     TokenExpiredError,
 )
+from itembank.etags import PreconditionFailed, bank_tag, expect, item_tag, standard_tag
 from itembank.monitoring import readiness
 from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
@@ -220,19 +221,48 @@ def post_standard(data):
 
 
 @_route("/standards/<code>", "GET", roles=("admin",), answer=schemas.StandardDoc,
-        summary="one standard")
+        summary="one standard, with its ETag")
 def get_standard(code):
-    return g.store.standard(code)
+    found = g.store.standard(code)
+    _send_tag(standard_tag, code)
+    return found
 
 
 @_route("/standards/<code>", "PUT", roles=("admin",), body=schemas.StandardUpdate,
-        answer=schemas.StandardDoc, summary="replace a standard")
+        answer=schemas.StandardDoc,
+        summary="replace a standard; with If-Match, only if it is still that version (412)")
 def put_standard(code, data):
     if data.get("code", code) != code:
         raise ApiError(400, "the body's code differs from the URL's", "validation_error")
     entry = parse_standard({**data, "code": code})
-    g.store.put_standard(entry)
+    g.store.put_standard(entry, precondition=_precondition(standard_tag, code))
+    _send_tag(standard_tag, code)
     return g.store.standard(code)
+
+
+def _if_match():
+    """The entity tags of the request's If-Match header (weak ones compared as strong),
+    or None without one."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
+    if not tags or any(tag != "*" and not (len(tag) > 1 and tag[0] == tag[-1] == '"')
+                       for tag in tags):
+        raise ApiError(400, "If-Match must hold quoted entity tags or *", "validation_error")
+    return tags
+
+
+def _precondition(tag_of, key):
+    """The store's precondition for a write under If-Match (None without one)."""
+    given = _if_match()
+    return None if given is None else expect(tag_of, key, given)
+
+
+def _send_tag(tag_of, key):
+    """Give the response the resource's ETag (sent by `_headers`)."""
+    with g.store.database.reading() as session:
+        g.etag = tag_of(session, key)
 
 
 @_route("/items", "POST", roles=("admin",), answer=schemas.ImportSummary, status=201,
@@ -245,7 +275,18 @@ def post_items():
         raise ApiError(400, "the body must be JSON", "validation_error")
     items = payload.get("items") if isinstance(payload, dict) else payload
     _check_items(items if isinstance(items, list) else [])
-    return g.store.import_items(payload)
+    codes = {item.get("standard") for item in items if isinstance(item, dict)} \
+        if isinstance(items, list) else set()
+    precondition = None
+    if _if_match() is not None:
+        if len(codes) != 1 or not isinstance(next(iter(codes)), str):
+            raise ApiError(400, "If-Match on an import needs the items of one standard "
+                                "(the ETag of GET /v1/items?standard=CODE)", "validation_error")
+        precondition = _precondition(bank_tag, next(iter(codes)))
+    summary = g.store.import_items(payload, precondition=precondition)
+    if len(codes) == 1 and isinstance(next(iter(codes)), str):
+        _send_tag(bank_tag, next(iter(codes)))
+    return summary
 
 
 @_route("/items", "GET", roles=("admin",), answer=schemas.ItemDoc, many=True,
@@ -253,7 +294,10 @@ def post_items():
 def list_items():
     standard = request.args.get("standard")
     try:
-        return g.store.items(standard)
+        found = g.store.items(standard)
+        if standard is not None:
+            _send_tag(bank_tag, standard)
+        return found
     except NotFoundError:
         if standard is not None:
             g.store.standard(standard)                # 404 for an unknown standard
@@ -263,7 +307,9 @@ def list_items():
 @_route("/items/<item_id>", "GET", roles=("admin",), answer=schemas.ItemDoc,
         summary="one item")
 def get_item(item_id):
-    return _item(item_id)
+    found = _item(item_id)
+    _send_tag(item_tag, item_id)
+    return found
 
 
 @_route("/items/<item_id>", "PUT", roles=("admin",), answer=schemas.ItemDoc,
@@ -276,7 +322,9 @@ def put_item(item_id):
         raise ApiError(400, "the body's id differs from the URL's", "validation_error")
     _item(item_id)
     _check_items([{**payload, "id": item_id}])
-    g.store.import_items([{**payload, "id": item_id}])
+    g.store.import_items([{**payload, "id": item_id}],
+                         precondition=_precondition(item_tag, item_id))
+    _send_tag(item_tag, item_id)
     return _item(item_id)
 
 
@@ -542,7 +590,13 @@ def create_app(database_url=None, *, migrate=True):
             response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers.pop("Server", None)
+        if response.status_code < 300 and g.get("etag"):
+            response.headers["ETag"] = g.etag
         return response
+
+    @app.errorhandler(PreconditionFailed)
+    def _precondition_failed(error):
+        return _envelope(412, "precondition_failed", str(error))
 
     @app.errorhandler(TimeLimitError)
     def _time_limit(error):

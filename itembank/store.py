@@ -98,9 +98,15 @@ class Store:
         with self.database.writing() as session:
             return self._upsert_standards(session, standards)
 
-    def put_standard(self, entry):
-        """Create or replace one standard (already parsed by `parse_standard`)."""
+    def put_standard(self, entry, precondition=None):
+        """Create or replace one standard (already parsed by `parse_standard`).
+
+        `precondition`: called with the transaction's session once the standard's row is
+        locked, before anything is written; it raises to write nothing (`etags.expect`)."""
         with self.database.writing() as session:
+            if precondition is not None:
+                _lock_standards(session, [entry["code"]])
+                precondition(session)
             return self._upsert_standards(session, {entry["code"]: entry})
 
     def _upsert_standards(self, session, standards):
@@ -155,8 +161,11 @@ class Store:
 
     # --- items -----------------------------------------------------------------------
 
-    def import_items(self, document):
+    def import_items(self, document, precondition=None):
         """Import items (a bank document or a list of item documents), all or nothing.
+
+        `precondition`: as for `put_standard`, called once the items' standards are
+        locked.
 
         New items are added, changed ones updated. For each standard whose
         published parameters or statuses change, a new bank version is created
@@ -168,6 +177,9 @@ class Store:
         population = parse_population(document)
         calibration = document.get("calibration") if isinstance(document, dict) else None
         with self.database.writing() as session:
+            if precondition is not None:
+                _lock_standards(session, {record.standard for record in records.values()})
+                precondition(session)
             return self._import_items(session, records, population, calibration)
 
     def _import_items(self, session, records, population, calibration):

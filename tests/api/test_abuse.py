@@ -5,6 +5,7 @@ abuse"). Slow connections and oversized requests against a served process are in
 test_slow_clients.py, quotas in test_quotas.py; these run in process.
 """
 
+import threading
 import time
 
 import numpy as np
@@ -253,3 +254,52 @@ def test_405_says_which_methods_the_route_takes(api):
     response = api.call("DELETE", "/v1/standards", api.admin)
     envelope(response, 405)
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_racing_imports_with_the_same_etag_let_one_win_and_refuse_the_other(api):
+    """Finding 9: two racing bank imports both returned 201 and the last won. With the
+    ETag of what each read in If-Match, one import lands and the other is 412."""
+    listed = api.call("GET", "/v1/items?standard=AI-ML", api.admin)
+    tag = listed.headers["ETag"]
+    base = next(item for item in listed.json if item["id"] == "ML-001")
+    bodies = [[{**base, "content": {**base["content"], "stem": f"Edited by writer {n}"}}]
+              for n in range(2)]
+    statuses = [None, None]
+    barrier = threading.Barrier(2)
+
+    def write(n):
+        barrier.wait()
+        statuses[n] = api.call("POST", "/v1/items", api.admin, json=bodies[n],
+                               headers={"If-Match": tag}).status_code
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 412]
+    winner = statuses.index(201)
+    stem = api.call("GET", "/v1/items/ML-001", api.admin).json["content"]["stem"]
+    assert stem == f"Edited by writer {winner}"
+    assert api.call("GET", "/v1/items?standard=AI-ML", api.admin).headers["ETag"] != tag
+
+
+def test_a_stale_etag_is_412_and_changes_nothing(api):
+    read = api.call("GET", "/v1/standards/AI-ML", api.admin)
+    old_tag, standard = read.headers["ETag"], read.json
+    first = api.call("PUT", "/v1/standards/AI-ML", api.admin,
+                     json={**standard, "title": "First edit"}, headers={"If-Match": old_tag})
+    assert first.status_code == 200 and first.headers["ETag"] != old_tag
+    stale = api.call("PUT", "/v1/standards/AI-ML", api.admin,
+                     json={**standard, "title": "Second edit"}, headers={"If-Match": old_tag})
+    assert envelope(stale, 412)["code"] == "precondition_failed"
+    assert api.call("GET", "/v1/standards/AI-ML", api.admin).json["title"] == "First edit"
+    item = api.call("GET", "/v1/items/ML-002", api.admin)
+    changed = {**item.json, "tags": ["edited"]}
+    assert api.call("PUT", "/v1/items/ML-002", api.admin, json=changed,
+                    headers={"If-Match": item.headers["ETag"]}).status_code == 200
+    envelope(api.call("PUT", "/v1/items/ML-002", api.admin, json=item.json,
+                      headers={"If-Match": item.headers["ETag"]}), 412)
+    envelope(api.call("PUT", "/v1/items/ML-002", api.admin, json=item.json,
+                      headers={"If-Match": "not-quoted"}), 400)
+    assert api.call("GET", "/v1/items/ML-002", api.admin).json["tags"] == ["edited"]
