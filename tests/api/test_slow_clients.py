@@ -258,7 +258,11 @@ def test_forwarded_headers_are_trusted_only_behind_a_proxy(behind_proxy, expecte
     listener = socket.create_server(("127.0.0.1", 0))
     server = WaitressServer(echo, [listener], threads=1, behind_proxy=behind_proxy)
     stop = threading.Event()
-    loop = threading.Thread(target=lambda: [server.poll(0.05) for _ in iter(stop.is_set, True)])
+
+    def serve():
+        while not stop.is_set():
+            server.poll(0.05)
+    loop = threading.Thread(target=serve)
     loop.start()
     try:
         connection = http.client.HTTPConnection(*listener.getsockname()[:2], timeout=5)
