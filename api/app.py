@@ -8,10 +8,8 @@ fields leave the server) and feeds the OpenAPI document at /v1/openapi.json.
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
-import threading
 from dataclasses import dataclass
 from functools import wraps
 
@@ -22,10 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from calibration.runs import execute_calibration, start_calibration
+from calibration.runs import start_calibration
 from calibration.workflow import CalibrationInputError
-from engine.simulate import report as simulation_report
-from engine.simulate import timed_run
 from itembank import DataFormatError, ResponseLog
 from itembank.database import Database, upgrade
 from itembank.delivery import (
@@ -40,8 +36,9 @@ from itembank.monitoring import readiness
 from itembank.records import parse_standard
 from itembank.store import NotFoundError, Store
 
-from . import observability, schemas
+from . import observability, offload, schemas
 from .pages import pages
+from .quotas import QuotaExceeded, Quotas
 
 MAX_BODY = 8 * 2**20
 MAX_RUN_ID = 2**31 - 1
@@ -147,6 +144,10 @@ def _check_text(values, where):
 
 
 def _authorize(operation, kwargs):
+    # An address that failed to authenticate too often is refused whatever it presents.
+    waited = g.quotas.exhausted("auth_failure", request.remote_addr)
+    if waited:
+        raise QuotaExceeded("auth_failure", waited)
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         _auth_failure(operation, "no bearer credential")
@@ -176,6 +177,10 @@ def _authorize(operation, kwargs):
 def _auth_failure(operation, reason):
     observability.audit("auth_failure", reason=reason, route=operation.rule,
                         method=operation.method, client=request.remote_addr)
+    try:
+        g.quotas.hit("auth_failure", request.remote_addr)
+    except QuotaExceeded:
+        pass                                   # this one is answered 401; the next is 429
 
 
 # --- routes ---------------------------------------------------------------------------
@@ -374,6 +379,7 @@ def get_test(test_id):
 @_route("/sessions", "POST", roles=("delivery",), body=schemas.SessionStart,
         answer=schemas.SessionStarted, status=201, summary="start a learner's session")
 def start_session(data):
+    g.quotas.hit("keyed_start", g.principal[1])
     return g.delivery.start_session(data["test_id"], data["learner_id"], g.principal[1])
 
 
@@ -388,6 +394,7 @@ def public_tests():
         summary="start a session of a public test from the learner page (no key); the "
                 "token then reads and answers it")
 def start_public_session(data):
+    g.quotas.hit("public_start", request.remote_addr)
     learner_id = "web-" + secrets.token_hex(8)
     return g.delivery.start_session(data["test_id"], learner_id, public=True)
 
@@ -405,6 +412,10 @@ def get_session(session_id):
         body=schemas.Answer, answer=schemas.SessionState,
         summary="answer the current item; returns the next one")
 def answer(session_id, data):
+    g.quotas.hit("answer", session_id)
+    owner = g.principal[1] if g.principal[0] == "key" else g.delivery.owner_key(session_id)
+    if owner is not None:
+        g.quotas.hit("answer_key", owner)
     state = g.delivery.answer(session_id, data["item_id"], data["response"])
     observability.count_answer()
     return state
@@ -427,6 +438,7 @@ def result(session_id):
         summary="score items without a session: item scores (not options), at least "
                 "10 operational items, θ and SE rounded to 0.1 (docs/API.md)")
 def score(data):
+    g.quotas.hit("score", g.principal[1])
     observability.audit("score_request", principal_id=g.principal[1],
                         items=len(data["responses"]), method=data["method"])
     return g.delivery.score(data["responses"], data["method"])
@@ -439,29 +451,18 @@ def post_calibration(data):
     upload = None
     if data["source"] == "upload":
         upload = _upload_log(data["data"])
-    run_id = start_calibration(g.store, data["standard"], data["model"],
-                               source=data["source"], anchored=data["anchored"],
-                               m_step=data["m_step"])
+    offload.reserve_calibration()
+    try:
+        run_id = start_calibration(g.store, data["standard"], data["model"],
+                                   source=data["source"], anchored=data["anchored"],
+                                   m_step=data["m_step"])
+    except BaseException:
+        offload.release_calibration()
+        raise
     observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
                         source=data["source"])
-    worker = threading.Thread(target=_calibrate_in_background, name=f"calibration-{run_id}",
-                              args=(g.store, run_id, upload), daemon=True)
-    worker.start()
+    offload.queue_calibration(g.store.database.url, run_id, upload)
     return {"id": run_id, "status": "queued"}
-
-
-def _calibrate_in_background(store, run_id, upload):
-    try:
-        execute_calibration(store, run_id, upload)
-    except (CalibrationInputError, ValueError) as error:
-        observability.audit("calibration_failed", run_id=run_id, reason=str(error)[:200])
-        return                                          # recorded on the run as failed
-    except Exception:                                   # noqa: BLE001 - recorded, then logged
-        log.exception("calibration %s failed", run_id)
-        observability.audit("calibration_failed", run_id=run_id, reason="internal error")
-        store.fail_calibration_run(run_id, "internal error")
-        return
-    observability.audit("calibration_finished", run_id=run_id)
 
 
 def _upload_log(rows):
@@ -492,13 +493,12 @@ def _calibration_run(run_id):
         summary="the calibration's report: one self-contained HTML page (item table with "
                 "parameters, SEs and fit flags; item, information and SE curves)")
 def calibration_report(run_id):
-    from .report import bank_report  # matplotlib: loaded when first asked for
 
     run = _calibration_run(run_id)
     if run["status"] != "done":
         raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
-    page = bank_report(run["result"], title=f"Calibration {run_id}: {run['standard']}, "
-                                             f"version {run['version']}")
+    page = offload.run(offload.bank_report, run["result"],
+                       f"Calibration {run_id}: {run['standard']}, version {run['version']}")
     return Response(page, mimetype="text/html")
 
 
@@ -516,21 +516,19 @@ def publish_calibration(run_id):
         summary="simulate the test on its bank: the simulation report of FORMATS.md")
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
-    versions = g.store.current_version_ids(test["standards"])
-    built = g.delivery.test_bank(data["test_id"], versions)
-    rng = np.random.default_rng(data["seed"])
-    true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, data["examinees"])
-    batches, seconds = timed_run(built.bank.params, built.design, rng, true_theta=true_theta)
-    return simulation_report(batches, built.design, seconds, true_theta=true_theta,
-                             seed=data["seed"])
+    g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
+    return offload.run(offload.simulate, g.store.database.url, data["test_id"],
+                       data["examinees"], data["seed"])
 
 
 @_route("/responses", "GET", roles=("admin",),
         summary="the response log as long CSV (person_id,item_id,response)")
 def responses():
-    stream = io.StringIO()
-    g.store.write_responses(stream, request.args.get("standard"))
-    return Response(stream.getvalue(), mimetype="text/csv")
+    standard = request.args.get("standard")
+    if standard is not None:
+        g.store.standard(standard)                    # 404 for an unknown standard
+    text = offload.run(offload.responses_csv, g.store.database.url, standard)
+    return Response(text, mimetype="text/csv")
 
 
 @v1.route("/openapi.json", methods=["GET"])
@@ -557,11 +555,12 @@ def create_app(database_url=None, *, migrate=True):
         upgrade(database)
     store = Store(database)
     delivery = Delivery(store)
-    app.extensions["irtcat"] = {"store": store, "delivery": delivery}
+    quotas = Quotas.from_env(database)
+    app.extensions["irtcat"] = {"store": store, "delivery": delivery, "quotas": quotas}
 
     @app.before_request
     def _bind():
-        g.store, g.delivery = store, delivery
+        g.store, g.delivery, g.quotas = store, delivery, quotas
 
     app.register_blueprint(v1)
     app.register_blueprint(pages)
@@ -593,6 +592,23 @@ def create_app(database_url=None, *, migrate=True):
         if response.status_code < 300 and g.get("etag"):
             response.headers["ETag"] = g.etag
         return response
+
+    @app.errorhandler(QuotaExceeded)
+    def _quota(error):
+        observability.audit("rate_limited", quota=error.name,
+                            route=request.url_rule.rule if request.url_rule else "",
+                            client=request.remote_addr)
+        body, status = _envelope(429, "rate_limited",
+                                 f"too many requests ({error.name}); retry after "
+                                 f"{error.retry_after} s", {"quota": error.name})
+        body.headers["Retry-After"] = str(error.retry_after)
+        return body, status
+
+    @app.errorhandler(offload.Busy)
+    def _busy(error):
+        body, status = _envelope(503, "busy", str(error))
+        body.headers["Retry-After"] = str(error.retry_after)
+        return body, status
 
     @app.errorhandler(PreconditionFailed)
     def _precondition_failed(error):

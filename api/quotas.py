@@ -30,10 +30,10 @@ turns every quota off (for throughput benchmarks only):
   learners behind one address, each presenting an expired token once,
   passes. Once spent, every authenticated request from the address is
   refused until the window ends, valid key or not.
-- ``score`` 500/day per delivery key: five classes of 100 scored from paper
-  a day; probing the bank by scoring chosen answer patterns (a handful of
-  patterns per item to read its difficulty) takes days for a bank of a few
-  hundred items.
+- ``score`` 200/day per delivery key: two classes of 100 scored from paper a
+  day, which an integrator with more can have raised (IRTCAT_QUOTAS); a prober
+  fitting every item's a and b to a day of chosen score patterns recovers none
+  better than a guess (tests/api/test_abuse.py replays it with this budget).
 
 A fixed window lets up to twice a limit through across the end of one window
 and the start of the next; the limits above allow for that.
@@ -65,7 +65,7 @@ DEFAULTS = {
     "answer": "60/minute",
     "answer_key": "30000/minute",
     "auth_failure": "100/10 minutes",
-    "score": "500/day",
+    "score": "200/day",
 }
 LOG_EVERY = 60.0                       # seconds between two logs of a failing store
 

@@ -5,17 +5,24 @@ abuse"). Slow connections and oversized requests against a served process are in
 test_slow_clients.py, quotas in test_quotas.py; these run in process.
 """
 
+import os
 import threading
 import time
 
 import numpy as np
 import pytest
+from conftest import Api
+from limits import parse
 from scipy.optimize import least_squares
 
+from api import offload
+from api.app import create_app
+from api.quotas import DEFAULTS
 from itembank.delivery import MIN_SCORED_ITEMS
 
-# The attacker's budget: a delivery key's day of /v1/score calls (api/quotas.py).
-SCORE_CALLS_A_DAY = 200
+# The attacker's budget: a delivery key's day of /v1/score calls.
+SCORE_CALLS_A_DAY = parse(DEFAULTS["score"]).amount
+assert parse(DEFAULTS["score"]).get_expiry() == 86400
 NODES = np.linspace(-6.0, 6.0, 121)
 
 
@@ -303,3 +310,86 @@ def test_a_stale_etag_is_412_and_changes_nothing(api):
     envelope(api.call("PUT", "/v1/items/ML-002", api.admin, json=item.json,
                       headers={"If-Match": "not-quoted"}), 400)
     assert api.call("GET", "/v1/items/ML-002", api.admin).json["tags"] == ["edited"]
+
+
+def test_long_admin_work_cannot_take_the_learners_threads_or_cores(api):
+    """Finding 6: reports and calibrations ran on the delivery threads (four concurrent
+    reports pushed a learner's answer from 6 ms to 17 s). Long admin work runs in a
+    helper process niced by offload.NICENESS; while one such request waits, a second is
+    503 with Retry-After, and learners are answered."""
+    busy = threading.Thread(target=offload.run, args=(time.sleep, 2.0))
+    busy.start()
+    time.sleep(0.3)
+    try:
+        second = api.call("POST", "/v1/simulations", api.admin,
+                          json={"test_id": "ml", "examinees": 50})
+        assert envelope(second, 503)["code"] == "busy"
+        assert int(second.headers["Retry-After"]) >= 1
+        session = api.start("ml", "during-admin-work")
+        started = time.monotonic()
+        reply = api.answer(session, session["item"]["item_id"], "A")
+        assert reply.status_code == 200 and time.monotonic() - started < 1.0
+        helpers = list(offload._helper()._processes)
+        assert len(helpers) == 1
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + offload.NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, helpers[0]) == expected
+    finally:
+        busy.join()
+    done = api.call("POST", "/v1/simulations", api.admin, json={"test_id": "ml",
+                                                                 "examinees": 50})
+    assert done.status_code == 200 and done.json["examinees"] == 50
+
+
+@pytest.fixture
+def limited(api, database_url, monkeypatch):
+    """The fixture's store served by an app with small quotas (IRTCAT_QUOTAS)."""
+    monkeypatch.setenv("IRTCAT_QUOTAS", "public_start=5/hour;auth_failure=8/10 minutes;"
+                                        "answer=3/minute;score=2/day")
+    app = create_app(database_url)
+    yield Api(app)
+    app.extensions["irtcat"]["store"].database.dispose()
+
+
+def _limited_429(response):
+    error = envelope(response, 429)
+    assert error["code"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 86400
+    return error
+
+
+def test_anonymous_start_floods_are_cut_off(limited):
+    """Finding 3: 600 of 600 anonymous starts from one client in 28 s."""
+    statuses = [limited.call("POST", "/v1/public/sessions", json={"test_id": "open"})
+                for _ in range(8)]
+    assert [r.status_code for r in statuses] == [201] * 5 + [429] * 3
+    assert _limited_429(statuses[-1])["details"] == {"quota": "public_start"}
+
+
+def test_credential_guessing_is_throttled_and_logged(limited, caplog):
+    """Finding 4: 4,606 bad keys and tokens at 160 a second, all 401, nothing logged. Past
+    the quota the address is refused even with a valid key."""
+    caplog.set_level("INFO")
+    statuses = [limited.call("GET", "/v1/tests", f"irtk_guess{n}").status_code
+                for n in range(10)]
+    assert statuses == [401] * 8 + [429] * 2
+    _limited_429(limited.call("GET", "/v1/tests", limited.admin))
+    failures = [r for r in caplog.records if getattr(r, "event", "") == "auth_failure"
+                or "auth_failure" in r.getMessage()]
+    assert len(failures) >= 8
+    assert not any("irtk_guess" in r.getMessage() for r in caplog.records)
+
+
+def test_answers_and_score_calls_have_quotas(limited):
+    session = limited.start("ml", "fast-answers")
+    item, statuses = session["item"], []
+    for _ in range(4):
+        reply = limited.answer(session, item["item_id"], item["options"][0]["id"])
+        statuses.append(reply.status_code)
+        if reply.status_code == 200:
+            item = reply.json["item"]
+    assert statuses == [200, 200, 200, 429]
+    body = {"responses": [{"item_id": f"ML-{n:03d}", "response": n % 2}
+                          for n in range(1, 11)]}
+    scored = [limited.call("POST", "/v1/score", limited.delivery, json=body).status_code
+              for _ in range(3)]
+    assert scored == [200, 200, 429]
