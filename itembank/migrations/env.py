@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from itembank.counters import include_name
 from itembank.schema import Base
 
 config = context.config
@@ -9,7 +10,9 @@ connection = config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("migrations run through itembank.store.upgrade, which passes a connection")
 
+# The rate-limit counters' table (itembank/counters.py) is a cache outside the schema.
 context.configure(connection=connection, target_metadata=Base.metadata,
-                  render_as_batch=connection.dialect.name == "sqlite")
+                  render_as_batch=connection.dialect.name == "sqlite",
+                  include_name=include_name)
 with context.begin_transaction():
     context.run_migrations()

@@ -21,6 +21,7 @@ from calibration.runs import calibrate_standard
 from engine import ItemParameters
 from engine.simulate import simulate_responses
 from itembank import DataFormatError
+from itembank.counters import include_name
 from itembank.database import current_revision, head_revision, upgrade
 from itembank.schema import CalibrationRun
 from itembank.store import NotFoundError
@@ -87,7 +88,8 @@ def test_migrations_reach_head_and_match_the_tables(database):
     assert current_revision(database) == head_revision()
     upgrade(database)                                  # a second upgrade is a no-op
     with database.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(database):
