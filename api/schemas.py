@@ -20,8 +20,21 @@ from calibration.mml_em import M_STEPS
 from engine import METHODS, MODELS
 from itembank.delivery import MIN_SCORED_ITEMS, SCORE_DECIMALS
 
-ID = validate.Length(min=1, max=64)
-NAME = validate.Length(min=1, max=200)
+# Names and texts hold a character other than white space, as Python's str.isspace
+# reads it (the store strips them): the class is spelled out because `\s` means other
+# characters in Python and in an OpenAPI (ECMA) pattern. No NUL either (refused
+# before any schema applies). Anchored, it reads the same as a match and as a search.
+WHITE_SPACE = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+VISIBLE = validate.Regexp(rf"^[^\x00]*[^\x00{WHITE_SPACE}][^\x00]*$",
+                          error="must hold a character other than white space")
+
+
+def visible_text(max_length):
+    return [validate.Length(min=1, max=max_length), VISIBLE]
+
+
+ID = visible_text(64)
+NAME = visible_text(200)
 
 
 class Strict(Schema):
@@ -29,10 +42,47 @@ class Strict(Schema):
         unknown = RAISE
 
 
+# Request fields take JSON's own types only, so that the document's `type` is the whole
+# rule: marshmallow's defaults would also take "1.5" for a number, "yes" or 1 for a
+# boolean and "3" or 3.0 for an integer.
+
+class Number(fields.Float):
+    """A JSON number (not a string, not a boolean), finite."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Bool(fields.Boolean):
+    """true or false, nothing else."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def Integer(**kwargs):
+    """A JSON integer (not 3.0, not "3", not a boolean)."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+class Difficulty(fields.Field):
+    """b: a number, or a list of numbers (the thresholds of a polytomous item)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValidationError("a number, or a list of numbers for polytomous items")
+        return value
+
+
 class Error(Strict):
     code = fields.String(required=True)
     message = fields.String(required=True)
-    details = fields.Dict()
+    details = fields.Dict(required=True)
 
 
 class ErrorEnvelope(Strict):
@@ -45,8 +95,8 @@ class Health(Strict):
 
 
 class Level(Strict):
-    name = fields.String(required=True, validate=NAME)
-    cut = fields.Float(required=True, allow_nan=False)
+    name = fields.String(required=True, validate=visible_text(100))
+    cut = Number(required=True)
 
 
 class StandardDoc(Strict):
@@ -63,12 +113,13 @@ class StandardUpdate(StandardDoc):
 
 class Option(Strict):
     id = fields.String(required=True, validate=ID)
-    text = fields.String(required=True)
+    text = fields.String(required=True, validate=visible_text(2_000))
 
 
 class Content(Strict):
-    stem = fields.String(required=True)
-    options = fields.List(fields.Nested(Option), required=True)
+    stem = fields.String(required=True, validate=visible_text(10_000))
+    options = fields.List(fields.Nested(Option), required=True,
+                          validate=validate.Length(min=2))
 
 
 class ItemDoc(Schema):
@@ -80,20 +131,27 @@ class ItemDoc(Schema):
     id = fields.String(required=True, validate=ID)
     standard = fields.String(required=True, validate=ID)
     model = fields.String(required=True, validate=validate.OneOf(MODELS))
-    a = fields.Float()
-    b = fields.Raw(metadata={"description": "a number, or a list for polytomous items"})
-    c = fields.Float()
-    u = fields.Float()
-    se = fields.Dict(allow_none=True)
-    fit = fields.Dict(allow_none=True)
-    slope_intercept = fields.Dict(allow_none=True)
-    se_slope_intercept = fields.Dict(allow_none=True)
+    a = Number(validate=validate.Range(min=0, min_inclusive=False),
+               metadata={"exclusiveMinimum": True})       # OpenAPI 3.0's spelling of > 0
+    b = Difficulty(metadata={"description": "a number, or a list for polytomous items",
+                             "oneOf": [{"type": "number"},
+                                       {"type": "array", "items": {"type": "number"},
+                                        "minItems": 1}]})
+    # Bounds every model keeps (itembank.io.item_parameters): 0 <= c < 1, 0 < u <= 1.
+    c = Number(validate=validate.Range(min=0, max=1, max_inclusive=False),
+               metadata={"exclusiveMaximum": True})
+    u = Number(validate=validate.Range(min=0, max=1, min_inclusive=False),
+               metadata={"exclusiveMinimum": True})
+    se = fields.Dict()                      # objects when given (itembank.records)
+    fit = fields.Dict()
+    slope_intercept = fields.Dict()
+    se_slope_intercept = fields.Dict()
     content = fields.Nested(Content, allow_none=True)
     key = fields.Dict(allow_none=True,
                       metadata={"description": '{"correct": "B"} or {"scores": {"A": 0, ...}}'})
     status = fields.String(validate=validate.OneOf(("pretest", "operational", "retired")))
-    tags = fields.List(fields.String(), allow_none=True)
-    enemies = fields.List(fields.String(), allow_none=True)
+    tags = fields.List(fields.String(validate=validate.Length(min=1)), allow_none=True)
+    enemies = fields.List(fields.String(validate=validate.Length(min=1)), allow_none=True)
 
     @post_dump(pass_original=True)
     def _keep_other_keys(self, data, original, **kwargs):
@@ -117,10 +175,10 @@ class TestDoc(Strict):
                             validate=validate.Length(min=1, max=100))
     config = fields.Dict(load_default=dict,
                          metadata={"description": "the CAT configuration of FORMATS.md"})
-    public = fields.Boolean(load_default=False,
+    public = Bool(load_default=False,
                             metadata={"description": "listed on the learner page at / and "
                                                      "startable there without a key"})
-    feedback = fields.Boolean(load_default=False,
+    feedback = Bool(load_default=False,
                               metadata={"description": "a finished session shows its learner "
                                                        "θ, levels and the decision"})
     time_limit = fields.Integer(load_default=None, allow_none=True, strict=True,
@@ -217,8 +275,9 @@ class ResponseValue(fields.Field):
 
 class Answer(Strict):
     item_id = fields.String(required=True, validate=ID)
-    response = ResponseValue(required=True, metadata={"oneOf": [{"type": "string"},
-                                                                 {"type": "integer"}]})
+    response = ResponseValue(required=True, metadata={"oneOf": [
+        {"type": "string", "maxLength": 200},
+        {"type": "integer", "minimum": -(2**31 - 1), "maximum": 2**31 - 1}]})
 
 
 class StandardResult(Strict):
@@ -274,7 +333,9 @@ class ScoredItem(Strict):
 
 class ScoreRequest(Strict):
     responses = fields.List(fields.Nested(ScoredItem), required=True,
-                            validate=validate.Length(min=MIN_SCORED_ITEMS, max=1000))
+                            validate=validate.Length(min=MIN_SCORED_ITEMS, max=1000),
+                            metadata={"uniqueItems": True,
+                                      "description": "each item once (400 otherwise)"})
     method = fields.String(load_default="eap", validate=validate.OneOf(METHODS))
 
 
@@ -292,7 +353,7 @@ class Score(Strict):
 class UploadRow(Strict):
     person_id = fields.String(required=True, validate=NAME)
     item_id = fields.String(required=True, validate=ID)
-    response = fields.Integer(required=True, validate=validate.Range(min=0, max=100))
+    response = Integer(required=True, validate=validate.Range(min=0, max=100))
 
 
 class CalibrationRequest(Strict):
@@ -300,8 +361,10 @@ class CalibrationRequest(Strict):
     model = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(MODELS))
     source = fields.String(load_default="log", validate=validate.OneOf(("log", "upload")))
     data = fields.List(fields.Nested(UploadRow), validate=validate.Length(max=200_000),
-                       metadata={"description": "with source upload: the responses"})
-    anchored = fields.Boolean(load_default=False)
+                       metadata={"uniqueItems": True,
+                                 "description": "with source upload: the responses, one a "
+                                                "person and item (400 otherwise)"})
+    anchored = Bool(load_default=False)
     m_step = fields.String(load_default="mirt", validate=validate.OneOf(M_STEPS),
                            metadata={"description": "mirt: R mirt's EM path (default); newton: "
                                                     "exact M-steps"})
@@ -339,5 +402,5 @@ class Publication(Strict):
 
 class SimulationRequest(Strict):
     test_id = fields.String(required=True, validate=ID)
-    examinees = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=20_000))
-    seed = fields.Integer(load_default=1, validate=validate.Range(min=0, max=2**32 - 1))
+    examinees = Integer(load_default=1000, validate=validate.Range(min=1, max=20_000))
+    seed = Integer(load_default=1, validate=validate.Range(min=0, max=2**32 - 1))
