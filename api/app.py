@@ -606,7 +606,7 @@ def create_app(database_url=None, *, migrate=True):
 
     @app.errorhandler(offload.Busy)
     def _busy(error):
-        body, status = _envelope(503, "busy", str(error))
+        body, status = _envelope(429, "busy", str(error))
         body.headers["Retry-After"] = str(error.retry_after)
         return body, status
 

@@ -6,8 +6,8 @@ Each worker process of `irtcat serve` has at most one helper (started on first u
 `spawn`ed so it shares no lock or connection with the worker, and `nice`d by
 NICENESS so the kernel gives the delivery workers the cores first). A request that
 waits for its result holds one of the worker's threads, so a worker takes at most
-one such request at a time and answers any other at once with `Busy` (HTTP 503 with
-Retry-After): however many admin calls arrive, every worker keeps a thread for
+one such request at a time and answers any other at once with `Busy` (HTTP 429 with
+Retry-After, code ``busy``): however many admin calls arrive, every worker keeps a thread for
 learners. Calibrations do not wait: they queue in the helper, at most
 QUEUED_CALIBRATIONS per worker (`Busy` beyond).
 
@@ -39,7 +39,7 @@ _stores = {}                       # in the helper: database URL -> (Store, Deli
 
 
 class Busy(RuntimeError):
-    """This worker's helper is taken (HTTP 503); `retry_after` in seconds."""
+    """This worker's helper is taken (HTTP 429, code ``busy``); `retry_after` in seconds."""
 
     retry_after = RETRY_AFTER_SECONDS
 

@@ -29,9 +29,9 @@ ERRORS = {400: "the request is not valid: the body, a parameter, or text no data
           412: "If-Match names a version the resource no longer has",
           413: "the body is larger than the server takes",
           422: "an answer that is not one of the item's options or categories",
-          429: "too many requests: retry after Retry-After seconds",
-          503: "not ready (/ready), or the worker's helper for long admin work is taken: "
-               "retry after Retry-After seconds"}
+          429: "too many requests (a quota, or the worker's helper for long admin work "
+               "is taken): retry after Retry-After seconds",
+          503: "not ready"}
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorEnvelope"}
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 0}}}
@@ -41,7 +41,8 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "description": "write only if the resource still has one of these ETags (or *)",
             "schema": {"type": "string",
                        "pattern": r'^\s*(\*|(W/)?"[^",]*")(\s*,\s*(\*|(W/)?"[^",]*"))*\s*$'}}
-# Long admin work, run by the worker's helper process (api.offload): 503 when it is taken.
+# Long admin work, run by the worker's helper process (api.offload): 429 busy when it is
+# taken, like any other quota.
 OFFLOADED = {("POST", "/calibrations"), ("GET", "/calibrations/{run_id}/report"),
              ("POST", "/simulations"), ("GET", "/responses")}
 # No text the API takes may hold a NUL character (400 before any schema is applied).
@@ -81,7 +82,7 @@ def _errors(op, path, has_body):
         statuses.add(422)
     if (op.method, path) in IF_MATCH_PATHS:
         statuses.add(412)
-    if path == "/ready" or (op.method, path) in OFFLOADED:
+    if path == "/ready":
         statuses.add(503)
     return statuses
 
@@ -178,7 +179,7 @@ def document(operations):
             entry["responses"][str(status)] = {
                 "description": ERRORS[status],
                 "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-            if status == 429 or status == 503 and path != "/ready":
+            if status == 429:
                 entry["responses"][str(status)]["headers"] = RETRY_AFTER
         entry["responses"]["default"] = {
             "description": "an error", "content": {"application/json": {

@@ -316,14 +316,14 @@ def test_long_admin_work_cannot_take_the_learners_threads_or_cores(api):
     """Finding 6: reports and calibrations ran on the delivery threads (four concurrent
     reports pushed a learner's answer from 6 ms to 17 s). Long admin work runs in a
     helper process niced by offload.NICENESS; while one such request waits, a second is
-    503 with Retry-After, and learners are answered."""
+    429 busy with Retry-After, and learners are answered."""
     busy = threading.Thread(target=offload.run, args=(time.sleep, 2.0))
     busy.start()
     time.sleep(0.3)
     try:
         second = api.call("POST", "/v1/simulations", api.admin,
                           json={"test_id": "ml", "examinees": 50})
-        assert envelope(second, 503)["code"] == "busy"
+        assert envelope(second, 429)["code"] == "busy"
         assert int(second.headers["Retry-After"]) >= 1
         session = api.start("ml", "during-admin-work")
         started = time.monotonic()
