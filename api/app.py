@@ -545,6 +545,12 @@ def _envelope(status, code, message, details=None):
     return jsonify(body), status
 
 
+def close_app(app):
+    """Release what `create_app` opened: the store's and the quotas' connections."""
+    app.extensions["irtcat"]["store"].database.dispose()
+    app.extensions["irtcat"]["quotas"].close()
+
+
 def create_app(database_url=None, *, migrate=True):
     """The Flask app on `database_url` (default: IRTCAT_DATABASE_URL or irtcat.db)."""
     app = Flask("irtcat", static_folder=None)

@@ -147,6 +147,12 @@ class Quotas:
         False lets every hit through and counts nothing.
     """
 
+    def close(self):
+        """Release the storage's connections (SQL counters); the quotas are unusable after."""
+        dispose = getattr(self.storage, "dispose", None)
+        if dispose is not None:
+            dispose()
+
     def __init__(self, storage, limits=None, *, enabled=True):
         self.storage = storage
         self.limits = limits if limits is not None else parse_overrides("")

@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from api.app import create_app
+from api.app import close_app, create_app
 from itembank.delivery import create_key
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
@@ -75,4 +75,4 @@ def api(database_url):
                   "public": True, "feedback": True}):
         assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
     yield api
-    app.extensions["irtcat"]["store"].database.dispose()
+    close_app(app)

@@ -16,7 +16,7 @@ from limits import parse
 from scipy.optimize import least_squares
 
 from api import offload
-from api.app import create_app
+from api.app import close_app, create_app
 from api.quotas import DEFAULTS
 from itembank.delivery import MIN_SCORED_ITEMS
 
@@ -347,7 +347,7 @@ def limited(api, database_url, monkeypatch):
                                         "answer=3/minute;score=2/day")
     app = create_app(database_url)
     yield Api(app)
-    app.extensions["irtcat"]["store"].database.dispose()
+    close_app(app)
 
 
 def _limited_429(response):

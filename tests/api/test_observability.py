@@ -18,7 +18,7 @@ from prometheus_client import values
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import observability
-from api.app import create_app
+from api.app import close_app, create_app
 from api.observability import audit, configure_logging, exposition, install
 from itembank.database import Database, head_revision
 from itembank.monitoring import readiness
@@ -51,7 +51,7 @@ def observed(api):
     with keys of its own."""
     app = install(create_app(api.store.database.url, migrate=False))
     yield type(api)(app)
-    app.extensions["irtcat"]["store"].database.dispose()
+    close_app(app)
 
 
 def samples(text, name):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from api.app import create_app
+from api.app import close_app, create_app
 from itembank.schema import Response
 
 OPTIONS3 = [{"id": "A", "text": "Not at all"}, {"id": "B", "text": "Partly"},
@@ -342,7 +342,7 @@ def test_a_promoted_pretest_item_does_not_break_a_session_that_answered_it(api, 
         given += answer_all(api, {**session, "item": state(api, session)["item"]})
         assert len(given) == 8                                   # 6 scored, 2 pretest
     finally:
-        app.extensions["irtcat"]["store"].database.dispose()
+        close_app(app)
 
 
 # --- finishing, results, scoring --------------------------------------------------------
