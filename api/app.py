@@ -47,7 +47,7 @@ STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
                 413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
                 422: "unprocessable", 428: "precondition_required", 429: "too_many_requests",
                 431: "request_header_fields_too_large", 500: "internal_error",
-                503: "service_unavailable"}
+                501: "not_implemented", 503: "service_unavailable"}
 log = logging.getLogger("irtcat.api")
 
 

@@ -95,12 +95,17 @@ def run_serve(args):
     _check_host(args.host, behind_proxy)
     with migrated_database() as database:
         url = database.url
+    from .observability import configure_logging, prepare_multiprocess_dir
+
+    configure_logging()
     if args.debug:
         from .app import create_app
 
         create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
         return 0
     from .server import Arbiter
+
+    prepare_multiprocess_dir()            # before the fork: every worker writes its metrics
 
     _check_port_free(args.host, args.port)
     print(f"irtcat: serving the API at http://{args.host}:{args.port}/v1 and the learner "

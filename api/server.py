@@ -252,6 +252,13 @@ def listen_on_own_socket(server, worker):
     worker.sockets = own + list(worker.sockets)
 
 
+def _child_exit(server, worker):
+    """gunicorn's child_exit hook: the ended worker's Prometheus files are merged away."""
+    from .observability import worker_exit
+
+    worker_exit(worker.pid)
+
+
 class Arbiter(BaseApplication):
     """gunicorn's arbiter over WaitressWorker processes, each loading the app from
     `load_app()` (the app is not loaded before the fork)."""
@@ -262,7 +269,7 @@ class Arbiter(BaseApplication):
                         "worker_class": f"{__name__}.WaitressWorker", "timeout": 120,
                         "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
                         "loglevel": "warning", "reuse_port": True,
-                        "post_fork": listen_on_own_socket}
+                        "post_fork": listen_on_own_socket, "child_exit": _child_exit}
         super().__init__()
 
     def load_config(self):
