@@ -166,6 +166,13 @@ class ImportSummary(Strict):
     versions = fields.List(fields.Dict(), required=True)
 
 
+def _seconds(description):
+    """An optional number of seconds, one to a year."""
+    return fields.Integer(load_default=None, allow_none=True, strict=True,
+                          validate=validate.Range(min=1, max=366 * 86400),
+                          metadata={"description": description})
+
+
 class TestDoc(Strict):
     __test__ = False
 
@@ -181,24 +188,12 @@ class TestDoc(Strict):
     feedback = Bool(load_default=False,
                               metadata={"description": "a finished session shows its learner "
                                                        "θ, levels and the decision"})
-    time_limit = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                validate=validate.Range(min=1, max=366 * 86400),
-                                metadata={"description": "seconds a session may last; an "
-                                                         "answer after it is refused (409 "
-                                                         "time_limit) and the session "
-                                                         "finished, scored on what was "
-                                                         "answered"})
-    token_ttl = fields.Integer(load_default=None, allow_none=True, strict=True,
-                               validate=validate.Range(min=1, max=366 * 86400),
-                               metadata={"description": "seconds a session token lives "
-                                                        "(default: the time limit plus 4 "
-                                                        "hours, or 24 hours untimed)"})
-    finished_token_ttl = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                        validate=validate.Range(min=1, max=366 * 86400),
-                                        metadata={"description": "seconds a finished "
-                                                                 "session's token still reads "
-                                                                 "its final state (default "
-                                                                 "900)"})
+    time_limit = _seconds("seconds a session may last; an answer after it is refused (409 "
+                          "time_limit) and the session finished, scored on what was answered")
+    token_ttl = _seconds("seconds a session token lives (default: the time limit plus 4 "
+                         "hours, or 24 hours untimed)")
+    finished_token_ttl = _seconds("seconds a finished session's token still reads its final "
+                                  "state (default 900)")
     public_pool = fields.String(load_default="practice",
                                 validate=validate.OneOf(("practice", "all")),
                                 metadata={"description": "what a public test draws: items "

@@ -97,20 +97,20 @@ def run_serve(args):
         url = database.url
     from .observability import configure_logging, prepare_multiprocess_dir
 
-    configure_logging()
     if args.debug:
         from .app import create_app
 
+        configure_logging()
         create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
         return 0
     from .server import Arbiter
-
-    prepare_multiprocess_dir()            # before the fork: every worker writes its metrics
 
     _check_port_free(args.host, args.port)
     print(f"irtcat: serving the API at http://{args.host}:{args.port}/v1 and the learner "
           f"page at http://{args.host}:{args.port}/ with {args.workers} workers",
           file=sys.stderr)
+    configure_logging()                   # JSON lines from here on, in every process
+    prepare_multiprocess_dir()            # before the fork: every worker writes its metrics
     Arbiter(lambda: _load_app(url), host=args.host, port=args.port, workers=args.workers,
             threads=args.threads, behind_proxy=behind_proxy).run()
     return 0

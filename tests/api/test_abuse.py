@@ -166,12 +166,17 @@ def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api):
     assert _recovered(a_old, a) == a.size > guessed_a
 
 
+def _start_one_of(api, **test):
+    """Start a session of a new AI-ML test with the fields `test` (seconds, pools)."""
+    body = {"id": "t-" + "-".join(test), "standards": ["AI-ML"],
+            "config": {"stop": {"min_items": 5, "max_items": 10}}, **test}
+    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
+    return api.start(body["id"])
+
+
 def test_an_expired_token_is_refused_with_a_clear_code(api):
     """Finding 5: tokens never expired."""
-    body = {"id": "short", "standards": ["AI-ML"], "config": {"stop": {"max_items": 5}},
-            "token_ttl": 1}
-    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
-    session = api.start("short")
+    session = _start_one_of(api, token_ttl=1)
     path = f"/v1/sessions/{session['session_id']}"
     assert api.call("GET", path, session["token"]).status_code == 200
     time.sleep(1.1)
@@ -183,10 +188,7 @@ def test_an_expired_token_is_refused_with_a_clear_code(api):
 
 def test_a_finished_sessions_token_only_reads_it_for_a_while(api):
     """Finding 5: after finish, the token still read the session for good."""
-    body = {"id": "brief", "standards": ["AI-ML"], "config": {"stop": {"max_items": 5}},
-            "finished_token_ttl": 1}
-    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
-    session = api.start("brief")
+    session = _start_one_of(api, finished_token_ttl=1)
     path = f"/v1/sessions/{session['session_id']}"
     assert api.call("POST", f"{path}/finish", api.delivery).status_code == 200
     assert api.call("GET", path, session["token"]).json["status"] == "finished"
@@ -199,10 +201,7 @@ def test_a_finished_sessions_token_only_reads_it_for_a_while(api):
 def test_the_time_limit_finishes_the_session_on_what_was_answered(api):
     """Deliverable 4: an answer after the time limit is refused and the session finished,
     scored on the answers given (mirtCAT's max_time)."""
-    body = {"id": "timed", "standards": ["AI-ML"],
-            "config": {"stop": {"min_items": 5, "max_items": 10}}, "time_limit": 1}
-    assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
-    session = api.start("timed")
+    session = _start_one_of(api, time_limit=1)
     assert session["deadline"] is not None
     first = api.answer(session, session["item"]["item_id"], "A")
     assert first.status_code == 200 and first.json["status"] == "active"

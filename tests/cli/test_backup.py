@@ -36,17 +36,6 @@ BEFORE_BACKUP = 30           # answers acknowledged before the backup starts
 
 
 @pytest.fixture
-def irtcat(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("IRTCAT_DATABASE_URL", database_url)
-
-    def run(*argv):
-        status = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-    return run
-
-
-@pytest.fixture
 def umask_022():
     before = os.umask(0o022)             # the usual umask: files would come out 0644
     yield

@@ -6,21 +6,9 @@ import socket
 import pytest
 import sqlalchemy
 
-from api.cli import main
 from itembank.database import Database
 from itembank.delivery import Delivery, authenticate
 from itembank.store import Store
-
-
-@pytest.fixture
-def irtcat(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("IRTCAT_DATABASE_URL", database_url)
-
-    def run(*argv):
-        status = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-    return run
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pathlib
 
 import pytest
 
-from api.cli import main
 from itembank.database import Database, current_revision, head_revision
 from itembank.store import Store
 
@@ -25,17 +24,6 @@ def store(database_url):
     database = Database(database_url)
     yield Store(database)
     database.dispose()
-
-
-@pytest.fixture
-def irtcat(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("IRTCAT_DATABASE_URL", database_url)
-
-    def run(*argv):
-        status = main([str(arg) for arg in argv])
-        out, err = capsys.readouterr()
-        return status, out, err
-    return run
 
 
 def test_db_upgrade_brings_an_empty_database_to_head(irtcat, store):
