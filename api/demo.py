@@ -41,8 +41,7 @@ CREDENTIAL = {"id": "ai-practitioner", "title": "AI practitioner credential",
 # practice (never the credential's operational items, nor its pretest items).
 PRACTICE_CREDENTIAL = {**CREDENTIAL, "id": "ai-practitioner-practice",
                        "title": "AI practitioner credential (practice)",
-                       "config": {**CREDENTIAL["config"], "pretest": {"count": 0},
-                                  "stop": {**CREDENTIAL["config"]["stop"], "max_items": 20}},
+                       "config": {**CREDENTIAL["config"], "pretest": {"count": 0}},
                        "public": True, "feedback": True}
 TITLES = {"AI-ML": "Machine learning fundamentals", "AI-DE": "Data engineering for AI",
           "AI-RAI": "Responsible AI"}
