@@ -116,6 +116,7 @@ class Server:
                 self.stop()
                 pytest.fail(f"GET {path} answered {status}: the app does not serve the "
                             "learner page (api/static)")
+        self.admin = admin                       # the test's, to define tests; never the page's
         status, items = call(self.base, "GET", "/v1/items", admin)
         assert status == 200, items
         self.best = {item["id"]: best_option(item["key"]) for item in items if item.get("key")}
@@ -559,3 +560,25 @@ def test_the_page_and_its_assets_hold_no_key(server):
     _, script = call(server.base, "GET", "/static/app.js")
     routes = set(re.findall(r'"(/v1/[^"]*)"', script))
     assert routes == {"/v1/public/tests", "/v1/public/sessions", "/v1/sessions/"}, routes
+
+
+def test_an_expired_token_is_told_plainly_and_a_new_test_offered(page):
+    """The issue's deliverable 4: the learner page handles an expired token with a clear
+    message. A public test whose tokens live 2 s (defined last: the listing tests above
+    expect the demo's tests only)."""
+    status, body = call(page.server.base, "POST", "/v1/tests", page.server.admin,
+                        {"id": "brief", "title": "Brief practice", "standards": ["AI-ML"],
+                         "config": {"stop": {"max_items": 10}}, "public": True,
+                         "token_ttl": 2})
+    assert status == 201, body
+    page.driver.get(page.server.base + "/")
+    page.start("brief")
+    option = page.snapshot()["options"][0]
+    time.sleep(2.5)
+    page.choose(option)
+    page.find("#submit-answer").click()
+    page.wait_view("tests")
+    notice = page.find("#tests-message").text
+    assert notice.startswith("Your test session has expired") and "start again" in notice
+    assert page.stored() is None
+
