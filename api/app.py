@@ -461,7 +461,8 @@ def post_calibration(data):
         raise
     observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
                         source=data["source"])
-    offload.queue_calibration(g.store.database.url, run_id, upload)
+    offload.queue_calibration(g.store.database.url, run_id, upload,
+                              observability.current_request_id())
     return {"id": run_id, "status": "queued"}
 
 

@@ -56,7 +56,11 @@ def _helper():
 
 
 def _lower_priority():
+    """The helper's start: lower priority, and JSON log lines like its worker's."""
     os.nice(NICENESS)
+    from .observability import configure_logging
+
+    configure_logging()
 
 
 def run(function, *args):
@@ -82,10 +86,11 @@ def release_calibration():
     _calibrations.release()
 
 
-def queue_calibration(database_url, run_id, upload):
-    """Queue calibration run `run_id` in the helper on a reserved place, not waiting."""
+def queue_calibration(database_url, run_id, upload, request_id=None):
+    """Queue calibration run `run_id` in the helper on a reserved place, not waiting;
+    its log lines name `request_id`, the request that started it."""
     try:
-        future = _helper().submit(calibrate, database_url, run_id, upload)
+        future = _helper().submit(calibrate, database_url, run_id, upload, request_id)
     except Exception:
         release_calibration()
         raise
@@ -112,9 +117,9 @@ def _store_of(database_url):
     return _stores[database_url]
 
 
-def calibrate(database_url, run_id, upload):
+def calibrate(database_url, run_id, upload, request_id=None):
     """Run calibration `run_id` (a failure is recorded on the run); audit lines for
-    its end."""
+    its end, naming `request_id`."""
     from calibration.runs import execute_calibration
     from calibration.workflow import CalibrationInputError
 
@@ -124,14 +129,16 @@ def calibrate(database_url, run_id, upload):
     try:
         execute_calibration(store, run_id, upload)
     except (CalibrationInputError, ValueError) as error:
-        observability.audit("calibration_failed", run_id=run_id, reason=str(error)[:200])
+        observability.audit("calibration_failed", run_id=run_id, reason=str(error)[:200],
+                            request_id=request_id)
         return
     except Exception:                                   # noqa: BLE001 - recorded, then logged
-        log.exception("calibration %s failed", run_id)
-        observability.audit("calibration_failed", run_id=run_id, reason="internal error")
+        log.exception("calibration %s failed", run_id, extra={"request_id": request_id})
+        observability.audit("calibration_failed", run_id=run_id, reason="internal error",
+                            request_id=request_id)
         store.fail_calibration_run(run_id, "internal error")
         return
-    observability.audit("calibration_finished", run_id=run_id)
+    observability.audit("calibration_finished", run_id=run_id, request_id=request_id)
 
 
 def simulate(database_url, test_id, examinees, seed):
