@@ -671,7 +671,11 @@ class Delivery:
         raise ConflictError("the session is being answered concurrently; try again")
 
     def result(self, session_id):
-        """The delivery platform's view: θ, SE, per-standard levels, decision, answers."""
+        """The delivery platform's view: θ, SE, per-standard levels, decision, answers.
+
+        An active session's has no estimate yet (null θ, SE, levels and decision): the
+        estimate after each answer would tell which items are pretest (θ unmoved) and,
+        answer by answer, which answers were right."""
         row, answers = self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
             self.finish(session_id)
@@ -679,8 +683,9 @@ class Delivery:
         if row.result is not None:
             summary = row.result
         else:
-            built = self._session_bank(row, answers)
-            summary = self._result(built, self._rebuild(built, row, answers), row.test_id)
+            summary = {"theta": None, "se": None, "decision": None, "standards": [
+                {"code": code, "title": self._standard(code)[0], "theta": None, "se": None,
+                 "level": None} for code in self.test(row.test_id)["standards"]]}
         # No item scores: with them, a delivery key would read the key of every item its
         # sessions were given (docs/API.md, "What no caller without the admin role learns").
         return {"session_id": row.id, "status": row.status, **summary,
