@@ -525,7 +525,7 @@ class Delivery:
         `finished_token_ttl` (TokenExpiredError after)."""
         row, answers = snapshot or self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id)
+            self.finish(session_id, timed_out=True)
             row, answers = self._snapshot(session_id)
         if token and row.status == "finished":
             window = self.test(row.test_id)["finished_token_ttl"] or FINISHED_TOKEN_SECONDS
@@ -590,7 +590,7 @@ class Delivery:
                 raise ConflictError(f"item {item_id!r} was already answered with another "
                                     "response")
             if row.status == "active" and _past(row.deadline):
-                self.finish(session_id)
+                self.finish(session_id, timed_out=True)
                 raise TimeLimitError("the test's time limit has passed: the session is "
                                      "finished and scored on the answers given")
             if row.status != "active":
@@ -652,17 +652,24 @@ class Delivery:
         with self._lock:
             _remember(self._live, session_id, live, CACHED_SESSIONS)
 
-    def finish(self, session_id):
-        """End a session early and score it; finishing a finished session changes nothing."""
+    def finish(self, session_id, timed_out=False):
+        """End a session early and score it; finishing a finished session changes nothing.
+
+        A session ended before its test's minimum length gets no estimate (null θ, SE,
+        levels and decision), unless the time limit ended it (`timed_out`: scored on
+        what was answered): a session finished after one answer would tell that item's
+        key, or that it is a pretest item (θ at the prior's mean)."""
         for _ in range(ANSWER_ATTEMPTS):
             row, answers = self._snapshot(session_id)
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            batch = self._rebuild(built, row, answers)
+            if timed_out or len(answers) >= built.design.min_items:
+                result = self._result(built, self._rebuild(built, row, answers), row.test_id)
+            else:
+                result = self._no_estimate(row.test_id)
             values = {"status": "finished", "finished_at": utc_now(), "current_item": None,
-                      "position": len(answers),
-                      "result": self._result(built, batch, row.test_id)}
+                      "position": len(answers), "result": result}
             with self.database.write_connection() as session:
                 moved = session.execute(_MOVE, {**values, "moving": session_id,
                                                 "from_position": row.position}).rowcount
@@ -678,19 +685,20 @@ class Delivery:
         answer by answer, which answers were right."""
         row, answers = self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id)
+            self.finish(session_id, timed_out=True)
             row, answers = self._snapshot(session_id)
-        if row.result is not None:
-            summary = row.result
-        else:
-            summary = {"theta": None, "se": None, "decision": None, "standards": [
-                {"code": code, "title": self._standard(code)[0], "theta": None, "se": None,
-                 "level": None} for code in self.test(row.test_id)["standards"]]}
+        summary = row.result if row.result is not None else self._no_estimate(row.test_id)
         # No item scores: with them, a delivery key would read the key of every item its
         # sessions were given (docs/API.md, "What no caller without the admin role learns").
         return {"session_id": row.id, "status": row.status, **summary,
                 "responses": [{"item_id": a.item_id, "response": _parsed(a.raw_response),
                                "score": None} for a in answers]}
+
+    def _no_estimate(self, test_id):
+        """A result without an estimate: the shape of `_result`, every value null."""
+        return {"theta": None, "se": None, "decision": None, "standards": [
+            {"code": code, "title": self._standard(code)[0], "theta": None, "se": None,
+             "level": None} for code in self.test(test_id)["standards"]]}
 
     def _rebuild(self, built, row, answers):
         positions = [built.position[a[0]] for a in answers]

@@ -348,12 +348,23 @@ def test_a_promoted_pretest_item_does_not_break_a_session_that_answered_it(api, 
 # --- finishing, results, scoring --------------------------------------------------------
 
 def test_finishing_early_scores_the_session(api):
+    """Once the test's minimum length (5, CREDENTIAL_CONFIG) is answered; before it, the
+    session finishes without an estimate (docs/API.md: one answer and a finish would
+    tell that item's key)."""
+    short = api.start()
+    answer_all(api, short, limit=2)
+    api.call("POST", f"/v1/sessions/{short['session_id']}/finish", api.delivery)
+    unscored = result(api, short)
+    assert unscored["status"] == "finished" and len(unscored["responses"]) == 2
+    assert (unscored["theta"], unscored["se"], unscored["decision"]) == (None, None, None)
+    assert [s["theta"] for s in unscored["standards"]] == [None, None, None]
+
     session = api.start()
-    given = answer_all(api, session, limit=2)
+    given = answer_all(api, session, limit=5)
     finished = api.call("POST", f"/v1/sessions/{session['session_id']}/finish", api.delivery)
     assert finished.status_code == 200
     assert finished.json == {"session_id": session["session_id"], "status": "finished",
-                             "position": 2, "max_items": 12, "item": None}
+                             "position": 5, "max_items": 12, "item": None}
     assert state(api, session) == finished.json
     again = api.call("POST", f"/v1/sessions/{session['session_id']}/finish", api.delivery)
     assert again.status_code == 200 and again.json == finished.json
@@ -377,7 +388,7 @@ def test_an_early_finish_above_the_cut_passes(api):
         return key["correct"] if "correct" in key else max(key["scores"],
                                                            key=key["scores"].get)
     session = api.start()
-    answer_all(api, session, choose=right, limit=3)
+    answer_all(api, session, choose=right, limit=5)
     assert api.call("POST", f"/v1/sessions/{session['session_id']}/finish",
                     api.delivery).status_code == 200
     done = result(api, session)
