@@ -546,6 +546,25 @@ def _envelope(status, code, message, details=None):
     return jsonify(body), status
 
 
+# The layers' one-line errors and the status and code each answers with (their message is
+# the envelope's). A subclass is listed before its base (TimeLimitError, ConflictError).
+ERRORS_OF_THE_DOMAIN = {
+    PreconditionFailed: (412, "precondition_failed"),
+    TimeLimitError: (409, "time_limit"),
+    NotFoundError: (404, "not_found"),
+    ConflictError: (409, "conflict"),
+    InvalidAnswerError: (422, "invalid_response"),
+    DataFormatError: (400, "validation_error"),
+    CalibrationInputError: (400, "validation_error"),
+}
+
+
+def _domain_error(status, code):
+    def handle(error):
+        return _envelope(status, code, str(error))
+    return handle
+
+
 def close_app(app):
     """Release what `create_app` opened: the store's and the quotas' connections."""
     app.extensions["irtcat"]["store"].database.dispose()
@@ -617,30 +636,8 @@ def create_app(database_url=None, *, migrate=True):
         body.headers["Retry-After"] = str(error.retry_after)
         return body, status
 
-    @app.errorhandler(PreconditionFailed)
-    def _precondition_failed(error):
-        return _envelope(412, "precondition_failed", str(error))
-
-    @app.errorhandler(TimeLimitError)
-    def _time_limit(error):
-        return _envelope(409, "time_limit", str(error))
-
-    @app.errorhandler(NotFoundError)
-    def _not_found(error):
-        return _envelope(404, "not_found", str(error))
-
-    @app.errorhandler(ConflictError)
-    def _conflict(error):
-        return _envelope(409, "conflict", str(error))
-
-    @app.errorhandler(InvalidAnswerError)
-    def _invalid_answer(error):
-        return _envelope(422, "invalid_response", str(error))
-
-    @app.errorhandler(DataFormatError)
-    @app.errorhandler(CalibrationInputError)
-    def _bad_input(error):
-        return _envelope(400, "validation_error", str(error))
+    for error_class, (status, code) in ERRORS_OF_THE_DOMAIN.items():
+        app.register_error_handler(error_class, _domain_error(status, code))
 
     @app.errorhandler(IntegrityError)
     def _integrity(error):
