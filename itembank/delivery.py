@@ -188,7 +188,8 @@ class TestBank:
 
 
 def _placeholder(model, key):
-    """Parameters for a pretest item awaiting calibration: never scored, only delivered."""
+    """Parameters for an item without published ones (pretest, or retired since): what a
+    session delivers it under and `score` scores it with; never in a session's θ."""
     if model in DICHOTOMOUS_MODELS:
         return {"model": "2pl", "a": 1.0, "b": 0.0}
     steps = max((key or {}).get("scores", {"0": 0, "1": 1}).values())
@@ -415,18 +416,18 @@ class Delivery:
         lower, upper = (float(v) for v in design.theta_range)
         if not np.isfinite(upper - lower):
             raise DataFormatError("scoring.quadrature.range is too wide")
-        # A test never gives more items than it may select: bounds the session's arrays.
-        selectable = sum(1 for item in items if item["status"] != "retired"
-                         and (pool == "all" or (PRACTICE_TAG in item["tags"])
-                              == (pool == "practice")))
-        design = replace(design, groups=groups,
-                         max_items=max(1, min(design.max_items, selectable)),
-                         min_items=min(design.min_items, max(1, selectable)),
-                         pretest_count=min(design.pretest_count, design.pretest_items.size))
         practice = np.array([PRACTICE_TAG in item["tags"] for item in items], dtype=bool)
         excluded = np.array([item["status"] == "retired" for item in items], dtype=bool)
         excluded |= {"credential": practice, "practice": ~practice}.get(
             pool, np.zeros_like(practice))
+        # A test never gives more items than it may select (which bounds the session's
+        # arrays), nor plans pretest slots its pool cannot fill.
+        selectable = int((~excluded).sum())
+        open_pretest = int((~excluded[design.pretest_items]).sum())
+        design = replace(design, groups=groups,
+                         max_items=max(1, min(design.max_items, selectable)),
+                         min_items=min(design.min_items, max(1, selectable)),
+                         pretest_count=min(design.pretest_count, open_pretest))
         return TestBank(bank, design, BankTables(bank.params, design), tuple(items), position,
                         excluded)
 
@@ -525,17 +526,21 @@ class Delivery:
         `finished_token_ttl` (TokenExpiredError after)."""
         row, answers = snapshot or self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id, timed_out=True)
+            self.finish(session_id)
             row, answers = self._snapshot(session_id)
         if token and row.status == "finished":
-            window = self.test(row.test_id)["finished_token_ttl"] or FINISHED_TOKEN_SECONDS
-            if _past(_aware(row.finished_at) + timedelta(seconds=window)):
-                raise TokenExpiredError("this session has finished and its token has expired")
+            self._check_finished_window(row)
         item = None
         if row.status == "active" and row.current_item is not None:
             item = self._item_view(row.current_item, row.position)
         return self._state_view(row.id, row.test_id, self._session_bank(row, answers),
                                 row.status, row.position, item, row.result)
+
+    def _check_finished_window(self, row):
+        """TokenExpiredError once a finished session's token has read it long enough."""
+        window = self.test(row.test_id)["finished_token_ttl"] or FINISHED_TOKEN_SECONDS
+        if _past(_aware(row.finished_at) + timedelta(seconds=window)):
+            raise TokenExpiredError("this session has finished and its token has expired")
 
     def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
@@ -560,8 +565,9 @@ class Delivery:
             _remember(self._owners, session_id, found.key_id, CACHED_SESSIONS)
         return found.key_id
 
-    def answer(self, session_id, item_id, response):
+    def answer(self, session_id, item_id, response, token=False):
         """Record the answer to the current item and move on; idempotent for a repeat.
+        `token`: the caller holds the session's token (see `state`).
 
         When this worker served the session's last step it holds the engine state and
         writes at once, the compare-and-set on the position standing in for a read;
@@ -584,13 +590,15 @@ class Delivery:
         for _ in range(ANSWER_ATTEMPTS):
             row, answers = self._snapshot(session_id)
             given = {answer.item_id: answer for answer in answers}
+            if token and row.status == "finished":
+                self._check_finished_window(row)
             if item_id in given:
                 if given[item_id].raw_response == _raw(response):
-                    return self.state(session_id, (row, answers))
+                    return self.state(session_id, (row, answers), token=token)
                 raise ConflictError(f"item {item_id!r} was already answered with another "
                                     "response")
             if row.status == "active" and _past(row.deadline):
-                self.finish(session_id, timed_out=True)
+                self.finish(session_id)
                 raise TimeLimitError("the test's time limit has passed: the session is "
                                      "finished and scored on the answers given")
             if row.status != "active":
@@ -652,19 +660,19 @@ class Delivery:
         with self._lock:
             _remember(self._live, session_id, live, CACHED_SESSIONS)
 
-    def finish(self, session_id, timed_out=False):
+    def finish(self, session_id):
         """End a session early and score it; finishing a finished session changes nothing.
 
-        A session ended before its test's minimum length gets no estimate (null θ, SE,
-        levels and decision), unless the time limit ended it (`timed_out`: scored on
-        what was answered): a session finished after one answer would tell that item's
-        key, or that it is a pretest item (θ at the prior's mean)."""
+        A session ended (here, or by its time limit) before its test's minimum length
+        gets no estimate (null θ, SE, levels and decision): a session ended after one
+        answer would tell that item's key, or that it is a pretest item (θ at the
+        prior's mean)."""
         for _ in range(ANSWER_ATTEMPTS):
             row, answers = self._snapshot(session_id)
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            if timed_out or len(answers) >= built.design.min_items:
+            if len(answers) >= built.design.min_items:
                 result = self._result(built, self._rebuild(built, row, answers), row.test_id)
             else:
                 result = self._no_estimate(row.test_id)
@@ -685,7 +693,7 @@ class Delivery:
         answer by answer, which answers were right."""
         row, answers = self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id, timed_out=True)
+            self.finish(session_id)
             row, answers = self._snapshot(session_id)
         summary = row.result if row.result is not None else self._no_estimate(row.test_id)
         # No item scores: with them, a delivery key would read the key of every item its
@@ -757,14 +765,15 @@ class Delivery:
         `answers`: ``[{"item_id", "response"}]`` where `response` is the item's score (0
         or 1, or a category of a polytomous item), never an option: the answer key takes
         no part, so no sequence of calls can tell it. At least MIN_SCORED_ITEMS
-        operational items; a standard with fewer gets no estimate of its own; θ is
+        items; a standard with fewer gets no estimate of its own; θ is
         rounded to SCORE_DECIMALS and the level follows the rounded θ; `se` is null: an
         SE per answer pattern, the posterior SD or the asymptotic SE at the rounded θ
         alike, told a prober every item's slope within 0.04 from 100 calls (a least-squares
         fit over score patterns; tests/api/test_abuse.py), where θ alone tells neither
-        slope nor difficulty better than a guess. An item that
-        cannot be scored here (unknown, pretest, retired) is refused with the same
-        message whatever the reason, so nothing tells one from another."""
+        slope nor difficulty better than a guess. An item without published parameters
+        (pretest, retired) is scored with the placeholder a session delivers it under
+        (`_placeholder`), never refused: a refusal told a delivery key which of the items
+        its sessions were given are pretest. An unknown id is 422."""
         if not isinstance(answers, list) or len(answers) < MIN_SCORED_ITEMS:
             raise InvalidAnswerError(f"responses must hold at least {MIN_SCORED_ITEMS} "
                                      "scored items")
@@ -777,9 +786,10 @@ class Delivery:
                 raise InvalidAnswerError("response must be the item's score (an integer "
                                          "category such as 0 or 1), not an option")
         with self.database.reading() as session:
-            rows = session.execute(select(Item.id, Item.standard_code, Item.status)
-                                   .where(Item.id.in_(item_ids))).all()
-        standard_of = {row.id: row.standard_code for row in rows if row.status == "operational"}
+            rows = {row.id: row for row in session.execute(
+                select(Item.id, Item.standard_code, Item.status, Item.model, Item.key)
+                .where(Item.id.in_(item_ids)))}
+        standard_of = {item_id: row.standard_code for item_id, row in rows.items()}
         published = {}                         # code -> (columns, {item_id: position})
         for code in dict.fromkeys(standard_of.values()):
             try:
@@ -789,12 +799,16 @@ class Delivery:
             published[code] = columns, {item: at for at, item in enumerate(columns["id"])}
         entries, scores, codes = [], [], []
         for item_id in item_ids:
-            code = standard_of.get(item_id)
-            columns, positions = published.get(code, ({}, {}))
-            at = positions.get(item_id)
-            if at is None:
+            if item_id not in rows:
                 raise InvalidAnswerError(f"item {item_id!r} cannot be scored here")
-            entries.append({name: columns[name][at] for name in ("model", "a", "b", "c", "u")})
+            code = standard_of[item_id]
+            columns, positions = published.get(code, ({}, {}))
+            at = positions.get(item_id) if rows[item_id].status == "operational" else None
+            if at is None:                      # pretest or retired: scored like any item
+                entries.append(_placeholder(rows[item_id].model, rows[item_id].key))
+            else:
+                entries.append({name: columns[name][at]
+                                for name in ("model", "a", "b", "c", "u")})
             codes.append(code)
         for entry in entries:
             if isinstance(entry["b"], list):

@@ -166,10 +166,10 @@ def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api):
     assert _recovered(a_old, a) == a.size > guessed_a
 
 
-def _start_one_of(api, **test):
+def _start_one_of(api, min_items=5, **test):
     """Start a session of a new AI-ML test with the fields `test` (seconds, pools)."""
-    body = {"id": "t-" + "-".join(test), "standards": ["AI-ML"],
-            "config": {"stop": {"min_items": 5, "max_items": 10}}, **test}
+    body = {"id": f"t-{min_items}-" + "-".join(test), "standards": ["AI-ML"],
+            "config": {"stop": {"min_items": min_items, "max_items": 10}}, **test}
     assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
     return api.start(body["id"])
 
@@ -195,13 +195,16 @@ def test_a_finished_sessions_token_only_reads_it_for_a_while(api):
     envelope(api.answer(session, session["item"]["item_id"], "A"), 409)   # reads only
     time.sleep(1.1)
     assert envelope(api.call("GET", path, session["token"]), 401)["code"] == "token_expired"
+    # nor by repeating an answer, which replies with the session's state
+    assert envelope(api.answer(session, session["item"]["item_id"], "A"), 401)["code"] \
+        == "token_expired"
     assert api.call("GET", f"{path}/result", api.delivery).status_code == 200
 
 
 def test_the_time_limit_finishes_the_session_on_what_was_answered(api):
     """Deliverable 4: an answer after the time limit is refused and the session finished,
     scored on the answers given (mirtCAT's max_time)."""
-    session = _start_one_of(api, time_limit=1)
+    session = _start_one_of(api, min_items=1, time_limit=1)
     assert session["deadline"] is not None
     first = api.answer(session, session["item"]["item_id"], "A")
     assert first.status_code == 200 and first.json["status"] == "active"
@@ -213,7 +216,13 @@ def test_the_time_limit_finishes_the_session_on_what_was_answered(api):
     assert result["status"] == "finished"
     assert [answer["item_id"] for answer in result["responses"]] == \
         [session["item"]["item_id"]]
-    assert result["theta"] is not None
+    assert result["theta"] is not None          # one answer reaches this test's minimum
+    # below the minimum, an end by the time limit gives no estimate, as a finish does
+    short = _start_one_of(api, time_limit=1)
+    assert api.answer(short, short["item"]["item_id"], "A").status_code == 200
+    time.sleep(1.1)
+    ended = api.call("GET", f"/v1/sessions/{short['session_id']}/result", api.delivery).json
+    assert ended["status"] == "finished" and ended["theta"] is None
 
 
 def test_public_tests_show_practice_items_only(api):
@@ -366,16 +375,30 @@ def test_anonymous_start_floods_are_cut_off(limited):
 
 def test_credential_guessing_is_throttled_and_logged(limited, caplog):
     """Finding 4: 4,606 bad keys and tokens at 160 a second, all 401, nothing logged. Past
-    the quota the address is refused even with a valid key."""
+    the quota the address's failures are 429; its valid keys still pass (a key cannot be
+    guessed, and one client must not lock out its classmates behind a shared address)."""
     caplog.set_level("INFO")
     statuses = [limited.call("GET", "/v1/tests", f"irtk_guess{n}").status_code
                 for n in range(10)]
     assert statuses == [401] * 8 + [429] * 2
-    _limited_429(limited.call("GET", "/v1/tests", limited.admin))
+    _limited_429(limited.call("GET", "/v1/tests", "irtk_guess-again"))
+    assert limited.call("GET", "/v1/tests", limited.admin).status_code == 200
     failures = [r for r in caplog.records if getattr(r, "event", "") == "auth_failure"
                 or "auth_failure" in r.getMessage()]
     assert len(failures) >= 8
     assert not any("irtk_guess" in r.getMessage() for r in caplog.records)
+
+
+def test_an_ipv6_client_counts_as_its_64(limited):
+    """A host holds a whole IPv6 /64: counting each address let one client start without
+    limit by changing the last bits."""
+    statuses = [limited.call("POST", "/v1/public/sessions", json={"test_id": "open"},
+                             environ_base={"REMOTE_ADDR": f"2001:db8::{n:x}"}).status_code
+                for n in range(1, 8)]
+    assert statuses == [201] * 5 + [429] * 2
+    other = limited.call("POST", "/v1/public/sessions", json={"test_id": "open"},
+                         environ_base={"REMOTE_ADDR": "2001:db8:0:1::1"})
+    assert other.status_code == 201                       # another /64
 
 
 def test_answers_and_score_calls_have_quotas(limited):
