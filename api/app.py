@@ -241,9 +241,8 @@ def post_standard(data):
 @_route("/standards/<code>", "GET", roles=("admin",), answer=schemas.StandardDoc,
         summary="one standard, with its ETag")
 def get_standard(code):
-    found = g.store.standard(code)
-    _send_tag(standard_tag, code)
-    return found
+    _send_tag(standard_tag, code)                   # the tag first: see _send_tag
+    return g.store.standard(code)
 
 
 @_route("/standards/<code>", "PUT", roles=("admin",), body=schemas.StandardUpdate,
@@ -278,7 +277,10 @@ def _precondition(tag_of, key):
 
 
 def _send_tag(tag_of, key):
-    """Give the response the resource's ETag (sent by `_headers`)."""
+    """Give the response the resource's ETag (sent by `_headers`). Read before the body
+    that goes with it: a change landing between the two then pairs the new body with the
+    old tag, whose write is refused (412), never an old body with the new tag, whose
+    write would undo the change unseen."""
     with g.store.database.reading() as session:
         g.etag = tag_of(session, key)
 
@@ -312,10 +314,9 @@ def post_items():
 def list_items():
     standard = request.args.get("standard")
     try:
-        found = g.store.items(standard)
         if standard is not None:
             _send_tag(bank_tag, standard)
-        return found
+        return g.store.items(standard)
     except NotFoundError:
         if standard is not None:
             g.store.standard(standard)                # 404 for an unknown standard
@@ -325,9 +326,8 @@ def list_items():
 @_route("/items/<item_id>", "GET", roles=("admin",), answer=schemas.ItemDoc,
         summary="one item")
 def get_item(item_id):
-    found = _item(item_id)
     _send_tag(item_tag, item_id)
-    return found
+    return _item(item_id)
 
 
 @_route("/items/<item_id>", "PUT", roles=("admin",), answer=schemas.ItemDoc,
@@ -472,8 +472,14 @@ def post_calibration(data):
         raise
     observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
                         source=data["source"])
-    offload.queue_calibration(g.store.database.url, run_id, upload,
-                              observability.current_request_id())
+    store = g.store
+    try:
+        offload.queue_calibration(
+            store.database.url, run_id, upload, observability.current_request_id(),
+            on_lost=lambda reason: store.fail_calibration_run(run_id, reason))
+    except Exception:
+        store.fail_calibration_run(run_id, "it could not be queued")
+        raise
     return {"id": run_id, "status": "queued"}
 
 

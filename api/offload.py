@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import concurrent.futures.process
 import io
 import logging
 import multiprocessing
@@ -44,9 +45,13 @@ class Busy(RuntimeError):
     retry_after = RETRY_AFTER_SECONDS
 
 
-def _helper():
+def _helper(broken=None):
+    """This worker's helper pool; a new one in place of `broken` (one whose process died,
+    killed or out of memory), so that one lost helper does not fail every later call."""
     global _pool
     with _pool_lock:
+        if broken is not None and _pool is broken:
+            _pool = None
         if _pool is None:
             _pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
@@ -69,7 +74,11 @@ def run(function, *args):
     if not _waiting.acquire(blocking=False):
         raise Busy("another long admin task is running on this worker; retry shortly")
     try:
-        return _helper().submit(function, *args).result()
+        pool = _helper()
+        try:
+            return pool.submit(function, *args).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            return _helper(broken=pool).submit(function, *args).result()
     finally:
         _waiting.release()
 
@@ -86,22 +95,33 @@ def release_calibration():
     _calibrations.release()
 
 
-def queue_calibration(database_url, run_id, upload, request_id=None):
+def queue_calibration(database_url, run_id, upload, request_id=None, on_lost=None):
     """Queue calibration run `run_id` in the helper on a reserved place, not waiting;
-    its log lines name `request_id`, the request that started it."""
+    its log lines name `request_id`, the request that started it. `on_lost(reason)` is
+    called if the helper dies before the run ends (the run would read as running)."""
+    pool = _helper()
     try:
-        future = _helper().submit(calibrate, database_url, run_id, upload, request_id)
+        try:
+            future = pool.submit(calibrate, database_url, run_id, upload, request_id)
+        except concurrent.futures.process.BrokenProcessPool:
+            pool = _helper(broken=pool)
+            future = pool.submit(calibrate, database_url, run_id, upload, request_id)
     except Exception:
         release_calibration()
         raise
-    future.add_done_callback(lambda done: _calibration_done(done, run_id))
+    future.add_done_callback(lambda done: _calibration_done(done, run_id, pool, on_lost))
 
 
-def _calibration_done(future, run_id):
+def _calibration_done(future, run_id, pool, on_lost):
     release_calibration()
     error = future.exception()
-    if error is not None:                 # the helper itself failed (killed, out of memory)
-        log.error("calibration %s: the helper process failed: %s", run_id, error)
+    if error is None:
+        return
+    log.error("calibration %s: the helper process failed: %s", run_id, error)
+    if isinstance(error, concurrent.futures.process.BrokenProcessPool):
+        _helper(broken=pool)
+    if on_lost is not None:
+        on_lost(f"the helper process running it ended ({type(error).__name__})")
 
 
 # --- what the helper runs -------------------------------------------------------------

@@ -6,6 +6,7 @@ test_slow_clients.py, quotas in test_quotas.py; these run in process.
 """
 
 import os
+import signal
 import threading
 import time
 
@@ -437,3 +438,16 @@ def test_an_active_sessions_result_has_no_estimate_to_compare(api):
     assert finished.status_code == 200
     assert api.call("GET", f"/v1/sessions/{session['session_id']}/result",
                     api.delivery).json["theta"] is not None
+
+
+def test_a_helper_that_died_is_replaced(api):
+    """A helper killed (out of memory, say) must not fail every later admin task of its
+    worker: the next one starts a new helper."""
+    offload.run(time.sleep, 0)
+    (dead,) = list(offload._helper()._processes)
+    os.kill(dead, signal.SIGKILL)
+    time.sleep(0.5)
+    done = api.call("POST", "/v1/simulations", api.admin,
+                    json={"test_id": "ml", "examinees": 20})
+    assert done.status_code == 200, done.json
+    assert dead not in offload._helper()._processes
