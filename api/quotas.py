@@ -28,8 +28,8 @@ turns every quota off (for throughput benchmarks only):
   Keys and tokens are too long to guess, so this stops floods and scanners
   (the probe's 160 guesses a second stop within a second) while a room of
   learners behind one address, each presenting an expired token once,
-  passes. Once spent, every authenticated request from the address is
-  refused until the window ends, valid key or not.
+  passes. Once spent, the address's failures are answered 429 until the
+  window ends; its valid keys and tokens still pass (api/app.py).
 - ``score`` 200/day per delivery key: two classes of 100 scored from paper a
   day, which an integrator with more can have raised (IRTCAT_QUOTAS); a prober
   fitting every item's a and b to a day of chosen score patterns recovers none

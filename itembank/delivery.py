@@ -344,6 +344,8 @@ class Delivery:
                 built = self.test_bank(test_id, self.store.current_version_ids(test["standards"]))
             except (NotFoundError, DataFormatError):
                 continue                  # nothing published yet, or a bank it cannot use
+            if built.excluded.all():
+                continue                  # no practice item to show yet
             listed.append({"id": test_id, "title": test["title"],
                            "standards": [{"code": code, "title": self._standard(code)[0]}
                                          for code in test["standards"]],
@@ -437,9 +439,14 @@ class Delivery:
         """Start a session; returns ``{"session_id", "token", "status", "position",
         "max_items", "item"}``. `public`: started from the learner page, without a key,
         which only a public test allows."""
-        test = self.test(test_id)
-        if public and not test["public"]:
-            raise NotFoundError(f"no public test {test_id!r}")
+        try:
+            test = self.test(test_id)
+        except NotFoundError:
+            test = None
+        if test is None or (public and not test["public"]):
+            # the same for an unknown test and a keyed one: the learner page's callers
+            # learn no test id
+            raise NotFoundError(f"no {'public ' if public else ''}test {test_id!r}")
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)

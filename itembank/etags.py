@@ -64,9 +64,9 @@ def expect(tag_of, key, given):
     ``["*"]`` for any existing resource)."""
     def check(session):
         current = tag_of(session, key)
-        if current is None and "*" not in given:
+        if current is None:
             raise PreconditionFailed(f"{key!r} does not exist")
-        if "*" in given and current is not None:
+        if "*" in given:
             return
         if current not in given:
             raise PreconditionFailed(f"{key!r} changed since that version was read "
