@@ -46,7 +46,7 @@ MAX_RUN_ID = 2**31 - 1
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 412: "precondition_failed",
                 413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
-                422: "unprocessable", 428: "precondition_required", 429: "too_many_requests",
+                422: "unprocessable", 429: "too_many_requests",
                 431: "request_header_fields_too_large", 500: "internal_error",
                 501: "not_implemented", 503: "service_unavailable"}
 log = logging.getLogger("irtcat.api")
@@ -297,15 +297,15 @@ def post_items():
     _check_items(items if isinstance(items, list) else [])
     codes = {item.get("standard") for item in items if isinstance(item, dict)} \
         if isinstance(items, list) else set()
-    precondition = None
-    if _if_match() is not None:
-        if len(codes) != 1 or not isinstance(next(iter(codes)), str):
-            raise ApiError(400, "If-Match on an import needs the items of one standard "
-                                "(the ETag of GET /v1/items?standard=CODE)", "validation_error")
-        precondition = _precondition(bank_tag, next(iter(codes)))
-    summary = g.store.import_items(payload, precondition=precondition)
-    if len(codes) == 1 and isinstance(next(iter(codes)), str):
-        _send_tag(bank_tag, next(iter(codes)))
+    code = next(iter(codes)) if len(codes) == 1 else None     # the one standard imported
+    code = code if isinstance(code, str) else None
+    if code is None and _if_match() is not None:
+        raise ApiError(400, "If-Match on an import needs the items of one standard "
+                            "(the ETag of GET /v1/items?standard=CODE)", "validation_error")
+    summary = g.store.import_items(
+        payload, precondition=None if code is None else _precondition(bank_tag, code))
+    if code is not None:
+        _send_tag(bank_tag, code)
     return summary
 
 
@@ -446,8 +446,8 @@ def result(session_id):
 
 @_route("/score", "POST", roles=("delivery",), body=schemas.ScoreRequest,
         answer=schemas.Score,
-        summary="score items without a session: item scores (not options), at least "
-                "10 operational items, θ and SE rounded to 0.1 (docs/API.md)")
+        summary="score items without a session: item scores (not options) of at least "
+                "10 items; θ rounded to 0.1, no SE (docs/API.md)")
 def score(data):
     g.quotas.hit("score", g.principal[1])
     observability.audit("score_request", principal_id=g.principal[1],
@@ -534,6 +534,7 @@ def publish_calibration(run_id):
         summary="simulate the test on its bank: the simulation report of FORMATS.md")
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
+    # built here too so that a test with no bank is 404 or 400 before the helper is taken
     g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
     return offload.run(offload.simulate, g.store.database.url, data["test_id"],
                        data["examinees"], data["seed"])

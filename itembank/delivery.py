@@ -607,7 +607,7 @@ class Delivery:
             if row.status == "active" and _past(row.deadline):
                 self.finish(session_id)
                 raise TimeLimitError("the test's time limit has passed: the session is "
-                                     "finished and scored on the answers given")
+                                     "finished on the answers given")
             if row.status != "active":
                 raise ConflictError("the session is finished")
             if item_id != row.current_item:
@@ -796,9 +796,8 @@ class Delivery:
             rows = {row.id: row for row in session.execute(
                 select(Item.id, Item.standard_code, Item.status, Item.model, Item.key)
                 .where(Item.id.in_(item_ids)))}
-        standard_of = {item_id: row.standard_code for item_id, row in rows.items()}
         published = {}                         # code -> (columns, {item_id: position})
-        for code in dict.fromkeys(standard_of.values()):
+        for code in dict.fromkeys(row.standard_code for row in rows.values()):
             try:
                 columns = self.store.version_columns(self.store.current_version_id(code))
             except NotFoundError:
@@ -808,7 +807,7 @@ class Delivery:
         for item_id in item_ids:
             if item_id not in rows:
                 raise InvalidAnswerError(f"item {item_id!r} cannot be scored here")
-            code = standard_of[item_id]
+            code = rows[item_id].standard_code
             columns, positions = published.get(code, ({}, {}))
             at = positions.get(item_id) if rows[item_id].status == "operational" else None
             if at is None:                      # pretest or retired: scored like any item
