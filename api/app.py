@@ -21,21 +21,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from calibration.runs import start_calibration
-from calibration.workflow import CalibrationInputError
-from itembank import DataFormatError, ResponseLog
-from itembank.database import Database, upgrade
-from itembank.delivery import (
+from irtcat.calibration.runs import start_calibration
+from irtcat.calibration.workflow import CalibrationInputError
+from irtcat.itembank import DataFormatError, ResponseLog
+from irtcat.itembank.database import Database, upgrade
+from irtcat.itembank.delivery import (
     ConflictError,
     Delivery,
     InvalidAnswerError,
     TimeLimitError,
     TokenExpiredError,
 )
-from itembank.etags import PreconditionFailed, bank_tag, expect, item_tag, standard_tag
-from itembank.monitoring import readiness
-from itembank.records import parse_standard
-from itembank.store import NotFoundError, Store
+from irtcat.itembank.etags import PreconditionFailed, bank_tag, expect, item_tag, standard_tag
+from irtcat.itembank.monitoring import readiness
+from irtcat.itembank.records import parse_standard
+from irtcat.itembank.store import NotFoundError, Store
 
 from . import observability, offload, schemas
 from .pages import pages

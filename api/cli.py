@@ -17,26 +17,26 @@ import warnings
 
 import numpy as np
 
-from api.demo import add_command as add_demo_command
-from api.report import bank_report, simulation_details, simulation_report_html
-from api.serve import add_commands as add_server_commands
-from api.store_commands import STORE_ERRORS
-from api.store_commands import add_commands as add_store_commands
-from calibration.linking import METHODS as LINK_METHODS
-from calibration.linking import link_banks
-from calibration.mml_em import M_STEPS, Priors
-from calibration.workflow import CalibrationInputError, calibrate_document
-from engine import (
+from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.report import bank_report, simulation_details, simulation_report_html
+from irtcat.api.serve import add_commands as add_server_commands
+from irtcat.api.store_commands import STORE_ERRORS
+from irtcat.api.store_commands import add_commands as add_store_commands
+from irtcat.calibration.linking import METHODS as LINK_METHODS
+from irtcat.calibration.linking import link_banks
+from irtcat.calibration.mml_em import M_STEPS, Priors
+from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
+from irtcat.engine import (
     METHODS,
     MODELS,
     ConvergenceWarning,
     InvalidParameterError,
     InvalidResponsesError,
 )
-from engine import estimate_theta as _estimate_theta
-from engine.simulate import report as simulation_report
-from engine.simulate import timed_run, tune_sympson_hetter
-from itembank import (
+from irtcat.engine import estimate_theta as _estimate_theta
+from irtcat.engine.simulate import report as simulation_report
+from irtcat.engine.simulate import timed_run, tune_sympson_hetter
+from irtcat.itembank import (
     DataFormatError,
     align_responses,
     read_bank,
@@ -50,8 +50,8 @@ from itembank import (
     write_persons,
     write_scores,
 )
-from itembank.cat_config import design_from_config
-from itembank.io import write_atomically
+from irtcat.itembank.cat_config import design_from_config
+from irtcat.itembank.io import write_atomically
 
 
 class UsageError(Exception):

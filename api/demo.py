@@ -19,11 +19,11 @@ from importlib import resources
 
 import numpy as np
 
-from calibration.runs import calibrate_standard
-from engine import ItemParameters
-from engine.simulate import simulate_responses
-from itembank.delivery import Delivery, create_key
-from itembank.store import NotFoundError
+from irtcat.calibration.runs import calibrate_standard
+from irtcat.engine import ItemParameters
+from irtcat.engine.simulate import simulate_responses
+from irtcat.itembank.delivery import Delivery, create_key
+from irtcat.itembank.store import NotFoundError
 
 STANDARDS = ("AI-ML", "AI-DE", "AI-RAI")
 LEARNERS = 1500
@@ -48,7 +48,7 @@ TITLES = {"AI-ML": "Machine learning fundamentals", "AI-DE": "Data engineering f
 
 
 def _demo_document(name):
-    return json.loads((resources.files("api") / "demo" / name).read_text(encoding="utf-8"))
+    return json.loads((resources.files("irtcat.api") / "demo" / name).read_text(encoding="utf-8"))
 
 
 def _simulated_log(items, rng):

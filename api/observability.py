@@ -39,8 +39,8 @@ from datetime import datetime, timezone
 
 from flask import Response, g, has_request_context, request
 
-from itembank.database import DatabaseError
-from itembank.monitoring import delivery_counts
+from irtcat.itembank.database import DatabaseError
+from irtcat.itembank.monitoring import delivery_counts
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -128,9 +128,9 @@ def _calibration_done(future, run_id, pool, on_lost):
 
 def _store_of(database_url):
     if database_url not in _stores:
-        from itembank.database import Database
-        from itembank.delivery import Delivery
-        from itembank.store import Store
+        from irtcat.itembank.database import Database
+        from irtcat.itembank.delivery import Delivery
+        from irtcat.itembank.store import Store
 
         store = Store(Database(database_url))
         _stores[database_url] = store, Delivery(store)
@@ -140,8 +140,8 @@ def _store_of(database_url):
 def calibrate(database_url, run_id, upload, request_id=None):
     """Run calibration `run_id` (a failure is recorded on the run); audit lines for
     its end, naming `request_id`."""
-    from calibration.runs import execute_calibration
-    from calibration.workflow import CalibrationInputError
+    from irtcat.calibration.runs import execute_calibration
+    from irtcat.calibration.workflow import CalibrationInputError
 
     from . import observability
 
@@ -163,7 +163,7 @@ def calibrate(database_url, run_id, upload, request_id=None):
 
 def simulate(database_url, test_id, examinees, seed):
     """The simulation report (FORMATS.md) of `test_id` on its current banks."""
-    from engine.simulate import report, timed_run
+    from irtcat.engine.simulate import report, timed_run
 
     store, delivery = _store_of(database_url)
     test = delivery.test(test_id)

@@ -57,7 +57,7 @@ from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from itembank.counters import counter_storage
+from irtcat.itembank.counters import counter_storage
 
 DEFAULTS = {
     "public_start": "200/hour",

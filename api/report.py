@@ -30,16 +30,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from engine import (
+from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     category_probability,
     expected_score,
     information,
     test_information,
 )
-from engine.simulate import report_details
-from itembank import DataFormatError, bank_from_document
-from itembank.io import check_item_ids
+from irtcat.engine.simulate import report_details
+from irtcat.itembank import DataFormatError, bank_from_document
+from irtcat.itembank.io import check_item_ids
 
 THETA = np.linspace(-4.0, 4.0, 161)
 """The theta grid of every curve: [-4, 4] in steps of 0.05."""

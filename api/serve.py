@@ -20,10 +20,10 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from itembank.database import Database, DatabaseError, upgrade
-from itembank.delivery import create_key, list_keys, revoke_key
-from itembank.io import DataFormatError
-from itembank.store import NotFoundError
+from irtcat.itembank.database import Database, DatabaseError, upgrade
+from irtcat.itembank.delivery import create_key, list_keys, revoke_key
+from irtcat.itembank.io import DataFormatError
+from irtcat.itembank.store import NotFoundError
 
 from .store_commands import first_line
 

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
-from calibration.mml_em import M_STEPS, Priors
-from calibration.runs import calibrate_standard
-from engine import MODELS, ConvergenceWarning
-from itembank import ResponseLog, read_json, read_response_log, write_json
-from itembank.database import (
+from irtcat.calibration.mml_em import M_STEPS, Priors
+from irtcat.calibration.runs import calibrate_standard
+from irtcat.engine import MODELS, ConvergenceWarning
+from irtcat.itembank import ResponseLog, read_json, read_response_log, write_json
+from irtcat.itembank.database import (
     Database,
     DatabaseError,
     backup_sqlite,
@@ -29,8 +29,8 @@ from itembank.database import (
     sqlite_file,
     upgrade,
 )
-from itembank.io import write_atomically
-from itembank.store import NotFoundError, Store
+from irtcat.itembank.io import write_atomically
+from irtcat.itembank.store import NotFoundError, Store
 
 
 def add_commands(commands):

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibration.mml_em import MMLCalibrator, Priors
-from calibration.responses import from_dense
+from irtcat.calibration.mml_em import MMLCalibrator, Priors
+from irtcat.calibration.responses import from_dense
 
 from .common import timed
 from .peers import run_peer
@@ -128,7 +128,7 @@ def sparse_3pl():
                                  prior_reference)):
         import warnings
 
-        from engine import ConvergenceWarning
+        from irtcat.engine import ConvergenceWarning
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             seconds, calibrator = _ours(responses, "3pl", priors)

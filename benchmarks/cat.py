@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine import ItemParameters
-from engine.cat import (
+from irtcat.engine import ItemParameters
+from irtcat.engine.cat import (
     BankTables,
     CATBatch,
     CATDesign,
@@ -22,7 +22,7 @@ from engine.cat import (
     record,
     select_next,
 )
-from engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
+from irtcat.engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
 
 from .peers import run_peer
 

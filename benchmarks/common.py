@@ -53,4 +53,4 @@ def run_command(argv):
 
 
 def irtcat_command():
-    return [sys.executable, "-m", "api.cli"]
+    return [sys.executable, "-m", "irtcat.api.cli"]

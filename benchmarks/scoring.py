@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine import ItemParameters, estimate_eap
+from irtcat.engine import ItemParameters, estimate_eap
 
 from .common import irtcat_command, run_command, timed
 

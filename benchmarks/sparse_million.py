@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from calibration.mml_em import MMLCalibrator
-from calibration.responses import from_coordinates
+from irtcat.calibration.mml_em import MMLCalibrator
+from irtcat.calibration.responses import from_coordinates
 
 N_PERSONS, N_ITEMS, PER_PERSON = 1_000_000, 1_000, 30
 

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import sqlalchemy
 
-from itembank.database import Database, upgrade
-from itembank.store import Store
+from irtcat.itembank.database import Database, upgrade
+from irtcat.itembank.store import Store
 
 N_ITEMS = 10_000
 

@@ -53,10 +53,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from engine.estimation import estimate_theta, sum_score_likelihood
-from engine.models import category_probability
-from engine.quadrature import normal_grid
-from engine.validation import check_responses
+from irtcat.engine.estimation import estimate_theta, sum_score_likelihood
+from irtcat.engine.models import category_probability
+from irtcat.engine.quadrature import normal_grid
+from irtcat.engine.validation import check_responses
 
 MAX_ITEM_SETS = 50
 """More distinct sets of answered items than this: S-X2 is not computed."""

@@ -49,8 +49,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from engine import ConvergenceWarning, ItemParameters, category_terms, expected_score, normal_grid
-from itembank import bank_from_document, bank_to_document
+from irtcat.engine import (
+    ConvergenceWarning,
+    ItemParameters,
+    category_terms,
+    expected_score,
+    normal_grid,
+)
+from irtcat.itembank import bank_from_document, bank_to_document
 
 METHODS = ("mean-mean", "mean-sigma", "haebara", "stocking-lord")
 FIXED_SLOPE_MODELS = ("rasch", "pcm")   # a = 1 by definition: only a shift (A = 1) keeps them valid

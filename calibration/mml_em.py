@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit, logit, logsumexp
 
-from engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
 
 from .bfgs import minimize
 from .parameterization import Block, start_values

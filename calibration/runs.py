@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 
-from engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
 
 from .mml_em import M_STEPS, Priors
 from .workflow import CalibrationInputError, calibrate_document

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import DICHOTOMOUS_MODELS, MODELS, ItemParameters
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ItemParameters
 
 from .item_fit import item_fit
 from .mml_em import MMLCalibrator

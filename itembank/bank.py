@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import ItemParameters
+from irtcat.engine import ItemParameters
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.cat import (
+from irtcat.engine.cat import (
     EXPOSURE_METHODS,
     SCORING_METHODS,
     SELECTION_METHODS,

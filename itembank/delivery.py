@@ -37,8 +37,8 @@ import numpy as np
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
-from engine.cat import (
+from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
+from irtcat.engine.cat import (
     BankTables,
     group_estimates,
     next_session_item,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine import (
+from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     MODELS,
     InvalidParameterError,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine import (
+from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     MODELS,
     InvalidParameterError,

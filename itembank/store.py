@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from engine import DICHOTOMOUS_MODELS, ItemParameters
+from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters
 
 from .bank import ItemBank
 from .io import BANK_FORMAT, DataFormatError, ResponseLog, parse_population

@@ -64,7 +64,7 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def database(database_url):
     """A migrated, empty store database."""
-    from itembank.database import Database, upgrade
+    from irtcat.itembank.database import Database, upgrade
 
     db = Database(database_url)
     upgrade(db)
@@ -74,6 +74,6 @@ def database(database_url):
 
 @pytest.fixture
 def store(database):
-    from itembank.store import Store
+    from irtcat.itembank.store import Store
 
     return Store(database)

@@ -19,14 +19,20 @@ ALLOWED = {
 }
 
 
+def _package_of(module):
+    """'irtcat.engine.models' -> 'engine'; a library's top-level name otherwise."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "irtcat" and len(parts) > 1 else parts[0]
+
+
 def imported_top_levels(path):
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name.split(".")[0]
+                yield _package_of(alias.name)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0]
+            yield _package_of(node.module)
 
 
 def modules_of(package):
@@ -60,5 +66,5 @@ def test_nothing_imports_api():
 
 def test_the_walk_sees_imports(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import api.cli\nfrom engine.models import x\n")
+    probe.write_text("import irtcat.api.cli\nfrom irtcat.engine.models import x\n")
     assert set(imported_top_levels(probe)) == {"api", "engine"}

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from itembank.counters import include_name
-from itembank.schema import Base
+from irtcat.itembank.counters import include_name
+from irtcat.itembank.schema import Base
 
 config = context.config
 connection = config.attributes.get("connection")

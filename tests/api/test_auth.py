@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from api.app import OPERATIONS
-from itembank.delivery import REVOCATION_CHECK_SECONDS, create_key, revoke_key
+from irtcat.api.app import OPERATIONS
+from irtcat.itembank.delivery import REVOCATION_CHECK_SECONDS, create_key, revoke_key
 
 ROLES = ("admin", "delivery")
 

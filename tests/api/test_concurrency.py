@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from itembank.delivery import ConflictError, Delivery
-from itembank.schema import Response
+from irtcat.itembank.delivery import ConflictError, Delivery
+from irtcat.itembank.schema import Response
 
 WORKERS = 6
 

@@ -30,7 +30,7 @@ TIMEOUT = 30
 
 
 def irtcat(*args):
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "irtcat.api.cli", *args]
 
 
 def environment(url):

@@ -13,8 +13,8 @@ import pytest
 from marshmallow import fields
 from openapi_spec_validator import validate as validate_openapi
 
-from api import schemas
-from api.app import MAX_BODY, OPERATIONS
+from irtcat.api import schemas
+from irtcat.api.app import MAX_BODY, OPERATIONS
 
 SQL = "' OR 1=1 --"
 HOSTILE = [None, True, -1, 2**70, 1.5, "", "x" * 100_000, SQL, "é✓😀 ∑", [], [1, "a"], {},

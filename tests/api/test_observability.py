@@ -17,12 +17,12 @@ import pytest
 from prometheus_client import values
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import observability
-from api.app import close_app, create_app
-from api.observability import audit, configure_logging, exposition, install
-from itembank.database import Database, head_revision
-from itembank.monitoring import readiness
-from itembank.schema import CalibrationRun
+from irtcat.api import observability
+from irtcat.api.app import close_app, create_app
+from irtcat.api.observability import audit, configure_logging, exposition, install
+from irtcat.itembank.database import Database, head_revision
+from irtcat.itembank.monitoring import readiness
+from irtcat.itembank.schema import CalibrationRun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -231,7 +231,7 @@ def test_readiness_refuses_an_unmigrated_database(database_url):
 
 
 COUNT_IN_A_WORKER = """
-from api import observability
+from irtcat.api import observability
 observability.count_answer()
 observability.count_answer()
 observability._metrics().duration.labels("POST", "/v1/sessions", "2xx").observe(0.004)

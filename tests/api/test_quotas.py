@@ -11,9 +11,9 @@ import pytest
 from limits import parse
 from limits.storage import MemoryStorage
 
-from api.quotas import DEFAULTS, QuotaExceeded, Quotas, parse_overrides
-from itembank.counters import TABLE, SQLCounters, counters_path, include_name
-from itembank.database import Database
+from irtcat.api.quotas import DEFAULTS, QuotaExceeded, Quotas, parse_overrides
+from irtcat.itembank.counters import TABLE, SQLCounters, counters_path, include_name
+from irtcat.itembank.database import Database
 
 
 def quotas_on(url, **notations):
@@ -164,7 +164,7 @@ def test_a_failing_store_lets_requests_through_and_says_so(caplog):
             raise ValueError("the store is down")
 
     quotas = Quotas(Broken(wrap_exceptions=True), parse_overrides("answer=1/minute"))
-    with caplog.at_level(logging.WARNING, logger="api.quotas"):
+    with caplog.at_level(logging.WARNING, logger="irtcat.api.quotas"):
         for _ in range(3):
             quotas.hit("answer", "session-1")
         assert quotas.exhausted("answer", "session-1") == 0
@@ -198,7 +198,7 @@ def test_the_counters_table_is_left_out_of_the_schema_comparison(database):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from itembank.schema import Base
+    from irtcat.itembank.schema import Base
 
     counters = SQLCounters(database=database)
     counters.incr("answer", 60)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from api.app import close_app, create_app
-from itembank.schema import Response
+from irtcat.api.app import close_app, create_app
+from irtcat.itembank.schema import Response
 
 OPTIONS3 = [{"id": "A", "text": "Not at all"}, {"id": "B", "text": "Partly"},
             {"id": "C", "text": "Fully"}]
@@ -555,7 +555,7 @@ def _calibration_data(rng, n_persons=400):
 
 
 def test_calibrations_from_an_upload_and_from_the_log_are_published(api, rng):
-    from itembank import ResponseLog
+    from irtcat.itembank import ResponseLog
 
     add_standard(api, "CAL", parent="AI")
     items = [{"id": f"CAL-{i}", "standard": "CAL", "model": "2pl", "status": "operational",

@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from api.server import Server as WaitressServer
 from benchmarks.load import Server, free_port, prepare_demo
+from irtcat.api.server import Server as WaitressServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -228,7 +228,7 @@ def test_serving_beyond_loopback_needs_behind_proxy(tmp_path):
     # Finding 3: the server speaks plain HTTP but would listen on 0.0.0.0; now it exits
     # with status 2 and one line, before touching a database.
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "0.0.0.0", "--port",
+        [sys.executable, "-m", "irtcat.api.cli", "serve", "--host", "0.0.0.0", "--port",
          str(free_port())], cwd=tmp_path, capture_output=True, text=True, timeout=20,
         env={"PATH": "/usr/bin:/bin", "IRTCAT_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
              "PYTHONPATH": str(ROOT)})

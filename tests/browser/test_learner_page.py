@@ -49,7 +49,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 def irtcat(*args):
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "irtcat.api.cli", *args]
 
 
 def free_port():

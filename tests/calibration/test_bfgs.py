@@ -9,7 +9,7 @@ with closed forms.
 import numpy as np
 import pytest
 
-from calibration.bfgs import minimize
+from irtcat.calibration.bfgs import minimize
 
 
 def test_a_convex_quadratic_reaches_its_closed_form_minimum():

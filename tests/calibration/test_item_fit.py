@@ -20,7 +20,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import erfc
 
-from calibration.item_fit import (
+from irtcat.calibration.item_fit import (
     FIT_RANGE,
     NEEDS_BOOKLETS,
     ItemFit,
@@ -32,8 +32,8 @@ from calibration.item_fit import (
     s_x2,
     s_x2_tables,
 )
-from engine.models import ItemParameters, category_probability
-from engine.quadrature import normal_grid
+from irtcat.engine.models import ItemParameters, category_probability
+from irtcat.engine.quadrature import normal_grid
 
 N_PERSONS = 2000
 N_ITEMS = 20

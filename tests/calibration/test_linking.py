@@ -12,8 +12,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.optimize import approx_fprime
 
-from calibration import linking
-from calibration.linking import (
+from irtcat.calibration import linking
+from irtcat.calibration.linking import (
     LinkingConstants,
     haebara,
     link_banks,
@@ -23,8 +23,8 @@ from calibration.linking import (
     transform_bank,
     transform_parameters,
 )
-from engine import DICHOTOMOUS_MODELS, ItemParameters, category_probability, expected_score
-from itembank import bank_from_document, bank_to_document
+from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, category_probability, expected_score
+from irtcat.itembank import bank_from_document, bank_to_document
 
 # theta_old = 1.3 theta_new - 0.4: the known new-to-old transformation.
 KNOWN = LinkingConstants(1.3, -0.4, "known", 0)

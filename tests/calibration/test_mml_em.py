@@ -32,12 +32,13 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from calibration.mml_em import MMLCalibrator, Priors
-from calibration.responses import from_dense
-from calibration.results import item_documents
-from calibration.standard_errors import free_vector, marginal_gradient
-from engine import ConvergenceWarning, ItemParameters
-from engine.estimation import log_likelihood
+import irtcat.engine
+from irtcat.calibration.mml_em import MMLCalibrator, Priors
+from irtcat.calibration.responses import from_dense
+from irtcat.calibration.results import item_documents
+from irtcat.calibration.standard_errors import free_vector, marginal_gradient
+from irtcat.engine import ConvergenceWarning, ItemParameters
+from irtcat.engine.estimation import log_likelihood
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 REFS = sorted((DATA / "refs").glob("*__*.json"))
@@ -193,8 +194,8 @@ def test_flat_3pl_items_that_differ_from_mirt_are_flagged():
     # shared/refs/README: ASVAB's plain 3PL sits on a flat likelihood (a slope near 9):
     # "a fit that matches mirt's logLik but not its parameters there is not wrong;
     # flag the item instead".
-    from calibration.workflow import calibrate_document
-    from itembank import read_response_log
+    from irtcat.calibration.workflow import calibrate_document
+    from irtcat.itembank import read_response_log
 
     reference = json.loads((DATA / "refs" / f"{CHAOTIC}.json").read_text())
     with warnings.catch_warnings():
@@ -213,8 +214,8 @@ def test_flat_3pl_items_that_differ_from_mirt_are_flagged():
 def test_degenerate_unfolding_data_are_flagged():
     # Attitude (shared/refs/README): monotone models fit it poorly; mirt's 1pl
     # reaches a slope of about 0. Ours too, and every item is flagged for it.
-    from calibration.workflow import calibrate_document
-    from itembank import read_response_log
+    from irtcat.calibration.workflow import calibrate_document
+    from irtcat.itembank import read_response_log
 
     document, calibrator = calibrate_document(read_response_log(DATA / "Attitude.csv"), "1pl")
     assert all(item["a"] < 0.05 for item in document["items"])
@@ -225,7 +226,7 @@ def test_degenerate_unfolding_data_are_flagged():
 # --- simulation truth -------------------------------------------------------------------
 
 def simulate(rng, params, theta):
-    p = np.exp(__import__("engine").category_log_probability(theta, params))   # (n, J, K)
+    p = np.exp(irtcat.engine.category_log_probability(theta, params))   # (n, J, K)
     draws = rng.random(theta.shape + (params.n_items, 1))
     return (draws > np.cumsum(p, axis=-1)).sum(axis=-1).astype(float)
 
@@ -256,7 +257,7 @@ def test_anchored_items_put_new_items_on_the_anchor_scale(rng):
 
 
 def test_sparse_and_dense_give_the_same_fit(rng):
-    from calibration.responses import from_coordinates
+    from irtcat.calibration.responses import from_coordinates
 
     truth = ItemParameters.create("2pl", rng.lognormal(0, 0.25, 30), rng.normal(0, 1, 30))
     responses = simulate(rng, truth, rng.normal(size=2000))
@@ -273,7 +274,7 @@ def test_sparse_and_dense_give_the_same_fit(rng):
 def test_complete_data_fit_equals_the_full_one_hot_fit(rng):
     # Complete dense data keep only categories >= 1 (category 0 implied); the same
     # responses as a sparse log keep every category. Both must give the same fit.
-    from calibration.responses import from_coordinates
+    from irtcat.calibration.responses import from_coordinates
 
     models = ["2pl"] * 6 + ["grm"] * 4
     b = list(rng.normal(0, 1, 6)) + [np.sort(rng.normal(0, 1, 3)) for _ in range(4)]

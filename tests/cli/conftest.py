@@ -3,7 +3,7 @@ and server commands' tests."""
 
 import pytest
 
-from api.cli import main
+from irtcat.api.cli import main
 
 
 @pytest.fixture

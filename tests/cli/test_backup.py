@@ -20,10 +20,10 @@ import time
 
 import pytest
 
-from api.cli import main
-from itembank.database import Database, current_revision, head_revision, upgrade
-from itembank.delivery import Delivery
-from itembank.store import Store
+from irtcat.api.cli import main
+from irtcat.itembank.database import Database, current_revision, head_revision, upgrade
+from irtcat.itembank.delivery import Delivery
+from irtcat.itembank.store import Store
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:              # the benchmarks are not installed

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.cli import main
-from itembank import read_bank
+from irtcat.api.cli import main
+from irtcat.itembank import read_bank
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 LSAT7 = DATA / "LSAT7.csv"

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-import api.report
-from api.cli import main
-from api.report import bank_report
-from engine import ItemParameters
-from engine.simulate import simulate_responses
+import irtcat.api.report
+from irtcat.api.cli import main
+from irtcat.api.report import bank_report
+from irtcat.engine import ItemParameters
+from irtcat.engine.simulate import simulate_responses
 
 # A mixed bank: six 2PL items and two 4-category GRM items, in two standards.
 TRUE_ITEMS = [
@@ -240,7 +240,7 @@ def test_report_goes_to_standard_output_without_out(capsys, calibrated):
 def test_items_awaiting_calibration_and_large_banks(monkeypatch):
     # Expected: an item without parameters (FORMATS.md allows it) is listed, not drawn;
     # over MAX_PANEL_ITEMS, the flagged item gets a panel first and overlays show all.
-    monkeypatch.setattr(api.report, "MAX_PANEL_ITEMS", 2)
+    monkeypatch.setattr(irtcat.api.report, "MAX_PANEL_ITEMS", 2)
     items = [{"id": f"Q{j}", "model": "2pl", "a": 1.0, "b": j / 2 - 1,
               "fit": {"s_x2": 1.0, "df": 2, "p": 0.6, "flagged": j == 3,
                       **({"reason": "misfit <b>"} if j == 3 else {})}} for j in range(5)]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from api.cli import main
+from irtcat.api.cli import main
 
 MIRT_LSAT7_2PL_EAP_P0001 = (-1.86985385660227, 0.692733821230184)  # shared/refs LSAT7__2pl.json
 
@@ -159,7 +159,7 @@ def test_malformed_json_bank(capsys, tmp_path, lsat7_data_path):
 
 def test_console_script_never_prints_a_traceback(tmp_path, lsat7_bank_path):
     path = write(tmp_path, "data.csv", "person_id,Item.1\np1,3\n")
-    done = subprocess.run([sys.executable, "-m", "api.cli", "score", str(path), "--bank",
+    done = subprocess.run([sys.executable, "-m", "irtcat.api.cli", "score", str(path), "--bank",
                            str(lsat7_bank_path)], capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

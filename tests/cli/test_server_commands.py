@@ -6,9 +6,9 @@ import socket
 import pytest
 import sqlalchemy
 
-from itembank.database import Database
-from itembank.delivery import Delivery, authenticate
-from itembank.store import Store
+from irtcat.itembank.database import Database
+from irtcat.itembank.delivery import Delivery, authenticate
+from irtcat.itembank.store import Store
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from api.cli import main
+from irtcat.api.cli import main
 
 N_ITEMS = 60
 

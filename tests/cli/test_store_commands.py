@@ -12,8 +12,8 @@ import pathlib
 
 import pytest
 
-from itembank.database import Database, current_revision, head_revision
-from itembank.store import Store
+from irtcat.itembank.database import Database, current_revision, head_revision
+from irtcat.itembank.store import Store
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
 
@@ -97,8 +97,8 @@ def test_a_failed_export_leaves_no_file(irtcat, tmp_path):
 
 
 def test_calibrate_from_the_log_then_publish_and_roll_back(irtcat, store, rng, tmp_path):
-    from engine import ItemParameters
-    from engine.simulate import simulate_responses
+    from irtcat.engine import ItemParameters
+    from irtcat.engine.simulate import simulate_responses
 
     irtcat("standards", "import", DEMO / "framework.json")
     irtcat("bank", "import", DEMO / "items.json")

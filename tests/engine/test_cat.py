@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from engine.cat import (
+from irtcat.engine.cat import (
     BankTables,
     CATBatch,
     CATDesign,
@@ -27,11 +27,11 @@ from engine.cat import (
     select_next,
     session_rng,
 )
-from engine.estimation import estimate_eap, estimate_theta
-from engine.models import ItemParameters
-from engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
-from itembank import DataFormatError, bank_from_document
-from itembank.cat_config import design_from_config
+from irtcat.engine.estimation import estimate_eap, estimate_theta
+from irtcat.engine.models import ItemParameters
+from irtcat.engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
+from irtcat.itembank import DataFormatError, bank_from_document
+from irtcat.itembank.cat_config import design_from_config
 
 # --- banks and populations ------------------------------------------------------------
 # The bank of the acceptance criteria: 300 2PL items, a ~ lognormal(0, 0.25),

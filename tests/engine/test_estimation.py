@@ -17,8 +17,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
 # `models.test_information` would be collected by pytest if imported by name.
-from engine import models
-from engine.estimation import (
+from irtcat.engine import models
+from irtcat.engine.estimation import (
     THETA_BOUNDS,
     eap_sum_table,
     estimate_eap,
@@ -28,8 +28,8 @@ from engine.estimation import (
     log_likelihood,
     sum_score_likelihood,
 )
-from engine.models import ItemParameters, category_log_probability
-from engine.quadrature import normal_grid
+from irtcat.engine.models import ItemParameters, category_log_probability
+from irtcat.engine.quadrature import normal_grid
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 REFS = DATA / "refs"

@@ -14,8 +14,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
 # `models.test_information` would be collected by pytest if imported by name.
-from engine import models
-from engine.models import (
+from irtcat.engine import models
+from irtcat.engine.models import (
     MODELS,
     ItemParameters,
     answer_derivatives,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import itembank.io as io
+import irtcat.itembank.io as io
 
 
 def write(tmp_path, rows):

@@ -17,14 +17,14 @@ import pytest
 import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 
-from calibration.runs import calibrate_standard
-from engine import ItemParameters
-from engine.simulate import simulate_responses
-from itembank import DataFormatError
-from itembank.counters import include_name
-from itembank.database import current_revision, head_revision, upgrade
-from itembank.schema import CalibrationRun
-from itembank.store import NotFoundError
+from irtcat.calibration.runs import calibrate_standard
+from irtcat.engine import ItemParameters
+from irtcat.engine.simulate import simulate_responses
+from irtcat.itembank import DataFormatError
+from irtcat.itembank.counters import include_name
+from irtcat.itembank.database import current_revision, head_revision, upgrade
+from irtcat.itembank.schema import CalibrationRun
+from irtcat.itembank.store import NotFoundError
 
 FRAMEWORK = {
     "format": "irtcat-framework/1",
@@ -83,7 +83,7 @@ def test_migrations_reach_head_and_match_the_tables(database):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from itembank.schema import Base
+    from irtcat.itembank.schema import Base
 
     assert current_revision(database) == head_revision()
     upgrade(database)                                  # a second upgrade is a no-op
