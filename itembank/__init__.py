@@ -1,8 +1,8 @@
 """Item banks: skill standards, items, bank versions and their files."""
 
 from .bank import ItemBank
+from .errors import DataFormatError
 from .io import (
-    DataFormatError,
     ResponseData,
     ResponseLog,
     align_responses,

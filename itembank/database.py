@@ -41,16 +41,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import DatabaseError
+
 DEFAULT_URL = "sqlite:///irtcat.db"
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_MS = 30_000
 FILE_MODE = 0o600             # the database, its -wal, -shm and -lock files, backups
 POSTGRESQL_BACKUP = ("on PostgreSQL use pg_dump --format=custom to back up and pg_restore "
                      "to restore (docs/operations.md)")
-
-
-class DatabaseError(RuntimeError):
-    """The store cannot be reached or is not at the expected schema; one-line message."""
 
 
 def database_url(url=None):

@@ -48,9 +48,9 @@ from irtcat.engine.cat import (
 
 from .bank import ItemBank
 from .cat_config import design_from_config
-from .io import DataFormatError
+from .errors import DataFormatError
 from .schema import ApiKey, DeliverySession, Item, Response, Test, utc_now
-from .store import NotFoundError
+from .errors import NotFoundError
 
 KEY_PREFIX = "irtk_"
 TOKEN_PREFIX = "irts_"

@@ -16,11 +16,8 @@ import hashlib
 
 from sqlalchemy import func, select
 
+from .errors import PreconditionFailed
 from .schema import Item, Publication, Standard
-
-
-class PreconditionFailed(RuntimeError):
-    """The resource changed since the tag the writer gave (HTTP 412); one-line message."""
 
 
 def _tag(*parts):

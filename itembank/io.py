@@ -28,13 +28,10 @@ from irtcat.engine import (
 )
 
 from .bank import ItemBank
+from .errors import DataFormatError
 
 BANK_FORMAT = "irtcat-bank/1"
 LONG_HEADER = ["person_id", "item_id", "response"]
-
-
-class DataFormatError(ValueError):
-    """A file that cannot be read as what it claims to be; the message is one line."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,8 @@ import logging
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .database import DatabaseError, current_revision, head_revision
+from .database import current_revision, head_revision
+from .errors import DatabaseError
 from .schema import CalibrationRun, DeliverySession, Response, Test
 
 JOB_STATUSES = ("queued", "running")

@@ -21,7 +21,8 @@ from irtcat.engine import (
     check_item_parameters,
 )
 
-from .io import BANK_FORMAT, DataFormatError, item_parameters
+from .errors import DataFormatError
+from .io import BANK_FORMAT, item_parameters
 from .schema import ITEM_STATUSES
 
 FRAMEWORK_FORMAT = "irtcat-framework/1"

@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters
 
 from .bank import ItemBank
-from .io import BANK_FORMAT, DataFormatError, ResponseLog, parse_population
+from .errors import DataFormatError, NotFoundError
+from .io import BANK_FORMAT, ResponseLog, parse_population
 from .records import ItemRecord, parse_framework, parse_items
 from .schema import (
     BankVersion,
@@ -42,10 +43,6 @@ from .schema import (
 
 DEFAULT_POPULATION = {"mean": 0.0, "sd": 1.0}
 CACHED_VERSIONS = 64
-
-
-class NotFoundError(LookupError):
-    """A standard, item or version that is not in the store; one-line message."""
 
 
 @dataclass(frozen=True, eq=False)

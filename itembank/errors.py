@@ -1,0 +1,25 @@
+"""Every exception the storage layer raises, in one place.
+
+Each carries a one-line message fit to show a user as it is. The layers above
+(`irtcat.delivery`, `irtcat.api`) catch them by these names; they are the only
+exception classes the `irtcat.itembank` package defines (tests/test_architecture.py).
+"""
+
+
+class DataFormatError(ValueError):
+    """A file that cannot be read as what it claims to be; the message is one line."""
+
+
+class NotFoundError(LookupError):
+    """A standard, item or version that is not in the store; one-line message."""
+
+
+class DatabaseError(RuntimeError):
+    """The store cannot be reached or is not at the expected schema; one-line message."""
+
+
+class PreconditionFailed(RuntimeError):
+    """The resource changed since the tag the writer gave (HTTP 412); one-line message."""
+
+
+__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed"]
