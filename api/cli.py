@@ -26,6 +26,7 @@ from irtcat.calibration.linking import METHODS as LINK_METHODS
 from irtcat.calibration.linking import link_banks
 from irtcat.calibration.mml_em import M_STEPS, Priors
 from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
+from irtcat.delivery.cat_config import design_from_config
 from irtcat.engine import (
     METHODS,
     MODELS,
@@ -50,7 +51,6 @@ from irtcat.itembank import (
     write_persons,
     write_scores,
 )
-from irtcat.itembank.cat_config import design_from_config
 from irtcat.itembank.io import write_atomically
 
 

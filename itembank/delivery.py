@@ -37,6 +37,7 @@ import numpy as np
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from irtcat.delivery.cat_config import design_from_config
 from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
 from irtcat.engine.cat import (
     BankTables,
@@ -47,10 +48,8 @@ from irtcat.engine.cat import (
 )
 
 from .bank import ItemBank
-from .cat_config import design_from_config
-from .errors import DataFormatError
+from .errors import DataFormatError, NotFoundError
 from .schema import ApiKey, DeliverySession, Item, Response, Test, utc_now
-from .errors import NotFoundError
 
 KEY_PREFIX = "irtk_"
 TOKEN_PREFIX = "irts_"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from irtcat.delivery.cat_config import design_from_config
 from irtcat.engine.cat import (
     BankTables,
     CATBatch,
@@ -31,7 +32,6 @@ from irtcat.engine.estimation import estimate_eap, estimate_theta
 from irtcat.engine.models import ItemParameters
 from irtcat.engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
 from irtcat.itembank import DataFormatError, bank_from_document
-from irtcat.itembank.cat_config import design_from_config
 
 # --- banks and populations ------------------------------------------------------------
 # The bank of the acceptance criteria: 300 2PL items, a ~ lognormal(0, 0.25),

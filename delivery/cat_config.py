@@ -17,8 +17,7 @@ from irtcat.engine.cat import (
     Classification,
     ContentRule,
 )
-
-from .io import DataFormatError
+from irtcat.itembank.errors import DataFormatError
 
 _KEYS = {
     "": {"start", "scoring", "selection", "exposure", "content", "content_method", "enemies",
