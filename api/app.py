@@ -21,8 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from irtcat.calibration.runs import start_calibration
 from irtcat.calibration.workflow import CalibrationInputError
+from irtcat.delivery.calibration_runs import start_calibration
 from irtcat.itembank import DataFormatError, ResponseLog
 from irtcat.itembank.database import Database, upgrade
 from irtcat.itembank.delivery import (

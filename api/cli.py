@@ -23,7 +23,6 @@ from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import STORE_ERRORS
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.calibration.linking import METHODS as LINK_METHODS
-from irtcat.calibration.linking import link_banks
 from irtcat.calibration.mml_em import M_STEPS, Priors
 from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
 from irtcat.delivery.cat_config import design_from_config
@@ -52,6 +51,7 @@ from irtcat.itembank import (
     write_scores,
 )
 from irtcat.itembank.io import write_atomically
+from irtcat.itembank.linking import link_banks
 
 
 class UsageError(Exception):

@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from irtcat.calibration.runs import calibrate_standard
+from irtcat.delivery.calibration_runs import calibrate_standard
 from irtcat.engine import ItemParameters
 from irtcat.engine.simulate import simulate_responses
 from irtcat.itembank.delivery import Delivery, create_key

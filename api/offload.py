@@ -140,8 +140,8 @@ def _store_of(database_url):
 def calibrate(database_url, run_id, upload, request_id=None):
     """Run calibration `run_id` (a failure is recorded on the run); audit lines for
     its end, naming `request_id`."""
-    from irtcat.calibration.runs import execute_calibration
     from irtcat.calibration.workflow import CalibrationInputError
+    from irtcat.delivery.calibration_runs import execute_calibration
 
     from . import observability
 

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
 from irtcat.calibration.mml_em import M_STEPS, Priors
-from irtcat.calibration.runs import calibrate_standard
+from irtcat.delivery.calibration_runs import calibrate_standard
 from irtcat.engine import MODELS, ConvergenceWarning
 from irtcat.itembank import ResponseLog, read_json, read_response_log, write_json
 from irtcat.itembank.database import (

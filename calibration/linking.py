@@ -1,4 +1,7 @@
-"""Scale linking: put a newly calibrated bank on the scale of an old one.
+"""Scale linking: put newly calibrated item parameters on the scale of old ones.
+
+This module works on `ItemParameters`; moving a whole bank document (its items'
+standard errors, population and linking record) is `irtcat.itembank.linking`.
 
 Two calibrations of the same items differ by a linear change of the theta
 scale, because each fixes its own population at N(0, 1). The constants
@@ -56,7 +59,6 @@ from irtcat.engine import (
     expected_score,
     normal_grid,
 )
-from irtcat.itembank import bank_from_document, bank_to_document
 
 METHODS = ("mean-mean", "mean-sigma", "haebara", "stocking-lord")
 FIXED_SLOPE_MODELS = ("rasch", "pcm")   # a = 1 by definition: only a shift (A = 1) keeps them valid
@@ -354,136 +356,49 @@ def stocking_lord(new, old, *, theta=None, weights=None, start=None, tol=1e-8, m
                      "stocking-lord", tol, max_iter)
 
 
-# --- banks --------------------------------------------------------------------------
-
-def _scaled(value, factor, shift=0.0):
-    """``factor * value + shift`` for a number or a list of numbers; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return [None if v is None else factor * v + shift for v in value]
-    return factor * value + shift
-
-
-def _transform_item(item, scale, shift):
-    """A copy of one item document moved to the old scale (a, b and their se).
-
-    The slope-intercept values of the calibration describe the new scale; they
-    are dropped rather than left contradicting the moved a and b.
-    """
-    item = {key: value for key, value in item.items()
-            if key not in ("slope_intercept", "se_slope_intercept")}
-    if "a" in item:
-        item["a"] = _scaled(item["a"], 1.0 / scale)
-    item["b"] = _scaled(item["b"], scale, shift)
-    if isinstance(item.get("se"), dict):
-        se = dict(item["se"])
-        if "a" in se:
-            se["a"] = _scaled(se["a"], 1.0 / scale)
-        if "b" in se:
-            se["b"] = _scaled(se["b"], scale)
-        item["se"] = se
-    return item
-
-
-def transform_bank(bank, constants, *, to=None):
-    """A new bank with every item moved from the new scale to the old one.
-
-    Each item's ``a`` becomes ``a / A`` and its ``b`` (every threshold or
-    step) ``A * b + B``; in ``se``, ``a`` becomes ``se_a / A`` and ``b``
-    ``se_b * A`` (other entries, c and u unchanged). The population becomes
-    ``mean_old = A * mean_new + B``, ``sd_old = A * sd_new``. The document
-    gets a top-level record ``"linking": {"method", "A", "B", "n_common",
-    "to"}``; a previous linking record is kept under ``"previous"``. The
-    result is validated as an `irtcat-bank/1` document.
-
-    Parameters
-    ----------
-    bank : ItemBank on the new scale
-    constants : LinkingConstants
-    to : str, optional
-        A label of the target (old) scale, e.g. the old bank's file or version.
-
-    Returns
-    -------
-    ItemBank
-
-    Raises
-    ------
-    ValueError
-        If ``A != 1`` and the bank holds a `rasch` or `pcm` item, whose a is
-        fixed at 1 (link such banks with mean-mean, which gives A = 1).
-    """
-    scale, shift = constants.A, constants.B
-    if scale != 1.0:
-        for item in bank.items:
-            if item["model"] in FIXED_SLOPE_MODELS:
-                raise ValueError(f"item {item['id']!r}: a {item['model']} item has a = 1 and "
-                                 f"allows only a shift (A = 1), got A = {scale:g}")
-    document = bank_to_document(bank)
-    document["items"] = [_transform_item(item, scale, shift) for item in bank.items]
-    document["population"] = {"mean": scale * bank.population["mean"] + shift,
-                              "sd": scale * bank.population["sd"]}
-    record = {"method": constants.method, "A": scale, "B": shift,
-              "n_common": constants.n_common, "to": to}
-    if "linking" in bank.extra:
-        record["previous"] = bank.extra["linking"]
-    document["linking"] = record
-    return bank_from_document(document)
-
-
 _LINKERS = {"mean-mean": mean_mean, "mean-sigma": mean_sigma, "haebara": haebara,
             "stocking-lord": stocking_lord}
 
 
-def link_banks(new_bank, old_bank, method, *, to=None, theta=None, weights=None):
-    """Link `new_bank` to the scale of `old_bank` through their common items.
+def link_parameters(new, old, method, *, names=None, population=None, theta=None,
+                    weights=None):
+    """The constants of `method` that move `new` onto the scale of `old`.
 
     Parameters
     ----------
-    new_bank, old_bank : ItemBank
-        Common items are those whose ids appear in both, taken in new-bank order.
+    new, old : ItemParameters of the same n_common items, in the same order
     method : {"mean-mean", "mean-sigma", "haebara", "stocking-lord"}
-    to : str, optional
-        Label of the old scale for the linking record (see `transform_bank`).
+    names : list of n_common item ids, optional, for the messages
+    population : {"mean", "sd"}, optional
+        The old scale's population: haebara and stocking-lord then use 61 points on
+        ``mean +- 4 sd`` weighted by its normal density, unless `theta` or `weights`
+        are given (default: N(0, 1), i.e. 61 points on [-4, 4]).
     theta, weights : array_like of shape (n_theta,), optional
-        Points on the old scale for haebara and stocking-lord; by default 61
-        points on ``mean +- 4 sd`` of the old bank's population, weighted by
-        its normal density (61 points on [-4, 4] for the default N(0, 1)).
 
     Returns
     -------
-    constants : LinkingConstants
-    bank : ItemBank
-        `new_bank` moved to the old scale (`transform_bank`).
+    LinkingConstants
 
     Raises
     ------
     ValueError
-        One line: an unknown method, fewer than 2 common items, or a common
-        item whose model or number of categories differs between the banks.
+        One line: an unknown method, or a common item whose model or number of
+        categories differs between `new` and `old`.
     """
     if method not in _LINKERS:
         raise ValueError(f"unknown linking method {method!r}; expected one of "
                          f"{', '.join(METHODS)}")
-    old_ids = set(old_bank.item_ids)
-    common = [item_id for item_id in new_bank.item_ids if item_id in old_ids]
-    if len(common) < 2:
-        raise ValueError(f"linking needs at least 2 common items, the banks share {len(common)}")
-    new = new_bank.params.subset(new_bank.index_of(common))
-    old = old_bank.params.subset(old_bank.index_of(common))
-    _check_common(new, old, common)
+    _check_common(new, old, names)
     options = {}
     if method in ("haebara", "stocking-lord"):
-        if theta is None and weights is None:
-            mean, sd = old_bank.population["mean"], old_bank.population["sd"]
+        if theta is None and weights is None and population is not None:
+            mean, sd = population["mean"], population["sd"]
             half = DEFAULT_GRID["half_width"] * sd
             grid = normal_grid(DEFAULT_GRID["n_nodes"], (mean - half, mean + half), mean, sd)
             theta, weights = grid.nodes, grid.weights
         options = {"theta": theta, "weights": weights}
-    constants = _LINKERS[method](new, old, **options)
-    return constants, transform_bank(new_bank, constants, to=to)
+    return _LINKERS[method](new, old, **options)
 
 
-__all__ = ["METHODS", "LinkingConstants", "haebara", "link_banks", "mean_mean", "mean_sigma",
-           "stocking_lord", "transform_bank", "transform_parameters"]
+__all__ = ["FIXED_SLOPE_MODELS", "METHODS", "LinkingConstants", "haebara", "link_parameters",
+           "mean_mean", "mean_sigma", "stocking_lord", "transform_parameters"]

@@ -16,15 +16,14 @@ from irtcat.calibration import linking
 from irtcat.calibration.linking import (
     LinkingConstants,
     haebara,
-    link_banks,
     mean_mean,
     mean_sigma,
     stocking_lord,
-    transform_bank,
     transform_parameters,
 )
 from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, category_probability, expected_score
 from irtcat.itembank import bank_from_document, bank_to_document
+from irtcat.itembank.linking import link_banks, transform_bank
 
 # theta_old = 1.3 theta_new - 0.4: the known new-to-old transformation.
 KNOWN = LinkingConstants(1.3, -0.4, "known", 0)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.exc import IntegrityError
 
-from irtcat.calibration.runs import calibrate_standard
+from irtcat.delivery.calibration_runs import calibrate_standard
 from irtcat.engine import ItemParameters
 from irtcat.engine.simulate import simulate_responses
 from irtcat.itembank import DataFormatError

@@ -1,4 +1,5 @@
-"""The recalibration loop in the store: response log → calibration → draft version.
+"""Calibration runs as a workflow over the store: response log → calibration → draft
+version.
 
 `calibrate_standard` reads a standard's stored response log (or uploaded
 responses), calibrates its items by MML-EM and stores the result as an
@@ -14,16 +15,20 @@ With ``anchored=True`` the operational items of the published version keep their
 parameters (fixed-parameter calibration) and the others, typically pretest items,
 are calibrated onto that scale; the draft then also carries the anchors and any
 published item that had no new responses.
+
+Every function takes the `Store` itself (`irtcat.itembank.store.Store`): the run's
+rows, the item records, the response log and the draft version are its methods.
 """
 
 from __future__ import annotations
 
 import warnings
 
+from irtcat.calibration.mml_em import M_STEPS, Priors
+from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
 from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
-
-from .mml_em import M_STEPS, Priors
-from .workflow import CalibrationInputError, calibrate_document
+from irtcat.itembank.io import ResponseData, ResponseLog
+from irtcat.itembank.store import Store
 
 SOURCES = ("log", "upload")
 
@@ -47,7 +52,24 @@ def _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol, m
             "tol": tol, "m_step": m_step}
 
 
-def start_calibration(store, standard, model=None, *, source="log", anchored=False,
+def _checked(store):
+    if not isinstance(store, Store):
+        raise TypeError(f"store must be an irtcat.itembank.store.Store, got "
+                        f"{type(store).__name__}")
+    return store
+
+
+def _response_count(data):
+    """The number of responses in `data` (a `ResponseLog`, or a `ResponseData` matrix
+    whose missing cells are NaN)."""
+    if isinstance(data, ResponseLog):
+        return len(data.response)
+    if isinstance(data, ResponseData):
+        return int((data.responses == data.responses).sum())
+    raise TypeError(f"data must be a ResponseLog or ResponseData, got {type(data).__name__}")
+
+
+def start_calibration(store: Store, standard, model=None, *, source="log", anchored=False,
                       priors=None, standard_errors=True, n_nodes=61, max_iter=500, tol=1e-4,
                       m_step="mirt"):
     """Validate the request and record a queued run; returns the run id."""
@@ -57,27 +79,26 @@ def start_calibration(store, standard, model=None, *, source="log", anchored=Fal
         raise CalibrationInputError(f"m_step must be one of {', '.join(M_STEPS)}")
     if priors is not None and not isinstance(priors, Priors):
         raise TypeError("priors must be a calibration.Priors")
-    _item_models(store.item_records(standard), model)          # an unknown model fails here
+    _item_models(_checked(store).item_records(standard), model)   # an unknown model fails here
     return store.create_calibration_run(
         standard, model, source,
         _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol, m_step))
 
 
-def execute_calibration(store, run_id, data=None, progress=None):
+def execute_calibration(store: Store, run_id, data=None, progress=None):
     """Run a recorded calibration; returns `store.calibration_run(run_id)`.
 
     `data`: a `ResponseData` or `ResponseLog` for an upload; None reads the stored
     log. A failure is recorded on the run (status ``failed`` and its message) and
     raised again.
     """
-    run = store.calibration_run(run_id)
+    run = _checked(store).calibration_run(run_id)
     options, code = run["options"], run["standard"]
     try:
         records = store.item_records(code)
         if data is None:
             data = store.response_log(code)
-        n_responses = (len(data.response) if hasattr(data, "response")
-                       else int((data.responses == data.responses).sum()))
+        n_responses = _response_count(data)
         if n_responses == 0:
             raise CalibrationInputError(f"standard {code!r} has no responses to calibrate")
         store.start_calibration_run(run_id, n_responses)
@@ -125,7 +146,7 @@ def execute_calibration(store, run_id, data=None, progress=None):
     return store.calibration_run(run_id)
 
 
-def calibrate_standard(store, standard, model=None, *, data=None, progress=None, **options):
+def calibrate_standard(store: Store, standard, model=None, *, data=None, progress=None, **options):
     """`start_calibration` then `execute_calibration`, for the command line and tests."""
     run_id = start_calibration(store, standard, model,
                                source="log" if data is None else "upload", **options)
