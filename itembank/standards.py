@@ -1,0 +1,118 @@
+"""Skill standards in the store: the framework's tree, each standard's levels.
+
+`StandardRepository` is the part of `Store` (itembank/store.py) that reads and
+writes standards; `lock_standards` is the row lock every writer of a standard's
+items or versions takes first.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from .errors import DataFormatError, NotFoundError
+from .records import parse_framework
+from .schema import Standard, utc_now
+
+
+class StandardRepository:
+    """Standards of one database (`self.database`, an `itembank.database.Database`)."""
+
+    def import_framework(self, document):
+        """Create or update the standards of an `irtcat-framework/1` document.
+
+        Returns ``{"created": [codes], "updated": [codes], "unchanged": [codes]}``.
+        """
+        standards = parse_framework(document)
+        with self.database.writing() as session:
+            return self._upsert_standards(session, standards)
+
+    def put_standard(self, entry, precondition=None):
+        """Create or replace one standard (already parsed by `parse_standard`).
+
+        `precondition`: called with the transaction's session once the standard's row is
+        locked, before anything is written; it raises to write nothing (`etags.expect`)."""
+        with self.database.writing() as session:
+            if precondition is not None:
+                lock_standards(session, [entry["code"]])
+                precondition(session)
+            return self._upsert_standards(session, {entry["code"]: entry})
+
+    def _upsert_standards(self, session, standards):
+        existing = {row.code: row for row in session.scalars(select(Standard))}
+        parents = {code: row.parent_code for code, row in existing.items()}
+        parents.update({code: entry["parent"] for code, entry in standards.items()})
+        depth = {code: _depth(code, parents) for code in standards}
+        summary = {"created": [], "updated": [], "unchanged": []}
+        for code in sorted(standards, key=depth.get):
+            entry = standards[code]
+            values = {"title": entry["title"], "description": entry["description"],
+                      "parent_code": entry["parent"], "levels": entry["levels"]}
+            row = existing.get(code)
+            if row is None:
+                session.add(Standard(code=code, **values))
+                summary["created"].append(code)
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(row, name, value)
+                row.updated_at = utc_now()
+                summary["updated"].append(code)
+            else:
+                summary["unchanged"].append(code)
+            session.flush()
+        return {name: sorted(codes) for name, codes in summary.items()}
+
+    def standards(self):
+        with self.database.reading() as session:
+            rows = session.scalars(select(Standard).order_by(Standard.code)).all()
+            return [_standard_document(row) for row in rows]
+
+    def standard(self, code):
+        with self.database.reading() as session:
+            row = session.get(Standard, code)
+            if row is None:
+                raise NotFoundError(f"no standard {code!r}")
+            return _standard_document(row)
+
+    def levels_of(self, code):
+        """The proficiency levels that apply to `code`: its own, else its nearest ancestor's."""
+        with self.database.reading() as session:
+            seen = set()
+            while code is not None and code not in seen:
+                seen.add(code)
+                row = session.get(Standard, code)
+                if row is None:
+                    raise NotFoundError(f"no standard {code!r}")
+                if row.levels:
+                    return list(row.levels)
+                code = row.parent_code
+            return []
+
+
+def lock_standards(session, codes):
+    """The codes among `codes` that exist, their rows locked until the transaction ends:
+    versions of one standard are numbered and published one writer at a time (SQLite's
+    BEGIN IMMEDIATE already serialises writers; PostgreSQL takes row locks)."""
+    return session.scalars(select(Standard.code).where(Standard.code.in_(list(codes)))
+                           .order_by(Standard.code).with_for_update()).all()
+
+
+def _depth(code, parents):
+    """Ancestors of `code`; DataFormatError for an unknown parent or a cycle."""
+    depth, seen, node = 0, {code}, parents[code]
+    while node is not None:
+        if node not in parents:
+            raise DataFormatError(f"standard {code!r}: unknown parent {node!r}")
+        if node in seen:
+            raise DataFormatError(f"standard {code!r}: its parents form a cycle")
+        seen.add(node)
+        depth += 1
+        node = parents[node]
+    return depth
+
+
+def _standard_document(row):
+    return {"code": row.code, "title": row.title, "description": row.description,
+            "parent": row.parent_code, "levels": list(row.levels or [])}
+
+
+__all__ = ["StandardRepository", "lock_standards"]
