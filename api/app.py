@@ -23,19 +23,20 @@ from werkzeug.exceptions import HTTPException
 
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import start_calibration
-from irtcat.itembank import DataFormatError, ResponseLog
-from irtcat.itembank.database import Database, upgrade
-from irtcat.itembank.delivery import (
+from irtcat.delivery.errors import (
     ConflictError,
-    Delivery,
     InvalidAnswerError,
     TimeLimitError,
     TokenExpiredError,
 )
-from irtcat.itembank.etags import PreconditionFailed, bank_tag, expect, item_tag, standard_tag
+from irtcat.delivery.sessions import Delivery
+from irtcat.itembank import DataFormatError, ResponseLog
+from irtcat.itembank.database import Database, upgrade
+from irtcat.itembank.errors import NotFoundError, PreconditionFailed
+from irtcat.itembank.etags import bank_tag, expect, item_tag, standard_tag
 from irtcat.itembank.monitoring import readiness
 from irtcat.itembank.records import parse_standard
-from irtcat.itembank.store import NotFoundError, Store
+from irtcat.itembank.store import Store
 
 from . import observability, offload, schemas
 from .pages import pages

@@ -20,10 +20,11 @@ from importlib import resources
 import numpy as np
 
 from irtcat.delivery.calibration_runs import calibrate_standard
+from irtcat.delivery.keys import create_key
+from irtcat.delivery.sessions import Delivery
 from irtcat.engine import ItemParameters
 from irtcat.engine.simulate import simulate_responses
-from irtcat.itembank.delivery import Delivery, create_key
-from irtcat.itembank.store import NotFoundError
+from irtcat.itembank.errors import NotFoundError
 
 STANDARDS = ("AI-ML", "AI-DE", "AI-RAI")
 LEARNERS = 1500

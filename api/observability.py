@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 
 from flask import Response, g, has_request_context, request
 
-from irtcat.itembank.database import DatabaseError
+from irtcat.itembank.errors import DatabaseError
 from irtcat.itembank.monitoring import delivery_counts
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -128,8 +128,8 @@ def _calibration_done(future, run_id, pool, on_lost):
 
 def _store_of(database_url):
     if database_url not in _stores:
+        from irtcat.delivery.sessions import Delivery
         from irtcat.itembank.database import Database
-        from irtcat.itembank.delivery import Delivery
         from irtcat.itembank.store import Store
 
         store = Store(Database(database_url))

@@ -17,8 +17,8 @@ from marshmallow import (
 )
 
 from irtcat.calibration.mml_em import M_STEPS
+from irtcat.delivery.scoring import MIN_SCORED_ITEMS, SCORE_DECIMALS
 from irtcat.engine import METHODS, MODELS
-from irtcat.itembank.delivery import MIN_SCORED_ITEMS, SCORE_DECIMALS
 
 # Names and texts hold a character other than white space, as Python's str.isspace
 # reads it (the store strips them): the class is spelled out because `\s` means other

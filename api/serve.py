@@ -20,10 +20,9 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from irtcat.itembank.database import Database, DatabaseError, upgrade
-from irtcat.itembank.delivery import create_key, list_keys, revoke_key
-from irtcat.itembank.io import DataFormatError
-from irtcat.itembank.store import NotFoundError
+from irtcat.delivery.keys import create_key, list_keys, revoke_key
+from irtcat.itembank.database import Database, upgrade
+from irtcat.itembank.errors import DatabaseError, DataFormatError, NotFoundError
 
 from .store_commands import first_line
 

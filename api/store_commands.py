@@ -29,8 +29,9 @@ from irtcat.itembank.database import (
     sqlite_file,
     upgrade,
 )
+from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.io import write_atomically
-from irtcat.itembank.store import NotFoundError, Store
+from irtcat.itembank.store import Store
 
 
 def add_commands(commands):

@@ -18,7 +18,7 @@ reading exactly what it started with.
 
 What delivering tests stores (API keys, test definitions, sessions and their
 answers) has repositories of its own: `itembank/keys.py`,
-`itembank/test_definitions.py`, `itembank/sessions.py`.
+`itembank/definitions.py` (test definitions), `itembank/sessions.py`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from irtcat.api.app import close_app, create_app
-from irtcat.itembank.delivery import create_key
+from irtcat.delivery.keys import create_key
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
 CREDENTIAL_CONFIG = {"stop": {"min_items": 5, "max_items": 12, "se": 0.3,

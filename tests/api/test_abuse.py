@@ -19,7 +19,7 @@ from scipy.optimize import least_squares
 from irtcat.api import offload
 from irtcat.api.app import close_app, create_app
 from irtcat.api.quotas import DEFAULTS
-from irtcat.itembank.delivery import MIN_SCORED_ITEMS
+from irtcat.delivery.scoring import MIN_SCORED_ITEMS
 
 # The attacker's budget: a delivery key's day of /v1/score calls.
 SCORE_CALLS_A_DAY = parse(DEFAULTS["score"]).amount

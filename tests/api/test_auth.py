@@ -11,7 +11,7 @@ import time
 import pytest
 
 from irtcat.api.app import OPERATIONS
-from irtcat.itembank.delivery import REVOCATION_CHECK_SECONDS, create_key, revoke_key
+from irtcat.delivery.keys import REVOCATION_CHECK_SECONDS, create_key, revoke_key
 
 ROLES = ("admin", "delivery")
 

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from irtcat.itembank.delivery import ConflictError, Delivery
+from irtcat.delivery.errors import ConflictError
+from irtcat.delivery.sessions import Delivery
 from irtcat.itembank.schema import Response
 
 WORKERS = 6

@@ -110,7 +110,7 @@ def stored_scores(api, session):
     return [(row.item_id, row.score) for row in rows]
 
 
-# `/v1/score` rounds θ and SE to 0.1 (itembank.delivery.SCORE_DECIMALS): a value within
+# `/v1/score` rounds θ and SE to 0.1 (delivery.scoring.SCORE_DECIMALS): a value within
 # rounding of the closed form, plus the quadrature's own 2e-3.
 ROUNDED = 0.05 + 2e-3
 

@@ -3,8 +3,8 @@ answers choose the same next item (the claim behind "any worker serves any sessi
 
 import numpy as np
 
+from irtcat.delivery.sessions import Delivery
 from irtcat.engine.cat import next_session_item
-from irtcat.itembank.delivery import Delivery
 
 
 def test_kept_and_rebuilt_sessions_choose_the_same_items(api, rng):

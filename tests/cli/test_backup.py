@@ -21,8 +21,8 @@ import time
 import pytest
 
 from irtcat.api.cli import main
+from irtcat.delivery.sessions import Delivery
 from irtcat.itembank.database import Database, current_revision, head_revision, upgrade
-from irtcat.itembank.delivery import Delivery
 from irtcat.itembank.store import Store
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -6,8 +6,9 @@ import socket
 import pytest
 import sqlalchemy
 
+from irtcat.delivery.keys import authenticate
+from irtcat.delivery.sessions import Delivery
 from irtcat.itembank.database import Database
-from irtcat.itembank.delivery import Delivery, authenticate
 from irtcat.itembank.store import Store
 
 

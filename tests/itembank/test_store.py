@@ -23,8 +23,8 @@ from irtcat.engine.simulate import simulate_responses
 from irtcat.itembank import DataFormatError
 from irtcat.itembank.counters import include_name
 from irtcat.itembank.database import current_revision, head_revision, upgrade
+from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.schema import CalibrationRun
-from irtcat.itembank.store import NotFoundError
 
 FRAMEWORK = {
     "format": "irtcat-framework/1",

@@ -1,0 +1,25 @@
+"""The exceptions of delivering tests, in one place; each message is one line.
+
+Storage's own (NotFoundError, DataFormatError, ...) are `irtcat.itembank.errors`.
+"""
+
+
+class ConflictError(RuntimeError):
+    """A request that contradicts the session's state (HTTP 409); one-line message."""
+
+
+class InvalidAnswerError(ValueError):
+    """An answer that is not one of the item's options or categories (HTTP 422)."""
+
+
+class TokenExpiredError(RuntimeError):
+    """A session token past its lifetime, or a finished session's token past its read
+    window (HTTP 401, code ``token_expired``)."""
+
+
+class TimeLimitError(ConflictError):
+    """An answer after the test's time limit: the session is now finished (HTTP 409,
+    code ``time_limit``)."""
+
+
+__all__ = ["ConflictError", "InvalidAnswerError", "TimeLimitError", "TokenExpiredError"]

@@ -1,0 +1,90 @@
+"""Delivery sessions' rows and the answers they record.
+
+A session's row holds its position, current item, pinned bank versions and
+seed; its answers are rows of ``responses``. An answer is applied with a
+compare-and-set on the session's position inside one short transaction, with
+the (session, item) unique constraint behind it (`advance_session`): of
+concurrent duplicates one moves the session and the others find it moved.
+The hot paths use Core statements on a connection, without the ORM.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .errors import NotFoundError
+from .schema import DeliverySession, Response
+
+# An answer's two statements, built once: the compare-and-set that moves a session on
+# (its SET clause from the parameters given) and the response row.
+_MOVE = (update(DeliverySession.__table__)
+         .where(DeliverySession.id == bindparam("moving"),
+                DeliverySession.position == bindparam("from_position"),
+                DeliverySession.status == "active"))
+_RECORD = insert(Response.__table__)
+
+
+def add_session(database, **values):
+    """Store a new session (`values`: the columns of ``sessions``)."""
+    with database.writing() as session:
+        session.add(DeliverySession(**values))
+
+
+def session_snapshot(database, session_id):
+    """``(row, answers)``: the session's row (its columns as attributes) and its answers
+    ``(item_id, raw_response, score)`` in the order given; NotFoundError if none."""
+    with database.read_connection() as connection:
+        row = connection.execute(select(DeliverySession.__table__).where(
+            DeliverySession.id == session_id)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no session {session_id!r}")
+        answers = connection.execute(
+            select(Response.item_id, Response.raw_response, Response.score)
+            .where(Response.session_id == session_id).order_by(Response.id)).all()
+    return row, answers
+
+
+def session_of_token(database, token_digest):
+    """The row ``(id, key_id, token_expires_at, created_at)`` of the session whose token
+    has `token_digest`, or None."""
+    with database.read_connection() as connection:
+        return connection.execute(select(DeliverySession.id, DeliverySession.key_id,
+                                         DeliverySession.token_expires_at,
+                                         DeliverySession.created_at)
+                                  .where(DeliverySession.token_digest == token_digest)
+                                  ).one_or_none()
+
+
+def session_key_id(database, session_id):
+    """The id of the key that started the session (None: the learner page);
+    NotFoundError if there is no such session."""
+    with database.read_connection() as connection:
+        found = connection.execute(select(DeliverySession.key_id).where(
+            DeliverySession.id == session_id)).one_or_none()
+    if found is None:
+        raise NotFoundError(f"no session {session_id!r}")
+    return found.key_id
+
+
+def advance_session(database, session_id, from_position, values, answer=None):
+    """Set `values` on an active session still at `from_position` and, given `answer`
+    (a ``responses`` row without its session id), record it, in one transaction.
+
+    Returns False, recording nothing, if the session has moved (or finished) or the
+    answer's (session, item) is already recorded: another request moved it first."""
+    try:
+        with database.write_connection() as connection:
+            moved = connection.execute(_MOVE, {**values, "moving": session_id,
+                                               "from_position": from_position}).rowcount
+            if moved != 1:
+                return False
+            if answer is not None:
+                connection.execute(_RECORD, {"session_id": session_id, **answer})
+    except IntegrityError:
+        return False
+    return True
+
+
+__all__ = ["add_session", "advance_session", "session_key_id", "session_of_token",
+           "session_snapshot"]
