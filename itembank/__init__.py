@@ -1,4 +1,4 @@
-"""Item banks: skill standards, items, bank versions and their files."""
+"""Item banks in storage: the database, its schema and repositories, and files."""
 
 from .bank import ItemBank
 from .errors import DataFormatError
