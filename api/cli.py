@@ -109,19 +109,13 @@ def model_name(text):
     (an unknown name passes through, for argparse to list the choices)."""
     from irtcat.engine.names import canonical_model
 
-    try:
-        return canonical_model(text)
-    except ValueError:
-        return text
+    return canonical_model(text, strict=False)
 
 
 def _method_name(text):
     from irtcat.engine.names import canonical_method
 
-    try:
-        return canonical_method(text)
-    except ValueError:
-        return text
+    return canonical_method(text, strict=False)
 
 
 def _define_score(score):

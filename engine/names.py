@@ -25,25 +25,28 @@ METHOD_ALIASES = {"BM": "map", "WL": "wle"}
 """catR's scoring methods that differ from irtcat's (BM: Bayes modal; any case)."""
 
 
-def canonical_model(name):
+def canonical_model(name, strict=True):
     """irtcat's name of the model `name` (any case; mirt's spellings too).
 
-    ValueError, with one line listing the accepted names, for an unknown one."""
-    return _canonical(name, MODELS, MODEL_ALIASES, "model")
+    An unknown name: ValueError with one line listing the accepted names, or with
+    ``strict=False`` `name` itself, for a caller that reports it in its own words."""
+    return _canonical(name, MODELS, MODEL_ALIASES, "model", strict)
 
 
-def canonical_method(name, methods=METHODS):
+def canonical_method(name, methods=METHODS, strict=True):
     """irtcat's name of the scoring method `name` (any case; mirt's and catR's
-    spellings too), one of `methods`; ValueError for any other."""
-    return _canonical(name, methods, METHOD_ALIASES, "scoring method")
+    spellings too), one of `methods`; an unknown one as in `canonical_model`."""
+    return _canonical(name, methods, METHOD_ALIASES, "scoring method", strict)
 
 
-def _canonical(name, names, aliases, what):
+def _canonical(name, names, aliases, what, strict):
     if isinstance(name, str):
         folded = name.strip().lower()
         folded = {alias.lower(): target for alias, target in aliases.items()}.get(folded, folded)
         if folded in names:
             return folded
+    if not strict:
+        return name
     accepted = ", ".join(names)
     also = [alias for alias, target in aliases.items() if target in names]
     if also:
