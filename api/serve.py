@@ -41,7 +41,7 @@ def _define_serve(serve):
                        help="TCP port to listen on")
     serve.add_argument("--workers", type=whole_number(1, MAX_WORKERS),
                        default=min(8, (os.cpu_count() or 1) + 1),
-                       help="worker processes (default: cores + 1, at most 8; the fastest "
+                       help="worker processes (here cores + 1, at most 8: the fastest "
                             "setting measured, benchmarks/RESULTS.md)")
     serve.add_argument("--threads", type=whole_number(1, MAX_WORKERS), default=2,
                        help="threads per worker (default 2: one answers while the other "
