@@ -4,22 +4,32 @@ Exit status: 0 on success; 2 with one line on stderr for bad input or usage;
 1 for an internal failure (one line, the traceback only with IRTCAT_DEBUG=1).
 
 Start-up is part of every command's time: this module imports nothing of the
-engine, and a command's arguments are defined (`_Parser(define=...)`) and its
-libraries imported only when that command runs, so `irtcat --help` imports no
-numpy and `irtcat score` no pandas, SQLAlchemy, Flask or matplotlib
-(benchmarks/startup.py). Values no run could use are refused while parsing
+engine, and a command's arguments are defined (`Parser(define=...)` of
+api/arguments.py) and its libraries imported only when that command runs, so
+`irtcat --help` imports no numpy and `irtcat score` no pandas, SQLAlchemy, Flask
+or matplotlib (benchmarks/startup.py). Values no run could use are refused while parsing
 (exit 2), before any work.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import traceback
 import warnings
 
+from irtcat.api.arguments import (
+    Parser,
+    UsageError,
+    method_name,
+    model_name,
+    number_in,
+    pair,
+    positive_number,
+    shape_pair,
+    whole_number,
+)
 from irtcat.api.demo import add_command as add_demo_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
@@ -43,51 +53,9 @@ _INPUT_ERRORS = (
 """(module, class) of the errors that mean bad input or usage: exit status 2."""
 
 
-class UsageError(Exception):
-    """Bad command-line usage or input: exit status 2."""
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Help that ends each option's text with its default, unless the text states it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if (not action.option_strings or action.default in (None, False, argparse.SUPPRESS)
-                or "default" in text):
-            return text
-        return f"{text} (default: %(default)s)".lstrip()
-
-
-class _Parser(argparse.ArgumentParser):
-    """A parser that raises `UsageError`, and adds its arguments (``define(parser)``)
-    only when it parses or shows its help: a command's choices and handler, and the
-    libraries they come from, load only when that command is used."""
-
-    def __init__(self, *args, define=None, **kwargs):
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-        self._define = define
-
-    def _defined(self):
-        if self._define is not None:
-            define, self._define = self._define, None
-            define(self)
-
-    def parse_known_args(self, args=None, namespace=None):
-        self._defined()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self):
-        self._defined()
-        return super().format_help()
-
-    def error(self, message):
-        raise UsageError(message)
-
-
 def _build_parser():
-    parser = _Parser(prog="irtcat", description="Adaptive assessment engine.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = Parser(prog="irtcat", description="Adaptive assessment engine.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     commands.add_parser("score", help="score persons from their responses",
                         define=_define_score)
@@ -104,26 +72,12 @@ def _build_parser():
     return parser
 
 
-def model_name(text):
-    """argparse type of a model option: irtcat's name, from any case or mirt's spelling
-    (an unknown name passes through, for argparse to list the choices)."""
-    from irtcat.engine.names import canonical_model
-
-    return canonical_model(text, strict=False)
-
-
-def _method_name(text):
-    from irtcat.engine.names import canonical_method
-
-    return canonical_method(text, strict=False)
-
-
 def _define_score(score):
     from irtcat.engine import METHODS
 
     score.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
     score.add_argument("--bank", required=True, metavar="BANK.json", help="irtcat-bank/1 document")
-    score.add_argument("--method", type=_method_name, choices=METHODS, default="eap",
+    score.add_argument("--method", type=method_name, choices=METHODS, default="eap",
                        help="ability estimator (any case: mirt's EAP, MAP, ML, WLE, EAPsum)")
     score.add_argument("--out", metavar="SCORES.csv", help="default: standard output")
     score.add_argument("--prior-mean", type=number_in(-THETA_LIMIT, THETA_LIMIT),
@@ -160,7 +114,7 @@ def _define_calibrate(calibrate):
                        ("b", "MEAN,SD normal prior on b (default 0,2)"),
                        ("c", "ALPHA,BETA beta prior on c (default 5,17)"),
                        ("u", "ALPHA,BETA beta prior on u (default 17,5)")):
-        calibrate.add_argument(f"--prior-{name}", type=_shape_pair if name in "cu" else _pair,
+        calibrate.add_argument(f"--prior-{name}", type=shape_pair if name in "cu" else pair,
                                metavar="X,Y", help=text)
     calibrate.add_argument("--quadpts", type=_node_count, default=61,
                            help="EM quadrature nodes on [-6, 6]")
@@ -216,21 +170,6 @@ def _define_report(report):
     report.set_defaults(run=run_report)
 
 
-def whole_number(low, high=None):
-    """argparse type: a whole number in [low, high] (no upper limit when high is None)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
-        return value
-    return parse
-
-
 def _node_count(text):
     """argparse type of --quadpts: 5 to MAX_NODES nodes."""
     value = int(text)
@@ -239,54 +178,6 @@ def _node_count(text):
     if value > MAX_NODES:
         raise argparse.ArgumentTypeError(f"takes at most {MAX_NODES} nodes, got {text}")
     return value
-
-
-def number_in(low, high):
-    """argparse type: a number in [low, high]."""
-    def parse(text):
-        value = _float(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, "
-                                             f"got {text}")
-        return value
-    return parse
-
-
-def positive_number(high):
-    """argparse type: a number in (0, high]."""
-    def parse(text):
-        value = _float(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        if not value <= high:
-            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
-        return value
-    return parse
-
-
-def _float(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _pair(text):
-    try:
-        first, second = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers X,Y, got {text!r}") from None
-    if not (math.isfinite(first) and math.isfinite(second)) or second <= 0:
-        raise argparse.ArgumentTypeError(f"expected finite X and a positive Y, got {text!r}")
-    return first, second
-
-
-def _shape_pair(text):
-    """ALPHA,BETA of a beta prior: both positive."""
-    first, second = _pair(text)
-    if first <= 0:
-        raise argparse.ArgumentTypeError(f"alpha and beta must be positive, got {text!r}")
-    return first, second
 
 
 def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts=121):

@@ -175,7 +175,7 @@ def add_command(commands):
 
 
 def _define_demo(demo):
-    from .cli import whole_number
+    from .arguments import whole_number
     from .serve import MAX_WORKERS
 
     demo.add_argument("--no-serve", action="store_true", help="prepare and print, do not serve")

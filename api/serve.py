@@ -32,7 +32,7 @@ def add_commands(commands):
 
 
 def _define_serve(serve):
-    from .cli import whole_number
+    from .arguments import whole_number
 
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; any other than "

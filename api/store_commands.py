@@ -54,7 +54,7 @@ def _define_standards(standards):
 
 
 def _define_bank(bank):
-    from irtcat.api.cli import model_name
+    from irtcat.api.arguments import model_name
     from irtcat.calibration.mml_em import M_STEPS
     from irtcat.engine import MODELS
 
