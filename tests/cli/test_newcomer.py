@@ -308,3 +308,12 @@ def test_exposure_caption_mentions_the_target_line_only_when_drawn(capsys, tmp_p
         assert status == 0
         page = (tmp_path / "report.html").read_text()
         assert ("the dashed line is the target" in page) == drawn
+
+
+def test_the_input_errors_named_for_exit_2_exist():
+    # main() finds these classes by module and name without importing them: a class that
+    # moves must move here too, or its errors would exit 1 as internal ones.
+    import importlib
+
+    for module, name in cli._INPUT_ERRORS:
+        assert issubclass(getattr(importlib.import_module(module), name), Exception)
