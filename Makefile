@@ -1,5 +1,6 @@
-# irtcat: `make run` to try it, `make test` to check it.
+# irtcat: `make run` to try it (`make run PORT=8010` on another port), `make test` to check it.
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/irtcat demo
+	$(BIN)/irtcat demo --port $(PORT)
 
 test: install lint
 	$(BIN)/python -m pytest -q

@@ -163,7 +163,8 @@ def _authorize(operation, kwargs):
         if not operation.token or kwargs.get("session_id") != identity:
             raise ApiError(403, "this token opens one session's current item only")
     elif role not in operation.roles:
-        raise ApiError(403, f"this route needs a {' or '.join(operation.roles)} key"
+        raise ApiError(403, f"this route needs {'an' if operation.roles[0][0] in 'aeiou' else 'a'}"
+                       f" {' or '.join(operation.roles)} key"
                        if operation.roles else "this route takes a session token")
     elif "session_id" in kwargs:
         _check_text([kwargs["session_id"]], "the URL")       # before it reaches a query

@@ -2,95 +2,109 @@
 
 Exit status: 0 on success; 2 with one line on stderr for bad input or usage;
 1 for an internal failure (one line, the traceback only with IRTCAT_DEBUG=1).
+
+Start-up is part of every command's time: this module imports nothing of the
+engine, and a command's arguments are defined (`Parser(define=...)` of
+api/arguments.py) and its libraries imported only when that command runs, so
+`irtcat --help` imports no numpy and `irtcat score` no pandas, SQLAlchemy, Flask
+or matplotlib (benchmarks/startup.py). Values no run could use are refused while parsing
+(exit 2), before any work.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
-import time
 import traceback
 import warnings
 
-import numpy as np
-
+from irtcat.api.arguments import (
+    Parser,
+    UsageError,
+    method_name,
+    model_name,
+    number_in,
+    pair,
+    positive_number,
+    shape_pair,
+    whole_number,
+)
 from irtcat.api.demo import add_command as add_demo_command
-from irtcat.api.report import bank_report, simulation_details, simulation_report_html
 from irtcat.api.serve import add_commands as add_server_commands
-from irtcat.api.store_commands import STORE_ERRORS
 from irtcat.api.store_commands import add_commands as add_store_commands
-from irtcat.calibration.linking import METHODS as LINK_METHODS
-from irtcat.calibration.mml_em import M_STEPS, Priors
-from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
-from irtcat.delivery.cat_config import design_from_config
-from irtcat.engine import (
-    METHODS,
-    MODELS,
-    ConvergenceWarning,
-    InvalidParameterError,
-    InvalidResponsesError,
+from irtcat.api.store_commands import counted
+
+MAX_NODES = 1001
+"""Most quadrature nodes: mirt's defaults are 61 (calibration) and 121 (scoring)."""
+THETA_LIMIT = 6.0
+"""A prior mean beyond +-6 (the estimation range, engine.THETA_BOUNDS) scores nobody."""
+MAX_EXAMINEES = 10_000_000
+MAX_CYCLES = 100_000
+
+_INPUT_ERRORS = (
+    ("irtcat.itembank.errors", "DataFormatError"),
+    ("irtcat.engine.exceptions", "InvalidParameterError"),
+    ("irtcat.engine.exceptions", "InvalidResponsesError"),
+    ("irtcat.calibration.workflow", "CalibrationInputError"),
+    ("irtcat.itembank.errors", "DatabaseError"),
+    ("irtcat.itembank.errors", "NotFoundError"),
 )
-from irtcat.engine import estimate_theta as _estimate_theta
-from irtcat.engine.simulate import report as simulation_report
-from irtcat.engine.simulate import timed_run, tune_sympson_hetter
-from irtcat.itembank import (
-    DataFormatError,
-    align_responses,
-    read_bank,
-    read_item_tags,
-    read_json,
-    read_response_log,
-    read_responses,
-    read_table_columns,
-    write_bank,
-    write_json,
-    write_persons,
-    write_scores,
-)
-from irtcat.itembank.io import write_atomically
-from irtcat.itembank.linking import link_banks
-
-
-class UsageError(Exception):
-    """Bad command-line usage or input: exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
+"""(module, class) of the errors that mean bad input or usage: exit status 2."""
 
 
 def _build_parser():
-    parser = _Parser(prog="irtcat", description="Adaptive assessment engine.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = Parser(prog="irtcat", description="Adaptive assessment engine.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    commands.add_parser("score", help="score persons from their responses",
+                        define=_define_score)
+    commands.add_parser("calibrate", help="estimate item parameters by MML-EM",
+                        define=_define_calibrate)
+    commands.add_parser("link", help="put a bank on another bank's scale", define=_define_link)
+    commands.add_parser("simulate", help="simulate adaptive tests on a bank",
+                        define=_define_simulate)
+    commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
+                        "test information", define=_define_report)
+    add_store_commands(commands)
+    add_server_commands(commands)
+    add_demo_command(commands)
+    return parser
 
-    score = commands.add_parser("score", help="score persons from their responses")
+
+def _define_score(score):
+    from irtcat.engine import METHODS
+
     score.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
     score.add_argument("--bank", required=True, metavar="BANK.json", help="irtcat-bank/1 document")
-    score.add_argument("--method", choices=METHODS, default="eap")
+    score.add_argument("--method", type=method_name, choices=METHODS, default="eap",
+                       help="ability estimator (any case: mirt's EAP, MAP, ML, WLE, EAPsum)")
     score.add_argument("--out", metavar="SCORES.csv", help="default: standard output")
-    score.add_argument("--prior-mean", type=_finite_float,
+    score.add_argument("--prior-mean", type=number_in(-THETA_LIMIT, THETA_LIMIT),
                        help="default: the bank's population mean")
-    score.add_argument("--prior-sd", type=_positive_float, help="default: the bank's population sd")
+    score.add_argument("--prior-sd", type=positive_number(100.0),
+                       help="default: the bank's population sd")
     score.add_argument("--quadpts", type=_node_count, default=121,
                        help="EAP quadrature nodes on [-6, 6] (default 121, as mirt)")
     score.set_defaults(run=run_score)
 
-    calibrate = commands.add_parser("calibrate", help="estimate item parameters by MML-EM")
+
+def _define_calibrate(calibrate):
+    from irtcat.calibration.mml_em import M_STEPS
+    from irtcat.engine import MODELS
+
     calibrate.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
-    calibrate.add_argument("--model", choices=MODELS,
-                           help="model of every item (default: each item's model in --bank)")
+    calibrate.add_argument("--model", type=model_name, choices=MODELS,
+                           help="model of every item, any case, mirt's names too (2PL, graded, "
+                                "gpcm, ...; default: each item's model in --bank)")
     calibrate.add_argument("--out", metavar="BANK.json", help="default: standard output")
     calibrate.add_argument("--bank", metavar="BANK.json",
                            help="a bank tagging items by standard (and model); parameters optional")
     calibrate.add_argument("--standard", metavar="CODE",
                            help="calibrate this standard's items only")
     calibrate.add_argument("--by-standard", metavar="BANK.json",
-                           help="calibrate each standard tagged in BANK.json; --out names a folder")
+                           help="calibrate each standard tagged in BANK.json; --out names a "
+                                "folder, which gets one CODE.json per standard")
     calibrate.add_argument("--anchor", metavar="BANK.json",
                            help="keep these items' parameters: new items join the anchor's scale")
     calibrate.add_argument("--se", action="store_true", help="standard errors of the parameters")
@@ -100,11 +114,14 @@ def _build_parser():
                        ("b", "MEAN,SD normal prior on b (default 0,2)"),
                        ("c", "ALPHA,BETA beta prior on c (default 5,17)"),
                        ("u", "ALPHA,BETA beta prior on u (default 17,5)")):
-        calibrate.add_argument(f"--prior-{name}", type=_shape_pair if name in "cu" else _pair,
+        calibrate.add_argument(f"--prior-{name}", type=shape_pair if name in "cu" else pair,
                                metavar="X,Y", help=text)
-    calibrate.add_argument("--quadpts", type=_node_count, default=61)
-    calibrate.add_argument("--max-iter", type=_positive_int, default=500)
-    calibrate.add_argument("--tol", type=_positive_float, default=1e-4)
+    calibrate.add_argument("--quadpts", type=_node_count, default=61,
+                           help="EM quadrature nodes on [-6, 6]")
+    calibrate.add_argument("--max-iter", type=whole_number(1, MAX_CYCLES), default=500,
+                           help="most EM cycles")
+    calibrate.add_argument("--tol", type=positive_number(1.0), default=1e-4,
+                           help="converged when no parameter changes more than this")
     calibrate.add_argument("--m-step", choices=M_STEPS, default="mirt",
                            help="mirt: R mirt's EM path and estimates (default); newton: each "
                                 "M-step solved exactly, to the maximum where mirt stops short")
@@ -112,19 +129,26 @@ def _build_parser():
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
     calibrate.set_defaults(run=run_calibrate)
 
-    link = commands.add_parser("link", help="put a bank on another bank's scale")
+
+def _define_link(link):
+    from irtcat.calibration.linking import METHODS as LINK_METHODS
+
     link.add_argument("new", metavar="NEW.json", help="the bank to transform")
     link.add_argument("--to", required=True, metavar="OLD.json", help="the bank whose scale to use")
-    link.add_argument("--method", choices=LINK_METHODS, default="stocking-lord")
+    link.add_argument("--method", type=str.lower, choices=LINK_METHODS, default="stocking-lord",
+                      help="linking method")
     link.add_argument("--out", metavar="BANK.json", help="default: standard output")
     link.set_defaults(run=run_link)
 
-    simulate = commands.add_parser("simulate", help="simulate adaptive tests on a bank")
+
+def _define_simulate(simulate):
     simulate.add_argument("--bank", required=True, metavar="BANK.json")
     simulate.add_argument("--config", required=True, metavar="CAT.json",
                           help="the CAT configuration (spec/FORMATS.md)")
-    simulate.add_argument("--examinees", type=_positive_int, default=1000)
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--examinees", type=whole_number(1, MAX_EXAMINEES), default=1000,
+                          help="examinees drawn from the prior")
+    simulate.add_argument("--seed", type=whole_number(0), default=1,
+                          help="of the random numbers (the same seed, the same run)")
     simulate.add_argument("--out", metavar="REPORT.json", help="default: standard output")
     simulate.add_argument("--theta", metavar="THETAS.csv",
                           help="true abilities person_id,theta (default: drawn from the prior)")
@@ -138,70 +162,32 @@ def _build_parser():
                           help="also write an HTML report with plots (self-contained)")
     simulate.set_defaults(run=run_simulate)
 
-    report = commands.add_parser("report", help="an HTML report of a bank: parameters, fit, "
-                                 "curves, test information")
+
+def _define_report(report):
     report.add_argument("bank", metavar="BANK.json", help="irtcat-bank/1 document")
     report.add_argument("--out", metavar="REPORT.html", help="default: standard output")
     report.add_argument("--title", help="the page's title (default: from the file name)")
     report.set_defaults(run=run_report)
 
-    add_store_commands(commands)
-    add_server_commands(commands)
-    add_demo_command(commands)
-    return parser
-
-
-def _positive_float(text):
-    value = float(text)
-    if not (value > 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _pair(text):
-    try:
-        first, second = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers X,Y, got {text!r}") from None
-    if not (np.isfinite(first) and np.isfinite(second)) or second <= 0:
-        raise argparse.ArgumentTypeError(f"expected finite X and a positive Y, got {text!r}")
-    return first, second
-
-
-def _shape_pair(text):
-    """ALPHA,BETA of a beta prior: both positive."""
-    first, second = _pair(text)
-    if first <= 0:
-        raise argparse.ArgumentTypeError(f"alpha and beta must be positive, got {text!r}")
-    return first, second
-
-
-def _finite_float(text):
-    value = float(text)
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
 
 def _node_count(text):
+    """argparse type of --quadpts: 5 to MAX_NODES nodes."""
     value = int(text)
     if value < 5:
         raise argparse.ArgumentTypeError(f"needs at least 5 nodes, got {text}")
+    if value > MAX_NODES:
+        raise argparse.ArgumentTypeError(f"takes at most {MAX_NODES} nodes, got {text}")
     return value
 
 
 def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts=121):
+    from irtcat.engine import estimate_theta
+    from irtcat.itembank import align_responses, read_bank, read_responses
+
     bank = read_bank(bank_path)
     data = read_responses(data_path)
     responses, params, _ = align_responses(data, bank)
-    estimate = _estimate_theta(
+    estimate = estimate_theta(
         responses, params, method,
         prior_mean=bank.population["mean"] if prior_mean is None else prior_mean,
         prior_sd=bank.population["sd"] if prior_sd is None else prior_sd, n_nodes=quadpts)
@@ -209,6 +195,8 @@ def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts
 
 
 def run_score(args):
+    from irtcat.itembank import write_scores
+
     data, _, estimate = _score(args.data, args.bank, args.method, args.prior_mean, args.prior_sd,
                                args.quadpts)
     write_scores(data.person_ids, estimate, path=args.out, stream=sys.stdout)
@@ -216,6 +204,8 @@ def run_score(args):
 
 
 def _priors(args):
+    from irtcat.calibration.mml_em import Priors
+
     chosen = {key: getattr(args, f"prior_{key}") for key in "abcu"}
     if args.priors:
         defaults = vars(Priors.defaults())
@@ -225,29 +215,54 @@ def _priors(args):
     return Priors(**chosen)
 
 
-class _Progress:
-    """EM progress on stderr, once a run has taken more than a couple of seconds."""
+class Progress:
+    """EM progress on stderr once a run has taken `after` seconds: on a terminal one
+    line rewritten in place, elsewhere (a log, a pipe) a line every `every` seconds."""
 
-    def __init__(self, quiet, label=""):
-        self.quiet, self.label, self.shown = quiet, label, False
+    def __init__(self, quiet, label="", stream=None, after=2.0, every=5.0):
+        self.quiet, self.label, self.after, self.every = quiet, label, after, every
+        self.stream = stream or sys.stderr
+        self.in_place = self.stream.isatty()
+        self.shown_at = None
 
     def __call__(self, cycle, loglik, change, seconds):
-        if self.quiet or seconds < 2.0:
+        if self.quiet or seconds < self.after:
             return
-        self.shown = True
-        print(f"{self.label}cycle {cycle:4d}  loglik {loglik:.4f}  largest change {change:.2e}"
-              f"  {seconds:.1f} s", file=sys.stderr)
+        if not self.in_place and self.shown_at is not None \
+                and seconds - self.shown_at < self.every:
+            return
+        self.shown_at = seconds
+        line = (f"{self.label}cycle {cycle:4d}  loglik {loglik:.4f}  largest change "
+                f"{change:.2e}  {seconds:.1f} s")
+        if self.in_place:
+            self.stream.write(f"\r{line}\x1b[K")      # back to the start, clear the rest
+            self.stream.flush()
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def close(self):
+        """End the line rewritten in place, so what follows starts on its own."""
+        if self.in_place and self.shown_at is not None:
+            self.stream.write("\n")
+            self.shown_at = None
 
 
 def _calibrate_one(args, data, models, anchors, standards, standard=None):
+    from irtcat.calibration.workflow import calibrate_document
+    from irtcat.engine import ConvergenceWarning
+
     label = f"[{standard}] " if standard and args.by_standard else ""
+    progress = Progress(args.quiet, label)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        document, calibrator = calibrate_document(
-            data, models, anchors=anchors, standards=standards, standard=standard,
-            priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
-            max_iter=args.max_iter, tol=args.tol, m_step=args.m_step, fit=not args.no_fit,
-            progress=_Progress(args.quiet, label))
+        try:
+            document, _ = calibrate_document(
+                data, models, anchors=anchors, standards=standards, standard=standard,
+                priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
+                max_iter=args.max_iter, tol=args.tol, m_step=args.m_step, fit=not args.no_fit,
+                progress=progress)
+        finally:
+            progress.close()
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"irtcat: warning: {label}{warning.message}", file=sys.stderr)
@@ -255,14 +270,28 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None):
         record = document["calibration"]
         flagged = sum(1 for item in document["items"] if item.get("fit", {}).get("flagged"))
         excluded = len(record.get("excluded", []))
-        print(f"{label}{len(document['items'])} items, {record['n_persons']} persons: loglik "
-              f"{record['loglik']:.4f}, {'converged' if record['converged'] else 'NOT converged'}"
-              f" in {record['iterations']} cycles, {record['seconds']:.2f} s; "
+        print(f"{label}{counted(len(document['items']), 'item')}, "
+              f"{counted(record['n_persons'], 'person')}: loglik {record['loglik']:.4f}, "
+              f"{'converged' if record['converged'] else 'NOT converged'} in "
+              f"{counted(record['iterations'], 'cycle')}, {record['seconds']:.2f} s; "
               f"{flagged} flagged by fit, {excluded} excluded", file=sys.stderr)
     return document
 
 
+def _by_standard_folder(out):
+    """The folder --by-standard writes into; UsageError for none or a path naming a file."""
+    if not out:
+        raise UsageError("--by-standard writes one bank per standard: give --out FOLDER")
+    if out.lower().endswith(".json") or os.path.isfile(out):
+        raise UsageError(f"--by-standard writes one CODE.json per standard into a folder: "
+                         f"--out {out} names a file; give a folder")
+    return out
+
+
 def run_calibrate(args):
+    from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
+
+    folder = _by_standard_folder(args.out) if args.by_standard else None
     data = read_response_log(args.data)
     tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \
         else {}
@@ -280,16 +309,14 @@ def run_calibrate(args):
         raise UsageError("--model is required unless --bank gives each item's model")
     standards = {item: tag["standard"] for item, tag in tags.items() if tag["standard"]}
     if args.by_standard:
-        if not args.out:
-            raise UsageError("--by-standard writes one bank per standard: give --out FOLDER")
         codes = sorted({standards[item] for item in data.item_ids if item in standards})
         if not codes:
             raise UsageError("no item of the data is tagged with a standard in --by-standard")
         documents = {code: _calibrate_one(args, data, models, anchors, standards, code)
                      for code in codes}
-        os.makedirs(args.out, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         for code, document in documents.items():
-            write_json(document, os.path.join(args.out, f"{code}.json"))
+            write_json(document, os.path.join(folder, f"{code}.json"))
         return 0
     document = _calibrate_one(args, data, models, anchors, standards, args.standard)
     write_json(document, args.out, sys.stdout)
@@ -297,6 +324,10 @@ def run_calibrate(args):
 
 
 def run_link(args):
+    from irtcat.itembank.linking import link_banks
+    from irtcat.engine import ConvergenceWarning
+    from irtcat.itembank import read_bank, write_bank
+
     new_bank, old_bank = read_bank(args.new), read_bank(args.to)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -309,18 +340,40 @@ def run_link(args):
         if issubclass(warning.category, ConvergenceWarning):
             print(f"irtcat: warning: {warning.message}", file=sys.stderr)
     summary = (f"A = {constants.A:.6f}  B = {constants.B:.6f}  ({constants.method}, "
-               f"{constants.n_common} common items)")
+               f"{counted(constants.n_common, 'common item')})")
     print(summary, file=sys.stdout if args.out else sys.stderr)
     write_bank(linked, args.out, sys.stdout)
     return 0
 
 
 def _true_thetas(path):
+    from irtcat.itembank import read_table_columns
+
     table = read_table_columns(path, ["person_id", "theta"])
     return list(table["person_id"]), table["theta"].to_numpy(float)
 
 
 def run_simulate(args):
+    import dataclasses
+    import json
+    import time
+
+    import numpy as np
+
+    from irtcat.api.report import simulation_details, simulation_report_html
+    from irtcat.engine.simulate import report as simulation_report
+    from irtcat.engine.simulate import timed_run, tune_sympson_hetter
+    from irtcat.itembank import (
+        DataFormatError,
+        align_responses,
+        read_bank,
+        read_json,
+        read_responses,
+        write_json,
+        write_persons,
+    )
+    from irtcat.delivery.cat_config import design_from_config
+
     bank = read_bank(args.bank)
     config = read_json(args.config)
     try:
@@ -396,6 +449,8 @@ def _write_text(text, path=None, stream=None):
     """`text` (a string, or a function making it) to `path` (atomically) or to `stream`.
 
     A function is called once the file is open: an unwritable path fails first."""
+    from irtcat.itembank.io import write_atomically
+
     if path is None:
         stream.write(text() if callable(text) else text)
     else:
@@ -403,6 +458,9 @@ def _write_text(text, path=None, stream=None):
 
 
 def run_report(args):
+    from irtcat.api.report import bank_report
+    from irtcat.itembank import DataFormatError, read_json
+
     document = read_json(args.bank)
     title = args.title or f"Item bank report: {os.path.basename(args.bank)}"
 
@@ -416,22 +474,28 @@ def run_report(args):
     return 0
 
 
+def _input_errors():
+    """The classes of `_INPUT_ERRORS` among the modules loaded (one never loaded has raised
+    nothing), so that an error costs no import."""
+    return (UsageError, *(getattr(sys.modules[module], name) for module, name in _INPUT_ERRORS
+                          if module in sys.modules))
+
+
 def main(argv=None):
     """Entry point of the `irtcat` console script; returns the exit status."""
     try:
         args = _build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataFormatError, InvalidParameterError, InvalidResponsesError,
-            CalibrationInputError, *STORE_ERRORS) as error:
-        print(f"irtcat: error: {error}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # an internal failure: one line unless debugging
-        if os.environ.get("IRTCAT_DEBUG"):
+    except Exception as error:
+        if isinstance(error, _input_errors()):
+            print(f"irtcat: error: {error}", file=sys.stderr)
+            return 2
+        if os.environ.get("IRTCAT_DEBUG"):        # an internal failure: one line unless debugging
             traceback.print_exc()
         print(f"irtcat: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -8,23 +8,17 @@ On the database of IRTCAT_DATABASE_URL (default ``irtcat.db`` here) it
 3. calibrates each standard from that log with irtcat's own MML-EM, and publishes;
 4. defines a test per standard and a credential test over all three with a cut;
 5. creates an admin and a delivery key and prints a copy-paste curl walk-through;
-then serves the API on 127.0.0.1:8000. Run again, it reuses what is there.
+then serves the API on 127.0.0.1:8000 (``--port``; `make run PORT=8010`). Run
+again, it reuses what is there. A port already in use is reported before anything
+is made.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 
-import numpy as np
-
-from irtcat.delivery.calibration_runs import calibrate_standard
-from irtcat.delivery.keys import create_key
-from irtcat.delivery.sessions import Delivery
-from irtcat.engine import ItemParameters
-from irtcat.engine.simulate import simulate_responses
-from irtcat.itembank.errors import NotFoundError
+from .store_commands import counted
 
 STANDARDS = ("AI-ML", "AI-DE", "AI-RAI")
 LEARNERS = 1500
@@ -49,11 +43,16 @@ TITLES = {"AI-ML": "Machine learning fundamentals", "AI-DE": "Data engineering f
 
 
 def _demo_document(name):
+    from importlib import resources
+
     return json.loads((resources.files("irtcat.api") / "demo" / name).read_text(encoding="utf-8"))
 
 
 def _simulated_log(items, rng):
     """Rows of the response log for `items` (item documents of one standard)."""
+    from irtcat.engine import ItemParameters
+    from irtcat.engine.simulate import simulate_responses
+
     operational = [item for item in items if item["status"] == "operational"]
     models, a, b = [], [], []
     for item in operational:
@@ -75,6 +74,10 @@ def _simulated_log(items, rng):
 
 def prepare(store, rng, report=print):
     """Load the demo into `store` unless it is there; returns the Delivery service."""
+    from irtcat.delivery.calibration_runs import calibrate_standard
+    from irtcat.delivery.sessions import Delivery
+    from irtcat.itembank.errors import NotFoundError
+
     delivery = Delivery(store)
     known = {standard["code"] for standard in store.standards()}
     if not set(STANDARDS) <= known:
@@ -95,9 +98,10 @@ def prepare(store, rng, report=print):
         run = calibrate_standard(store, code, standard_errors=False)
         store.publish(code, run["version"])
         record = run["result"]["calibration"]
-        report(f"{code}: calibrated {len(run['result']['items'])} items from "
-               f"{run['n_responses']} simulated responses (loglik {record['loglik']:.1f}, "
-               f"{record['iterations']} EM cycles), published as version {run['version']}")
+        report(f"{code}: calibrated {counted(len(run['result']['items']), 'item')} from "
+               f"{counted(run['n_responses'], 'simulated response')} (loglik "
+               f"{record['loglik']:.1f}, {counted(record['iterations'], 'EM cycle')}), "
+               f"published as version {run['version']}")
     existing = {test["id"] for test in delivery.tests()}
     for code in STANDARDS:
         test_id = code.lower()
@@ -138,9 +142,16 @@ The OpenAPI document: http://{host}:{port}/v1/openapi.json
 
 
 def run_demo(args):
-    from .serve import migrated_database, run_serve
+    import numpy as np
+
+    from irtcat.delivery.keys import create_key
+
+    from .serve import _check_host, _check_port_free, migrated_database, run_serve
     from .store_commands import open_store
 
+    if not args.no_serve:             # before making keys that a failed start would waste
+        _check_host(args.host, False)
+        _check_port_free(args.host, args.port)
     with migrated_database():
         pass
     rng = np.random.default_rng(args.seed)
@@ -158,12 +169,23 @@ def run_demo(args):
 
 
 def add_command(commands):
-    demo = commands.add_parser(
-        "demo", help="load a demo framework, items and tests, and serve them (make run)")
+    commands.add_parser(
+        "demo", help="load a demo framework, items and tests, and serve them (make run)",
+        define=_define_demo)
+
+
+def _define_demo(demo):
+    from .arguments import whole_number
+    from .serve import MAX_WORKERS
+
     demo.add_argument("--no-serve", action="store_true", help="prepare and print, do not serve")
-    demo.add_argument("--seed", type=int, default=2026, help="of the simulated response log")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--workers", type=int, default=3)
-    demo.add_argument("--threads", type=int, default=2)
+    demo.add_argument("--seed", type=whole_number(0), default=2026,
+                      help="of the simulated response log")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    demo.add_argument("--port", type=whole_number(1, 65535), default=8000,
+                      help="TCP port to listen on")
+    demo.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=3,
+                      help="worker processes")
+    demo.add_argument("--threads", type=whole_number(1, MAX_WORKERS), default=2,
+                      help="threads per worker")
     demo.set_defaults(run=run_demo)

@@ -826,8 +826,9 @@ def _exposure_section(page, report, details):
     exposure = report.get("exposure", {})
     page.add('<div class="columns">')
     page.figure(figure,
-                f"Exposure rates of the {rates.size} items: sorted (left; the dashed line is "
-                f"the target) and their distribution (right). Highest "
+                f"Exposure rates of the {rates.size} items: sorted (left"
+                f"{'' if target is None else '; the dashed line is the target'}) and their "
+                f"distribution (right). Highest "
                 f"{_number(exposure.get('max'))}, mean {_number(exposure.get('mean'))}, "
                 f"never used {_number(exposure.get('unused_share'))} of the items.",
                 "Bar chart of every item's exposure rate sorted from the most exposed, and a "

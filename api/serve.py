@@ -18,25 +18,32 @@ import socket
 import sys
 from contextlib import contextmanager
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from irtcat.delivery.keys import create_key, list_keys, revoke_key
-from irtcat.itembank.database import Database, upgrade
-from irtcat.itembank.errors import DatabaseError, DataFormatError, NotFoundError
-
 from .store_commands import first_line
+
+MAX_WORKERS = 64
+"""Most worker processes, and threads per worker."""
 
 
 def add_commands(commands):
-    serve = commands.add_parser("serve", help="serve the v1 API (gunicorn and waitress)")
+    """Register `serve` and `keys` (their arguments are defined when the command is used)."""
+    commands.add_parser("serve", help="serve the v1 API (gunicorn and waitress)",
+                        define=_define_serve)
+    commands.add_parser("keys", help="API keys", define=_define_keys)
+
+
+def _define_serve(serve):
+    from .arguments import whole_number
+
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; any other than "
                             "loopback needs --behind-proxy)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=min(8, (os.cpu_count() or 1) + 1),
-                       help="worker processes (default: cores + 1, at most 8; the fastest "
+    serve.add_argument("--port", type=whole_number(1, 65535), default=8000,
+                       help="TCP port to listen on")
+    serve.add_argument("--workers", type=whole_number(1, MAX_WORKERS),
+                       default=min(8, (os.cpu_count() or 1) + 1),
+                       help="worker processes (here cores + 1, at most 8: the fastest "
                             "setting measured, benchmarks/RESULTS.md)")
-    serve.add_argument("--threads", type=int, default=2,
+    serve.add_argument("--threads", type=whole_number(1, MAX_WORKERS), default=2,
                        help="threads per worker (default 2: one answers while the other "
                             "waits on the disk)")
     serve.add_argument("--behind-proxy", action="store_true",
@@ -47,7 +54,8 @@ def add_commands(commands):
                        help="Flask's development server, one process (not for real use)")
     serve.set_defaults(run=run_serve)
 
-    keys = commands.add_parser("keys", help="API keys")
+
+def _define_keys(keys):
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION",
                                   parser_class=type(keys))
     actions.required = True
@@ -79,6 +87,10 @@ def _load_app(url):
 @contextmanager
 def migrated_database():
     """The database of IRTCAT_DATABASE_URL, migrated to this release, closed afterwards."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from irtcat.itembank.database import Database, DatabaseError, upgrade
+
     database = Database()
     try:
         upgrade(database)
@@ -118,6 +130,8 @@ def run_serve(args):
 def _check_host(host, behind_proxy):
     """DataFormatError if `host` is not a loopback address and no proxy is declared: the
     server speaks plain HTTP, so keys and answers would cross the network in clear."""
+    from irtcat.itembank.errors import DataFormatError
+
     if behind_proxy:
         return
     try:
@@ -134,6 +148,8 @@ def _check_port_free(host, port):
     """DataFormatError if something listens on host:port already. The workers bind with
     SO_REUSEPORT, which would let a second server share the port (and its traffic)
     silently; a plain bind refuses while any socket holds it."""
+    from irtcat.itembank.errors import DataFormatError
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
@@ -148,24 +164,33 @@ def _check_port_free(host, port):
 
 
 def run_keys_create(args):
+    from irtcat.delivery.keys import create_key
+
     with migrated_database() as database:
         print(create_key(database, args.role, args.name))
     return 0
 
 
 def run_keys_list(args):
+    from irtcat.delivery.keys import list_keys
+
     with migrated_database() as database:
-        for key in list_keys(database):
-            state = "revoked" if key["revoked"] else "active"
-            print(f"{key['prefix']}...  {key['role']:8}  {state:7}  {key['created_at'][:19]}  "
-                  f"{key['name']}")
+        keys = list_keys(database)
+    print(f"{'key':15}  {'role':8}  {'state':7}  {'created (UTC)':19}  name")
+    for key in keys:
+        state = "revoked" if key["revoked"] else "active"
+        print(f"{key['prefix'] + '...':15}  {key['role']:8}  {state:7}  "
+              f"{key['created_at'][:19]:19}  {key['name']}")
     return 0
 
 
 def run_keys_revoke(args):
+    from irtcat.delivery.keys import revoke_key
+    from irtcat.itembank.errors import NotFoundError
+
     with migrated_database() as database:
         count = revoke_key(database, args.key)
     if count == 0:
         raise NotFoundError("no active key matches")
-    print(f"{count} key revoked", file=sys.stderr)
+    print(f"{count} key{'' if count == 1 else 's'} revoked", file=sys.stderr)
     return 0

@@ -3,40 +3,28 @@
 The database is ``IRTCAT_DATABASE_URL`` (default: ``irtcat.db`` in the working
 directory). An empty database gets its schema on first use; one made by an
 older release is migrated with `irtcat db upgrade`.
+
+Each command imports the store (SQLAlchemy) and the engine when it runs, so the
+other commands start without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from contextlib import contextmanager
-
-import numpy as np
-from sqlalchemy.exc import SQLAlchemyError
-
-from irtcat.calibration.mml_em import M_STEPS, Priors
-from irtcat.delivery.calibration_runs import calibrate_standard
-from irtcat.engine import MODELS, ConvergenceWarning
-from irtcat.itembank import ResponseLog, read_json, read_response_log, write_json
-from irtcat.itembank.database import (
-    Database,
-    DatabaseError,
-    backup_sqlite,
-    current_revision,
-    head_revision,
-    restore_sqlite,
-    sqlite_file,
-    upgrade,
-)
-from irtcat.itembank.errors import NotFoundError
-from irtcat.itembank.io import write_atomically
-from irtcat.itembank.store import Store
 
 
 def add_commands(commands):
-    """Register the store's commands on the `irtcat` subparsers."""
-    db = commands.add_parser("db", help="the store's database schema")
+    """Register the store's commands on the `irtcat` subparsers (their arguments are
+    defined when the command is used)."""
+    commands.add_parser("db", help="the store's database schema", define=_define_db)
+    commands.add_parser("standards", help="the skill framework", define=_define_standards)
+    commands.add_parser("bank", help="items and bank versions", define=_define_bank)
+    commands.add_parser("responses", help="the response log", define=_define_responses)
+
+
+def _define_db(db):
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION",
                                     parser_class=type(db))
     db_commands.required = True
@@ -52,7 +40,8 @@ def add_commands(commands):
     restore.add_argument("path", metavar="PATH", help="a file written by irtcat db backup")
     restore.set_defaults(run=run_db_restore)
 
-    standards = commands.add_parser("standards", help="the skill framework")
+
+def _define_standards(standards):
     actions = standards.add_subparsers(dest="standards_command", metavar="ACTION",
                                        parser_class=type(standards))
     actions.required = True
@@ -63,7 +52,12 @@ def add_commands(commands):
     listing = actions.add_parser("list", help="the standards as an irtcat-framework/1 document")
     listing.set_defaults(run=run_standards_list)
 
-    bank = commands.add_parser("bank", help="items and bank versions")
+
+def _define_bank(bank):
+    from irtcat.api.arguments import model_name
+    from irtcat.calibration.mml_em import M_STEPS
+    from irtcat.engine import MODELS
+
     actions = bank.add_subparsers(dest="bank_command", metavar="ACTION",
                                   parser_class=type(bank))
     actions.required = True
@@ -72,7 +66,7 @@ def add_commands(commands):
     imports.add_argument("bank", metavar="BANK.json", help="an irtcat-bank/1 document")
     imports.set_defaults(run=run_bank_import)
     export = actions.add_parser("export", help="an irtcat-bank/1 document of the store")
-    export.add_argument("--standard", metavar="CODE")
+    export.add_argument("--standard", metavar="CODE", help="that standard's items only")
     export.add_argument("--version", type=_version_number, metavar="N",
                         help="that bank version (needs --standard); default: the published one")
     export.add_argument("--out", metavar="BANK.json", help="default: standard output")
@@ -89,9 +83,9 @@ def add_commands(commands):
     calibrate = actions.add_parser(
         "calibrate", help="calibrate a standard from its response log into a draft version")
     calibrate.add_argument("--standard", metavar="CODE", required=True)
-    calibrate.add_argument("--model", choices=MODELS,
-                           help="replaces the model of the items of its kind (default: each "
-                                "item's own)")
+    calibrate.add_argument("--model", type=model_name, choices=MODELS,
+                           help="replaces the model of the items of its kind, any case, mirt's "
+                                "names too (default: each item's own)")
     calibrate.add_argument("--data", metavar="DATA.csv",
                            help="calibrate these responses instead of the stored log")
     calibrate.add_argument("--anchored", action="store_true",
@@ -104,7 +98,8 @@ def add_commands(commands):
                            help="mirt: R mirt's EM path (default); newton: exact M-steps")
     calibrate.set_defaults(run=run_bank_calibrate)
 
-    responses = commands.add_parser("responses", help="the response log")
+
+def _define_responses(responses):
     actions = responses.add_subparsers(dest="responses_command", metavar="ACTION",
                                        parser_class=type(responses))
     actions.required = True
@@ -130,6 +125,17 @@ def _version_number(text):
 def open_store():
     """The store of ``IRTCAT_DATABASE_URL``, closed afterwards; an empty database is given
     the schema, one at an older schema is refused until `irtcat db upgrade`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from irtcat.itembank.database import (
+        Database,
+        DatabaseError,
+        current_revision,
+        head_revision,
+        upgrade,
+    )
+    from irtcat.itembank.store import Store
+
     database = Database()
     try:
         try:
@@ -146,12 +152,21 @@ def open_store():
         database.dispose()
 
 
+def counted(count, noun):
+    """"1 item", "2 items": `count` and `noun`, plural unless the count is one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def first_line(error):
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
 def run_db_upgrade(args):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from irtcat.itembank.database import Database, DatabaseError, current_revision, upgrade
+
     database = Database()
     try:
         before = current_revision(database)
@@ -167,6 +182,10 @@ def run_db_upgrade(args):
 
 
 def run_db_backup(args):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from irtcat.itembank.database import DatabaseError, backup_sqlite
+
     database = _existing_database()
     try:
         copy = backup_sqlite(database, args.path, force=args.force)
@@ -180,6 +199,10 @@ def run_db_backup(args):
 
 
 def run_db_restore(args):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from irtcat.itembank.database import Database, DatabaseError, head_revision, restore_sqlite
+
     database = Database()
     try:
         restored = restore_sqlite(database, args.path)
@@ -197,6 +220,8 @@ def run_db_restore(args):
 def _existing_database():
     """The database of IRTCAT_DATABASE_URL, refused when it is a SQLite file that does
     not exist (opening it would create an empty one)."""
+    from irtcat.itembank.database import Database, DatabaseError, sqlite_file
+
     file = sqlite_file()
     if file is not None and not file.exists():
         raise DatabaseError(f"no SQLite database at {file}")
@@ -204,6 +229,8 @@ def _existing_database():
 
 
 def run_standards_import(args):
+    from irtcat.itembank import read_json
+
     with open_store() as store:
         summary = store.import_framework(read_json(args.framework))
     print(", ".join(f"{len(codes)} {name}" for name, codes in summary.items()) + " standards",
@@ -212,6 +239,8 @@ def run_standards_import(args):
 
 
 def run_standards_list(args):
+    from irtcat.itembank import write_json
+
     with open_store() as store:
         standards = store.standards()
     write_json({"format": "irtcat-framework/1", "standards": standards}, None, sys.stdout)
@@ -219,16 +248,20 @@ def run_standards_list(args):
 
 
 def run_bank_import(args):
+    from irtcat.itembank import read_json
+
     with open_store() as store:
         summary = store.import_items(read_json(args.bank))
     published = "; ".join(f"{v['standard']} version {v['version']} published"
                           for v in summary["versions"]) or "no new bank version"
-    print(f"{summary['created']} items created, {summary['updated']} updated, "
+    print(f"{counted(summary['created'], 'item')} created, {summary['updated']} updated, "
           f"{summary['unchanged']} unchanged; {published}", file=sys.stderr)
     return 0
 
 
 def run_bank_export(args):
+    from irtcat.itembank import write_json
+
     with open_store() as store:
         document = store.export_bank(args.standard, args.version)
     write_json(document, args.out, sys.stdout)
@@ -256,6 +289,13 @@ def run_bank_publish(args):
 
 
 def run_bank_calibrate(args):
+    import warnings
+
+    from irtcat.calibration.mml_em import Priors
+    from irtcat.delivery.calibration_runs import calibrate_standard
+    from irtcat.engine import ConvergenceWarning
+    from irtcat.itembank import read_response_log
+
     data = read_response_log(args.data) if args.data else None
     with open_store() as store, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -264,10 +304,12 @@ def run_bank_calibrate(args):
                                  priors=Priors.defaults() if args.priors else None,
                                  standard_errors=not args.no_se, m_step=args.m_step)
     record = run["result"]["calibration"]
-    print(f"{args.standard}: draft version {run['version']} from {run['n_responses']} responses "
-          f"of {record['n_persons']} sessions: {len(run['result']['items'])} items, loglik "
-          f"{record['loglik']:.4f}, {'converged' if record['converged'] else 'NOT converged'} "
-          f"in {record['iterations']} cycles", file=sys.stderr)
+    print(f"{args.standard}: draft version {run['version']} from "
+          f"{counted(run['n_responses'], 'response')} "
+          f"of {counted(record['n_persons'], 'session')}: "
+          f"{counted(len(run['result']['items']), 'item')}, loglik {record['loglik']:.4f}, "
+          f"{'converged' if record['converged'] else 'NOT converged'} in "
+          f"{counted(record['iterations'], 'cycle')}", file=sys.stderr)
     print(f"inspect: irtcat bank export --standard {args.standard} --version {run['version']}",
           file=sys.stderr)
     print(f"publish: irtcat bank publish --standard {args.standard} --version {run['version']}",
@@ -276,16 +318,23 @@ def run_bank_calibrate(args):
 
 
 def run_responses_import(args):
+    from irtcat.itembank import read_response_log
+
     log = _as_log(read_response_log(args.data))
     with open_store() as store:
         count = store.import_response_log(log, args.source)
-    print(f"{count} responses of {len(log.person_ids)} persons added to the log",
+    print(f"{counted(count, 'response')} of {counted(len(log.person_ids), 'person')} added "
+          "to the log",
           file=sys.stderr)
     return 0
 
 
 def _as_log(data):
     """A `ResponseLog` of wide or long data."""
+    import numpy as np
+
+    from irtcat.itembank import ResponseLog
+
     if isinstance(data, ResponseLog):
         return data
     person_index, item_index = np.nonzero(~np.isnan(data.responses))
@@ -294,6 +343,8 @@ def _as_log(data):
 
 
 def run_responses_export(args):
+    from irtcat.itembank.io import write_atomically
+
     with open_store() as store:
         if args.out is None:
             store.write_responses(sys.stdout, args.standard)
@@ -302,5 +353,3 @@ def run_responses_export(args):
                              lambda handle: store.write_responses(handle, args.standard))
     return 0
 
-
-STORE_ERRORS = (DatabaseError, NotFoundError)

@@ -237,9 +237,11 @@ class MMLCalibrator:
         self.converged_ = converged
         self.n_iter_ = cycle
         if not converged and cycle == self.max_iter:
-            warnings.warn(f"EM did not converge in {self.max_iter} cycles (largest change "
-                          f"{self.history_.max_change[-1]:.2e} > tol {self.tol:g}); raise "
-                          "max_iter or check the data", ConvergenceWarning, stacklevel=2)
+            cycles = f"{self.max_iter} cycle{'' if self.max_iter == 1 else 's'}"
+            warnings.warn(f"EM did not converge in {cycles} (largest change "
+                          f"{self.history_.max_change[-1]:.2e} > tol {self.tol:g}); raise the "
+                          "cycle limit (max_iter; --max-iter of irtcat calibrate) or check the "
+                          "data", ConvergenceWarning, stacklevel=2)
         self.log_likelihood_ = self._e_step(data, blocks, latent)[2]
         self.mean_, self.sd_ = latent.mean, float(np.sqrt(latent.var))
         self.latent_ = latent

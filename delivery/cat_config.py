@@ -17,6 +17,7 @@ from irtcat.engine.cat import (
     Classification,
     ContentRule,
 )
+from irtcat.engine.names import canonical_method
 from irtcat.itembank.errors import DataFormatError
 
 _KEYS = {
@@ -167,7 +168,8 @@ def design_from_config(config, bank):
     delta_theta = stop.get("delta_theta")
     return CATDesign(
         start_theta=_number(start.get("theta", 0.0), "start.theta"),
-        scoring=_choice(scoring.get("method", "eap"), "scoring.method", SCORING_METHODS),
+        scoring=_choice(canonical_method(scoring.get("method", "eap"), SCORING_METHODS, False),
+                        "scoring.method", SCORING_METHODS),
         prior_mean=_number(prior.get("mean", bank.population["mean"]), "scoring.prior.mean"),
         prior_sd=_number(prior.get("sd", bank.population["sd"]), "scoring.prior.sd", 1e-6),
         n_nodes=_number(quadrature.get("nodes", 121), "scoring.quadrature.nodes", 5, 2001, True),

@@ -1,7 +1,13 @@
 """Reading and writing response CSVs and `irtcat-bank/1` JSON documents.
 
 Every reader validates what it reads and raises `DataFormatError` with one
-line naming the file and the offending item, person or line. Writers write
+line naming the file and the offending item, person or line. A response cell
+that is empty or ``NA`` (R's `write.csv`) is missing; any other must be a
+category, a whole number from 0 to `LARGEST_CATEGORY`. A wide CSV up to
+`SMALL_CSV_BYTES` is parsed with the csv module, so scoring a class never loads
+pandas; larger ones, and long CSVs (logs of millions of rows, read in chunks),
+with pandas' C parser, imported when used. Both parsers hand their cells to the
+same checks. Writers write
 to a temporary file beside the target and rename it, so a failure never
 leaves a half-written file.
 """
@@ -17,7 +23,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from irtcat.engine import (
     DICHOTOMOUS_MODELS,
@@ -32,6 +37,14 @@ from .errors import DataFormatError
 
 BANK_FORMAT = "irtcat-bank/1"
 LONG_HEADER = ["person_id", "item_id", "response"]
+MISSING_CELLS = ("", "NA")
+"""Response cells read as not administered: empty, and R's write.csv default NA."""
+SMALL_CSV_BYTES = 2 * 2**20
+"""Wide CSVs up to this size skip pandas (0.3 to 0.7 s to import), larger ones use its
+parser (several times faster per row than the csv module, and lighter in memory)."""
+LARGEST_CATEGORY = 100
+"""The largest response category read: a rating scale of 101 points. A larger value is
+refused as a typo rather than sized into every per-category array of the run."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +93,8 @@ def read_responses(path):
 
 
 def _read_table(path, dtype):
+    import pandas as pd
+
     try:
         with warnings.catch_warnings():
             # A first row longer than the header would otherwise become an index.
@@ -97,18 +112,36 @@ def _read_table(path, dtype):
 
 
 def _categories(values, path, what):
-    """Float array of categories; DataFormatError unless every value is a whole number >= 0."""
-    numeric = pd.to_numeric(values, errors="coerce")
-    numeric = np.asarray(numeric, dtype=float)
-    raw = np.asarray(values, dtype=object)
-    not_number = np.isnan(numeric) & ~pd.isna(raw)
-    bad = not_number | (numeric < 0) | (numeric != np.floor(numeric))
-    bad &= ~np.isnan(numeric) | not_number
+    """Float array of the categories in `values` (array of str, any shape), NaN where a
+    cell is missing (`MISSING_CELLS`); DataFormatError naming ``what(index)`` of the
+    first other cell that is not a whole number from 0 to LARGEST_CATEGORY."""
+    raw = np.asarray(values)
+    if raw.dtype.kind in "iuf":                  # numbers already (NaN: missing)
+        numeric = raw.astype(float)
+        missing = np.isnan(numeric)
+    else:
+        raw = raw.astype(object)
+        missing = np.isin(raw, MISSING_CELLS)
+        try:
+            numeric = np.where(missing, "nan", raw).astype(float)
+        except (ValueError, TypeError):                   # some cell is not a number
+            numeric = np.array([_number_or_nan(cell) for cell in raw.flat]).reshape(raw.shape)
+    bad = ~missing & ~((numeric >= 0) & (numeric <= LARGEST_CATEGORY)
+                       & (numeric == np.floor(numeric)))
     if bad.any():
-        at = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(f"{path}: {what(at)}: response {raw[at]!r} is not a category "
-                              "(a whole number from 0)")
+        at = np.unravel_index(int(np.flatnonzero(bad)[0]), raw.shape)
+        at = at[0] if raw.ndim == 1 else at
+        cell = raw[at] if isinstance(raw[at], str) else f"{float(raw[at]):g}"
+        raise DataFormatError(f"{path}: {what(at)}: response {cell!r} is not a category "
+                              f"(a whole number from 0 to {LARGEST_CATEGORY})")
     return numeric
+
+
+def _number_or_nan(cell):
+    try:
+        return float(cell)
+    except (ValueError, TypeError):
+        return np.nan
 
 
 def _read_wide(path, header):
@@ -118,43 +151,57 @@ def _read_wide(path, header):
     duplicates = sorted({item for item in item_ids if item_ids.count(item) > 1})
     if duplicates:
         raise DataFormatError(f"{path}: duplicate item column {duplicates[0]!r}")
-    table = _read_table(path, {"person_id": object})
-    table.columns = header
-    person_ids = table["person_id"].astype(str).tolist()
-    _check_person_ids(path, table["person_id"])
-    block = table.iloc[:, 1:]
-    if all(pd.api.types.is_integer_dtype(dtype) for dtype in block.dtypes):
-        values = block.to_numpy()                                  # complete, whole numbers
-        responses = values.astype(float)
-        bad = values < 0
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataFormatError(f"{path}: {item_ids[col]}, person {person_ids[row]}: response "
-                                  f"{values[row, col]} is not a category (a whole number from 0)")
-    elif all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):
-        responses = block.to_numpy(dtype=float)
-        observed = ~np.isnan(responses)
-        bad = observed & ((responses < 0) | (responses != np.floor(responses)))
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataFormatError(f"{path}: {item_ids[col]}, person {person_ids[row]}: response "
-                                  f"{responses[row, col]:g} is not a category (a whole number "
-                                  "from 0)")
+    if os.path.getsize(path) <= SMALL_CSV_BYTES:
+        person_ids, cells, lines = _wide_rows(path, len(header))
     else:
-        responses = np.column_stack([
-            _categories(block.iloc[:, j], path,
-                        lambda at, j=j: f"{item_ids[j]}, person {person_ids[at]}")
-            for j in range(block.shape[1])])
+        person_ids, cells, lines = _wide_table(path, header)
+    for position, person in enumerate(person_ids):
+        if not person:
+            raise DataFormatError(f"{path}: line {lines[position]}: empty person_id")
+    if len(set(person_ids)) < len(person_ids):
+        seen = set()
+        twice = next(person for person in person_ids if person in seen or seen.add(person))
+        raise DataFormatError(f"{path}: duplicate person_id {twice!r}")
+    responses = _categories(cells, path,
+                            lambda at: f"{item_ids[at[1]]}, person {person_ids[at[0]]}")
     return ResponseData(person_ids, item_ids, responses)
 
 
-def _check_person_ids(path, column):
-    if column.isna().any():
-        raise DataFormatError(f"{path}: line {int(np.flatnonzero(column.isna())[0]) + 2}: "
-                              "empty person_id")
-    duplicated = column.duplicated()
-    if duplicated.any():
-        raise DataFormatError(f"{path}: duplicate person_id {column[duplicated].iloc[0]!r}")
+def _wide_rows(path, width):
+    """The rows of a wide CSV after its header: (person ids, list of str; cells, ndarray
+    of str objects of shape (n_persons, width - 1), short rows padded with empty cells;
+    each row's line number in the file). Blank lines are skipped."""
+    person_ids, rows, lines = [], [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            next(reader, None)
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) > width:
+                    raise DataFormatError(f"{path}: malformed CSV: line {reader.line_num} has "
+                                          f"{len(row)} fields, the header {width}")
+                person_ids.append(row[0].strip())
+                rows.append(row[1:] + [""] * (width - len(row)))
+                lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a UTF-8 text file") from None
+    except csv.Error as error:
+        raise DataFormatError(f"{path}: malformed CSV: {error}") from None
+    return person_ids, np.array(rows, dtype=object).reshape(len(rows), width - 1), lines
+
+
+def _wide_table(path, header):
+    """What `_wide_rows` returns, parsed by pandas: cells are numbers (NaN where empty)
+    unless some cell is text (NA, say), then str objects ("" where empty)."""
+    table = _read_table(path, {"person_id": object})
+    people = table.iloc[:, 0]
+    person_ids = ["" if person != person else str(person).strip() for person in people]
+    block = table.iloc[:, 1:]
+    if any(dtype.kind == "O" for dtype in block.dtypes):      # text, such as NA
+        block = block.astype(object).where(block.notna(), "")
+    return person_ids, block.to_numpy(), list(range(2, len(person_ids) + 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,12 +240,16 @@ LOG_CHUNK_ROWS = 2_000_000
 def _read_long_log(path):
     """A long CSV read in chunks, ids coded incrementally: memory grows with the
     number of responses (three small integers each), not with the ids' text."""
+    import pandas as pd
+
     persons, items = {}, {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(path, dtype={"person_id": object, "item_id": object},
-                                 skipinitialspace=True, keep_default_na=False, na_values=[""],
+                                 skipinitialspace=True, keep_default_na=False,
+                                 na_values={"person_id": [""], "item_id": [""],
+                                            "response": list(MISSING_CELLS)},
                                  engine="c", index_col=False, chunksize=LOG_CHUNK_ROWS,
                                  encoding="utf-8-sig")
             with reader:
@@ -215,36 +266,44 @@ def _read_long_log(path):
             from None
     if not chunks:
         raise DataFormatError(f"{path}: no responses after the header")
-    person_index, item_index, values = (np.concatenate(parts)
-                                        for parts in zip(*chunks, strict=True))
+    person_index, item_index, values, lines = (np.concatenate(parts)
+                                               for parts in zip(*chunks, strict=True))
     pairs = pd.Series(person_index.astype(np.int64) * max(len(items), 1) + item_index)
     repeated = pairs.duplicated().to_numpy()
     if repeated.any():
         at = int(np.flatnonzero(repeated)[0])
         person_names, item_names = list(persons), list(items)
-        raise DataFormatError(f"{path}: line {at + 2}: person "
+        raise DataFormatError(f"{path}: line {lines[at]}: person "
                               f"{person_names[person_index[at]]!r} answered item "
                               f"{item_names[item_index[at]]!r} twice")
     return ResponseLog(list(persons), list(items), person_index, item_index, values)
 
 
 def _log_chunks(reader, path, persons, items):
-    """Per chunk: (person codes, item codes, categories), checked; the lookups grow."""
+    """Per chunk: (person codes, item codes, categories, line numbers) of the rows with
+    an answer (a missing response is no response), checked; the lookups grow."""
     for number, chunk in enumerate(reader):
         offset = number * LOG_CHUNK_ROWS
-        for name in ("person_id", "item_id", "response"):
+        for name in ("person_id", "item_id"):
             empty = chunk[name].isna().to_numpy()
             if empty.any():
                 line = offset + int(np.flatnonzero(empty)[0]) + 2
                 raise DataFormatError(f"{path}: line {line}: empty {name}")
-        values = _categories(chunk["response"].to_numpy(), path,
+        response = chunk["response"]
+        if response.dtype == object:              # text among the answers: NaN is missing
+            response = response.fillna("")
+        values = _categories(response.to_numpy(), path,
                              lambda at, o=offset: f"line {o + at + 2}")
-        yield (_codes(chunk["person_id"].to_numpy(), persons),
-               _codes(chunk["item_id"].to_numpy(), items), values)
+        answered = ~np.isnan(values)
+        yield (_codes(chunk["person_id"].to_numpy()[answered], persons),
+               _codes(chunk["item_id"].to_numpy()[answered], items), values[answered],
+               offset + 2 + np.flatnonzero(answered))
 
 
 def _codes(ids, lookup):
     """Integer codes of `ids` (ndarray of str) in order of first appearance; `lookup` grows."""
+    import pandas as pd
+
     inverse, uniques = pd.factorize(ids)
     codes = np.empty(len(uniques), dtype=np.int32)
     for position, name in enumerate(uniques):    # per distinct id, not per row
@@ -526,6 +585,8 @@ def read_table_columns(path, columns):
     missing = [name for name in columns if name not in header]
     if missing:
         raise DataFormatError(f"{path}: no column {missing[0]!r} (expected {','.join(columns)})")
+    import pandas as pd
+
     table = _read_table(path, {"person_id": object})
     for name in columns[1:]:
         values = pd.to_numeric(table[name], errors="coerce")
