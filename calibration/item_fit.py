@@ -51,10 +51,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.special import chdtrc
 
-from irtcat.engine.estimation import estimate_theta, sum_score_likelihood
-from irtcat.engine.models import category_probability
+from irtcat.engine.estimation import add_item_to_score_likelihood, estimate_theta
+from irtcat.engine.models import category_log_probability, category_probability
 from irtcat.engine.quadrature import normal_grid
 from irtcat.engine.validation import check_responses
 
@@ -83,7 +83,7 @@ class ItemFit:
     df : int
         Its degrees of freedom (0 when not positive).
     p_value : float
-        ``chi2.sf(s_x2, df)``; NaN with the statistic.
+        ``chdtrc(df, s_x2)`` (scipy.stats' ``chi2.sf``); NaN with the statistic.
     infit, outfit : float or None
         Rasch mean squares; None when not computed (not a Rasch-family fit).
     flagged : bool
@@ -146,6 +146,17 @@ class SX2Table:
 def conditional_category_probability(params, nodes, log_weights):
     """``P(X_i = k | S = s)`` for every item and every summed score over all items.
 
+    The leave-one-item-out likelihoods ``L_{-i}`` come from a forward and a
+    backward Lord-Wingersky recursion: ``L_{-i} = F_i * B_i`` (a convolution
+    in the score at each node), with ``F_i`` the summed-score likelihood of
+    the items before ``i`` and ``B_i`` of those after it. Only products and
+    sums of probabilities occur (nothing is subtracted or divided out), so
+    the tables keep full relative precision in their tails. The
+    convolution and the weighted sum over nodes are done together: with
+    ``X_k[q, u] = w_q P_ik(theta_q) F_i[q, u]``, the matrix ``X_k^T B_i``
+    holds ``sum_q`` of every product ``F_i[q, u] B_i[q, v]``, and
+    ``P(S = s, X_i = k)`` is the sum of its anti-diagonal ``u + v = s - k``.
+
     Parameters
     ----------
     params : ItemParameters
@@ -163,27 +174,59 @@ def conditional_category_probability(params, nodes, log_weights):
         ``0 <= s - k <= max score of the other items``.
     """
     weights = np.exp(log_weights)                                       # (n_nodes,)
-    full = sum_score_likelihood(params, nodes)                          # (n_nodes, max_score + 1)
-    score_probability = weights @ full                                  # (max_score + 1,)
-    prob = category_probability(nodes, params)                          # (n_nodes, n_items, K)
+    nodes = np.asarray(nodes, dtype=float)
+    prob = np.exp(category_log_probability(nodes, params))              # (n_nodes, n_items, K)
     n_categories = params.n_categories
-    n_scores = full.shape[1]
+    item_prob = [prob[:, i, : n_categories[i]] for i in range(params.n_items)]
+    after = [np.ones((nodes.size, 1))]                                  # B_i, last item first
+    for i in range(params.n_items - 1, 0, -1):
+        after.append(add_item_to_score_likelihood(after[-1], item_prob[i]))
+    after.reverse()                                                     # after[i] = B_i
+    before = np.ones((nodes.size, 1))                                   # F_0
+    joints = []
+    for i in range(params.n_items):
+        joints.append(_joint_with_score(before, after[i], item_prob[i], weights))
+        before = add_item_to_score_likelihood(before, item_prob[i])      # F_{i+1}
+    score_probability = weights @ before                                # before = L: (n_scores,)
+    n_scores = score_probability.size
+    score = np.arange(n_scores)[:, None]
     conditional, possible = [], []
-    for item in range(params.n_items):  # one Lord-Wingersky recursion without each item
-        others = np.arange(params.n_items) != item
-        rest = sum_score_likelihood(params.subset(others), nodes)       # (n_nodes, n_rest)
-        n_rest = rest.shape[1]
-        k_item = int(n_categories[item])
-        joint = np.zeros((n_scores, k_item))                            # P(S = s, X_i = k)
-        for k in range(k_item):
-            joint[k : k + n_rest, k] = (rest * prob[:, item, k : k + 1]).T @ weights
-        score = np.arange(n_scores)[:, None]
-        can = (score >= np.arange(k_item)) & (score - np.arange(k_item) < n_rest)
+    for i, joint in enumerate(joints):
+        k_item = int(n_categories[i])
+        n_rest = n_scores - k_item + 1
+        possible.append((score >= np.arange(k_item)) & (score - np.arange(k_item) < n_rest))
         with np.errstate(divide="ignore", invalid="ignore"):
-            cond = np.where(score_probability[:, None] > 0, joint / score_probability[:, None], 0.0)
-        conditional.append(cond)
-        possible.append(can)
+            conditional.append(np.where(score_probability[:, None] > 0,
+                                        joint / score_probability[:, None], 0.0))
     return score_probability, conditional, possible
+
+
+def _joint_with_score(before, after, item_prob, weights):
+    """``P(S = s, X_i = k)`` from ``F_i``, ``B_i`` and the item's category probabilities.
+
+    Parameters
+    ----------
+    before, after : ndarray of shape (n_nodes, n_before), (n_nodes, n_after)
+        ``F_i`` and ``B_i`` of `conditional_category_probability`.
+    item_prob : ndarray of shape (n_nodes, n_categories)
+    weights : ndarray of shape (n_nodes,)
+
+    Returns
+    -------
+    ndarray of shape (n_before + n_after + n_categories - 2, n_categories)
+    """
+    n_before, n_after = before.shape[1], after.shape[1]
+    k_item = item_prob.shape[1]
+    n_rest = n_before + n_after - 1
+    scaled = (weights[:, None] * item_prob)[:, :, None] * before[:, None, :]   # (Q, K, n_before)
+    products = scaled.reshape(len(weights), -1).T @ after               # (K * n_before, n_after)
+    # Entry (k, u, v) adds to score s = k + u + v of column k.
+    k, u, v = np.ogrid[:k_item, :n_before, :n_after]
+    target = (k + u + v) * k_item + k                                   # row-major (s, k)
+    n_scores = n_rest + k_item - 1
+    joint = np.bincount(target.reshape(-1), weights=products.reshape(-1),
+                        minlength=n_scores * k_item)
+    return joint.reshape(n_scores, k_item)
 
 
 def _group_tables(categories, params, grid, item_index):
@@ -222,6 +265,60 @@ def _group_tables(categories, params, grid, item_index):
 
 # --- collapsing ---------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """The rows of an S-X2 table while they are merged (`collapse_table`)."""
+
+    score_range: np.ndarray          # (n, 2)
+    observed: np.ndarray             # (n, K)
+    expected: np.ndarray             # (n, K)
+    possible: np.ndarray             # (n, K) bool
+
+    @property
+    def n(self):
+        return self.observed.shape[0]
+
+    def sparse(self, mincell):
+        """Rows with a possible cell whose expected count is below `mincell`: (n,) bool."""
+        return np.any(self.possible & (self.expected < mincell), axis=1)
+
+    def reverse(self):
+        return _Rows(self.score_range[::-1], self.observed[::-1], self.expected[::-1],
+                     self.possible[::-1])
+
+    def merge_leading(self, mincell):
+        """Merge the first row into the second while it is sparse and more than one is left.
+
+        The first row after ``m`` merges is the running sum of rows ``0..m``,
+        so every step is read off cumulative sums at once.
+        """
+        if self.n <= 1:
+            return self
+        observed, expected = np.cumsum(self.observed, axis=0), np.cumsum(self.expected, axis=0)
+        possible = np.logical_or.accumulate(self.possible, axis=0)
+        dense = ~_Rows(self.score_range, observed, expected, possible).sparse(mincell)
+        last = int(np.argmax(dense)) if dense[:-1].any() else self.n - 1   # rows 0..last merge
+        if last == 0:
+            return self
+        low, high = self.score_range[: last + 1, 0].min(), self.score_range[: last + 1, 1].max()
+        return _Rows(np.vstack([[low, high], self.score_range[last + 1:]]),
+                     np.vstack([observed[last], self.observed[last + 1:]]),
+                     np.vstack([expected[last], self.expected[last + 1:]]),
+                     np.vstack([possible[last], self.possible[last + 1:]]))
+
+    def merge(self, source, target):
+        """Add row `source` to row `target` and drop it."""
+        observed, expected = self.observed.copy(), self.expected.copy()
+        possible, score_range = self.possible.copy(), self.score_range.copy()
+        observed[target] += observed[source]
+        expected[target] += expected[source]
+        possible[target] |= possible[source]
+        score_range[target] = (min(score_range[target, 0], score_range[source, 0]),
+                               max(score_range[target, 1], score_range[source, 1]))
+        return _Rows(*(np.delete(x, source, axis=0)
+                       for x in (score_range, observed, expected, possible)))
+
+
 def collapse_table(table, mincell=1.0):
     """Merge adjacent summed-score rows until every possible expected cell is >= `mincell`.
 
@@ -248,40 +345,25 @@ def collapse_table(table, mincell=1.0):
     SX2Table with ``n_rows <= table.n_rows``.
     """
     keep = table.observed.sum(axis=1) > 0
-    score_range = table.score_range[keep].copy()
-    observed, expected = table.observed[keep].copy(), table.expected[keep].copy()
-    possible = table.possible[keep].copy()
-
-    def sparse(row):
-        return bool(np.any(possible[row] & (expected[row] < mincell)))
-
-    def merge(source, target):
-        nonlocal score_range, observed, expected, possible
-        observed[target] += observed[source]
-        expected[target] += expected[source]
-        possible[target] |= possible[source]
-        score_range[target] = (min(score_range[target, 0], score_range[source, 0]),
-                               max(score_range[target, 1], score_range[source, 1]))
-        score_range, observed, expected, possible = (
-            np.delete(x, source, axis=0) for x in (score_range, observed, expected, possible))
-
-    while observed.shape[0] > 1 and sparse(0):
-        merge(0, 1)
-    while observed.shape[0] > 1 and sparse(observed.shape[0] - 1):
-        merge(observed.shape[0] - 1, observed.shape[0] - 2)
-    while observed.shape[0] > 1:
-        rows = [r for r in range(observed.shape[0]) if sparse(r)]
-        if not rows:
+    rows = _Rows(table.score_range[keep], table.observed[keep], table.expected[keep],
+                 table.possible[keep])
+    rows = rows.merge_leading(mincell)                               # step 2
+    rows = rows.reverse().merge_leading(mincell).reverse()           # step 3
+    while rows.n > 1:                                                # step 4
+        sparse = np.flatnonzero(rows.sparse(mincell))
+        if sparse.size == 0:
             break
-        row, last = rows[0], observed.shape[0] - 1
+        row, last = int(sparse[0]), rows.n - 1
         if row == 0:
             target = 1
         elif row == last:
             target = last - 1
         else:
-            below, above = expected[row - 1].sum(), expected[row + 1].sum()
+            below, above = rows.expected[row - 1].sum(), rows.expected[row + 1].sum()
             target = row - 1 if below <= above else row + 1
-        merge(row, target)
+        rows = rows.merge(row, target)
+    score_range, observed, expected, possible = (rows.score_range, rows.observed,
+                                                 rows.expected, rows.possible)
     return SX2Table(table.item_index, score_range, observed, expected, possible)
 
 
@@ -367,8 +449,7 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     n_parameters = np.broadcast_to(np.asarray(n_parameters, dtype=int), (params.n_items,))
     observed = ~np.isnan(responses)
     answered = observed.any(axis=1)
-    item_sets, which = np.unique(observed[answered], axis=0, return_inverse=True)
-    which = which.reshape(-1)
+    item_sets, which = _item_sets(observed[answered])
     categories = np.where(observed, responses, 0).astype(np.intp)[answered]
     group_size = np.bincount(which, minlength=item_sets.shape[0])
     max_scores = item_sets @ (params.n_categories - 1)                  # (n_sets,)
@@ -396,6 +477,32 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     return [_s_x2_record(i, statistic[i], df[i], seen[i], alpha) for i in range(params.n_items)]
 
 
+def _item_sets(observed):
+    """The distinct rows of `observed` in lexicographic order, and each row's set.
+
+    The same as ``np.unique(observed, axis=0, return_inverse=True)``, found on
+    the rows packed into bytes (eight items a byte, the first item in the
+    highest bit, so bytewise order is the rows' order) instead of by
+    comparing rows of booleans.
+
+    Parameters
+    ----------
+    observed : ndarray of bool, shape (n_persons, n_items)
+
+    Returns
+    -------
+    item_sets : ndarray of bool, shape (n_sets, n_items)
+    which : ndarray of int, shape (n_persons,)
+    """
+    n_items = observed.shape[1]
+    if observed.shape[0] and observed.all():                           # complete data
+        return np.ones((1, n_items), dtype=bool), np.zeros(observed.shape[0], dtype=np.intp)
+    packed = np.ascontiguousarray(np.packbits(observed, axis=1))       # (n_persons, n_bytes)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    return observed[first], which.reshape(-1)
+
+
 def _s_x2_record(item_index, statistic, df, seen, alpha):
     if not seen:
         return ItemFit(item_index, np.nan, 0, np.nan, None, None, False,
@@ -403,7 +510,7 @@ def _s_x2_record(item_index, statistic, df, seen, alpha):
     if df <= 0:
         return ItemFit(item_index, np.nan, 0, np.nan, None, None, False,
                        "S-X2 not computable: df <= 0 after collapsing")
-    p_value = float(chi2.sf(statistic, df))
+    p_value = float(chdtrc(df, statistic))   # chi2.sf without importing scipy.stats
     flagged = p_value < alpha
     return ItemFit(item_index, float(statistic), int(df), p_value, None, None, flagged,
                    f"S-X2 p < {alpha:g}" if flagged else None)
