@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from . import calibration, cat, load, scoring, store
+from . import calibration, cat, commands, load, scoring, store
 from .common import machine
 
 BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
-              "store": store.run, "load": load.run}
+              "store": store.run, "load": load.run, "commands": commands.run}
 
 
 def main(names):

@@ -252,11 +252,15 @@ def _group_tables(categories, params, grid, item_index):
     n_at_score = np.bincount(total, minlength=max_score + 1).astype(float)   # (max_score + 1,)
     inner = slice(1, max_score)                                          # drop s = 0 and max
     scores = np.arange(1, max_score)
+    # O of every item in one count: item j's table is block j of (max_score + 1) x K_j cells.
+    k_items = params.n_categories                                       # (n_items,)
+    block_start = np.concatenate([[0], np.cumsum((max_score + 1) * k_items)])
+    cell = block_start[:-1] + total[:, None] * k_items + categories     # (n_persons, n_items)
+    counts = np.bincount(cell.reshape(-1), minlength=block_start[-1]).astype(float)
     tables = []
     for j in range(params.n_items):
         k_item = conditional[j].shape[1]
-        counts = np.bincount(total * k_item + categories[:, j], minlength=(max_score + 1) * k_item)
-        observed = counts.reshape(max_score + 1, k_item).astype(float)  # (max_score + 1, K_j)
+        observed = counts[block_start[j]: block_start[j + 1]].reshape(max_score + 1, k_item)
         expected = n_at_score[:, None] * conditional[j]
         tables.append(SX2Table(int(item_index[j]), np.column_stack([scores, scores]),
                                observed[inner], expected[inner], possible[j][inner]))
@@ -465,7 +469,11 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     for set_index, item_set in enumerate(item_sets):      # a few booklets, not persons
         items = np.flatnonzero(item_set)
         rows = which == set_index
-        group = _group_tables(categories[np.ix_(rows, items)], params.subset(items), grid, items)
+        if items.size < params.n_items or not rows.all():
+            group = _group_tables(categories[np.ix_(rows, items)], params.subset(items), grid,
+                                  items)
+        else:                                             # complete data: one set, all of it
+            group = _group_tables(categories, params, grid, items)
         for table in group:
             table = collapse_table(table, mincell)
             if table.n_groups == 0:
@@ -606,8 +614,7 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
     -------
     list of ItemFit, one per item.
     """
-    responses = check_responses(responses, params)
-    fits = s_x2(responses, params, n_parameters, population_mean=population_mean,
+    fits = s_x2(responses, params, n_parameters, population_mean=population_mean,  # checks
                 population_sd=population_sd, variance_estimated=variance_estimated,
                 n_nodes=n_nodes, alpha=alpha)
     if not rasch:
