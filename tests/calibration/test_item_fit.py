@@ -1,4 +1,4 @@
-"""Tests of calibration.item_fit: S-X2 and Rasch infit / outfit.
+"""Tests of calibration.item_fit and calibration.score_tables: S-X2 and Rasch infit / outfit.
 
 Kinds of test (STYLE.md): identities of the expected table's construction,
 a brute-force closed form of P(X_i = k | S = s) on a tiny bank, hand-computed
@@ -24,14 +24,16 @@ from irtcat.calibration.item_fit import (
     FIT_RANGE,
     NEEDS_BOOKLETS,
     ItemFit,
-    SX2Table,
     _item_sets,
-    collapse_table,
-    conditional_category_probability,
     item_fit,
     rasch_infit_outfit,
     s_x2,
     s_x2_tables,
+)
+from irtcat.calibration.score_tables import (
+    SX2Table,
+    collapse_table,
+    conditional_category_probability,
 )
 from irtcat.engine.estimation import sum_score_likelihood
 from irtcat.engine.models import ItemParameters, category_probability
