@@ -78,6 +78,9 @@ def conditional_category_probability(params, nodes, log_weights):
     ``X_k[q, u] = w_q P_ik(theta_q) F_i[q, u]``, the matrix ``X_k^T B_i``
     holds ``sum_q`` of every product ``F_i[q, u] B_i[q, v]``, and
     ``P(S = s, X_i = k)`` is the sum of its anti-diagonal ``u + v = s - k``.
+    The backward tables ``B_i`` are all held at once: about
+    ``n_nodes * max_score * n_items / 2`` floats (2.4 MB for 100 dichotomous
+    items on 61 nodes).
 
     Parameters
     ----------
