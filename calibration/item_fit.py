@@ -24,9 +24,9 @@ response category among the persons with the same summed score:
 
 Differences from mirt's ``itemfit``, all deliberate:
 
-- collapsing (`score_tables.collapse_table`) merges whole score rows only: first from the
-  low end upwards, then from the high end downwards, then any remaining
-  sparse row into its neighbour with the smaller *expected* count. mirt
+- collapsing (`score_tables.collapse_table`) merges whole score rows only:
+  first from the low end upwards, then from the high end downwards, then any
+  remaining sparse row into its neighbour with the smaller *expected* count. mirt
   (``collapseCells``) first merges sparse categories within a row of a
   polytomous item, drops very rare categories, folds rows holding a single
   person into the next row and merges a sparse middle row into the neighbour
