@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from . import calibration, cat, load, scoring, startup, store
+from . import calibration, cat, commands, load, scoring, startup, store
 from .common import machine
 
 BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
-              "store": store.run, "load": load.run, "startup": startup.run}
+              "store": store.run, "load": load.run, "startup": startup.run,
+              "commands": commands.run}
 
 
 def main(names):

@@ -17,16 +17,16 @@ response category among the persons with the same summed score:
   over all items but ``i``, and ``w_q`` normalised N(mean, sd) weights on
   `n_nodes` equally spaced nodes over [-6, 6] (mirt's ``EAPsum``). By
   construction each row of ``E`` sums to ``N_s``;
-- sparse rows are merged (see `collapse_table`), then
+- sparse rows are merged (`calibration.score_tables.collapse_table`), then
   ``S-X2 = sum (O - E)^2 / E`` over the cells a response can fall in, with
   ``df = cells - score groups - estimated item parameters`` (one fewer when
   the population variance was estimated, as for ``rasch`` and ``pcm``).
 
 Differences from mirt's ``itemfit``, all deliberate:
 
-- collapsing (`collapse_table`) merges whole score rows only: first from the
-  low end upwards, then from the high end downwards, then any remaining
-  sparse row into its neighbour with the smaller *expected* count. mirt
+- collapsing (`score_tables.collapse_table`) merges whole score rows only:
+  first from the low end upwards, then from the high end downwards, then any
+  remaining sparse row into its neighbour with the smaller *expected* count. mirt
   (``collapseCells``) first merges sparse categories within a row of a
   polytomous item, drops very rare categories, folds rows holding a single
   person into the next row and merges a sparse middle row into the neighbour
@@ -51,12 +51,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.special import chdtrc
 
-from irtcat.engine.estimation import estimate_theta, sum_score_likelihood
+from irtcat.engine.estimation import estimate_theta
 from irtcat.engine.models import category_probability
 from irtcat.engine.quadrature import normal_grid
 from irtcat.engine.validation import check_responses
+
+from .score_tables import collapse_table, group_tables
 
 MAX_ITEM_SETS = 50
 """More distinct sets of answered items than this: S-X2 is not computed."""
@@ -83,7 +85,7 @@ class ItemFit:
     df : int
         Its degrees of freedom (0 when not positive).
     p_value : float
-        ``chi2.sf(s_x2, df)``; NaN with the statistic.
+        ``chdtrc(df, s_x2)`` (scipy.stats' ``chi2.sf``); NaN with the statistic.
     infit, outfit : float or None
         Rasch mean squares; None when not computed (not a Rasch-family fit).
     flagged : bool
@@ -102,187 +104,6 @@ class ItemFit:
     outfit: float | None
     flagged: bool
     reason: str | None
-
-
-@dataclass(frozen=True, eq=False)
-class SX2Table:
-    """Observed and expected counts of one item by summed-score group.
-
-    Attributes
-    ----------
-    item_index : int
-    score_range : ndarray of int, shape (n_rows, 2)
-        Lowest and highest summed score of each row (equal before collapsing).
-    observed, expected : ndarray of shape (n_rows, n_categories)
-        ``O`` and ``E`` of the module docstring.
-    possible : ndarray of bool, shape (n_rows, n_categories)
-        Cells a response can fall in: category ``k`` is possible at score
-        ``s`` when the other items can sum to ``s - k``. Impossible cells have
-        ``O = E = 0`` and do not count as cells.
-    """
-
-    item_index: int
-    score_range: np.ndarray
-    observed: np.ndarray
-    expected: np.ndarray
-    possible: np.ndarray
-
-    @property
-    def n_cells(self):
-        return int(self.possible.sum())
-
-    @property
-    def n_groups(self):
-        return int(self.observed.shape[0])
-
-    def statistic(self):
-        """``sum (O - E)^2 / E`` over the possible cells."""
-        o, e = self.observed[self.possible], self.expected[self.possible]
-        return float(np.sum((o - e) ** 2 / e))
-
-
-# --- the expected table -------------------------------------------------------------
-
-def conditional_category_probability(params, nodes, log_weights):
-    """``P(X_i = k | S = s)`` for every item and every summed score over all items.
-
-    Parameters
-    ----------
-    params : ItemParameters
-        The ``n_items`` items whose summed score ``S`` is conditioned on.
-    nodes, log_weights : ndarray of shape (n_nodes,)
-        Quadrature grid; ``exp(log_weights)`` sums to 1.
-
-    Returns
-    -------
-    score_probability : ndarray of shape (max_score + 1,)
-        Marginal ``P(S = s)``.
-    conditional : list of ndarray, one per item, shape (max_score + 1, n_categories_i)
-        ``P(X_i = k | S = s)``; each row with ``P(S = s) > 0`` sums to 1.
-    possible : list of ndarray of bool, same shapes
-        ``0 <= s - k <= max score of the other items``.
-    """
-    weights = np.exp(log_weights)                                       # (n_nodes,)
-    full = sum_score_likelihood(params, nodes)                          # (n_nodes, max_score + 1)
-    score_probability = weights @ full                                  # (max_score + 1,)
-    prob = category_probability(nodes, params)                          # (n_nodes, n_items, K)
-    n_categories = params.n_categories
-    n_scores = full.shape[1]
-    conditional, possible = [], []
-    for item in range(params.n_items):  # one Lord-Wingersky recursion without each item
-        others = np.arange(params.n_items) != item
-        rest = sum_score_likelihood(params.subset(others), nodes)       # (n_nodes, n_rest)
-        n_rest = rest.shape[1]
-        k_item = int(n_categories[item])
-        joint = np.zeros((n_scores, k_item))                            # P(S = s, X_i = k)
-        for k in range(k_item):
-            joint[k : k + n_rest, k] = (rest * prob[:, item, k : k + 1]).T @ weights
-        score = np.arange(n_scores)[:, None]
-        can = (score >= np.arange(k_item)) & (score - np.arange(k_item) < n_rest)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cond = np.where(score_probability[:, None] > 0, joint / score_probability[:, None], 0.0)
-        conditional.append(cond)
-        possible.append(can)
-    return score_probability, conditional, possible
-
-
-def _group_tables(categories, params, grid, item_index):
-    """Uncollapsed S-X2 tables of every item for persons who answered all of `params`.
-
-    Parameters
-    ----------
-    categories : ndarray of int, shape (n_persons, n_items)
-        Complete responses to the items of `params`.
-    params : ItemParameters
-    grid : engine.quadrature.Grid
-    item_index : ndarray of int, shape (n_items,)
-        Positions of these items in the caller's bank (recorded in the tables).
-
-    Returns
-    -------
-    list of SX2Table, one per item, rows ``s = 1 .. max_score - 1``.
-    """
-    total = categories.sum(axis=1)                                      # (n_persons,)
-    _, conditional, possible = conditional_category_probability(params, grid.nodes,
-                                                               grid.log_weights)
-    max_score = conditional[0].shape[0] - 1
-    n_at_score = np.bincount(total, minlength=max_score + 1).astype(float)   # (max_score + 1,)
-    inner = slice(1, max_score)                                          # drop s = 0 and max
-    scores = np.arange(1, max_score)
-    tables = []
-    for j in range(params.n_items):
-        k_item = conditional[j].shape[1]
-        counts = np.bincount(total * k_item + categories[:, j], minlength=(max_score + 1) * k_item)
-        observed = counts.reshape(max_score + 1, k_item).astype(float)  # (max_score + 1, K_j)
-        expected = n_at_score[:, None] * conditional[j]
-        tables.append(SX2Table(int(item_index[j]), np.column_stack([scores, scores]),
-                               observed[inner], expected[inner], possible[j][inner]))
-    return tables
-
-
-# --- collapsing ---------------------------------------------------------------------
-
-def collapse_table(table, mincell=1.0):
-    """Merge adjacent summed-score rows until every possible expected cell is >= `mincell`.
-
-    The rule, applied in this order:
-
-    1. rows with no persons are dropped (they add nothing to O or E);
-    2. from the low end: while the first row has a possible cell with
-       ``E < mincell``, it is merged into the second;
-    3. from the high end: likewise the last row into the one before it;
-    4. while some row still has such a cell (a rare middle category of a
-       polytomous item), the lowest such row is merged into its neighbour
-       with the smaller expected row total (the lower one on a tie).
-
-    Merging adds O and E and takes the union of the possible cells. It
-    stops early when one row is left, which may then still hold a sparse cell.
-
-    Parameters
-    ----------
-    table : SX2Table
-    mincell : float
-
-    Returns
-    -------
-    SX2Table with ``n_rows <= table.n_rows``.
-    """
-    keep = table.observed.sum(axis=1) > 0
-    score_range = table.score_range[keep].copy()
-    observed, expected = table.observed[keep].copy(), table.expected[keep].copy()
-    possible = table.possible[keep].copy()
-
-    def sparse(row):
-        return bool(np.any(possible[row] & (expected[row] < mincell)))
-
-    def merge(source, target):
-        nonlocal score_range, observed, expected, possible
-        observed[target] += observed[source]
-        expected[target] += expected[source]
-        possible[target] |= possible[source]
-        score_range[target] = (min(score_range[target, 0], score_range[source, 0]),
-                               max(score_range[target, 1], score_range[source, 1]))
-        score_range, observed, expected, possible = (
-            np.delete(x, source, axis=0) for x in (score_range, observed, expected, possible))
-
-    while observed.shape[0] > 1 and sparse(0):
-        merge(0, 1)
-    while observed.shape[0] > 1 and sparse(observed.shape[0] - 1):
-        merge(observed.shape[0] - 1, observed.shape[0] - 2)
-    while observed.shape[0] > 1:
-        rows = [r for r in range(observed.shape[0]) if sparse(r)]
-        if not rows:
-            break
-        row, last = rows[0], observed.shape[0] - 1
-        if row == 0:
-            target = 1
-        elif row == last:
-            target = last - 1
-        else:
-            below, above = expected[row - 1].sum(), expected[row + 1].sum()
-            target = row - 1 if below <= above else row + 1
-        merge(row, target)
-    return SX2Table(table.item_index, score_range, observed, expected, possible)
 
 
 # --- S-X2 ---------------------------------------------------------------------------
@@ -312,7 +133,7 @@ def s_x2_tables(responses, params, *, population_mean=0.0, population_sd=1.0, n_
     if np.isnan(responses).any():
         raise ValueError("s_x2_tables needs complete responses; s_x2 handles booklets")
     grid = normal_grid(n_nodes, (-6.0, 6.0), population_mean, population_sd)
-    tables = _group_tables(responses.astype(np.intp), params, grid, np.arange(params.n_items))
+    tables = group_tables(responses.astype(np.intp), params, grid, np.arange(params.n_items))
     return [collapse_table(t, mincell) for t in tables] if collapse else tables
 
 
@@ -367,8 +188,7 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     n_parameters = np.broadcast_to(np.asarray(n_parameters, dtype=int), (params.n_items,))
     observed = ~np.isnan(responses)
     answered = observed.any(axis=1)
-    item_sets, which = np.unique(observed[answered], axis=0, return_inverse=True)
-    which = which.reshape(-1)
+    item_sets, which = _item_sets(observed[answered])
     categories = np.where(observed, responses, 0).astype(np.intp)[answered]
     group_size = np.bincount(which, minlength=item_sets.shape[0])
     max_scores = item_sets @ (params.n_categories - 1)                  # (n_sets,)
@@ -384,7 +204,11 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     for set_index, item_set in enumerate(item_sets):      # a few booklets, not persons
         items = np.flatnonzero(item_set)
         rows = which == set_index
-        group = _group_tables(categories[np.ix_(rows, items)], params.subset(items), grid, items)
+        if items.size < params.n_items or not rows.all():
+            group = group_tables(categories[np.ix_(rows, items)], params.subset(items), grid,
+                                  items)
+        else:                                             # complete data: one set, all of it
+            group = group_tables(categories, params, grid, items)
         for table in group:
             table = collapse_table(table, mincell)
             if table.n_groups == 0:
@@ -396,6 +220,32 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     return [_s_x2_record(i, statistic[i], df[i], seen[i], alpha) for i in range(params.n_items)]
 
 
+def _item_sets(observed):
+    """The distinct rows of `observed` in lexicographic order, and each row's set.
+
+    The same as ``np.unique(observed, axis=0, return_inverse=True)``, found on
+    the rows packed into bytes (eight items a byte, the first item in the
+    highest bit, so bytewise order is the rows' order) instead of by
+    comparing rows of booleans.
+
+    Parameters
+    ----------
+    observed : ndarray of bool, shape (n_persons, n_items)
+
+    Returns
+    -------
+    item_sets : ndarray of bool, shape (n_sets, n_items)
+    which : ndarray of int, shape (n_persons,)
+    """
+    n_items = observed.shape[1]
+    if observed.shape[0] and observed.all():                           # complete data
+        return np.ones((1, n_items), dtype=bool), np.zeros(observed.shape[0], dtype=np.intp)
+    packed = np.ascontiguousarray(np.packbits(observed, axis=1))       # (n_persons, n_bytes)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    return observed[first], which.reshape(-1)
+
+
 def _s_x2_record(item_index, statistic, df, seen, alpha):
     if not seen:
         return ItemFit(item_index, np.nan, 0, np.nan, None, None, False,
@@ -403,7 +253,7 @@ def _s_x2_record(item_index, statistic, df, seen, alpha):
     if df <= 0:
         return ItemFit(item_index, np.nan, 0, np.nan, None, None, False,
                        "S-X2 not computable: df <= 0 after collapsing")
-    p_value = float(chi2.sf(statistic, df))
+    p_value = float(chdtrc(df, statistic))   # chi2.sf without importing scipy.stats
     flagged = p_value < alpha
     return ItemFit(item_index, float(statistic), int(df), p_value, None, None, flagged,
                    f"S-X2 p < {alpha:g}" if flagged else None)
@@ -499,8 +349,7 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
     -------
     list of ItemFit, one per item.
     """
-    responses = check_responses(responses, params)
-    fits = s_x2(responses, params, n_parameters, population_mean=population_mean,
+    fits = s_x2(responses, params, n_parameters, population_mean=population_mean,  # checks
                 population_sd=population_sd, variance_estimated=variance_estimated,
                 n_nodes=n_nodes, alpha=alpha)
     if not rasch:

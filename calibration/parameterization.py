@@ -25,8 +25,7 @@ IRT form: b = -d / a; GRM b_k = -d_k / a; GPCM b_k = -(d_k - d_{k-1}) / a.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logit, logsumexp
-from scipy.stats import norm
+from scipy.special import expit, logit, logsumexp, ndtri  # ndtri: the normal quantile
 
 DICHOTOMOUS = ("rasch", "1pl", "2pl", "3pl", "4pl")
 
@@ -309,7 +308,7 @@ def start_values(model, proportions):
     n, n_categories = proportions.shape
     slope = np.full((n, 1), _START_SLOPE)
     if model in DICHOTOMOUS:
-        d = norm.ppf(proportions[:, 1]) / _START_DIVISOR
+        d = ndtri(proportions[:, 1]) / _START_DIVISOR
         if model == "rasch":
             return d[:, None]
         columns = [slope, d[:, None]]
@@ -320,10 +319,10 @@ def start_values(model, proportions):
         return np.hstack(columns)
     if model == "grm":
         at_least = 1.0 - np.cumsum(proportions, axis=1)[:, :-1]        # P(X >= k), k = 1..K-1
-        d = norm.ppf(np.clip(at_least, 1e-4, 1 - 1e-4)) / _START_DIVISOR
+        d = ndtri(np.clip(at_least, 1e-4, 1 - 1e-4)) / _START_DIVISOR
         for k in range(1, d.shape[1]):                                 # strictly decreasing
             d[:, k] = np.minimum(d[:, k], d[:, k - 1] - 1e-3)
         return np.hstack([slope, d])
-    quantile = norm.ppf(proportions)
+    quantile = ndtri(proportions)
     d = (quantile[:, 1:] - quantile[:, :1]) / _START_DIVISOR
     return d if model == "pcm" else np.hstack([slope, d])

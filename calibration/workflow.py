@@ -33,11 +33,18 @@ class CalibrationInputError(ValueError):
 
 @dataclass
 class _Coordinates:
+    """One entry per response (and the matrix too when the data came as one).
+
+    person_index, item_index, response : ndarray of shape (n_responses,)
+    dense : ndarray of shape (n_persons, n_items) with NaN, or None for a response log
+    """
+
     person_ids: list
     item_ids: list
     person_index: np.ndarray
     item_index: np.ndarray
     response: np.ndarray
+    dense: np.ndarray | None = None
 
 
 def _coordinates(data):
@@ -47,17 +54,35 @@ def _coordinates(data):
     observed = ~np.isnan(data.responses)
     person_index, item_index = np.nonzero(observed)
     return _Coordinates(list(data.person_ids), list(data.item_ids), person_index, item_index,
-                        data.responses[observed])
+                        data.responses[observed], data.responses)
 
 
 def _select_items(coords, keep):
     """Keep the responses to items whose position is in `keep` (bool per item)."""
+    if keep.all():
+        return coords
     new_position = np.cumsum(keep) - 1
     mask = keep[coords.item_index]
     return _Coordinates(coords.person_ids, [i for i, k in zip(coords.item_ids, keep,
                                                               strict=True) if k],
                         coords.person_index[mask], new_position[coords.item_index[mask]],
-                        coords.response[mask])
+                        coords.response[mask],
+                        None if coords.dense is None else coords.dense[:, keep])
+
+
+def _categories_seen(item_index, category, n_items, width):
+    """The categories each item was answered in: a list of n_items sorted int arrays.
+
+    Counted in an (n_items, width) table when that is no larger than the
+    data, else found as the unique (item, category) pairs.
+    """
+    if n_items * width <= max(category.size, 1 << 16):
+        counts = np.bincount(item_index * width + category, minlength=n_items * width)
+        item, seen = np.nonzero(counts.reshape(n_items, width))
+    else:
+        pairs = np.unique(item_index.astype(np.int64) * width + category)
+        item, seen = pairs // width, pairs % width
+    return np.split(seen, np.searchsorted(item, np.arange(1, n_items)))
 
 
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
@@ -96,12 +121,10 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     n_categories = np.zeros(len(coords.item_ids), dtype=np.intp)
     answered = np.bincount(coords.item_index, minlength=len(coords.item_ids))
     highest = np.full(len(coords.item_ids), -1)
-    np.maximum.at(highest, coords.item_index, coords.response.astype(np.intp))
-    # The categories each item was answered in: unique (item, category) pairs.
-    width = int(highest.max(initial=0)) + 1
-    pairs = np.unique(coords.item_index.astype(np.int64) * width + coords.response.astype(np.int64))
-    seen_by_item = np.split(pairs % width, np.searchsorted(pairs // width,
-                                                           np.arange(1, len(coords.item_ids))))
+    category = coords.response.astype(np.intp)
+    np.maximum.at(highest, coords.item_index, category)
+    seen_by_item = _categories_seen(coords.item_index, category, len(coords.item_ids),
+                                    int(highest.max(initial=0)) + 1)
     for position, item in enumerate(coords.item_ids):
         model = item_models[item]
         if answered[position] == 0:
@@ -245,11 +268,18 @@ def _response_set(coords, n_categories):
     n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
     density = coords.response.size / max(n_persons * n_items, 1)
     if n_persons * n_items <= DENSE_LIMIT and density > 0.5:
-        dense = np.full((n_persons, n_items), np.nan)
-        dense[coords.person_index, coords.item_index] = coords.response
-        return from_dense(dense, n_categories)
+        return from_dense(_dense(coords), n_categories)
     return from_coordinates(n_persons, n_items, coords.person_index, coords.item_index,
                             coords.response.astype(np.intp), n_categories)
+
+
+def _dense(coords):
+    """The responses as a C-ordered (n_persons, n_items) matrix with NaN where missing."""
+    if coords.dense is not None:
+        return np.ascontiguousarray(coords.dense, dtype=float)
+    dense = np.full((len(coords.person_ids), len(coords.item_ids)), np.nan)
+    dense[coords.person_index, coords.item_index] = coords.response
+    return dense
 
 
 def _weakly_determined(document):
@@ -279,8 +309,7 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
     n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
     if n_persons * n_items > DENSE_LIMIT:
         return False
-    dense = np.full((n_persons, n_items), np.nan)
-    dense[coords.person_index, coords.item_index] = coords.response
+    dense = _dense(coords)
     params = _engine_parameters(items)
     n_parameters = np.array([0 if item.get("anchor") else len(item.get("slope_intercept", {}))
                              for item in items])

@@ -525,6 +525,27 @@ def estimate_wle(responses, params, *, theta_bounds=THETA_BOUNDS, prior_mean=0.0
 
 # --- EAP for summed scores ---------------------------------------------------------
 
+def add_item_to_score_likelihood(table, item_probability):
+    """One step of the Lord-Wingersky recursion: add one item to a summed score.
+
+    Parameters
+    ----------
+    table : ndarray of shape (n_nodes, n_scores)
+        P(summed score of some items = s | theta) at each node.
+    item_probability : ndarray of shape (n_nodes, n_categories)
+        P(X = k | theta) of the item added.
+
+    Returns
+    -------
+    ndarray of shape (n_nodes, n_scores + n_categories - 1)
+    """
+    n_nodes, n_scores = table.shape
+    grown = np.zeros((n_nodes, n_scores + item_probability.shape[1] - 1))
+    for k in range(item_probability.shape[1]):
+        grown[:, k : k + n_scores] += table * item_probability[:, k : k + 1]
+    return grown
+
+
 def sum_score_likelihood(params, nodes):
     """Lord-Wingersky recursion: P(summed score = s | theta) at each node.
 
@@ -536,11 +557,7 @@ def sum_score_likelihood(params, nodes):
     n_categories = params.n_categories
     table = np.ones((prob.shape[0], 1))                                  # score 0 before any item
     for item in range(params.n_items):  # the recursion is sequential in the items
-        k_item = int(n_categories[item])
-        grown = np.zeros((table.shape[0], table.shape[1] + k_item - 1))
-        for k in range(k_item):
-            grown[:, k : k + table.shape[1]] += table * prob[:, item, k : k + 1]
-        table = grown
+        table = add_item_to_score_likelihood(table, prob[:, item, : n_categories[item]])
     return table
 
 

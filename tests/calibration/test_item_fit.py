@@ -1,4 +1,4 @@
-"""Tests of calibration.item_fit: S-X2 and Rasch infit / outfit.
+"""Tests of calibration.item_fit and calibration.score_tables: S-X2 and Rasch infit / outfit.
 
 Kinds of test (STYLE.md): identities of the expected table's construction,
 a brute-force closed form of P(X_i = k | S = s) on a tiny bank, hand-computed
@@ -24,14 +24,18 @@ from irtcat.calibration.item_fit import (
     FIT_RANGE,
     NEEDS_BOOKLETS,
     ItemFit,
-    SX2Table,
-    collapse_table,
-    conditional_category_probability,
+    _item_sets,
     item_fit,
     rasch_infit_outfit,
     s_x2,
     s_x2_tables,
 )
+from irtcat.calibration.score_tables import (
+    SX2Table,
+    collapse_table,
+    conditional_category_probability,
+)
+from irtcat.engine.estimation import sum_score_likelihood
 from irtcat.engine.models import ItemParameters, category_probability
 from irtcat.engine.quadrature import normal_grid
 
@@ -139,6 +143,45 @@ def test_conditional_probability_matches_enumeration():
         assert_array_equal(possible[i], joint[i] > 0)
 
 
+def test_leave_one_out_matches_its_own_recursion():
+    """Definition: L_{-i} is the Lord-Wingersky likelihood of the bank without item i."""
+    rng = np.random.default_rng(7)
+    models = ["2pl", "grm", "3pl", "gpcm", "2pl", "pcm"] * 3
+    b = [rng.normal() if m in ("2pl", "3pl") else np.sort(rng.normal(size=2)) for m in models]
+    params = ItemParameters.create(models, rng.lognormal(0.0, 0.25, len(models)), b,
+                                   c=[0.2 if m == "3pl" else 0.0 for m in models])
+    grid = normal_grid(61, (-6.0, 6.0), -0.4, 1.3)
+    score_probability, conditional, _ = conditional_category_probability(
+        params, grid.nodes, grid.log_weights)
+    prob = category_probability(grid.nodes, params)                      # (n_nodes, n_items, K)
+    assert_allclose(score_probability, grid.weights @ sum_score_likelihood(params, grid.nodes),
+                    rtol=1e-12)
+    for i in range(params.n_items):
+        rest = sum_score_likelihood(params.subset(np.arange(params.n_items) != i), grid.nodes)
+        k_item = conditional[i].shape[1]
+        joint = np.zeros_like(conditional[i])
+        for k in range(k_item):                # P(S = s, X_i = k) = sum_q w L_{-i}(s - k) P_ik
+            joint[k: k + rest.shape[1], k] = (rest * prob[:, i, k: k + 1]).T @ grid.weights
+        assert_allclose(conditional[i] * score_probability[:, None], joint, rtol=1e-12,
+                        atol=1e-300)
+
+
+def test_item_sets_are_numpy_unique_rows():
+    """Definition: the distinct rows in np.unique's order, and each person's row index."""
+    rng = np.random.default_rng(3)
+    for n_items in (1, 7, 8, 9, 30):
+        booklets = rng.random((5, n_items)) < 0.6
+        observed = booklets[rng.integers(0, 5, 400)]
+        observed = observed[observed.any(axis=1)]
+        item_sets, which = _item_sets(observed)
+        unique, inverse = np.unique(observed, axis=0, return_inverse=True)
+        assert_array_equal(item_sets, unique)
+        assert_array_equal(which, inverse.reshape(-1))
+    complete_sets, complete_which = _item_sets(np.ones((4, 3), dtype=bool))
+    assert_array_equal(complete_sets, [[True, True, True]])
+    assert_array_equal(complete_which, [0, 0, 0, 0])
+
+
 # --- df and collapsing, by hand ----------------------------------------------------------
 
 def hand_bank(models):
@@ -212,6 +255,57 @@ def test_collapse_middle_row_of_rare_category():
     assert_allclose(merged.expected[1], [8.0, 8.0, 3.5])
     assert_array_equal(merged.possible[0], [True, True, False])
     assert merged.n_cells == 8
+
+
+def merge_one_row_at_a_time(table, mincell):
+    """collapse_table's documented rule, applied literally: one merge per step."""
+    rows = [[table.score_range[r].copy(), table.observed[r].copy(), table.expected[r].copy(),
+             table.possible[r].copy()] for r in range(table.n_groups)
+            if table.observed[r].sum() > 0]
+
+    def sparse(r):
+        return bool(np.any(rows[r][3] & (rows[r][2] < mincell)))
+
+    def merge(source, target):
+        rows[target][0] = [min(rows[target][0][0], rows[source][0][0]),
+                           max(rows[target][0][1], rows[source][0][1])]
+        rows[target][1] = rows[target][1] + rows[source][1]
+        rows[target][2] = rows[target][2] + rows[source][2]
+        rows[target][3] = rows[target][3] | rows[source][3]
+        del rows[source]
+
+    while len(rows) > 1 and sparse(0):
+        merge(0, 1)
+    while len(rows) > 1 and sparse(len(rows) - 1):
+        merge(len(rows) - 1, len(rows) - 2)
+    while len(rows) > 1 and any(sparse(r) for r in range(len(rows))):
+        row = next(r for r in range(len(rows)) if sparse(r))
+        if row in (0, len(rows) - 1):
+            merge(row, 1 if row == 0 else row - 1)
+        else:
+            below, above = rows[row - 1][2].sum(), rows[row + 1][2].sum()
+            merge(row, row - 1 if below <= above else row + 1)
+    return [np.array([row[column] for row in rows]) for column in range(4)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_collapse_equals_the_rule_one_merge_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    n_rows, k_item = 25, int(rng.integers(2, 5))
+    expected = rng.gamma(0.6, 3.0, (n_rows, k_item))
+    possible = rng.random((n_rows, k_item)) < 0.9
+    expected[~possible] = 0.0
+    observed = np.where(possible, rng.poisson(expected), 0).astype(float)
+    observed[rng.integers(0, n_rows, 2)] = 0.0                         # empty rows are dropped
+    table = SX2Table(0, np.column_stack([np.arange(n_rows)] * 2), observed, expected, possible)
+    merged = collapse_table(table)
+    score_range, merged_observed, merged_expected, merged_possible = merge_one_row_at_a_time(
+        table, 1.0)
+    # The rule of collapse_table's docstring: same rows, same sums (added in the same order).
+    assert_array_equal(merged.score_range, score_range)
+    assert_array_equal(merged.observed, merged_observed)
+    assert_array_equal(merged.expected, merged_expected)
+    assert_array_equal(merged.possible, merged_possible)
 
 
 def test_collapsed_tables_meet_mincell(polytomous_data):
