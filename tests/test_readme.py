@@ -19,8 +19,9 @@ What is asserted for each command:
   (`irtk_...`), session tokens (`irts_...`), session ids (`s_` and 20 hex digits), ISO
   times, durations (`0.12 s`, `"seconds": 0.006`) and the server's worker count (cores + 1).
 - a command whose line ends with the comment `# varies` answers with JSON lines in which
-  the item the engine drew at random shows: there the strings under `item_id`, `stem`,
-  `text` and `message` are not compared; everything else of each JSON line is.
+  the item the engine drew at random shows: there the values under `item_id`, `stem`,
+  `options` (three or four of them, by item) and `message` are not compared; everything
+  else of each JSON line is.
 
 Commands that serve until stopped: `make run` is run as `.venv/bin/irtcat demo --port P`
 (the install step of `make run` is this suite's own environment; P is a free port, put in
@@ -64,7 +65,7 @@ MASKS = [
     (re.compile(r'"seconds": [0-9.eE+-]+'), '"seconds": <duration>'),
     (re.compile(r"with \d+ workers"), "with <n> workers"),
 ]
-VARYING_KEYS = {"item_id", "stem", "text", "message"}
+VARYING_KEYS = {"item_id", "stem", "options", "message"}
 VARIES_MARK = re.compile(r"#\s*varies\s*$")
 
 
@@ -117,10 +118,10 @@ def line_pattern(shown):
 
 
 def without_varying(value):
-    """A JSON value with the strings under VARYING_KEYS replaced by one placeholder."""
+    """A JSON value with the values under VARYING_KEYS replaced by one placeholder."""
     if isinstance(value, dict):
-        return {key: "<varies>" if key in VARYING_KEYS and isinstance(item, str)
-                else without_varying(item) for key, item in value.items()}
+        return {key: "<varies>" if key in VARYING_KEYS else without_varying(item)
+                for key, item in value.items()}
     if isinstance(value, list):
         return [without_varying(item) for item in value]
     return value
@@ -296,8 +297,10 @@ def test_shown_lines_match_in_order_with_masks_and_elisions():
     assert unmatched_lines(step, output, port=1) == []
     assert unmatched_lines(step, "last\nkey: irtk_X\ntook 1 s; 2 cycles\n", port=1) == ["last"]
     varying = Step(command="curl   # varies", line=1, shown=[
-        '{"item":{"item_id":"ML-021","stem":"Why?"},"position":2}'])
-    assert unmatched_lines(varying, '{"item":{"item_id":"DE-1","stem":"How?"},"position":2}',
-                           port=1) == []
-    assert unmatched_lines(varying, '{"item":{"item_id":"DE-1","stem":"How?"},"position":3}',
-                           port=1) != []
+        '{"item":{"item_id":"ML-021","stem":"Why?","options":[1,2,3,4]},"position":2}'])
+    assert unmatched_lines(
+        varying, '{"item":{"item_id":"DE-1","stem":"How?","options":[1,2,3]},"position":2}',
+        port=1) == []
+    assert unmatched_lines(
+        varying, '{"item":{"item_id":"DE-1","stem":"How?","options":[1,2,3]},"position":3}',
+        port=1) != []
