@@ -129,6 +129,58 @@ class ItemParameters:
                               b[:, :width], self.c[item_index], self.u[item_index])
 
 
+# --- one item's parameters as documents and stored columns state them -----------------
+
+def parameter_fields(model):
+    """The parameters an item of `model` states (an `irtcat-bank/1` item's keys):
+    ``("b",)`` for rasch and pcm (a = 1), up to ``("a", "b", "c", "u")`` for the 4pl."""
+    if model in ("rasch", "pcm"):
+        return ("b",)
+    return {"3pl": ("a", "b", "c"), "4pl": ("a", "b", "c", "u")}.get(model, ("a", "b"))
+
+
+def category_count(model, b=None, key=None):
+    """How many response categories an item has: 2 for a dichotomous model; else one
+    more than its thresholds or steps `b` (a list) when given; else one more than the
+    highest score of its answer key (``{"scores": {option: score}}``); else None."""
+    if model in DICHOTOMOUS_MODELS:
+        return 2
+    if b is not None:
+        return len(b) + 1
+    if key and "scores" in key:
+        return max(key["scores"].values()) + 1
+    return None
+
+
+def parameter_columns(entries):
+    """Per-item parameters (dicts with "model" and the `parameter_fields` of it, b a
+    number or a list) as columns: ``{"model", "a", "b", "c", "u"}``, each a list of
+    n_items values, b a list of rows padded with None; a = 1, c = 0, u = 1 where an
+    item does not state them."""
+    entries = list(entries)
+    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in entries]
+    width = max((len(row) for row in b), default=1)
+    return {"model": [p["model"] for p in entries], "a": [p.get("a", 1.0) for p in entries],
+            "b": [row + [None] * (width - len(row)) for row in b],
+            "c": [p.get("c", 0.0) for p in entries], "u": [p.get("u", 1.0) for p in entries]}
+
+
+def parameters_from_columns(columns):
+    """`ItemParameters` from `parameter_columns`' columns (None in b for no threshold)."""
+    rows = [[value for value in row if value is not None] for row in columns["b"]]
+    width = max((len(row) for row in rows), default=1)
+    b = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        b[i, : len(row)] = row
+    return ItemParameters.create(list(columns["model"]), columns["a"], b, c=columns["c"],
+                                 u=columns["u"])
+
+
+def parameters_from_entries(entries):
+    """`ItemParameters` of per-item parameter dicts (see `parameter_columns`)."""
+    return parameters_from_columns(parameter_columns(entries))
+
+
 def _prepare_group(family, index, params):
     """Precompute what the family's kernel needs for the items at `index`."""
     a = params.a[index]

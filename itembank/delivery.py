@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
+from irtcat.engine import DICHOTOMOUS_MODELS, estimate_theta
 from irtcat.engine.cat import (
     BankTables,
     group_estimates,
@@ -45,6 +45,7 @@ from irtcat.engine.cat import (
     rebuild_session,
     record,
 )
+from irtcat.engine.models import category_count, parameters_from_entries
 
 from .bank import ItemBank
 from .cat_config import design_from_config
@@ -192,18 +193,8 @@ def _placeholder(model, key):
     session delivers it under and `score` scores it with; never in a session's θ."""
     if model in DICHOTOMOUS_MODELS:
         return {"model": "2pl", "a": 1.0, "b": 0.0}
-    steps = max((key or {}).get("scores", {"0": 0, "1": 1}).values())
+    steps = (category_count(model, key=key) or 2) - 1
     return {"model": "grm", "a": 1.0, "b": list(np.linspace(-1.0, 1.0, steps))}
-
-
-def _params_of(entries):
-    rows = list(entries)
-    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in rows]
-    width = max(len(row) for row in b)
-    b = np.array([row + [np.nan] * (width - len(row)) for row in b], dtype=float)
-    return ItemParameters.create([p["model"] for p in rows], [p.get("a", 1.0) for p in rows],
-                                 b, c=[p.get("c", 0.0) for p in rows],
-                                 u=[p.get("u", 1.0) for p in rows])
 
 
 @dataclass(eq=False)
@@ -409,7 +400,7 @@ class Delivery:
         enemy_sets = [[item["id"], *[e for e in item["enemies"] if e in position]]
                       for item in items if any(e in position for e in item["enemies"])]
         config = {**config, "enemies": list(config.get("enemies", [])) + enemy_sets}
-        bank = ItemBank(tuple(items), _params_of(entries))
+        bank = ItemBank(tuple(items), parameters_from_entries(entries))
         design = design_from_config(config, bank)
         groups = dict(design.groups)
         for code in standards:
@@ -750,7 +741,7 @@ class Delivery:
         option (or, for an item without a key, not one of its `n_categories`)."""
         model, content, key = self._item(item_id)
         if key is None:
-            n = 2 if model in DICHOTOMOUS_MODELS else n_categories
+            n = category_count(model) or n_categories
             if isinstance(response, int) and not isinstance(response, bool) \
                     and 0 <= response < n:
                 return response
@@ -819,7 +810,7 @@ class Delivery:
         for entry in entries:
             if isinstance(entry["b"], list):
                 entry["b"] = [v for v in entry["b"] if v is not None]
-        params = _params_of(entries)
+        params = parameters_from_entries(entries)
         for answer, n in zip(answers, params.n_categories, strict=True):
             if not 0 <= answer["response"] < n:
                 raise InvalidAnswerError(f"item {answer['item_id']!r} takes a score 0 to "

@@ -23,9 +23,9 @@ from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     MODELS,
     InvalidParameterError,
-    ItemParameters,
     check_item_parameters,
 )
+from irtcat.engine.models import parameters_from_entries
 
 from .bank import ItemBank
 
@@ -309,7 +309,10 @@ def _number(value, name, item_id):
 
 
 def item_parameters(item):
-    """(model, a, b, c, u) of one item document; DataFormatError naming the item."""
+    """The parameters of one item document, checked against its model's fields:
+    ``{"model", "a", "b", "c", "u"}`` (a = 1, c = 0, u = 1 where the model fixes
+    them; b a number or a list), as `parameters_from_entries` takes them;
+    DataFormatError naming the item."""
     item_id = item["id"]
     model = item.get("model")
     if model not in MODELS:
@@ -346,7 +349,7 @@ def item_parameters(item):
         if not free and name in item and _number(item[name], name, item_id) != value:
             raise DataFormatError(f"item {item_id!r}: a {model} item fixes {name} = {value:g}, "
                                   f"got {item[name]}")
-    return model, a, b, c, u
+    return {"model": model, "a": a, "b": b, "c": c, "u": u}
 
 
 def read_json(path):
@@ -423,10 +426,9 @@ def bank_from_document(document):
     if not isinstance(items, list) or not items:
         raise DataFormatError("'items' must be a non-empty list")
     check_item_ids(items)
-    rows = [item_parameters(item) for item in items]
+    entries = [item_parameters(item) for item in items]
     population = parse_population(document) or {"mean": 0.0, "sd": 1.0}
-    models, a, b, c, u = zip(*rows, strict=True)
-    params = ItemParameters.create(list(models), a, b, c=c, u=u)
+    params = parameters_from_entries(entries)
     try:
         check_item_parameters(params, [f"item {item['id']!r}" for item in items])
     except InvalidParameterError as error:

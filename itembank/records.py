@@ -17,9 +17,9 @@ from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     MODELS,
     InvalidParameterError,
-    ItemParameters,
     check_item_parameters,
 )
+from irtcat.engine.models import category_count, parameters_from_entries
 
 from .io import BANK_FORMAT, DataFormatError, item_parameters
 from .schema import ITEM_STATUSES
@@ -217,15 +217,14 @@ def parse_item(item, position):
                               f"got {status!r}")
     parameters, n_categories = None, None
     if any(name in item for name in PARAMETER_KEYS):
-        model_, a, b, c, u = item_parameters(item)
+        entry = item_parameters(item)
         try:
-            check_item_parameters(ItemParameters.create([model_], [a], [b], c=[c], u=[u]),
-                                  [where])
+            check_item_parameters(parameters_from_entries([entry]), [where])
         except InvalidParameterError as error:
             raise DataFormatError(str(error)) from None
         parameters = {name: item[name] for name in (*PARAMETER_KEYS, *STATISTIC_KEYS)
                       if name in item}
-        n_categories = 2 if model in DICHOTOMOUS_MODELS else len(b) + 1
+        n_categories = category_count(model, b=entry["b"])
     elif any(name in item for name in STATISTIC_KEYS):
         raise DataFormatError(f"{where}: standard errors or fit without parameters")
     for name in ("se", "slope_intercept", "se_slope_intercept", "fit"):

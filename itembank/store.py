@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters
+from irtcat.engine.models import category_count, parameter_columns, parameters_from_columns
 
 from .bank import ItemBank
 from .io import BANK_FORMAT, DataFormatError, ResponseLog, parse_population
@@ -528,7 +528,7 @@ class Store:
         with self.database.writing() as session:
             rows = session.execute(select(Item.id, Item.model, Item.key)
                                    .where(Item.id.in_(list(log.item_ids)))).all()
-            known = {item_id: _category_count(model, key) for item_id, model, key in rows}
+            known = {item_id: category_count(model, key=key) for item_id, model, key in rows}
             for position, item_id in enumerate(log.item_ids):
                 if item_id not in known:
                     raise DataFormatError(f"item {item_id!r} is not in the store")
@@ -633,9 +633,7 @@ class Store:
             if version is None:
                 raise NotFoundError(f"no bank version {version_id}")
             columns = version.arrays
-        params = ItemParameters.create(
-            columns["model"], columns["a"], np.array(columns["b"], dtype=float),
-            c=columns["c"], u=columns["u"])
+        params = parameters_from_columns(columns)
         items = tuple({"id": item_id, "standard": version.standard_code, "model": model,
                        "status": status} for item_id, model, status in zip(
                            columns["id"], columns["model"], columns["status"], strict=True))
@@ -666,12 +664,7 @@ def _has_ended(runner):
 def _columns(entries):
     """The parameters of `entries` ({item_id: parameters}) as columns, b padded with None."""
     values = list(entries.values())
-    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in values]
-    width = max(len(row) for row in b)
-    return {"id": list(entries), "model": [p["model"] for p in values],
-            "a": [p.get("a", 1.0) for p in values],
-            "b": [row + [None] * (width - len(row)) for row in b],
-            "c": [p.get("c", 0.0) for p in values], "u": [p.get("u", 1.0) for p in values],
+    return {"id": list(entries), **parameter_columns(values),
             "status": [p["status"] for p in values]}
 
 
@@ -702,15 +695,6 @@ def _bulk_insert(session, table, rows):
                 copy.write_row([row[name] for name in names])
     except psycopg.errors.IntegrityError as error:
         raise IntegrityError(statement, None, error) from None
-
-
-def _category_count(model, key):
-    """Categories of an item from its model and key (None when no key says)."""
-    if model in DICHOTOMOUS_MODELS:
-        return 2
-    if key and "scores" in key:
-        return max(key["scores"].values()) + 1
-    return None
 
 
 def _depth(code, parents):
