@@ -242,8 +242,8 @@ def _graded_terms(eta, nodes, derivatives):
     terms = kernel.graded(z, log_gap, axis=1)                          # log_p (n, K, Q)
     if not derivatives:
         return terms.log_p, None
-    shift, _ = kernel.graded_shift_derivatives(terms, second=False)    # (n, K, Q)
-    lower, upper = kernel.graded_threshold_derivatives(terms, inverse)  # (n, K-1, Q) each
+    # shift (n, K, Q); lower, upper (n, K-1, Q)
+    shift, _, lower, upper = kernel.graded_derivatives(terms, inverse)
     dlog = np.zeros((n, p, steps + 1, nodes.size))
     dlog[:, 0] = shift * nodes                                         # a moves every z by theta
     for m in range(1, steps + 1):        # d_m moves z_m: categories m and m - 1

@@ -52,7 +52,7 @@ def log_expit_pair(z):
     Exact to rounding at every z, including -inf and +inf.
     """
     softplus = np.log1p(np.exp(-np.abs(z)))                # log(1 + e^-|z|)
-    return np.minimum(z, 0.0) - softplus, np.minimum(-z, 0.0) - softplus
+    return np.minimum(z, 0.0) - softplus, -(np.maximum(z, 0.0) + softplus)
 
 
 def log_expit(z):
@@ -139,17 +139,21 @@ class GradedTerms(NamedTuple):
     axis: int
 
 
-def _pad(values, before, after, axis, fill=0.0):
-    """`values` with `before` and `after` slices of `fill` along `axis`."""
-    widths = [(0, 0)] * values.ndim
-    widths[axis] = (before, after)
-    return np.pad(values, widths, constant_values=fill)
-
-
-def _take(values, start, stop, axis):
-    index = [slice(None)] * values.ndim
+def _along(ndim, axis, start, stop):
+    """The index of positions start:stop along `axis` of an `ndim` array."""
+    index = [slice(None)] * ndim
     index[axis] = slice(start, stop)
-    return values[tuple(index)]
+    return tuple(index)
+
+
+def _pad(values, before, after, axis):
+    """`values` with `before` and `after` zeros along `axis`."""
+    shape = list(values.shape)
+    n = shape[axis]
+    shape[axis] += before + after
+    out = np.zeros(shape)
+    out[_along(values.ndim, axis, before, before + n)] = values
+    return out
 
 
 def graded_gaps(delta, axis=-1):
@@ -185,47 +189,53 @@ def graded(z, log_gap, axis=-1):
         From `graded_gaps` (-inf for a category an item lacks).
     """
     log_star, log_rest = log_expit_pair(z)                 # log P*_k, log(1 - P*_k)
-    log_p = _pad(log_star, 1, 0, axis) + _pad(log_rest, 0, 1, axis) + log_gap
+    axis = axis % z.ndim
+    log_p = _pad(log_star, 1, 0, axis)                     # log P*_k, P*_0 = 1
+    log_p[_along(z.ndim, axis, 0, z.shape[axis])] += log_rest   # + log(1 - P*_{k+1})
+    log_p += log_gap
     return GradedTerms(log_p, log_star, log_rest, axis)
 
 
-def graded_shift_derivatives(terms, second=True):
-    """d log P_k / dt and d^2 log P_k / dt^2 for a shift t of every predictor.
-
-    ``(1 - P*_k) - P*_{k+1}`` and ``-(P*_k (1 - P*_k) + P*_{k+1} (1 - P*_{k+1}))``;
-    both of shape (..., K), never dividing by a probability (the second None
-    without `second`).
-    """
-    axis = terms.axis
-    star, rest = np.exp(terms.log_star), np.exp(terms.log_rest)
-    first = _pad(rest, 1, 0, axis) - _pad(star, 0, 1, axis)
-    if not second:
-        return first, None
-    spread = star * rest
-    return first, -(_pad(spread, 1, 0, axis) + _pad(spread, 0, 1, axis))
-
-
-def graded_threshold_derivatives(terms, inverse):
-    """Derivatives of log P in each cumulative predictor.
+def graded_derivatives(terms, inverse=None, second=False):
+    """Derivatives of log P_k in a common shift t of every predictor and, with
+    `inverse`, in each predictor; none divides by a probability.
 
     Parameters
     ----------
     terms : GradedTerms
-    inverse : ndarray of shape (..., K - 2), from `graded_gaps`
-        With as many dimensions as the predictors (broadcastable against them).
+    inverse : ndarray of shape (..., K - 2), optional
+        From `graded_gaps`, with as many dimensions as the predictors.
+    second : bool
+        Also the second derivative in t.
 
     Returns
     -------
-    lower : ndarray of shape (..., K - 1)
+    shift : ndarray of shape (..., K)
+        d log P_k / dt = (1 - P*_k) - P*_{k+1}.
+    shift2 : ndarray of shape (..., K), or None
+        d^2 log P_k / dt^2 = -(P*_k (1 - P*_k) + P*_{k+1} (1 - P*_{k+1})).
+    lower : ndarray of shape (..., K - 1), or None
         d log P_k / dz_k for k = 1 .. K - 1: ``(1 - P*_k) + 1 / expm1(z_k - z_{k+1})``.
-    upper : ndarray of shape (..., K - 1)
+    upper : ndarray of shape (..., K - 1), or None
         d log P_k / dz_{k+1} for k = 0 .. K - 2: ``-P*_{k+1} - 1 / expm1(z_k - z_{k+1})``.
-    Every other derivative is 0.
+        Every other derivative in one predictor is 0.
     """
-    axis = terms.axis
-    lower = np.exp(terms.log_rest) + _pad(inverse, 0, 1, axis)
-    upper = -np.exp(terms.log_star) - _pad(inverse, 1, 0, axis)
-    return lower, upper
+    axis, ndim = terms.axis, terms.log_star.ndim
+    n_steps = terms.log_star.shape[axis]
+    star, rest = np.exp(terms.log_star), np.exp(terms.log_rest)
+    shift = _pad(rest, 1, 0, axis)
+    shift[_along(ndim, axis, 0, n_steps)] -= star
+    shift2 = lower = upper = None
+    if second:
+        spread = star * rest
+        shift2 = _pad(spread, 1, 0, axis)
+        shift2[_along(ndim, axis, 0, n_steps)] += spread
+        np.negative(shift2, out=shift2)
+    if inverse is not None:
+        lower, upper = rest.copy(), -star
+        lower[_along(ndim, axis, 0, n_steps - 1)] += inverse
+        upper[_along(ndim, axis, 1, n_steps)] -= inverse
+    return shift, shift2, lower, upper
 
 
 # --- partial credit -----------------------------------------------------------------

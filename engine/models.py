@@ -245,7 +245,7 @@ def _graded_terms(theta, group, derivatives, paired=False):
     terms = kernel.graded(z, group["log_gap"])
     if not derivatives:
         return terms.log_p, None, None
-    first, second = kernel.graded_shift_derivatives(terms)
+    first, second, _, _ = kernel.graded_derivatives(terms, second=True)
     valid = group["valid"]
     return terms.log_p, np.where(valid, a * first, 0.0), np.where(valid, a**2 * second, 0.0)
 
