@@ -32,6 +32,7 @@ from scipy.stats import norm
 
 from irtcat.engine import kernel
 from irtcat.engine.kernel import DICHOTOMOUS_MODELS, log_expit_pair
+from irtcat.engine.models import parameter_fields
 
 
 class Block:
@@ -112,7 +113,7 @@ class Block:
         reverse-keyed item), though never a zero one.
         """
         ok = np.all(np.isfinite(eta), axis=1)
-        if self.model in ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"):
+        if "a" in parameter_fields(self.model):
             ok &= eta[:, 0] > 0 if positive_slope else eta[:, 0] != 0
         if self.model == "4pl":
             ok &= eta[:, 3] > eta[:, 2]

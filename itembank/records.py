@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 from irtcat.engine import (
     DICHOTOMOUS_MODELS,
-    MODELS,
     InvalidParameterError,
     check_item_parameters,
 )
 from irtcat.engine.models import category_count, parameters_from_entries
 
-from .io import BANK_FORMAT, DataFormatError, item_parameters
+from .io import DataFormatError, bank_items, check_model, item_parameters
 from .schema import ITEM_STATUSES
 
 FRAMEWORK_FORMAT = "irtcat-framework/1"
@@ -207,10 +206,7 @@ def parse_item(item, position):
     item_id = _text(item.get("id"), f"item at position {position}: id", MAX_ID)
     where = f"item {item_id!r}"
     standard = _text(item.get("standard"), f"{where}: standard", MAX_ID)
-    model = item.get("model")
-    if model not in MODELS:
-        raise DataFormatError(f"{where}: unknown model {model!r}; expected one of "
-                              f"{', '.join(MODELS)}")
+    model = check_model(item)
     status = item.get("status", "operational")
     if status not in ITEM_STATUSES:
         raise DataFormatError(f"{where}: status must be one of {', '.join(ITEM_STATUSES)}, "
@@ -244,15 +240,7 @@ def parse_item(item, position):
 
 def parse_items(document):
     """The items of a bank document (or a bare list of item documents), by id."""
-    if isinstance(document, dict):
-        if document.get("format") != BANK_FORMAT:
-            raise DataFormatError(f"format must be {BANK_FORMAT!r}, got "
-                                  f"{document.get('format')!r}")
-        items = document.get("items")
-    else:
-        items = document
-    if not isinstance(items, list) or not items:
-        raise DataFormatError("'items' must be a non-empty list")
+    items = bank_items(document, bare_list=True)
     records = {}
     for position, item in enumerate(items):
         record = parse_item(item, position)
