@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 
 DICHOTOMOUS_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl")
 POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm")
@@ -49,15 +49,11 @@ FAMILY = {"rasch": "dichotomous", "1pl": "dichotomous", "2pl": "dichotomous",
 def log_expit_pair(z):
     """(log expit(z), log expit(-z)) = (log L, log(1 - L)) from one exponential.
 
-    Exact to rounding at every z, including -inf and +inf.
+    Exact to rounding at every z, including -inf and +inf (written out: faster
+    than scipy's ufunc on the small arrays of calibration's M-step).
     """
     softplus = np.log1p(np.exp(-np.abs(z)))                # log(1 + e^-|z|)
     return np.minimum(z, 0.0) - softplus, -(np.maximum(z, 0.0) + softplus)
-
-
-def log_expit(z):
-    """log(1 / (1 + e^-z)) without overflow (3x faster than scipy's ufunc on small arrays)."""
-    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
 
 
 # --- dichotomous --------------------------------------------------------------------
@@ -114,6 +110,14 @@ def dichotomous_derivatives(terms, second=False):
         return d0, d1, None, None
     slope = 1.0 - 2.0 * ell
     return d0, d1, d0 * (slope + ell * w0), d1 * (slope - one_minus * w1)
+
+
+def logistic_answer_derivatives(z, category):
+    """d log P(X = x) / dz = x - L and d^2 log P(X = x) / dz^2 = -L (1 - L) of the
+    logistic model without asymptotes, for answers x in {0, 1} (arrays of z's shape):
+    `dichotomous_derivatives` in closed form, for one category per predictor."""
+    ell = expit(z)
+    return category - ell, -ell * (1.0 - ell)
 
 
 def dichotomous_asymptote_log_slopes(terms):

@@ -31,7 +31,6 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
 from . import kernel
 
@@ -372,8 +371,9 @@ def answer_derivatives(theta, params, item_index, category):
     family = params._groups.get("dichotomous")
     if len(params._groups) == 1 and family is not None and family["plain"]:
         a = params.a[item_index]
-        p = expit(a * (theta - params.b[item_index, 0]))
-        return a * (category - p), -a * a * p * (1.0 - p)
+        d1, d2 = kernel.logistic_answer_derivatives(a * (theta - params.b[item_index, 0]),
+                                                    category)
+        return a * d1, a * a * d2
     _, g1, g2 = pair_terms(theta, params, item_index)
     at = (np.arange(item_index.size), category)
     return g1[at], g2[at]
