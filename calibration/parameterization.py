@@ -224,7 +224,7 @@ def _dichotomous_terms(model, eta, nodes, derivatives):
     parts = [dz] if model == "rasch" else [dz * nodes, dz]
     if guessing:
         # d c / d logit c = c (1 - c), d u / d logit u = u (1 - u), in log space
-        dc0, dc1, du0, du1 = kernel.dichotomous_asymptote_log_slopes(terms)
+        dc0, dc1, du0, du1 = kernel.dichotomous_asymptote_log_slopes(terms, model == "4pl")
         dc = log_c + log_1mc
         parts.append(np.stack([-np.exp(dc + dc0), np.exp(dc + dc1)], 1))
         if model == "4pl":

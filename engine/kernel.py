@@ -27,8 +27,8 @@ category axis, where there is one, is `axis`):
 
 Everything is in log space and never subtracts two probabilities close to 1:
 log probabilities stay finite at any finite predictor (a probability below the
-smallest double has a finite log), and a predictor of -inf or +inf (a category
-an item does not have) gives -inf, never NaN.
+smallest double has a finite log), and in the polytomous families a predictor
+of -inf (a threshold or category an item does not have) gives -inf, never NaN.
 """
 
 from __future__ import annotations
@@ -77,11 +77,15 @@ class DichotomousTerms(NamedTuple):
 
 
 def dichotomous(z, asymptotes=None):
-    """log P(X = 0) and log P(X = 1) at predictor `z` (any shape).
+    """log P(X = 0) and log P(X = 1) at a finite predictor `z` (any shape).
 
-    `asymptotes` None is the logistic model itself (c = 0, u = 1).
+    `asymptotes` None is the logistic model itself (c = 0, u = 1). log(1 - L) is
+    taken as log L - z, exact to rounding in absolute terms (what a probability
+    or a log-likelihood needs) and one operation cheaper than `log_expit_pair`'s,
+    which calibration's many small M-step calls feel.
     """
-    log_l, log_1ml = log_expit_pair(z)
+    log_l = np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
+    log_1ml = log_l - z
     if asymptotes is None:
         return DichotomousTerms(log_1ml, log_l, log_l, log_1ml, None)
     log_p1 = np.logaddexp(asymptotes.log_c, asymptotes.log_range + log_l)
@@ -120,16 +124,18 @@ def logistic_answer_derivatives(z, category):
     return category - ell, -ell * (1.0 - ell)
 
 
-def dichotomous_asymptote_log_slopes(terms):
-    """log |d log P_k / dc| and log |d log P_k / du| for k = 0, 1.
+def dichotomous_asymptote_log_slopes(terms, upper=True):
+    """log |d log P_k / dc| and, with `upper`, log |d log P_k / du| for k = 0, 1.
 
     The signs are (-, +) for both: ``dP_1/dc = 1 - L``, ``dP_1/du = L``,
     ``P_0 = 1 - P_1``. Returns (dc0, dc1, du0, du1), each of the predictor's
-    shape, so that a parameterization multiplies by its own d c / d(parameter)
-    in log space.
+    shape (du0, du1 None without `upper`), so that a parameterization multiplies
+    by its own d c / d(parameter) in log space.
     """
-    return (terms.log_1ml - terms.log_p0, terms.log_1ml - terms.log_p1,
-            terms.log_l - terms.log_p0, terms.log_l - terms.log_p1)
+    dc = (terms.log_1ml - terms.log_p0, terms.log_1ml - terms.log_p1)
+    if not upper:
+        return (*dc, None, None)
+    return (*dc, terms.log_l - terms.log_p0, terms.log_l - terms.log_p1)
 
 
 # --- graded -------------------------------------------------------------------------
