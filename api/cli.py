@@ -324,9 +324,9 @@ def run_calibrate(args):
 
 
 def run_link(args):
-    from irtcat.itembank.linking import link_banks
     from irtcat.engine import ConvergenceWarning
     from irtcat.itembank import read_bank, write_bank
+    from irtcat.itembank.linking import link_banks
 
     new_bank, old_bank = read_bank(args.new), read_bank(args.to)
     with warnings.catch_warnings(record=True) as caught:
@@ -361,6 +361,7 @@ def run_simulate(args):
     import numpy as np
 
     from irtcat.api.report import simulation_details, simulation_report_html
+    from irtcat.delivery.cat_config import design_from_config
     from irtcat.engine.simulate import report as simulation_report
     from irtcat.engine.simulate import timed_run, tune_sympson_hetter
     from irtcat.itembank import (
@@ -372,7 +373,6 @@ def run_simulate(args):
         write_json,
         write_persons,
     )
-    from irtcat.delivery.cat_config import design_from_config
 
     bank = read_bank(args.bank)
     config = read_json(args.config)

@@ -564,7 +564,7 @@ def eta_from_irt(model, item):
     b = np.atleast_1d(np.asarray(item["b"], dtype=float))
     if model == "rasch":
         return np.array([-b[0]])
-    if model in ("1pl", "2pl", "3pl", "4pl"):
+    if model in DICHOTOMOUS_MODELS:
         eta = [a, -a * b[0]]
         if model in ("3pl", "4pl"):
             eta.append(logit(float(item.get("c", 0.0))))

@@ -2,8 +2,10 @@
 
 A `Block` holds the items of one model with one number of categories, their
 free parameters as a matrix ``eta`` of shape (n_block_items, n_params), and
-computes, at the quadrature nodes, the log category probabilities and their
-derivatives with respect to ``eta``:
+gives, at the quadrature nodes, the log category probabilities and their
+derivatives with respect to ``eta``: the probabilities and their derivatives
+in the linear predictor come from `engine.kernel` (the one statement of the
+response model), this module forms the predictor and applies the chain rule:
 
     log_p  : (n, K, n_nodes)
     dlog_p : (n, n_params, K, n_nodes)
@@ -25,9 +27,11 @@ IRT form: b = -d / a; GRM b_k = -d_k / a; GPCM b_k = -(d_k - d_{k-1}) / a.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logit, logsumexp, ndtri  # ndtri: the normal quantile
+from scipy.special import expit, logit, ndtri  # ndtri: the normal quantile
 
-DICHOTOMOUS = ("rasch", "1pl", "2pl", "3pl", "4pl")
+from irtcat.engine import kernel
+from irtcat.engine.kernel import DICHOTOMOUS_MODELS, log_expit_pair
+from irtcat.engine.models import parameter_fields
 
 
 class Block:
@@ -85,7 +89,7 @@ class Block:
         return row * self.n_params + np.arange(self.n_params)
 
     def parameter_names(self):
-        if self.model in DICHOTOMOUS:
+        if self.model in DICHOTOMOUS_MODELS:
             return ["d"] if self.model == "rasch" else ["a", "d", "logit_c", "logit_u"][
                 : self.n_params]
         steps = [f"d{k}" for k in range(1, self.n_categories)]
@@ -95,7 +99,7 @@ class Block:
 
     def terms(self, eta, nodes, derivatives=True):
         """log P (n, K, Q) and d log P / d eta (n, P, K, Q); NaN where eta is invalid."""
-        if self.model in DICHOTOMOUS:
+        if self.model in DICHOTOMOUS_MODELS:
             return _dichotomous_terms(self.model, eta, nodes, derivatives)
         if self.model == "grm":
             return _graded_terms(eta, nodes, derivatives)
@@ -108,7 +112,7 @@ class Block:
         reverse-keyed item), though never a zero one.
         """
         ok = np.all(np.isfinite(eta), axis=1)
-        if self.model in ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"):
+        if "a" in parameter_fields(self.model):
             ok &= eta[:, 0] > 0 if positive_slope else eta[:, 0] != 0
         if self.model == "4pl":
             ok &= eta[:, 3] > eta[:, 2]
@@ -129,7 +133,7 @@ class Block:
         eta = self.eta if eta is None else eta
         if self.model == "rasch":
             return eta[:, 0]
-        if self.model in DICHOTOMOUS:
+        if self.model in DICHOTOMOUS_MODELS:
             return eta[:, 1]
         return eta if self.model == "pcm" else eta[:, 1:]
 
@@ -138,7 +142,7 @@ class Block:
         eta = self.eta if eta is None else eta
         a, d = self.slopes(eta), self.intercepts(eta)
         out = {"a": a}
-        if self.model in DICHOTOMOUS:
+        if self.model in DICHOTOMOUS_MODELS:
             out["b"] = -d / a
             out["c"] = expit(eta[:, 2]) if self.model in ("3pl", "4pl") else np.zeros(a.size)
             out["u"] = expit(eta[:, 3]) if self.model == "4pl" else np.ones(a.size)
@@ -159,7 +163,7 @@ class Block:
         a, d = self.slopes(eta), self.intercepts(eta)
         if self.model == "rasch":
             return -np.ones((n, 1, 1))
-        if self.model in DICHOTOMOUS:
+        if self.model in DICHOTOMOUS_MODELS:
             jac = np.zeros((n, p, p))
             jac[:, 0, 0] = 1.0                               # a
             jac[:, 1, 0], jac[:, 1, 1] = d / a**2, -1.0 / a  # b = -d / a
@@ -190,12 +194,7 @@ class Block:
         return jac
 
 
-# --- kernels ----------------------------------------------------------------------
-
-def _log_expit(z):
-    """log(1 / (1 + e^-z)) without overflow (3x faster than scipy's ufunc here)."""
-    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
-
+# --- the model's terms in eta: engine.kernel's, by the chain rule ---------------------
 
 def _dichotomous_terms(model, eta, nodes, derivatives):
     n = eta.shape[0]
@@ -204,39 +203,32 @@ def _dichotomous_terms(model, eta, nodes, derivatives):
     else:
         a, d = eta[:, 0], eta[:, 1]
     z = a[:, None] * nodes + d[:, None]                                # (n, Q)
-    log_l = _log_expit(z)
-    log_1ml = log_l - z                                                # log(1 - L)
     guessing = model in ("3pl", "4pl")
+    asymptotes = None
     if guessing:
-        log_c = _log_expit(eta[:, 2])[:, None]
-        log_1mc = _log_expit(-eta[:, 2])[:, None]
+        log_c, log_1mc = (part[:, None] for part in log_expit_pair(eta[:, 2]))
         if model == "4pl":
-            log_u, log_1mu = _log_expit(eta[:, 3])[:, None], _log_expit(-eta[:, 3])[:, None]
+            log_u, log_1mu = (part[:, None] for part in log_expit_pair(eta[:, 3]))
         else:
             log_u, log_1mu = np.zeros((n, 1)), np.full((n, 1), -np.inf)
         with np.errstate(invalid="ignore", divide="ignore"):
             log_range = np.log(np.exp(log_u) - np.exp(log_c))                  # log(u - c)
-        log_p1 = np.logaddexp(log_c, log_range + log_l)
-        log_p0 = np.logaddexp(log_1mu, log_range + log_1ml)
-    else:
-        log_p1, log_p0 = log_l, log_1ml
-    log_p = np.stack([log_p0, log_p1], axis=1)                         # (n, 2, Q)
+        asymptotes = kernel.Asymptotes(log_c, log_1mu, log_range)
+    terms = kernel.dichotomous(z, asymptotes)
+    log_p = np.stack([terms.log_p0, terms.log_p1], axis=1)             # (n, 2, Q)
     if not derivatives:
         return log_p, None
-    ell, one_minus = np.exp(log_l), np.exp(log_1ml)
-    if guessing:
-        dz1 = np.exp(log_range + log_l - log_p1) * one_minus
-        dz0 = -np.exp(log_range + log_1ml - log_p0) * ell
-    else:
-        dz1, dz0 = one_minus, -ell
-    dz = np.stack([dz0, dz1], axis=1)                                  # (n, 2, Q)
+    d0, d1, _, _ = kernel.dichotomous_derivatives(terms)
+    dz = np.stack([d0, d1], axis=1)                                    # (n, 2, Q)
     parts = [dz] if model == "rasch" else [dz * nodes, dz]
     if guessing:
-        dc = log_c + log_1mc                                           # log c (1 - c)
-        parts.append(np.stack([-np.exp(dc + log_1ml - log_p0), np.exp(dc + log_1ml - log_p1)], 1))
-    if model == "4pl":
-        du = log_u + log_1mu
-        parts.append(np.stack([-np.exp(du + log_l - log_p0), np.exp(du + log_l - log_p1)], 1))
+        # d c / d logit c = c (1 - c), d u / d logit u = u (1 - u), in log space
+        dc0, dc1, du0, du1 = kernel.dichotomous_asymptote_log_slopes(terms, model == "4pl")
+        dc = log_c + log_1mc
+        parts.append(np.stack([-np.exp(dc + dc0), np.exp(dc + dc1)], 1))
+        if model == "4pl":
+            du = log_u + log_1mu
+            parts.append(np.stack([-np.exp(du + du0), np.exp(du + du1)], 1))
     return log_p, np.stack(parts, axis=1)                              # (n, P, 2, Q)
 
 
@@ -245,31 +237,19 @@ def _graded_terms(eta, nodes, derivatives):
     a, d = eta[:, 0], eta[:, 1:]
     steps = p - 1
     z = a[:, None, None] * nodes + d[:, :, None]                       # (n, K-1, Q)
-    log_star = _log_expit(z)                                           # log P*_k, k = 1..K-1
-    log_rest = log_star - z                                            # log(1 - P*_k)
-    # P_k = P*_k - P*_{k+1} = P*_k (1 - P*_{k+1}) (1 - e^{d_{k+1} - d_k}), P*_0 = 1, P*_K = 0
-    log_p = np.empty((n, steps + 1, nodes.size))
-    log_p[:, 0] = log_rest[:, 0]
-    log_p[:, steps] = log_star[:, -1]
-    if steps > 1:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gaps = np.log(-np.expm1(np.diff(d, axis=1)))               # log(1 - e^{d_{k+1}-d_k})
-        np.add(log_star[:, :-1], log_rest[:, 1:], out=log_p[:, 1:steps])
-        log_p[:, 1:steps] += gaps[:, :, None]
+    # z_k - z_{k+1} = d_k - d_{k+1}: (n, K-2, 1)
+    log_gap, inverse = kernel.graded_gaps(-np.diff(d, axis=1)[:, :, None], axis=1)
+    terms = kernel.graded(z, log_gap, axis=1)                          # log_p (n, K, Q)
     if not derivatives:
-        return log_p, None
-    spread = np.exp(log_star + log_rest)                               # P*(1 - P*), (n, K-1, Q)
-    spread = np.concatenate([np.zeros((n, 1, nodes.size)), spread,
-                             np.zeros((n, 1, nodes.size))], axis=1)    # (n, K+1, Q), 0 at the ends
-    dp_dz = spread[:, :-1] - spread[:, 1:]                              # dP_k / d(common z shift)
-    with np.errstate(under="ignore"):
-        inv_p = np.exp(-log_p)
+        return terms.log_p, None
+    # shift (n, K, Q); lower, upper (n, K-1, Q)
+    shift, _, lower, upper = kernel.graded_derivatives(terms, inverse)
     dlog = np.zeros((n, p, steps + 1, nodes.size))
-    dlog[:, 0] = dp_dz * nodes * inv_p
-    for m in range(1, steps + 1):        # d_m moves P*_m: dP_m = +spread_m, dP_{m-1} = -spread_m
-        dlog[:, m, m] = spread[:, m] * inv_p[:, m]
-        dlog[:, m, m - 1] = -spread[:, m] * inv_p[:, m - 1]
-    return log_p, dlog
+    dlog[:, 0] = shift * nodes                                         # a moves every z by theta
+    for m in range(1, steps + 1):        # d_m moves z_m: categories m and m - 1
+        dlog[:, m, m] = lower[:, m - 1]
+        dlog[:, m, m - 1] = upper[:, m - 1]
+    return terms.log_p, dlog
 
 
 def _partial_credit_terms(model, eta, nodes, derivatives):
@@ -281,15 +261,14 @@ def _partial_credit_terms(model, eta, nodes, derivatives):
     k = np.arange(steps + 1)
     full_d = np.concatenate([np.zeros((n, 1)), d], axis=1)
     s = a[:, None, None] * k[None, :, None] * nodes + full_d[:, :, None]   # (n, K, Q)
-    log_p = s - logsumexp(s, axis=1, keepdims=True)
+    terms = kernel.partial_credit(s, axis=1, derivatives=derivatives)
     if not derivatives:
-        return log_p, None
-    p = np.exp(log_p)
-    mean = np.sum(p * k[None, :, None], axis=1, keepdims=True)
-    parts = [(k[None, :, None] - mean) * nodes] if free_a else []
+        return terms.log_p, None
+    # s_k = k (a theta) + d_k: d/da = (k - mean) theta; d/d d_m = [k = m] - P_m
+    parts = [(k[None, :, None] - terms.mean) * nodes] if free_a else []
     for m in range(1, steps + 1):
-        parts.append((k[None, :, None] == m) - p[:, m : m + 1])
-    return log_p, np.stack(parts, axis=1)
+        parts.append((k[None, :, None] == m) - terms.p[:, m : m + 1])
+    return terms.log_p, np.stack(parts, axis=1)
 
 
 # --- starting values ----------------------------------------------------------------
@@ -307,7 +286,7 @@ def start_values(model, proportions):
     proportions = np.clip(proportions, 1e-4, 1.0)
     n, n_categories = proportions.shape
     slope = np.full((n, 1), _START_SLOPE)
-    if model in DICHOTOMOUS:
+    if model in DICHOTOMOUS_MODELS:
         d = ndtri(proportions[:, 1]) / _START_DIVISOR
         if model == "rasch":
             return d[:, None]

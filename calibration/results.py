@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtcat.engine.kernel import DICHOTOMOUS_MODELS
+from irtcat.engine.models import parameter_fields
+
 from .standard_errors import covariance
 
 
@@ -33,13 +36,7 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
         for row, item in enumerate(block.items):
             model = calibrator.reported_models_[item]
             document = {"id": item_ids[item], "model": model}
-            if model not in ("rasch", "pcm"):
-                document["a"] = _rounded(irt["a"][row])
-            document["b"] = _rounded(irt["b"][row])
-            if model in ("3pl", "4pl"):
-                document["c"] = _rounded(irt["c"][row])
-            if model == "4pl":
-                document["u"] = _rounded(irt["u"][row])
+            document.update({name: _rounded(irt[name][row]) for name in parameter_fields(model)})
             if not block.fixed:
                 document["slope_intercept"] = {
                     name: _rounded(value) for name, value in
@@ -60,22 +57,19 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
 
 
 def _irt_standard_errors(model, jacobian, block_cov):
-    """Delta-method SEs of the IRT-form parameters of one item."""
+    """Delta-method SEs of the IRT-form parameters of one item, in the order of
+    `Block.irt_jacobian`'s rows: the model's `parameter_fields`, b one row per threshold."""
     variance = np.einsum("ip,pq,iq->i", jacobian, block_cov, jacobian)
     se = np.sqrt(np.maximum(variance, 0.0))
+    fields = parameter_fields(model)
+    n_b = len(se) - len(fields) + 1                 # b's rows: all but the other fields'
     out, position = {}, 0
-    if model not in ("rasch", "pcm"):
-        out["a"] = _rounded(se[0])
-        position = 1
-    if model in ("rasch", "1pl", "2pl", "3pl", "4pl"):
-        out["b"] = _rounded(se[position])
-        position += 1
-        if model in ("3pl", "4pl"):
-            out["c"] = _rounded(se[position])
-        if model == "4pl":
-            out["u"] = _rounded(se[position + 1])
-    else:
-        out["b"] = _rounded(se[position:])
+    for name in fields:
+        width = n_b if name == "b" else 1
+        values = se[position: position + width]
+        listed = name == "b" and model not in DICHOTOMOUS_MODELS
+        out[name] = _rounded(values) if listed else _rounded(values[0])
+        position += width
     return out
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ItemParameters
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS
+from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
 from .mml_em import MMLCalibrator
@@ -136,7 +137,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
                 f"item {item!r}: response {highest[position]} is beyond the {model} model's "
                 "categories 0..1")
         if item in anchors:
-            n_categories[position] = _anchor_categories(anchors[item])
+            anchor = anchors[item]
+            n_categories[position] = category_count(anchor["model"], b=anchor["b"])
             if highest[position] >= n_categories[position]:
                 raise CalibrationInputError(
                     f"anchor item {item!r}: response {highest[position]} is beyond its "
@@ -258,12 +260,6 @@ def _models_of(item_ids, models, anchors):
     return chosen
 
 
-def _anchor_categories(document):
-    if document["model"] in DICHOTOMOUS_MODELS:
-        return 2
-    return len(document["b"]) + 1
-
-
 def _response_set(coords, n_categories):
     n_persons, n_items = len(coords.person_ids), len(coords.item_ids)
     density = coords.response.size / max(n_persons * n_items, 1)
@@ -310,7 +306,7 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
     if n_persons * n_items > DENSE_LIMIT:
         return False
     dense = _dense(coords)
-    params = _engine_parameters(items)
+    params = parameters_from_entries(items)
     n_parameters = np.array([0 if item.get("anchor") else len(item.get("slope_intercept", {}))
                              for item in items])
     rasch = all(model in ("rasch", "pcm") for model in model_list)
@@ -333,10 +329,3 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
 def _finite(value):
     return None if value is None or not np.isfinite(value) else round(float(value), 4)
 
-
-def _engine_parameters(items):
-    return ItemParameters.create([item["model"] for item in items],
-                                 [item.get("a", 1.0) for item in items],
-                                 [item["b"] for item in items],
-                                 c=[item.get("c", 0.0) for item in items],
-                                 u=[item.get("u", 1.0) for item in items])

@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from irtcat.engine import estimate_theta
+from irtcat.engine.models import parameters_from_entries
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 
 from .errors import InvalidAnswerError
 from .results import level_of
-from .test_banks import parameters_of, placeholder
+from .test_banks import placeholder
 
 MIN_SCORED_ITEMS = 10           # `score` takes at least this many items (and per standard)
 SCORE_DECIMALS = 1              # `score` rounds θ and SE to this (a tenth of a typical SE)
@@ -72,7 +73,7 @@ def score(store, catalog, answers, method="eap"):
         else:
             entries.append({name: columns[name][at] for name in ("model", "a", "b", "c", "u")})
         codes.append(code)
-    params = parameters_of(entries)
+    params = parameters_from_entries(entries)
     for answer, n in zip(answers, params.n_categories, strict=True):
         if not 0 <= answer["response"] < n:
             raise InvalidAnswerError(f"item {answer['item_id']!r} takes a score 0 to "

@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from irtcat.engine import DICHOTOMOUS_MODELS
 from irtcat.engine.cat import next_session_item, rebuild_session, record
+from irtcat.engine.models import category_count
 from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.schema import utc_now
 from irtcat.itembank.sessions import (
@@ -325,7 +325,7 @@ class Delivery(Definitions):
         option (or, for an item without a key, not one of its `n_categories`)."""
         model, content, key = self.catalog.item(item_id)
         if key is None:
-            n = 2 if model in DICHOTOMOUS_MODELS else n_categories
+            n = category_count(model) or n_categories
             if isinstance(response, int) and not isinstance(response, bool) \
                     and 0 <= response < n:
                 return response

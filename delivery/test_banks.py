@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters
+from irtcat.engine import DICHOTOMOUS_MODELS
 from irtcat.engine.cat import BankTables
+from irtcat.engine.models import category_count, parameters_from_entries
 from irtcat.itembank.bank import ItemBank
 from irtcat.itembank.errors import DataFormatError
 
@@ -45,21 +46,8 @@ def placeholder(model, key):
     session delivers it under and `score` scores it with; never in a session's θ."""
     if model in DICHOTOMOUS_MODELS:
         return {"model": "2pl", "a": 1.0, "b": 0.0}
-    steps = max((key or {}).get("scores", {"0": 0, "1": 1}).values())
+    steps = (category_count(model, key=key) or 2) - 1
     return {"model": "grm", "a": 1.0, "b": list(np.linspace(-1.0, 1.0, steps))}
-
-
-def parameters_of(entries):
-    """`ItemParameters` of parameter entries ``[{"model", "a", "b", "c"?, "u"?}]`` (b a
-    number or a list; None in a list is dropped)."""
-    rows = list(entries)
-    b = [[v for v in p["b"] if v is not None] if isinstance(p["b"], list) else [p["b"]]
-         for p in rows]
-    width = max(len(row) for row in b)
-    b = np.array([row + [np.nan] * (width - len(row)) for row in b], dtype=float)
-    return ItemParameters.create([p["model"] for p in rows], [p.get("a", 1.0) for p in rows],
-                                 b, c=[p.get("c", 0.0) for p in rows],
-                                 u=[p.get("u", 1.0) for p in rows])
 
 
 def pool_of(public, public_pool):
@@ -97,7 +85,7 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
     enemy_sets = [[item["id"], *[e for e in item["enemies"] if e in position]]
                   for item in items if any(e in position for e in item["enemies"])]
     config = {**config, "enemies": list(config.get("enemies", [])) + enemy_sets}
-    bank = ItemBank(tuple(items), parameters_of(entries))
+    bank = ItemBank(tuple(items), parameters_from_entries(entries))
     design = design_from_config(config, bank)
     groups = dict(design.groups)
     for code in standards:
@@ -122,5 +110,5 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
                     excluded)
 
 
-__all__ = ["PRACTICE_TAG", "TestBank", "build_test_bank", "parameters_of", "placeholder",
+__all__ = ["PRACTICE_TAG", "TestBank", "build_test_bank", "placeholder",
            "pool_of"]

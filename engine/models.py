@@ -18,9 +18,11 @@ the log probability and its first and second derivatives in theta::
     log P_k,   g1_k = d log P_k / d theta,   g2_k = d^2 log P_k / d theta^2
 
 from which information ``I = sum_k P_k g1_k^2`` and the term Warm's
-estimator needs, ``J = sum_k P_k g1_k (g2_k + g1_k^2)``, follow. Each family
-has a closed form for the three that never subtracts two probabilities close
-to 1, so nothing cancels or overflows even at theta = +-50.
+estimator needs, ``J = sum_k P_k g1_k (g2_k + g1_k^2)``, follow. The
+probabilities and their derivatives in the linear predictor come from
+`engine.kernel` (the one statement of the response model, shared with
+calibration); this module forms the predictor in IRT form and applies the
+chain rule. Nothing cancels or overflows even at theta = +-300.
 """
 
 from __future__ import annotations
@@ -29,15 +31,11 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp
 
-DICHOTOMOUS_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl")
-POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm")
-MODELS = DICHOTOMOUS_MODELS + POLYTOMOUS_MODELS
+from . import kernel
 
-_FAMILY = {"rasch": "dichotomous", "1pl": "dichotomous", "2pl": "dichotomous",
-           "3pl": "dichotomous", "4pl": "dichotomous",
-           "grm": "graded", "gpcm": "partial_credit", "pcm": "partial_credit"}
+# The one list of models lives in the kernel; engine/__init__ re-exports it from here.
+from .kernel import DICHOTOMOUS_MODELS, FAMILY, MODELS, POLYTOMOUS_MODELS  # noqa: F401
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +66,7 @@ class ItemParameters:
     _groups: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        families = np.array([_FAMILY[m] for m in self.model], dtype=object)
+        families = np.array([FAMILY[m] for m in self.model], dtype=object)
         groups = {}
         for family in ("dichotomous", "graded", "partial_credit"):
             index = np.flatnonzero(families == family)
@@ -130,6 +128,58 @@ class ItemParameters:
                               b[:, :width], self.c[item_index], self.u[item_index])
 
 
+# --- one item's parameters as documents and stored columns state them -----------------
+
+def parameter_fields(model):
+    """The parameters an item of `model` states (an `irtcat-bank/1` item's keys):
+    ``("b",)`` for rasch and pcm (a = 1), up to ``("a", "b", "c", "u")`` for the 4pl."""
+    if model in ("rasch", "pcm"):
+        return ("b",)
+    return {"3pl": ("a", "b", "c"), "4pl": ("a", "b", "c", "u")}.get(model, ("a", "b"))
+
+
+def category_count(model, b=None, key=None):
+    """How many response categories an item has: 2 for a dichotomous model; else one
+    more than its thresholds or steps `b` (a list) when given; else one more than the
+    highest score of its answer key (``{"scores": {option: score}}``); else None."""
+    if model in DICHOTOMOUS_MODELS:
+        return 2
+    if b is not None:
+        return len(b) + 1
+    if key and "scores" in key:
+        return max(key["scores"].values()) + 1
+    return None
+
+
+def parameter_columns(entries):
+    """Per-item parameters (dicts with "model" and the `parameter_fields` of it, b a
+    number or a list) as columns: ``{"model", "a", "b", "c", "u"}``, each a list of
+    n_items values, b a list of rows padded with None; a = 1, c = 0, u = 1 where an
+    item does not state them."""
+    entries = list(entries)
+    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in entries]
+    width = max((len(row) for row in b), default=1)
+    return {"model": [p["model"] for p in entries], "a": [p.get("a", 1.0) for p in entries],
+            "b": [row + [None] * (width - len(row)) for row in b],
+            "c": [p.get("c", 0.0) for p in entries], "u": [p.get("u", 1.0) for p in entries]}
+
+
+def parameters_from_columns(columns):
+    """`ItemParameters` from `parameter_columns`' columns (None in b for no threshold)."""
+    rows = [[value for value in row if value is not None] for row in columns["b"]]
+    width = max((len(row) for row in rows), default=1)
+    b = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        b[i, : len(row)] = row
+    return ItemParameters.create(list(columns["model"]), columns["a"], b, c=columns["c"],
+                                 u=columns["u"])
+
+
+def parameters_from_entries(entries):
+    """`ItemParameters` of per-item parameter dicts (see `parameter_columns`)."""
+    return parameters_from_columns(parameter_columns(entries))
+
+
 def _prepare_group(family, index, params):
     """Precompute what the family's kernel needs for the items at `index`."""
     a = params.a[index]
@@ -147,23 +197,16 @@ def _prepare_group(family, index, params):
         with np.errstate(divide="ignore", invalid="ignore"):
             group.update(log_c=np.log(c), log_1mu=np.log1p(-u), log_range=np.log(u - c))
     elif family == "graded":
-        # Thresholds bracketed by -inf (P* = 1) and +inf (P* = 0) for every
-        # category an item does not have: shape (n, width + 1).
-        ext = np.full((index.size, width + 2), np.inf)
-        ext[:, 0] = -np.inf
-        ext[:, 1 : width + 1] = np.where(np.isnan(b), np.inf, b)
-        # log(1 - exp(-a (b_{k+1} - b_k))) for the inner categories, 0 for the
-        # first and last, -inf beyond: shape (n, width + 1).
-        gaps = np.diff(b, axis=1)                                  # (n, width - 1), NaN if padded
-        inner = ~np.isnan(gaps)
-        log_gap = np.zeros((index.size, width + 1))
-        inner_gap = np.zeros_like(gaps)
-        with np.errstate(invalid="ignore"):  # decreasing thresholds: NaN, reported by validation
-            inner_gap[inner] = np.log(-np.expm1(-(a[:, None] * gaps)[inner]))
-        log_gap[:, 1:width] = inner_gap
+        # +inf for every threshold an item does not have (its predictor is -inf):
+        # shape (n, width).
+        group["thresholds"] = np.where(np.isnan(b), np.inf, b)
+        # The theta-free gap terms of each category, -inf beyond an item's last:
+        # shape (n, width + 1). A missing next threshold is an infinite gap (term 0).
+        gaps = np.nan_to_num(np.diff(b, axis=1), nan=np.inf)       # (n, width - 1)
+        log_gap, _ = kernel.graded_gaps(a[:, None] * gaps)
         valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
         log_gap[~valid] = -np.inf
-        group.update(thresholds=ext, log_gap=log_gap, valid=valid)
+        group.update(log_gap=log_gap, valid=valid)
     else:
         # Cumulative steps B_k = sum_{v<=k} b_v with B_0 = 0: shape (n, width + 1).
         cumulative = np.concatenate([np.zeros((index.size, 1)), np.cumsum(np.nan_to_num(b), 1)], 1)
@@ -173,50 +216,37 @@ def _prepare_group(family, index, params):
     return group
 
 
-# --- per-family kernels -------------------------------------------------------
-# Each takes theta of shape (m,) and returns (log_p, g1, g2), each of shape
-# (m, n_group_items, n_group_categories). With derivatives=False, g1 and g2 are None.
+# --- per-family terms in theta ---------------------------------------------------------
+# Each takes theta of shape (m,), computes the family's linear predictor in IRT
+# form and applies the chain rule to `engine.kernel`'s derivatives in it; it returns
+# (log_p, g1, g2), each of shape (m, n_group_items, n_group_categories) (or
+# (m, n_group_categories) for paired theta and items). With derivatives=False,
+# g1 and g2 are None.
 
 def _dichotomous_terms(theta, group, derivatives, paired=False):
     a = group["a"]
     z = a * ((theta if paired else theta[:, None]) - group["b"])   # (m, n), or (m,) paired
-    log_l, log_1ml = log_expit(z), log_expit(-z)
-    if group["plain"]:
-        log_p1, log_p0 = log_l, log_1ml
-    else:
-        log_p1 = np.logaddexp(group["log_c"], group["log_range"] + log_l)
-        log_p0 = np.logaddexp(group["log_1mu"], group["log_range"] + log_1ml)
-    log_p = np.stack([log_p0, log_p1], axis=-1)                  # (m, n, 2)
+    asymptotes = None if group["plain"] else kernel.Asymptotes(
+        group["log_c"], group["log_1mu"], group["log_range"])
+    terms = kernel.dichotomous(z, asymptotes)
+    log_p = np.stack([terms.log_p0, terms.log_p1], axis=-1)      # (m, n, 2)
     if not derivatives:
         return log_p, None, None
-    ell, one_minus_ell = expit(z), expit(-z)
-    if group["plain"]:
-        w1 = w0 = 1.0
-    else:
-        # w1 = (u - c) L / P and w0 = (u - c)(1 - L) / Q, both in [0, 1].
-        w1 = np.exp(group["log_range"] + log_l - log_p1)
-        w0 = np.exp(group["log_range"] + log_1ml - log_p0)
-    g1 = np.stack([-a * ell * w0, a * one_minus_ell * w1], axis=-1)
-    g2 = np.stack([-a**2 * ell * w0 * ((1 - 2 * ell) + ell * w0),
-                   a**2 * one_minus_ell * w1 * ((1 - 2 * ell) - one_minus_ell * w1)], axis=-1)
-    return log_p, g1, g2
+    d0, d1, dd0, dd1 = kernel.dichotomous_derivatives(terms, second=True)
+    return (log_p, np.stack([a * d0, a * d1], axis=-1),
+            np.stack([a**2 * dd0, a**2 * dd1], axis=-1))
 
 
 def _graded_terms(theta, group, derivatives, paired=False):
     a = group["a"][:, None]                                      # (n, 1)
     shift = theta[:, None] if paired else theta[:, None, None]
-    z = a * (shift - group["thresholds"])                        # (m, n, width + 1) or (m, w + 1)
-    # P_k = P*_k - P*_{k+1} = expit(z_k) expit(-z_{k+1}) (1 - exp(-a (b_{k+1} - b_k)))
-    log_p = log_expit(z[..., :-1]) + log_expit(-z[..., 1:]) + group["log_gap"]
+    z = a * (shift - group["thresholds"])                        # (m, n, width) or (m, width)
+    terms = kernel.graded(z, group["log_gap"])
     if not derivatives:
-        return log_p, None, None
-    upper = expit(z)                                             # P*_k, (m, n, width + 1)
-    lower = expit(-z)
-    g1 = a * (lower[..., :-1] - upper[..., 1:])
-    spread = upper * lower                                       # P*_k (1 - P*_k)
-    g2 = -(a**2) * (spread[..., :-1] + spread[..., 1:])
+        return terms.log_p, None, None
+    first, second, _, _ = kernel.graded_derivatives(terms, second=True)
     valid = group["valid"]
-    return log_p, np.where(valid, g1, 0.0), np.where(valid, g2, 0.0)
+    return terms.log_p, np.where(valid, a * first, 0.0), np.where(valid, a**2 * second, 0.0)
 
 
 def _partial_credit_terms(theta, group, derivatives, paired=False):
@@ -225,16 +255,11 @@ def _partial_credit_terms(theta, group, derivatives, paired=False):
     k = np.arange(valid.shape[1])
     shift = theta[:, None] if paired else theta[:, None, None]
     s = a * (k * shift - group["cumulative"])                    # (m, n, width + 1) or (m, w + 1)
-    s = np.where(valid, s, -np.inf)
-    log_p = s - logsumexp(s, axis=-1, keepdims=True)
+    terms = kernel.partial_credit(np.where(valid, s, -np.inf), derivatives=derivatives)
     if not derivatives:
-        return log_p, None, None
-    p = np.exp(log_p)
-    mean = np.sum(p * k, axis=-1, keepdims=True)
-    variance = np.sum(p * (k - mean) ** 2, axis=-1, keepdims=True)
-    g1 = np.where(valid, a * (k - mean), 0.0)
-    g2 = np.where(valid, -(a**2) * variance, 0.0)
-    return log_p, g1, g2
+        return terms.log_p, None, None
+    return (terms.log_p, np.where(valid, a * (k - terms.mean), 0.0),
+            np.where(valid, -(a**2) * terms.variance, 0.0))
 
 
 _KERNELS = {"dichotomous": _dichotomous_terms, "graded": _graded_terms,
@@ -346,8 +371,9 @@ def answer_derivatives(theta, params, item_index, category):
     family = params._groups.get("dichotomous")
     if len(params._groups) == 1 and family is not None and family["plain"]:
         a = params.a[item_index]
-        p = expit(a * (theta - params.b[item_index, 0]))
-        return a * (category - p), -a * a * p * (1.0 - p)
+        d1, d2 = kernel.logistic_answer_derivatives(a * (theta - params.b[item_index, 0]),
+                                                    category)
+        return a * d1, a * a * d2
     _, g1, g2 = pair_terms(theta, params, item_index)
     at = (np.arange(item_index.size), category)
     return g1[at], g2[at]

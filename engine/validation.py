@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .exceptions import InvalidParameterError, InvalidResponsesError
-from .models import DICHOTOMOUS_MODELS, MODELS
+from .kernel import DICHOTOMOUS_MODELS, MODELS
 
 
 def check_item_parameters(params, item_ids=None):

@@ -28,9 +28,9 @@ from irtcat.engine import (
     DICHOTOMOUS_MODELS,
     MODELS,
     InvalidParameterError,
-    ItemParameters,
     check_item_parameters,
 )
+from irtcat.engine.models import parameters_from_entries
 
 from .bank import ItemBank
 from .errors import DataFormatError
@@ -364,13 +364,39 @@ def _number(value, name, item_id):
     return float(value)
 
 
-def item_parameters(item):
-    """(model, a, b, c, u) of one item document; DataFormatError naming the item."""
-    item_id = item["id"]
+def check_model(item):
+    """The model of an item document (with an id), one of `MODELS`; DataFormatError."""
     model = item.get("model")
     if model not in MODELS:
-        raise DataFormatError(f"item {item_id!r}: unknown model {model!r}; expected one of "
+        raise DataFormatError(f"item {item['id']!r}: unknown model {model!r}; expected one of "
                               f"{', '.join(MODELS)}")
+    return model
+
+
+def bank_items(document, bare_list=False):
+    """The item documents of an `irtcat-bank/1` document (or, with `bare_list`, of a
+    bare list of them): a non-empty list, else DataFormatError."""
+    if bare_list and not isinstance(document, dict):
+        items = document
+    else:
+        if not isinstance(document, dict):
+            raise DataFormatError("a bank is a JSON object")
+        if document.get("format") != BANK_FORMAT:
+            raise DataFormatError(f"format must be {BANK_FORMAT!r}, got "
+                                  f"{document.get('format')!r}")
+        items = document.get("items")
+    if not isinstance(items, list) or not items:
+        raise DataFormatError("'items' must be a non-empty list")
+    return items
+
+
+def item_parameters(item):
+    """The parameters of one item document, checked against its model's fields:
+    ``{"model", "a", "b", "c", "u"}`` (a = 1, c = 0, u = 1 where the model fixes
+    them; b a number or a list), as `parameters_from_entries` takes them;
+    DataFormatError naming the item."""
+    item_id = item["id"]
+    model = check_model(item)
     if "b" not in item:
         raise DataFormatError(f"item {item_id!r}: missing parameter 'b' for model {model}")
     if model in ("rasch", "pcm"):
@@ -402,7 +428,7 @@ def item_parameters(item):
         if not free and name in item and _number(item[name], name, item_id) != value:
             raise DataFormatError(f"item {item_id!r}: a {model} item fixes {name} = {value:g}, "
                                   f"got {item[name]}")
-    return model, a, b, c, u
+    return {"model": model, "a": a, "b": b, "c": c, "u": u}
 
 
 def read_json(path):
@@ -436,9 +462,10 @@ def read_item_tags(path):
             raise DataFormatError(f"{path}: item at position {position}: needs a string 'id'")
         if item["id"] in tags:
             raise DataFormatError(f"{path}: duplicate item id {item['id']!r}")
-        model = item.get("model")
-        if model is not None and model not in MODELS:
-            raise DataFormatError(f"{path}: item {item['id']!r}: unknown model {model!r}")
+        try:
+            model = None if item.get("model") is None else check_model(item)
+        except DataFormatError as error:
+            raise DataFormatError(f"{path}: {error}") from None
         tags[item["id"]] = {"standard": item.get("standard"), "model": model}
     return tags
 
@@ -471,18 +498,11 @@ def check_item_ids(items):
 
 def bank_from_document(document):
     """Validate a parsed `irtcat-bank/1` document and build an `ItemBank`."""
-    if not isinstance(document, dict):
-        raise DataFormatError("a bank is a JSON object")
-    if document.get("format") != BANK_FORMAT:
-        raise DataFormatError(f"format must be {BANK_FORMAT!r}, got {document.get('format')!r}")
-    items = document.get("items")
-    if not isinstance(items, list) or not items:
-        raise DataFormatError("'items' must be a non-empty list")
+    items = bank_items(document)
     check_item_ids(items)
-    rows = [item_parameters(item) for item in items]
+    entries = [item_parameters(item) for item in items]
     population = parse_population(document) or {"mean": 0.0, "sd": 1.0}
-    models, a, b, c, u = zip(*rows, strict=True)
-    params = ItemParameters.create(list(models), a, b, c=c, u=u)
+    params = parameters_from_entries(entries)
     try:
         check_item_parameters(params, [f"item {item['id']!r}" for item in items])
     except InvalidParameterError as error:

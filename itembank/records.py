@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 from irtcat.engine import (
     DICHOTOMOUS_MODELS,
-    MODELS,
     InvalidParameterError,
-    ItemParameters,
     check_item_parameters,
 )
+from irtcat.engine.models import category_count, parameters_from_entries
 
 from .errors import DataFormatError
-from .io import BANK_FORMAT, item_parameters
+from .io import bank_items, check_model, item_parameters
 from .schema import ITEM_STATUSES
 
 FRAMEWORK_FORMAT = "irtcat-framework/1"
@@ -208,25 +207,21 @@ def parse_item(item, position):
     item_id = _text(item.get("id"), f"item at position {position}: id", MAX_ID)
     where = f"item {item_id!r}"
     standard = _text(item.get("standard"), f"{where}: standard", MAX_ID)
-    model = item.get("model")
-    if model not in MODELS:
-        raise DataFormatError(f"{where}: unknown model {model!r}; expected one of "
-                              f"{', '.join(MODELS)}")
+    model = check_model(item)
     status = item.get("status", "operational")
     if status not in ITEM_STATUSES:
         raise DataFormatError(f"{where}: status must be one of {', '.join(ITEM_STATUSES)}, "
                               f"got {status!r}")
     parameters, n_categories = None, None
     if any(name in item for name in PARAMETER_KEYS):
-        model_, a, b, c, u = item_parameters(item)
+        entry = item_parameters(item)
         try:
-            check_item_parameters(ItemParameters.create([model_], [a], [b], c=[c], u=[u]),
-                                  [where])
+            check_item_parameters(parameters_from_entries([entry]), [where])
         except InvalidParameterError as error:
             raise DataFormatError(str(error)) from None
         parameters = {name: item[name] for name in (*PARAMETER_KEYS, *STATISTIC_KEYS)
                       if name in item}
-        n_categories = 2 if model in DICHOTOMOUS_MODELS else len(b) + 1
+        n_categories = category_count(model, b=entry["b"])
     elif any(name in item for name in STATISTIC_KEYS):
         raise DataFormatError(f"{where}: standard errors or fit without parameters")
     for name in ("se", "slope_intercept", "se_slope_intercept", "fit"):
@@ -246,15 +241,7 @@ def parse_item(item, position):
 
 def parse_items(document):
     """The items of a bank document (or a bare list of item documents), by id."""
-    if isinstance(document, dict):
-        if document.get("format") != BANK_FORMAT:
-            raise DataFormatError(f"format must be {BANK_FORMAT!r}, got "
-                                  f"{document.get('format')!r}")
-        items = document.get("items")
-    else:
-        items = document
-    if not isinstance(items, list) or not items:
-        raise DataFormatError("'items' must be a non-empty list")
+    items = bank_items(document, bare_list=True)
     records = {}
     for position, item in enumerate(items):
         record = parse_item(item, position)

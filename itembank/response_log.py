@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from irtcat.engine import DICHOTOMOUS_MODELS
+from irtcat.engine.models import category_count
 
 from .errors import DataFormatError, NotFoundError
 from .io import ResponseLog
@@ -45,7 +45,7 @@ class ResponseLogRepository:
         with self.database.writing() as session:
             rows = session.execute(select(Item.id, Item.model, Item.key)
                                    .where(Item.id.in_(list(log.item_ids)))).all()
-            known = {item_id: _category_count(model, key) for item_id, model, key in rows}
+            known = {item_id: category_count(model, key=key) for item_id, model, key in rows}
             for position, item_id in enumerate(log.item_ids):
                 if item_id not in known:
                     raise DataFormatError(f"item {item_id!r} is not in the store")
@@ -115,15 +115,6 @@ def _bulk_insert(session, table, rows):
                 copy.write_row([row[name] for name in names])
     except psycopg.errors.IntegrityError as error:
         raise IntegrityError(statement, None, error) from None
-
-
-def _category_count(model, key):
-    """Categories of an item from its model and key (None when no key says)."""
-    if model in DICHOTOMOUS_MODELS:
-        return 2
-    if key and "scores" in key:
-        return max(key["scores"].values()) + 1
-    return None
 
 
 __all__ = ["ResponseLogRepository"]

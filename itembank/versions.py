@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import func, insert, select
 
-from irtcat.engine import ItemParameters
+from irtcat.engine.models import parameter_columns, parameters_from_columns
 
 from .bank import ItemBank
 from .errors import NotFoundError
@@ -159,9 +158,7 @@ class VersionRepository:
             if version is None:
                 raise NotFoundError(f"no bank version {version_id}")
             columns = version.arrays
-        params = ItemParameters.create(
-            columns["model"], columns["a"], np.array(columns["b"], dtype=float),
-            c=columns["c"], u=columns["u"])
+        params = parameters_from_columns(columns)
         items = tuple({"id": item_id, "standard": version.standard_code, "model": model,
                        "status": status} for item_id, model, status in zip(
                            columns["id"], columns["model"], columns["status"], strict=True))
@@ -222,12 +219,7 @@ def version_by_number(session, code, number):
 def _columns(entries):
     """The parameters of `entries` ({item_id: parameters}) as columns, b padded with None."""
     values = list(entries.values())
-    b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in values]
-    width = max(len(row) for row in b)
-    return {"id": list(entries), "model": [p["model"] for p in values],
-            "a": [p.get("a", 1.0) for p in values],
-            "b": [row + [None] * (width - len(row)) for row in b],
-            "c": [p.get("c", 0.0) for p in values], "u": [p.get("u", 1.0) for p in values],
+    return {"id": list(entries), **parameter_columns(values),
             "status": [p["status"] for p in values]}
 
 

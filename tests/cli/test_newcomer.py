@@ -14,10 +14,10 @@ import pytest
 
 from irtcat.api import cli
 from irtcat.api.cli import main
+from irtcat.delivery.cat_config import design_from_config
 from irtcat.engine.names import canonical_method, canonical_model
 from irtcat.itembank import io as bank_io
 from irtcat.itembank import read_bank, read_response_log, read_responses
-from irtcat.delivery.cat_config import design_from_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
