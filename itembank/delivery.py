@@ -1,7 +1,7 @@
 """Delivering tests: API keys, tests, sessions and their answers, scoring.
 
 A session's state is its stored responses plus the item chosen next; any
-worker rebuilds the engine's one-examinee batch from them (`engine.cat`), so a
+worker rebuilds the engine's session from them (`engine.session`), so a
 server killed and restarted resumes every session where it was. An answer is
 applied with a compare-and-set on the session's position inside one short
 transaction, with the (session, item) unique constraint behind it: concurrent
@@ -38,13 +38,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from irtcat.engine import DICHOTOMOUS_MODELS, ItemParameters, estimate_theta
-from irtcat.engine.cat import (
-    BankTables,
-    group_estimates,
-    next_session_item,
-    rebuild_session,
-    record,
-)
+from irtcat.engine.session import BankTables, Session
 
 from .bank import ItemBank
 from .cat_config import design_from_config
@@ -214,7 +208,7 @@ class _Live:
     position: int
     current_item: str
     built: TestBank
-    batch: object                 # the engine's one-examinee CATBatch
+    batch: Session                # the engine's session
     test_id: str
     learner_id: str
     seed: int
@@ -349,7 +343,7 @@ class Delivery:
             listed.append({"id": test_id, "title": test["title"],
                            "standards": [{"code": code, "title": self._standard(code)[0]}
                                          for code in test["standards"]],
-                           "max_items": built.design.max_items})
+                           "max_items": built.design.stopping.max_items})
         return listed
 
     def test_bank(self, test_id, versions, given=()):
@@ -411,11 +405,11 @@ class Delivery:
         config = {**config, "enemies": list(config.get("enemies", [])) + enemy_sets}
         bank = ItemBank(tuple(items), _params_of(entries))
         design = design_from_config(config, bank)
-        groups = dict(design.groups)
+        groups = dict(design.content.groups)
         for code in standards:
-            groups.setdefault(f"standard:{code}",
+            groups.setdefault(("standard", code),
                               np.array([item["standard"] == code for item in items]))
-        lower, upper = (float(v) for v in design.theta_range)
+        lower, upper = (float(v) for v in design.scoring.theta_range)
         if not np.isfinite(upper - lower):
             raise DataFormatError("scoring.quadrature.range is too wide")
         practice = np.array([PRACTICE_TAG in item["tags"] for item in items], dtype=bool)
@@ -425,11 +419,15 @@ class Delivery:
         # A test never gives more items than it may select (which bounds the session's
         # arrays), nor plans pretest slots its pool cannot fill.
         selectable = int((~excluded).sum())
-        open_pretest = int((~excluded[design.pretest_items]).sum())
-        design = replace(design, groups=groups,
-                         max_items=max(1, min(design.max_items, selectable)),
-                         min_items=min(design.min_items, max(1, selectable)),
-                         pretest_count=min(design.pretest_count, open_pretest))
+        open_pretest = int((~excluded[design.pretest.items]).sum())
+        design = replace(design, content=replace(design.content, groups=groups),
+                         stopping=replace(design.stopping,
+                                          max_items=max(1, min(design.stopping.max_items,
+                                                               selectable)),
+                                          min_items=min(design.stopping.min_items,
+                                                        max(1, selectable))),
+                         pretest=replace(design.pretest,
+                                         count=min(design.pretest.count, open_pretest)))
         return TestBank(bank, design, BankTables(bank.params, design), tuple(items), position,
                         excluded)
 
@@ -450,8 +448,8 @@ class Delivery:
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
-        batch = rebuild_session(built.tables, built.design, seed, [], [], built.excluded)
-        first = next_session_item(batch, seed)
+        batch = Session(built.tables, built.design, seed, built.excluded)
+        first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
         session_id = "s_" + secrets.token_hex(10)
@@ -473,7 +471,7 @@ class Delivery:
             _remember(self._tokens, digest(token), TokenGrant(session_id, key_id, expires),
                       CACHED_SESSIONS)
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
-                "max_items": built.design.max_items, "deadline": deadline,
+                "max_items": built.design.stopping.max_items, "deadline": deadline,
                 "token_expires_at": expires,
                 "item": self._item_view(built.items[first]["id"], 1)}
 
@@ -551,7 +549,7 @@ class Delivery:
 
     def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
-                 "max_items": built.design.max_items, "item": item}
+                 "max_items": built.design.stopping.max_items, "item": item}
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
             state["result"] = {name: result[name]
                                for name in ("theta", "se", "standards", "decision")}
@@ -628,8 +626,8 @@ class Delivery:
         """Record the answer in `live`, choose the next item and commit both if the stored
         session is still at `live.position`; the new state, or None if it moved."""
         built, batch = live.built, live.batch
-        record(batch, np.array([0]), np.array([at]), np.array([score]))
-        next_position = next_session_item(batch, live.seed)
+        batch.answer(at, score)
+        next_position = batch.next_item()
         finished = next_position is None
         values = {"position": live.position + (0 if finished else 1),
                   "current_item": None if finished else built.items[next_position]["id"]}
@@ -662,7 +660,7 @@ class Delivery:
     def _keep(self, session_id, live):
         """Keep a session's engine state for its next answer on this worker. Not under
         Sympson-Hetter, whose rejected items are not replayed by a rebuild."""
-        if live.built.design.exposure == "sympson-hetter":
+        if live.built.design.exposure.method == "sympson-hetter":
             return
         with self._lock:
             _remember(self._live, session_id, live, CACHED_SESSIONS)
@@ -679,7 +677,7 @@ class Delivery:
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            if len(answers) >= built.design.min_items:
+            if len(answers) >= built.design.stopping.min_items:
                 result = self._result(built, self._rebuild(built, row, answers), row.test_id)
             else:
                 result = self._no_estimate(row.test_id)
@@ -718,31 +716,28 @@ class Delivery:
     def _rebuild(self, built, row, answers):
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
-        return rebuild_session(built.tables, built.design, row.seed, positions, scores,
-                               built.excluded)
+        return Session.replay(built.tables, built.design, row.seed, positions, scores,
+                              built.excluded)
 
     def _result(self, built, batch, test_id):
         standards = self.test(test_id)["standards"]
-        per_group = group_estimates(batch, [f"standard:{code}" for code in standards])
+        groups = built.design.content.groups
+        result = batch.result({code: groups[("standard", code)] for code in standards})
         out = []
         for code in standards:
-            theta, se = per_group[f"standard:{code}"]
-            if batch.group_counts[f"standard:{code}"][0] == 0:     # nothing answered here
+            theta, se = result.groups[code].theta, result.groups[code].se
+            if result.groups[code].answers == 0:                # nothing answered here
                 out.append({"code": code, "title": self._standard(code)[0],
                             "theta": None, "se": None, "level": None})
                 continue
             out.append({"code": code, "title": self._standard(code)[0],
-                        "theta": _finite(float(theta[0])),
-                        "se": _finite(float(se[0])),
-                        "level": _level(self._standard(code)[1], float(theta[0]))})
-        rule = built.design.classification
+                        "theta": _finite(theta), "se": _finite(se),
+                        "level": _level(self._standard(code)[1], theta)})
+        rule = built.design.stopping.classification
         decision = None
-        if rule is not None:
-            # undecided (a session finished early) takes the side of theta, as the engine does
-            side = batch.decision[0] if batch.decision[0] != 0 else \
-                (1 if batch.theta[0] >= rule.cut else -1)
-            decision = {"cut": rule.cut, "pass": bool(side == 1), "method": rule.method}
-        return {"theta": _finite(float(batch.theta[0])), "se": _finite(float(batch.se[0])),
+        if rule is not None and result.decision != 0:   # none without a scored answer
+            decision = {"cut": rule.cut, "pass": result.decision == 1, "method": rule.method}
+        return {"theta": _finite(result.theta), "se": _finite(result.se),
                 "standards": out, "decision": decision}
 
     def _score_answer(self, item_id, response, n_categories):
