@@ -19,7 +19,6 @@ the set is closed to the examinee (`close_enemy_sets`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 
 def enemy_matrix(enemies, n_items):
@@ -109,6 +108,8 @@ class ShadowTest:
         """The narrowed `eligible` (r, n_items) given the `criterion` (r, n_items)."""
         if not self.active:
             return eligible
+        from scipy.optimize import Bounds, LinearConstraint, milp  # only shadow tests need it
+
         n_items = batch.tables.n_items
         enemy_rows = list(batch.tables.enemy_matrix)
         matrix = np.array([mask for mask, _, _ in self.rules] + enemy_rows + [np.ones(n_items)])

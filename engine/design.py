@@ -20,12 +20,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCORING_METHODS = ("eap", "map", "ml", "wle")
-SELECTION_METHODS = ("mfi", "kl", "mepv", "astrat", "random")
-EXPOSURE_METHODS = ("none", "randomesque", "sympson-hetter", "item-eligibility")
-CONTENT_METHODS = ("kingsbury-zara", "shadow")
-CLASSIFICATION_METHODS = ("sprt", "ci")
-COMBINE_METHODS = ("any", "all")
+from .ability import ESTIMATORS
+from .content import METHODS
+from .exposure import CONTROLS
+from .selection import CRITERIA
+from .stopping import CLASSIFIERS, COMBINE
+
+# The names each role's registry knows.
+SCORING_METHODS = tuple(ESTIMATORS)
+SELECTION_METHODS = tuple(CRITERIA)
+EXPOSURE_METHODS = tuple(CONTROLS)
+CONTENT_METHODS = tuple(METHODS)
+CLASSIFICATION_METHODS = tuple(CLASSIFIERS)
+COMBINE_METHODS = tuple(COMBINE)
 
 
 def _check(value, options, what):

@@ -18,7 +18,6 @@ evidence either way, and the test gets no decision.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
 
 def _at(nodes, values, x):
@@ -40,6 +39,8 @@ def sprt(rule, nodes, log_weights, log_post, theta, se):
 
 def confidence_interval(rule, nodes, log_weights, log_post, theta, se):
     """(decided (r,) bool, decision (r,) in {1, -1}) of r estimates theta, se (r,)."""
+    from scipy.stats import norm  # imported when used: it takes a while to load
+
     z = norm.ppf(1 - rule.alpha / 2)
     above, below = theta - z * se > rule.cut, theta + z * se < rule.cut
     return above | below, np.where(above, 1, -1)
