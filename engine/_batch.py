@@ -227,13 +227,27 @@ def _decide(batch, rows, check_pool=True):
             rule.classification, batch.decision[ended], batch.theta[ended], length[finished])
 
 
+class _StepStream:
+    """The random stream of one session step: numpy's generator seeded (seed, step), made
+    on the step's first draw (most steps draw nothing: MFI without randomesque)."""
+
+    def __init__(self, seed, step):
+        self.key = [int(seed), int(step)]
+        self.generator = None
+
+    def random(self, size=None):
+        if self.generator is None:
+            self.generator = np.random.default_rng(self.key)
+        return self.generator.random(size)
+
+
 def session_rng(seed, step):
-    """The generator for step `step` of a session seeded `seed`.
+    """The generator for step `step` of a session seeded `seed` (its `random` draws).
 
     Each step draws from its own stream, so a session rebuilt from its log
     makes the same random choices without replaying earlier draws.
     """
-    return np.random.default_rng([int(seed), int(step)])
+    return _StepStream(seed, step)
 
 
 def rebuild_batch(tables, design, seed, items, responses, excluded=None):
