@@ -123,7 +123,7 @@ def given_items(batch, person):
 
 
 def run_loop(batch, answers):
-    """Drive a CATBatch to the end with select_next + record, reading `answers[person, item]`."""
+    """Drive a Batch to the end with select_next + record, reading `answers[person, item]`."""
     while not batch.done.all():
         rows = np.flatnonzero(~batch.done)
         items = select_next(batch, rows)
