@@ -361,9 +361,10 @@ def run_simulate(args):
     import numpy as np
 
     from irtcat.api.report import simulation_details, simulation_report_html
+    from irtcat.api.simulation_report import report as simulation_report
+    from irtcat.api.simulation_report import timed_run
     from irtcat.delivery.cat_config import design_from_config
-    from irtcat.engine.simulate import report as simulation_report
-    from irtcat.engine.simulate import timed_run, tune_sympson_hetter
+    from irtcat.engine.simulate import tune_sympson_hetter
     from irtcat.itembank import (
         DataFormatError,
         align_responses,
@@ -411,16 +412,18 @@ def run_simulate(args):
             true_theta = np.array([lookup[person] for person in person_ids])
         person_ids = person_ids or theta_ids
     if true_theta is None and replay is None:
-        true_theta = rng.normal(design.prior_mean, design.prior_sd, args.examinees)
+        true_theta = rng.normal(design.scoring.prior_mean, design.scoring.prior_sd,
+                                args.examinees)
     if (replay.shape[0] if replay is not None else true_theta.size) == 0:
         raise UsageError("no examinees to simulate: the --theta or --responses file has no rows")
     if person_ids is None:
         person_ids = [f"sim{i + 1}" for i in range(true_theta.size)]
     tuning = None
-    if design.exposure == "sympson-hetter" and design.sympson_hetter is None:
+    if design.exposure.method == "sympson-hetter" and design.exposure.sympson_hetter is None:
         started = time.perf_counter()
         parameters, history = tune_sympson_hetter(bank.params, design, rng)
-        design = dataclasses.replace(design, sympson_hetter=parameters)
+        design = dataclasses.replace(design, exposure=dataclasses.replace(
+            design.exposure, sympson_hetter=parameters))
         tuning = {"rounds": len(history), "max_exposure_by_round": history,
                   "seconds": round(time.perf_counter() - started, 3)}
         if args.save_design:

@@ -163,13 +163,14 @@ def calibrate(database_url, run_id, upload, request_id=None):
 
 def simulate(database_url, test_id, examinees, seed):
     """The simulation report (FORMATS.md) of `test_id` on its current banks."""
-    from irtcat.engine.simulate import report, timed_run
+    from .simulation_report import report, timed_run
 
     store, delivery = _store_of(database_url)
     test = delivery.test(test_id)
     built = delivery.test_bank(test_id, store.current_version_ids(test["standards"]))
     rng = np.random.default_rng(seed)
-    true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, examinees)
+    true_theta = rng.normal(built.design.scoring.prior_mean, built.design.scoring.prior_sd,
+                            examinees)
     batches, seconds = timed_run(built.bank.params, built.design, rng, true_theta=true_theta)
     return report(batches, built.design, seconds, true_theta=true_theta, seed=seed)
 

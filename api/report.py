@@ -37,9 +37,10 @@ from irtcat.engine import (
     information,
     test_information,
 )
-from irtcat.engine.simulate import report_details
 from irtcat.itembank import DataFormatError, bank_from_document
 from irtcat.itembank.io import check_item_ids
+
+from .simulation_report import report_details
 
 THETA = np.linspace(-4.0, 4.0, 161)
 """The theta grid of every curve: [-4, 4] in steps of 0.05."""
@@ -628,7 +629,7 @@ def simulation_details(batches, design, item_ids, *, true_theta=None):
 
     Parameters
     ----------
-    batches : list of CATBatch from `engine.simulate.run_cat` / `timed_run`
+    batches : list of CATResults from `engine.simulate.run_cat` / `timed_run`
     design : CATDesign of the run
     item_ids : list of str, the bank's item ids in bank order
     true_theta : ndarray of shape (n,), optional
@@ -646,13 +647,14 @@ def simulation_details(batches, design, item_ids, *, true_theta=None):
                "lengths": [int(v) for v in numbers["lengths"]],
                "theta": [float(v) for v in numbers["theta"]],
                "se": [float(v) for v in numbers["se"]],
-               "exposure_method": design.exposure, "exposure_target": design.exposure_target,
-               "min_items": design.min_items, "max_items": design.max_items}
+               "exposure_method": design.exposure.method,
+               "exposure_target": design.exposure.target,
+               "min_items": design.stopping.min_items, "max_items": design.stopping.max_items}
     if "true_theta" in numbers:
         details["true_theta"] = [float(v) for v in numbers["true_theta"]]
     if "classification_by_theta" in numbers:
         details["classification_by_theta"] = numbers["classification_by_theta"]
-        details["cut"] = design.classification.cut
+        details["cut"] = design.stopping.classification.cut
     return details
 
 

@@ -13,30 +13,35 @@ from dataclasses import replace
 import numpy as np
 
 from irtcat.engine import ItemParameters
-from irtcat.engine.cat import (
-    BankTables,
-    CATBatch,
+from irtcat.engine.design import (
     CATDesign,
     Classification,
+    Content,
     ContentRule,
-    record,
-    select_next,
+    Exposure,
+    Scoring,
+    Selection,
+    Stopping,
 )
-from irtcat.engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
+from irtcat.engine.session import BankTables, Session
+from irtcat.engine.simulate import run_cat, simulate_responses, tune_sympson_hetter
 
 from .peers import run_peer
 
 N_ITEMS, N_SIMULEES = 300, 3000
+FIXED_20 = Stopping(min_items=20, max_items=20, se=None)
+RANDOM = Selection(method="random")
+ML = Scoring(method="ml")
 DESIGNS = {
-    "MFI + EAP, 20 items": CATDesign(min_items=20, max_items=20, se=None),
-    "random, 20 items": CATDesign(selection="random", min_items=20, max_items=20, se=None),
-    "MFI + EAP, SE < 0.30 (5 to 40 items)": CATDesign(min_items=5, max_items=40, se=0.3),
+    "MFI + EAP, 20 items": CATDesign(stopping=FIXED_20),
+    "random, 20 items": CATDesign(selection=RANDOM, stopping=FIXED_20),
+    "MFI + EAP, SE < 0.30 (5 to 40 items)": CATDesign(
+        stopping=Stopping(min_items=5, max_items=40, se=0.3)),
 }
 # catsim scores by maximum likelihood: the same designs scored by ML on our side too.
 ML_DESIGNS = {
-    "MFI + ML, 20 items": CATDesign(scoring="ml", min_items=20, max_items=20, se=None),
-    "random + ML, 20 items": CATDesign(selection="random", scoring="ml", min_items=20,
-                                       max_items=20, se=None),
+    "MFI + ML, 20 items": CATDesign(scoring=ML, stopping=FIXED_20),
+    "random + ML, 20 items": CATDesign(selection=RANDOM, scoring=ML, stopping=FIXED_20),
 }
 
 _CATSIM = """
@@ -71,9 +76,28 @@ def _bank(seed, sd_a=0.25):
 
 
 def _simulate(params, design, theta, seed=7):
+    """The figures of a simulation (those of the simulation report these tables print)."""
     started = time.perf_counter()
-    batches = run_cat(params, design, np.random.default_rng(seed), true_theta=theta)
-    return report(batches, design, time.perf_counter() - started, true_theta=theta)
+    results = run_cat(params, design, np.random.default_rng(seed), true_theta=theta)
+    seconds = time.perf_counter() - started
+    estimate, length, decision = (np.concatenate([getattr(part, name) for part in results])
+                                  for name in ("theta", "scored_length", "decision"))
+    given = sum(part.administered.sum(axis=0) for part in results)        # (n_items,)
+    n, mean_length = theta.size, float(length.mean())
+    figures = {"seconds": seconds, "mean_length": mean_length,
+               "rmse": round(float(np.sqrt(np.mean((estimate - theta) ** 2))), 4),
+               "exposure": {"max": round(float(given.max() / n), 4),
+                            "unused_share": round(float(np.mean(given == 0)), 4)},
+               "overlap_rate": round(float(np.sum(given * (given - 1.0)) / (n * (n - 1))
+                                           / mean_length), 4)}
+    rule = design.stopping.classification
+    if rule is not None:
+        right = decision == np.where(theta >= rule.cut, 1, -1)
+        outside = np.abs(theta - rule.cut) >= rule.delta
+        figures["classification"] = {
+            "accuracy": round(float(right.mean()), 4),
+            "accuracy_outside_indifference": round(float(right[outside].mean()), 4)}
+    return figures
 
 
 def accuracy_against_catsim():
@@ -83,8 +107,9 @@ def accuracy_against_catsim():
     for label, design in {**DESIGNS, **ML_DESIGNS}.items():
         ours = _simulate(params, design, theta)
         peer, note = run_peer(_CATSIM, {
-            "items": items, "theta": theta, "random": np.array([design.selection == "random"]),
-            "se": np.array([design.se or 0.0])})
+            "items": items, "theta": theta,
+            "random": np.array([design.selection.method == "random"]),
+            "se": np.array([design.stopping.se or 0.0])})
         if peer:
             peer_text = (f"{peer['rmse']:.3f}", f"{peer['mean_length']:.1f}",
                          f"{peer['seconds']:.1f} s", f"{peer['seconds'] / ours['seconds']:.0f}x")
@@ -114,19 +139,18 @@ def exposure():
     rows = []
     for label, sd_a in (("a ~ lognormal(0, 0.25)", 0.25), ("a = 1 for every item", 0.0)):
         params, theta = _bank(0, sd_a)
-        base = CATDesign(min_items=20, max_items=20, se=None, exposure_target=0.2)
+        base = CATDesign(stopping=FIXED_20, exposure=Exposure(target=0.2))
         free = _simulate(params, base, theta)
         started = time.perf_counter()
         probability, history = tune_sympson_hetter(params, base, np.random.default_rng(3))
         tuning = time.perf_counter() - started
-        controlled = _simulate(params, replace(base, exposure="sympson-hetter",
-                                               sympson_hetter=probability), theta)
-        eligibility = _simulate(params, replace(base, exposure="item-eligibility"), theta)
-        progressive = replace(base, progressive=True)
+        controlled = _simulate(params, _exposure(base, "sympson-hetter", probability), theta)
+        eligibility = _simulate(params, _exposure(base, "item-eligibility"), theta)
+        progressive = replace(base, selection=Selection(progressive=True))
         k_progressive, rounds = tune_sympson_hetter(params, progressive,
                                                     np.random.default_rng(3))
-        blended = _simulate(params, replace(progressive, exposure="sympson-hetter",
-                                            sympson_hetter=k_progressive), theta)
+        blended = _simulate(params, _exposure(progressive, "sympson-hetter", k_progressive),
+                            theta)
         for name, result in (("MFI, no control", free),
                              (f"Sympson-Hetter 0.20 (tuned in {len(history)} rounds, "
                               f"{tuning:.0f} s)", controlled),
@@ -140,6 +164,12 @@ def exposure():
     return "Exposure control, 300-item bank, 20-item tests, 3,000 simulees", header, rows
 
 
+def _exposure(design, method, sympson_hetter=None):
+    """`design` under the exposure control `method` at the same target."""
+    return replace(design, exposure=replace(design.exposure, method=method,
+                                            sympson_hetter=sympson_hetter))
+
+
 def content_and_classification():
     rng = np.random.default_rng(11)
     n_items = 1000
@@ -147,8 +177,9 @@ def content_and_classification():
                                                                                   n_items))
     standard = rng.integers(0, 5, n_items)
     groups = {f"S{g}": standard == g for g in range(5)}
-    design = CATDesign(min_items=30, max_items=30, se=None, groups=groups,
-                       content=tuple(ContentRule(f"S{g}", 4, 8) for g in range(5)))
+    design = CATDesign(stopping=Stopping(min_items=30, max_items=30, se=None),
+                       content=Content(groups=groups, rules=tuple(ContentRule(f"S{g}", 4, 8)
+                                                                  for g in range(5))))
     theta = rng.normal(size=10_000)
     started = time.perf_counter()
     batches = run_cat(params, design, np.random.default_rng(5), true_theta=theta)
@@ -158,7 +189,8 @@ def content_and_classification():
     rows = [("10,000 simulees x 30 items, 1,000-item bank, 5 standards each 4 to 8 items",
              f"{seconds:.1f} s", f"{violations} tests outside a min/max")]
     params300, theta300 = _bank(2026)
-    sprt = CATDesign(min_items=5, max_items=40, se=None, classification=Classification(0.5))
+    sprt = CATDesign(stopping=Stopping(min_items=5, max_items=40, se=None,
+                                       classification=Classification(0.5)))
     result = _simulate(params300, sprt, theta300)
     rows.append(("SPRT at cut 0.5, delta 0.3, alpha = beta = 0.05, 300 items",
                  f"{result['seconds']:.2f} s",
@@ -174,7 +206,7 @@ def single_session_steps():
     n_items = 10_000
     params = ItemParameters.create("2pl", rng.lognormal(0, .25, n_items), rng.normal(0, 1,
                                                                                    n_items))
-    design = CATDesign(min_items=30, max_items=30, se=None)
+    design = CATDesign(stopping=Stopping(min_items=30, max_items=30, se=None))
     started = time.perf_counter()
     tables = BankTables(params, design)
     setup = time.perf_counter() - started
@@ -204,22 +236,24 @@ def _shadow_steps(n_sessions=40):
     groups["tag"] = rng.random(N_ITEMS) < 0.3
     rules = tuple(ContentRule(f"S{g}", 3, 5) for g in range(5)) + (ContentRule("tag", 2, 6),)
     enemies = tuple(np.array(e) for e in rng.choice(N_ITEMS, (4, 3), replace=False))
-    design = CATDesign(min_items=20, max_items=20, se=None, groups=groups, content=rules,
-                       content_rule="shadow", enemies=enemies)
+    design = CATDesign(stopping=FIXED_20, content=Content(rules=rules, groups=groups,
+                                                          method="shadow", enemies=enemies))
     answers = simulate_responses(rng.normal(size=n_sessions), params, rng)
     return _step_seconds(BankTables(params, design), design, answers) * 1e3
 
 
 def _step_seconds(tables, design, answers):
-    """Seconds per step of one-examinee sessions answering from `answers` (n, n_items)."""
+    """Seconds per step (the next item, then its answer recorded) of one-examinee sessions
+    answering from `answers` (n, n_items)."""
     times = []
     for person in range(answers.shape[0]):
-        batch = CATBatch(tables, design, 1, np.random.default_rng(person))
-        while not batch.done[0]:
+        session = Session(tables, design, seed=person)
+        while True:
             started = time.perf_counter()
-            rows = np.flatnonzero(~batch.done)
-            item = select_next(batch, rows)
-            record(batch, rows, item, answers[person, item])
+            item = session.next_item()
+            if item is None:
+                break
+            session.answer(item, answers[person, item])
             times.append(time.perf_counter() - started)
     return np.array(times)
 

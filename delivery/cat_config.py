@@ -1,6 +1,9 @@
 """The CAT configuration JSON of spec/FORMATS.md, read into an engine `CATDesign`.
 
-Standards and tags become named item masks; item ids become positions.
+Each section of the configuration becomes the settings of one role of the
+engine (`Scoring`, `Selection`, `Exposure`, `Content`, `Stopping`, `Pretest`).
+Standards and tags become content groups: item masks keyed ``("standard", code)``
+and ``("tag", tag)``; item ids become positions.
 Every key is optional (the defaults are FORMATS.md's); an unknown key or a
 value out of range is a `DataFormatError` naming it.
 """
@@ -9,13 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtcat.engine.cat import (
+from irtcat.engine.design import (
+    CLASSIFICATION_METHODS,
+    COMBINE_METHODS,
+    CONTENT_METHODS,
     EXPOSURE_METHODS,
     SCORING_METHODS,
     SELECTION_METHODS,
     CATDesign,
     Classification,
+    Content,
     ContentRule,
+    Exposure,
+    Pretest,
+    Scoring,
+    Selection,
+    Stopping,
 )
 from irtcat.engine.names import canonical_method
 from irtcat.itembank.errors import DataFormatError
@@ -115,14 +127,14 @@ def design_from_config(config, bank):
         if ("standard" in rule) == ("tag" in rule):
             raise DataFormatError(f"content[{index}] names one standard or one tag")
         if "standard" in rule:
-            name = f"standard:{rule['standard']}"
+            name = ("standard", rule["standard"])
             mask = np.array([code == rule["standard"] for code in bank.standard_codes])
         else:
-            name = f"tag:{rule['tag']}"
+            name = ("tag", rule["tag"])
             mask = np.array([rule["tag"] in item.get("tags", []) for item in bank.items])
         if not mask.any():
             raise DataFormatError(f"content[{index}]: no item of the bank has "
-                                  f"{name.replace(':', ' ')!r}")
+                                  f"{' '.join(name)!r}")
         low = _number(rule.get("min", 0), f"content[{index}].min", 0, None, True)
         high = rule.get("max")
         high = None if high is None else _number(high, f"content[{index}].max", low, None, True)
@@ -160,38 +172,45 @@ def design_from_config(config, bank):
         rule = Classification(
             cut=_number(classification["cut"], "stop.classification.cut"),
             method=_choice(classification.get("method", "sprt"), "stop.classification.method",
-                           ("sprt", "ci")),
+                           CLASSIFICATION_METHODS),
             delta=_number(classification.get("delta", 0.3), "stop.classification.delta", 0),
             alpha=_probability(classification.get("alpha", 0.05), "stop.classification.alpha"),
             beta=_probability(classification.get("beta", 0.05), "stop.classification.beta"))
     se = stop.get("se", 0.3)
     delta_theta = stop.get("delta_theta")
-    return CATDesign(
-        start_theta=_number(start.get("theta", 0.0), "start.theta"),
-        scoring=_choice(canonical_method(scoring.get("method", "eap"), SCORING_METHODS, False),
-                        "scoring.method", SCORING_METHODS),
+    start_theta = _number(start.get("theta", 0.0), "start.theta")
+    scoring_settings = Scoring(
+        method=_choice(canonical_method(scoring.get("method", "eap"), SCORING_METHODS, False),
+                       "scoring.method", SCORING_METHODS),
         prior_mean=_number(prior.get("mean", bank.population["mean"]), "scoring.prior.mean"),
         prior_sd=_number(prior.get("sd", bank.population["sd"]), "scoring.prior.sd", 1e-6),
         n_nodes=_number(quadrature.get("nodes", 121), "scoring.quadrature.nodes", 5, 2001, True),
-        theta_range=(lower, upper),
-        selection=_choice(selection.get("method", "mfi"), "selection.method", SELECTION_METHODS),
+        theta_range=(lower, upper), start_theta=start_theta)
+    selection_settings = Selection(
+        method=_choice(selection.get("method", "mfi"), "selection.method", SELECTION_METHODS),
         randomesque=_number(selection.get("randomesque", 1), "selection.randomesque", 1, None,
                             True),
         strata=_number(selection.get("strata", 4), "selection.strata", 1, None, True),
-        progressive=_flag(selection.get("progressive", False), "selection.progressive"),
-        exposure=_choice(exposure.get("method", "none"), "exposure.method", EXPOSURE_METHODS),
-        exposure_target=_number(exposure.get("target", 0.25), "exposure.target", 0, 1),
-        exposure_k=_number(exposure.get("k", 5), "exposure.k", 1, None, True),
-        sympson_hetter=sympson_hetter,
-        groups=groups, content=tuple(content),
-        content_rule=_choice(top.get("content_method", "kingsbury-zara"), "content_method",
-                             ("kingsbury-zara", "shadow")),
-        enemies=enemies,
+        progressive=_flag(selection.get("progressive", False), "selection.progressive"))
+    exposure_settings = Exposure(
+        method=_choice(exposure.get("method", "none"), "exposure.method", EXPOSURE_METHODS),
+        target=_number(exposure.get("target", 0.25), "exposure.target", 0, 1),
+        k=_number(exposure.get("k", 5), "exposure.k", 1, None, True),
+        sympson_hetter=sympson_hetter)
+    content_settings = Content(
+        rules=tuple(content), groups=groups, enemies=enemies,
+        method=_choice(top.get("content_method", "kingsbury-zara"), "content_method",
+                       CONTENT_METHODS))
+    stopping = Stopping(
         min_items=min_items, max_items=max_items,
         se=None if se is None else _number(se, "stop.se", 0),
         delta_theta=None if delta_theta is None else _number(delta_theta, "stop.delta_theta", 0),
         classification=rule,
-        combine=_choice(stop.get("combine", "any"), "stop.combine", ("any", "all")),
-        pretest_items=pretest_items,
-        pretest_count=_number(pretest.get("count", 0), "pretest.count", 0, None, True),
+        combine=_choice(stop.get("combine", "any"), "stop.combine", COMBINE_METHODS))
+    pretest_settings = Pretest(
+        items=pretest_items,
+        count=_number(pretest.get("count", 0), "pretest.count", 0, None, True),
         operational=operational)
+    return CATDesign(scoring=scoring_settings, selection=selection_settings,
+                     exposure=exposure_settings, content=content_settings, stopping=stopping,
+                     pretest=pretest_settings)

@@ -9,32 +9,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtcat.engine.cat import group_estimates
 
-
-def session_result(batch, design, standards, catalog):
+def session_result(session, design, standards, catalog):
     """``{"theta", "se", "standards": [{"code", "title", "theta", "se", "level"}],
-    "decision"}`` of the engine's one-examinee `batch` under `design`; `standards`: the
-    test's codes; `catalog`: a `caches.Catalog` (titles and levels)."""
-    per_group = group_estimates(batch, [f"standard:{code}" for code in standards])
+    "decision"}`` of the engine's `session` (an `engine.session.Session`) under `design`;
+    `standards`: the test's codes; `catalog`: a `caches.Catalog` (titles and levels)."""
+    groups = design.content.groups
+    result = session.result({code: groups[("standard", code)] for code in standards})
     out = []
     for code in standards:
-        theta, se = per_group[f"standard:{code}"]
+        estimate = result.groups[code]
         title, levels = catalog.standard(code)
-        if batch.group_counts[f"standard:{code}"][0] == 0:     # nothing answered here
+        if estimate.answers == 0:                               # nothing answered here
             out.append({"code": code, "title": title, "theta": None, "se": None,
                         "level": None})
             continue
-        out.append({"code": code, "title": title, "theta": finite(float(theta[0])),
-                    "se": finite(float(se[0])), "level": level_of(levels, float(theta[0]))})
-    rule = design.classification
+        out.append({"code": code, "title": title, "theta": finite(estimate.theta),
+                    "se": finite(estimate.se), "level": level_of(levels, estimate.theta)})
+    rule = design.stopping.classification
     decision = None
-    if rule is not None:
-        # undecided (a session finished early) takes the side of theta, as the engine does
-        side = batch.decision[0] if batch.decision[0] != 0 else \
-            (1 if batch.theta[0] >= rule.cut else -1)
-        decision = {"cut": rule.cut, "pass": bool(side == 1), "method": rule.method}
-    return {"theta": finite(float(batch.theta[0])), "se": finite(float(batch.se[0])),
+    if rule is not None and result.decision != 0:   # none without a scored answer
+        decision = {"cut": rule.cut, "pass": result.decision == 1, "method": rule.method}
+    return {"theta": finite(result.theta), "se": finite(result.se),
             "standards": out, "decision": decision}
 
 

@@ -1,7 +1,7 @@
 """Delivering tests: sessions and their answers, on top of test definitions.
 
 A session's state is its stored responses plus the item chosen next; any
-worker rebuilds the engine's one-examinee batch from them (`engine.cat`), so a
+worker rebuilds the engine's session from them (`engine.session`), so a
 server killed and restarted resumes every session where it was. An answer is
 applied with a compare-and-set on the session's position inside one short
 transaction, with the (session, item) unique constraint behind it
@@ -26,10 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import numpy as np
-
-from irtcat.engine.cat import next_session_item, rebuild_session, record
 from irtcat.engine.models import category_count
+from irtcat.engine.session import Session
 from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.schema import utc_now
 from irtcat.itembank.sessions import (
@@ -67,7 +65,7 @@ class _Live:
     position: int
     current_item: str
     built: TestBank
-    batch: object                 # the engine's one-examinee CATBatch
+    batch: Session                # the engine's session
     test_id: str
     learner_id: str
     seed: int
@@ -108,8 +106,8 @@ class Delivery(Definitions):
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
-        batch = rebuild_session(built.tables, built.design, seed, [], [], built.excluded)
-        first = next_session_item(batch, seed)
+        batch = Session(built.tables, built.design, seed, built.excluded)
+        first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
         session_id = "s_" + secrets.token_hex(10)
@@ -127,7 +125,7 @@ class Delivery(Definitions):
                                      learner_id, seed, deadline))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
-                "max_items": built.design.max_items, "deadline": deadline,
+                "max_items": built.design.stopping.max_items, "deadline": deadline,
                 "token_expires_at": expires,
                 "item": self.catalog.item_view(built.items[first]["id"], 1)}
 
@@ -162,7 +160,7 @@ class Delivery(Definitions):
 
     def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
-                 "max_items": built.design.max_items, "item": item}
+                 "max_items": built.design.stopping.max_items, "item": item}
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
             state["result"] = {name: result[name]
                                for name in ("theta", "se", "standards", "decision")}
@@ -235,8 +233,8 @@ class Delivery(Definitions):
         """Record the answer in `live`, choose the next item and commit both if the stored
         session is still at `live.position`; the new state, or None if it moved."""
         built, batch = live.built, live.batch
-        record(batch, np.array([0]), np.array([at]), np.array([score]))
-        next_position = next_session_item(batch, live.seed)
+        batch.answer(at, score)
+        next_position = batch.next_item()
         finished = next_position is None
         values = {"position": live.position + (0 if finished else 1),
                   "current_item": None if finished else built.items[next_position]["id"]}
@@ -263,7 +261,7 @@ class Delivery(Definitions):
     def _keep(self, session_id, live):
         """Keep a session's engine state for its next answer on this worker. Not under
         Sympson-Hetter, whose rejected items are not replayed by a rebuild."""
-        if live.built.design.exposure == "sympson-hetter":
+        if live.built.design.exposure.method == "sympson-hetter":
             return
         with self._lock:
             remember(self._live, session_id, live, CACHED_SESSIONS)
@@ -280,7 +278,7 @@ class Delivery(Definitions):
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            if len(answers) >= built.design.min_items:
+            if len(answers) >= built.design.stopping.min_items:
                 result = self._result(built, self._rebuild(built, row, answers), row.test_id)
             else:
                 result = self._no_estimate(row.test_id)
@@ -313,8 +311,8 @@ class Delivery(Definitions):
     def _rebuild(self, built, row, answers):
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
-        return rebuild_session(built.tables, built.design, row.seed, positions, scores,
-                               built.excluded)
+        return Session.replay(built.tables, built.design, row.seed, positions, scores,
+                              built.excluded)
 
     def _result(self, built, batch, test_id):
         return session_result(batch, built.design, self.test(test_id)["standards"],

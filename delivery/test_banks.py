@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from irtcat.engine import DICHOTOMOUS_MODELS
-from irtcat.engine.cat import BankTables
 from irtcat.engine.models import category_count, parameters_from_entries
+from irtcat.engine.session import BankTables
 from irtcat.itembank.bank import ItemBank
 from irtcat.itembank.errors import DataFormatError
 
@@ -87,11 +87,11 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
     config = {**config, "enemies": list(config.get("enemies", [])) + enemy_sets}
     bank = ItemBank(tuple(items), parameters_from_entries(entries))
     design = design_from_config(config, bank)
-    groups = dict(design.groups)
+    groups = dict(design.content.groups)
     for code in standards:
-        groups.setdefault(f"standard:{code}",
+        groups.setdefault(("standard", code),
                           np.array([item["standard"] == code for item in items]))
-    lower, upper = (float(v) for v in design.theta_range)
+    lower, upper = (float(v) for v in design.scoring.theta_range)
     if not np.isfinite(upper - lower):
         raise DataFormatError("scoring.quadrature.range is too wide")
     practice = np.array([PRACTICE_TAG in item["tags"] for item in items], dtype=bool)
@@ -101,11 +101,15 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
     # A test never gives more items than it may select (which bounds the session's
     # arrays), nor plans pretest slots its pool cannot fill.
     selectable = int((~excluded).sum())
-    open_pretest = int((~excluded[design.pretest_items]).sum())
-    design = replace(design, groups=groups,
-                     max_items=max(1, min(design.max_items, selectable)),
-                     min_items=min(design.min_items, max(1, selectable)),
-                     pretest_count=min(design.pretest_count, open_pretest))
+    open_pretest = int((~excluded[design.pretest.items]).sum())
+    design = replace(design, content=replace(design.content, groups=groups),
+                     stopping=replace(design.stopping,
+                                      max_items=max(1, min(design.stopping.max_items,
+                                                           selectable)),
+                                      min_items=min(design.stopping.min_items,
+                                                    max(1, selectable))),
+                     pretest=replace(design.pretest,
+                                     count=min(design.pretest.count, open_pretest)))
     return TestBank(bank, design, BankTables(bank.params, design), tuple(items), position,
                     excluded)
 

@@ -1,5 +1,11 @@
 """IRT numerics: response models, ability estimation, quadrature.
 
+Adaptive testing lives in its own modules, imported by those who use them:
+`engine.design` (a test design, one settings object per role), the roles
+`engine.selection`, `engine.exposure`, `engine.content`, `engine.stopping` and
+`engine.ability` (the scoring state), `engine.session` (one examinee's test) and
+`engine.simulate` (simulation studies).
+
 Imports numpy and scipy only, none of the other irtcat packages.
 """
 

@@ -1,5 +1,6 @@
-"""Tests of the adaptive-testing engine: engine.cat, engine.simulate and the
-CAT configuration parser (itembank.cat_config).
+"""Tests of the adaptive-testing engine: its roles (engine.selection, exposure, content,
+stopping, ability), its batch (engine._batch), engine.simulate and the CAT configuration
+parser (itembank.cat_config).
 
 Where an expected value comes from is said next to it: a closed form, the
 truth of a simulation (the true thetas we drew, the answers we fixed), the
@@ -15,23 +16,59 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from irtcat.api.simulation_report import report
 from irtcat.delivery.cat_config import design_from_config
-from irtcat.engine.cat import (
+from irtcat.engine._batch import (
     BankTables,
-    CATBatch,
-    CATDesign,
-    Classification,
-    ContentRule,
-    next_session_item,
-    rebuild_session,
+    Batch,
+    next_batch_item,
+    rebuild_batch,
     record,
     select_next,
     session_rng,
 )
+from irtcat.engine.design import CATDesign, Classification, ContentRule
 from irtcat.engine.estimation import estimate_eap, estimate_theta
 from irtcat.engine.models import ItemParameters
-from irtcat.engine.simulate import report, run_cat, simulate_responses, tune_sympson_hetter
+from irtcat.engine.simulate import run_cat, simulate_responses, tune_sympson_hetter
 from irtcat.itembank import DataFormatError, bank_from_document
+
+# --- designs ------------------------------------------------------------------------
+# A design is written here as the settings it changes, each named once (the role it
+# belongs to is looked up in ROLE_OF): `flat_design(max_items=20, selection="kl")`.
+
+ROLE_OF = {
+    "start_theta": ("scoring", "start_theta"), "scoring": ("scoring", "method"),
+    "prior_mean": ("scoring", "prior_mean"), "prior_sd": ("scoring", "prior_sd"),
+    "n_nodes": ("scoring", "n_nodes"), "theta_range": ("scoring", "theta_range"),
+    "selection": ("selection", "method"), "randomesque": ("selection", "randomesque"),
+    "progressive": ("selection", "progressive"), "strata": ("selection", "strata"),
+    "exposure": ("exposure", "method"), "exposure_target": ("exposure", "target"),
+    "exposure_k": ("exposure", "k"), "sympson_hetter": ("exposure", "sympson_hetter"),
+    "groups": ("content", "groups"), "content": ("content", "rules"),
+    "content_rule": ("content", "method"), "enemies": ("content", "enemies"),
+    "min_items": ("stopping", "min_items"), "max_items": ("stopping", "max_items"),
+    "se": ("stopping", "se"), "delta_theta": ("stopping", "delta_theta"),
+    "classification": ("stopping", "classification"), "combine": ("stopping", "combine"),
+    "pretest_items": ("pretest", "items"), "pretest_count": ("pretest", "count"),
+    "operational": ("pretest", "operational"),
+}
+
+
+def redesign(design, **settings):
+    """`design` with the named settings changed (names of ROLE_OF)."""
+    by_role = {}
+    for name, value in settings.items():
+        role, field = ROLE_OF[name]
+        by_role.setdefault(role, {})[field] = value
+    return replace(design, **{role: replace(getattr(design, role), **fields)
+                              for role, fields in by_role.items()})
+
+
+def flat_design(**settings):
+    """The default CATDesign with the named settings changed."""
+    return redesign(CATDesign(), **settings)
+
 
 # --- banks and populations ------------------------------------------------------------
 # The bank of the issue's acceptance criteria: 300 2PL items, a ~ lognormal(0, 0.25),
@@ -57,7 +94,7 @@ def population():
     return np.random.default_rng(THETA_SEED).normal(0.0, 1.0, N_SIMULEES)
 
 
-FIXED_20 = CATDesign(min_items=20, max_items=20, se=None)
+FIXED_20 = flat_design(min_items=20, max_items=20, se=None)
 
 
 @functools.cache
@@ -65,10 +102,10 @@ def big_run(name):
     """(batches, report) of one of the named designs on the big bank and population."""
     designs = {
         "mfi": FIXED_20,
-        "random": replace(FIXED_20, selection="random"),
-        "kl": replace(FIXED_20, selection="kl"),
-        "mepv": replace(FIXED_20, selection="mepv"),
-        "astrat": replace(FIXED_20, selection="astrat"),
+        "random": redesign(FIXED_20, selection="random"),
+        "kl": redesign(FIXED_20, selection="kl"),
+        "mepv": redesign(FIXED_20, selection="mepv"),
+        "astrat": redesign(FIXED_20, selection="astrat"),
     }
     design = designs[name]
     batches = run_cat(big_bank(), design, np.random.default_rng(RUN_SEED),
@@ -86,7 +123,7 @@ def given_items(batch, person):
 
 
 def run_loop(batch, answers):
-    """Drive a CATBatch to the end with select_next + record, reading `answers[person, item]`."""
+    """Drive a Batch to the end with select_next + record, reading `answers[person, item]`."""
     while not batch.done.all():
         rows = np.flatnonzero(~batch.done)
         items = select_next(batch, rows)
@@ -105,16 +142,16 @@ def small_bank():
 
 
 DETERMINISM_DESIGNS = {
-    "mfi-se-stop": CATDesign(min_items=5, max_items=20, se=0.35),
-    "random": CATDesign(selection="random", min_items=10, max_items=10, se=None),
-    "kl": CATDesign(selection="kl", min_items=10, max_items=10, se=None),
-    "randomesque-5": CATDesign(exposure="randomesque", exposure_k=5, min_items=10,
-                               max_items=10, se=None),
-    "sympson-hetter": CATDesign(exposure="sympson-hetter", min_items=10, max_items=10, se=None,
-                                sympson_hetter=np.linspace(0.2, 1.0, 100)),
-    "item-eligibility": CATDesign(exposure="item-eligibility", exposure_target=0.2,
-                                  min_items=10, max_items=10, se=None),
-    "sprt": CATDesign(min_items=5, max_items=25, se=None, classification=Classification(0.5)),
+    "mfi-se-stop": flat_design(min_items=5, max_items=20, se=0.35),
+    "random": flat_design(selection="random", min_items=10, max_items=10, se=None),
+    "kl": flat_design(selection="kl", min_items=10, max_items=10, se=None),
+    "randomesque-5": flat_design(exposure="randomesque", exposure_k=5, min_items=10,
+                                 max_items=10, se=None),
+    "sympson-hetter": flat_design(exposure="sympson-hetter", min_items=10, max_items=10, se=None,
+                                  sympson_hetter=np.linspace(0.2, 1.0, 100)),
+    "item-eligibility": flat_design(exposure="item-eligibility", exposure_target=0.2,
+                                    min_items=10, max_items=10, se=None),
+    "sprt": flat_design(min_items=5, max_items=25, se=None, classification=Classification(0.5)),
 }
 
 
@@ -136,7 +173,7 @@ def test_same_design_bank_and_seed_give_identical_tests(name):
             assert np.unique(items).size == items.size
 
 
-POST_HOC = CATDesign(n_nodes=33, theta_range=(-4.0, 4.0), min_items=12, max_items=12, se=None)
+POST_HOC = flat_design(n_nodes=33, theta_range=(-4.0, 4.0), min_items=12, max_items=12, se=None)
 
 
 @functools.cache
@@ -193,11 +230,11 @@ def _content_masks(n_items):
 
 
 SINGLE_DESIGNS = {
-    "mfi": CATDesign(min_items=5, max_items=15, se=0.35),
-    "kl": CATDesign(selection="kl", min_items=15, max_items=15, se=None),
-    "mepv": CATDesign(selection="mepv", min_items=15, max_items=15, se=None),
-    "astrat": CATDesign(selection="astrat", min_items=15, max_items=15, se=None),
-    "mfi-content-enemies": CATDesign(
+    "mfi": flat_design(min_items=5, max_items=15, se=0.35),
+    "kl": flat_design(selection="kl", min_items=15, max_items=15, se=None),
+    "mepv": flat_design(selection="mepv", min_items=15, max_items=15, se=None),
+    "astrat": flat_design(selection="astrat", min_items=15, max_items=15, se=None),
+    "mfi-content-enemies": flat_design(
         min_items=15, max_items=15, se=None, groups=_content_masks(100),
         content=(ContentRule("even", 4, 6), ContentRule("odd", 9, None)),
         enemies=(np.array([1, 2, 3]), np.array([10, 20]))),
@@ -212,10 +249,10 @@ def test_single_examinee_gets_the_items_it_gets_in_a_batch(name):
     _, matrix = post_hoc_matrix()
     matrix = matrix[::5]                                 # 40 examinees across the range
     tables = BankTables(small_bank(), design)
-    together = run_loop(CATBatch(tables, design, matrix.shape[0], np.random.default_rng(1)),
+    together = run_loop(Batch(tables, design, matrix.shape[0], np.random.default_rng(1)),
                         matrix)
     for person in range(matrix.shape[0]):
-        alone = run_loop(CATBatch(tables, design, 1, np.random.default_rng(2)),
+        alone = run_loop(Batch(tables, design, 1, np.random.default_rng(2)),
                          matrix[person: person + 1])
         assert_array_equal(given_items(alone, 0), given_items(together, person))
         # theta agrees to rounding only: a posterior mean over 1 row or 40 rows is a
@@ -235,15 +272,15 @@ def test_run_cat_with_one_examinee_matches_the_batch():
 
 
 REBUILD_DESIGNS = {
-    "se-stop": CATDesign(min_items=5, max_items=20, se=0.3),
-    "sprt-content-pretest": CATDesign(
+    "se-stop": flat_design(min_items=5, max_items=20, se=0.3),
+    "sprt-content-pretest": flat_design(
         min_items=8, max_items=25, se=None, classification=Classification(0.4),
         groups=_content_masks(100), content=(ContentRule("even", 4, 12),),
         pretest_items=np.arange(90, 100), pretest_count=3,
         operational=np.arange(100) < 90),
-    "ci-delta": CATDesign(min_items=6, max_items=20, se=None, delta_theta=0.02,
-                          classification=Classification(-0.2, method="ci")),
-    "map": CATDesign(scoring="map", min_items=5, max_items=12, se=0.3),
+    "ci-delta": flat_design(min_items=6, max_items=20, se=None, delta_theta=0.02,
+                            classification=Classification(-0.2, method="ci")),
+    "map": flat_design(scoring="map", min_items=5, max_items=12, se=0.3),
 }
 
 
@@ -256,23 +293,23 @@ def test_a_session_rebuilt_from_its_log_equals_the_one_recorded_answer_by_answer
     tables = BankTables(small_bank(), design)
     answers = np.random.default_rng(31)
     for seed in range(12):
-        kept = CATBatch(tables, design, 1, session_rng(seed, 0))
+        kept = Batch(tables, design, 1, session_rng(seed, 0))
         items, responses = [], []
-        while (item := next_session_item(kept, seed)) is not None:
+        while (item := next_batch_item(kept, seed)) is not None:
             response = int(answers.random() < 0.5 + 0.04 * (seed - 6))
             record(kept, np.array([0]), np.array([item]), np.array([response]))
             items.append(item)
             responses.append(response)
-            rebuilt = rebuild_session(tables, design, seed, items, responses)
+            rebuilt = rebuild_batch(tables, design, seed, items, responses)
             for name_ in ("items", "responses", "scored", "administered", "length",
                           "scored_length", "done", "decision", "seen"):
                 assert_array_equal(getattr(rebuilt, name_), getattr(kept, name_), name_)
             for name_ in ("theta", "se", "previous_theta", "log_post"):
                 assert_allclose(getattr(rebuilt, name_), getattr(kept, name_), rtol=0,
                                 atol=1e-12, err_msg=name_)
-            for group in design.groups:
+            for group in design.content.groups:
                 assert_array_equal(rebuilt.group_counts[group], kept.group_counts[group])
-        assert kept.done[0] and len(items) >= design.min_items
+        assert kept.done[0] and len(items) >= design.stopping.min_items
 
 
 # --- 3. accuracy (simulation truth) ---------------------------------------------------
@@ -290,7 +327,7 @@ def test_mfi_beats_random_selection_by_a_clear_margin():
 def test_se_stop_ends_every_test_at_the_target_or_the_maximum():
     # Expected: the stopping rule itself, per examinee: length == max_items or se < 0.3;
     # and the target is reachable on this bank, so the mean length is below the maximum.
-    design = CATDesign(min_items=5, max_items=40, se=0.3)
+    design = flat_design(min_items=5, max_items=40, se=0.3)
     batches = run_cat(big_bank(), design, np.random.default_rng(RUN_SEED),
                       true_theta=population())
     length, se = joined(batches, "scored_length"), joined(batches, "se")
@@ -314,15 +351,15 @@ def test_delta_theta_and_combined_stopping_rules():
     # maximum ended because theta moved less than delta_theta at its last answer; with
     # combine "all" only when se < 0.4 and the SPRT decided, both together.
     theta = population()[:600]
-    moved = CATDesign(min_items=5, max_items=30, se=None, delta_theta=0.05)
+    moved = flat_design(min_items=5, max_items=30, se=None, delta_theta=0.05)
     batch = run_cat(big_bank(), moved, np.random.default_rng(RUN_SEED), true_theta=theta)[0]
     early = batch.scored_length < 30
     assert early.any() and np.all(batch.scored_length >= 5)
     assert np.all(np.abs(batch.theta - batch.previous_theta)[early] < 0.05)
-    both = CATDesign(min_items=5, max_items=30, se=0.4, combine="all",
-                     classification=Classification(0.5))
-    either = replace(both, combine="any")
-    runs = {d.combine: run_cat(big_bank(), d, np.random.default_rng(RUN_SEED),
+    both = flat_design(min_items=5, max_items=30, se=0.4, combine="all",
+                       classification=Classification(0.5))
+    either = redesign(both, combine="any")
+    runs = {d.stopping.combine: run_cat(big_bank(), d, np.random.default_rng(RUN_SEED),
                                true_theta=theta)[0] for d in (both, either)}
     batch = runs["all"]
     early = batch.scored_length < 30
@@ -345,9 +382,9 @@ def test_other_selection_methods_run_and_beat_random(method):
 # --- 4. classification -----------------------------------------------------------------
 
 def _classify(method):
-    design = CATDesign(min_items=5, max_items=30, se=None,
-                       classification=Classification(0.5, method=method, delta=0.3,
-                                                     alpha=0.05, beta=0.05))
+    design = flat_design(min_items=5, max_items=30, se=None,
+                         classification=Classification(0.5, method=method, delta=0.3,
+                                                       alpha=0.05, beta=0.05))
     batches = run_cat(big_bank(), design, np.random.default_rng(RUN_SEED),
                       true_theta=population())
     return batches, report(batches, design, 0.0, true_theta=population())
@@ -395,7 +432,7 @@ TUNE_SEED, FRESH_SEEDS = 31, (32, 33, 34)
 @functools.cache
 def tuned_sympson_hetter():
     """(design, K, history) tuned at target 0.2 with tune_sympson_hetter's defaults."""
-    design = replace(FIXED_20, exposure="sympson-hetter", exposure_target=0.2)
+    design = redesign(FIXED_20, exposure="sympson-hetter", exposure_target=0.2)
     parameters, history = tune_sympson_hetter(big_bank(), design,
                                               np.random.default_rng(TUNE_SEED))
     return design, parameters, history
@@ -410,7 +447,7 @@ def test_sympson_hetter_meets_the_exposure_criterion():
     design, parameters, history = tuned_sympson_hetter()
     assert parameters.shape == (N_BIG_BANK,)
     assert np.all((parameters > 0) & (parameters <= 1))
-    tuned = replace(design, sympson_hetter=parameters)
+    tuned = redesign(design, sympson_hetter=parameters)
     mfi_rmse = big_run("mfi")[1]["rmse"]
     highest = []
     for seed in FRESH_SEEDS:
@@ -427,7 +464,7 @@ def test_sympson_hetter_lowers_exposure_and_keeps_accuracy():
     # 1.0 and close to the target, fixed length kept, RMSE within 0.06 of MFI.
     design, parameters, history = tuned_sympson_hetter()
     assert history[0] == 1.0                  # round 1 is plain MFI: the first item, always
-    tuned = replace(design, sympson_hetter=parameters)
+    tuned = redesign(design, sympson_hetter=parameters)
     theta = np.random.default_rng(FRESH_SEEDS[0]).normal(0.0, 1.0, N_SIMULEES)
     batches = run_cat(big_bank(), tuned, np.random.default_rng(RUN_SEED), true_theta=theta)
     result = report(batches, tuned, 0.0, true_theta=theta)
@@ -440,7 +477,7 @@ def test_item_eligibility_lowers_the_highest_exposure():
     # Expected: unconstrained MFI gives its best item at theta = 0 to everyone (exposure
     # 1.0, simulation truth); item eligibility at target 0.2 brings the highest to <= 0.3.
     assert big_run("mfi")[1]["exposure"]["max"] == 1.0
-    design = replace(FIXED_20, exposure="item-eligibility", exposure_target=0.2)
+    design = redesign(FIXED_20, exposure="item-eligibility", exposure_target=0.2)
     batches = run_cat(big_bank(), design, np.random.default_rng(RUN_SEED),
                       true_theta=population())
     result = report(batches, design, 0.0, true_theta=population())
@@ -452,7 +489,7 @@ def test_item_eligibility_lowers_the_highest_exposure():
 def test_randomesque_lowers_the_highest_exposure():
     # Expected: with k = 5 the first item is one of 5 (each ~ 1/5 of the time), so no item
     # is given to everyone (simulation truth against MFI's 1.0).
-    design = replace(FIXED_20, exposure="randomesque", exposure_k=5)
+    design = redesign(FIXED_20, exposure="randomesque", exposure_k=5)
     batches = run_cat(big_bank(), design, np.random.default_rng(RUN_SEED),
                       true_theta=population())
     result = report(batches, design, 0.0, true_theta=population())
@@ -471,9 +508,9 @@ def test_content_minimums_and_maximums_hold_in_every_test(rule, n_examinees):
     # MFI gives fewer than 8 of it to many examinees (checked: the rule binds).
     params = make_params(90, 41)
     masks = {"A": np.arange(90) % 3 == 0, "B": np.arange(90) % 3 != 0}
-    free = CATDesign(min_items=20, max_items=20, se=None)
-    design = replace(free, groups=masks, content_rule=rule,
-                     content=(ContentRule("A", 8, 12), ContentRule("B", 8, 12)))
+    free = flat_design(min_items=20, max_items=20, se=None)
+    design = redesign(free, groups=masks, content_rule=rule,
+                      content=(ContentRule("A", 8, 12), ContentRule("B", 8, 12)))
     theta = np.random.default_rng(42).normal(0.0, 1.0, n_examinees)
     unruled = run_cat(params, free, np.random.default_rng(43), true_theta=theta)[0]
     assert np.any(unruled.administered[:, masks["A"]].sum(axis=1) < 8)
@@ -492,7 +529,7 @@ def test_enemy_items_never_share_a_test():
     busiest = np.argsort(-plain.administered.sum(axis=0), kind="stable")[:6]
     sets = (busiest[[0, 2, 4]], busiest[[1, 3, 5]])
     assert all(np.any(plain.administered[:, s].sum(axis=1) >= 2) for s in sets)
-    design = replace(FIXED_20, enemies=sets)
+    design = redesign(FIXED_20, enemies=sets)
     batch = run_cat(small_bank(), design, np.random.default_rng(52), true_theta=theta)[0]
     for enemy_set in sets:
         assert batch.administered[:, enemy_set].sum(axis=1).max() <= 1
@@ -500,18 +537,18 @@ def test_enemy_items_never_share_a_test():
 
 
 def test_excluded_items_are_never_administered():
-    # Expected: CATBatch(excluded=) removes those items for that examinee (items seen in
+    # Expected: Batch(excluded=) removes those items for that examinee (items seen in
     # an earlier session); each examinee here has its own exclusions, among them the
     # items MFI would give first.
-    design = replace(FIXED_20, max_items=15, min_items=15)
+    design = redesign(FIXED_20, max_items=15, min_items=15)
     _, matrix = post_hoc_matrix()
     n = matrix.shape[0]
     tables = BankTables(small_bank(), design)
-    plain = run_loop(CATBatch(tables, design, n, np.random.default_rng(1)), matrix)
+    plain = run_loop(Batch(tables, design, n, np.random.default_rng(1)), matrix)
     excluded = np.random.default_rng(53).random((n, small_bank().n_items)) < 0.3
     excluded[:, plain.items[:, :3]] = True              # the favourite items of everyone
-    batch = run_loop(CATBatch(tables, design, n, np.random.default_rng(1),
-                              excluded=excluded.copy()), matrix)
+    batch = run_loop(Batch(tables, design, n, np.random.default_rng(1),
+                           excluded=excluded.copy()), matrix)
     assert not np.any(batch.administered & excluded)
     assert np.all(batch.scored_length == 15)
     # and run_cat passes exclusions through per examinee, across batches
@@ -616,11 +653,11 @@ def test_pretest_design_built_in_code_without_operational_mask():
     # 3 pretest items per test, 10 scored.
     # The pool: the three items MFI gives most often, so selection meets them.
     params = small_bank()
-    design = CATDesign(min_items=10, max_items=10, se=None)
+    design = flat_design(min_items=10, max_items=10, se=None)
     _, matrix = post_hoc_matrix()
     plain = run_cat(params, design, np.random.default_rng(1), responses=matrix)[0]
     pool = np.argsort(-plain.administered.sum(axis=0), kind="stable")[:3]
-    design = replace(design, pretest_items=pool, pretest_count=3)
+    design = redesign(design, pretest_items=pool, pretest_count=3)
     batch = run_cat(params, design, np.random.default_rng(1), responses=matrix)[0]
     assert_array_equal(np.isin(batch.items, pool).sum(axis=1), 3)
     assert np.all(batch.scored_length == 10)
@@ -632,7 +669,7 @@ def test_report_overlap_and_exposure_match_their_definitions():
     # Expected: brute force over the tiny simulation: overlap = mean over examinee pairs
     # of |T_i & T_j| / L (fixed length L); exposure = counts / n.
     params = make_params(30, 71)
-    design = CATDesign(min_items=5, max_items=5, se=None, exposure="randomesque", exposure_k=3)
+    design = flat_design(min_items=5, max_items=5, se=None, exposure="randomesque", exposure_k=3)
     theta = np.array([-1.5, -0.5, 0.0, 0.2, 0.9, 1.8])
     batches = run_cat(params, design, np.random.default_rng(72), true_theta=theta)
     result = report(batches, design, 1.23456, true_theta=theta, seed=7)
@@ -687,8 +724,8 @@ def test_ml_scoring_uses_eap_until_a_right_and_a_wrong_answer():
     # every answer is right (ML has no finite maximum); after a wrong answer, the ML
     # estimate of the pattern (estimate_theta "ml").
     params = small_bank()
-    design = CATDesign(scoring="ml", min_items=6, max_items=6, se=None)
-    batch = CATBatch(BankTables(params, design), design, 1, np.random.default_rng(0))
+    design = flat_design(scoring="ml", min_items=6, max_items=6, se=None)
+    batch = Batch(BankTables(params, design), design, 1, np.random.default_rng(0))
     pattern = np.full((1, params.n_items), np.nan)
     for answer in (1, 1, 1, 0, 1):
         item = select_next(batch)
@@ -715,12 +752,12 @@ def test_modal_scores_during_a_test_equal_the_estimator_on_the_answers_so_far(me
     # the estimator's bounds, +-6 for ML, must not carry it past them); ML where the
     # pattern has a right and a wrong answer, EAP before.
     params = small_bank()
-    design = CATDesign(scoring=method, min_items=12, max_items=12, se=None, n_nodes=181,
-                       theta_range=theta_range)
+    design = flat_design(scoring=method, min_items=12, max_items=12, se=None, n_nodes=181,
+                         theta_range=theta_range)
     _, matrix = post_hoc_matrix()
     matrix = matrix[:150]
-    batch = CATBatch(BankTables(params, design), design, matrix.shape[0],
-                     np.random.default_rng(3))
+    batch = Batch(BankTables(params, design), design, matrix.shape[0],
+                  np.random.default_rng(3))
     pattern = np.full(matrix.shape, np.nan)
     everyone = np.arange(matrix.shape[0])
     for _ in range(12):
@@ -737,8 +774,8 @@ def test_modal_scores_during_a_test_equal_the_estimator_on_the_answers_so_far(me
 def test_ml_scoring_with_all_answers_wrong_stays_finite():
     # Expected: EAP fallback (closed form on the grid) for an all-wrong pattern.
     params = small_bank()
-    design = CATDesign(scoring="ml", min_items=8, max_items=8, se=None)
-    batch = run_loop(CATBatch(BankTables(params, design), design, 1, np.random.default_rng(0)),
+    design = flat_design(scoring="ml", min_items=8, max_items=8, se=None)
+    batch = run_loop(Batch(BankTables(params, design), design, 1, np.random.default_rng(0)),
                      np.zeros((1, params.n_items), dtype=np.intp))
     pattern = np.full((1, params.n_items), np.nan)
     pattern[0, given_items(batch, 0)] = 0
@@ -761,17 +798,18 @@ def test_config_defaults_match_formats_md():
     # start 0, eap, prior N(0, 1), 121 nodes on [-6, 6], mfi, randomesque 1, exposure none
     # target 0.25, min 5, max 30, se 0.3, no content constraints, no classification.
     design = design_from_config({}, config_bank())
-    assert design.start_theta == 0.0
-    assert design.scoring == "eap"
-    assert (design.prior_mean, design.prior_sd) == (0.0, 1.0)
-    assert design.n_nodes == 121 and tuple(design.theta_range) == (-6.0, 6.0)
-    assert design.selection == "mfi" and design.randomesque == 1
-    assert design.exposure == "none" and design.exposure_target == 0.25
-    assert design.sympson_hetter is None
-    assert (design.min_items, design.max_items, design.se) == (5, 30, 0.3)
-    assert design.content == () and design.enemies == ()
-    assert design.classification is None
-    assert design.pretest_count == 0 and design.pretest_items.size == 0
+    scoring, stop = design.scoring, design.stopping
+    assert scoring.start_theta == 0.0
+    assert scoring.method == "eap"
+    assert (scoring.prior_mean, scoring.prior_sd) == (0.0, 1.0)
+    assert scoring.n_nodes == 121 and tuple(scoring.theta_range) == (-6.0, 6.0)
+    assert design.selection.method == "mfi" and design.selection.randomesque == 1
+    assert design.exposure.method == "none" and design.exposure.target == 0.25
+    assert design.exposure.sympson_hetter is None
+    assert (stop.min_items, stop.max_items, stop.se) == (5, 30, 0.3)
+    assert design.content.rules == () and design.content.enemies == ()
+    assert stop.classification is None
+    assert design.pretest.count == 0 and design.pretest.items.size == 0
 
 
 def test_config_spec_example_is_read():
@@ -788,14 +826,14 @@ def test_config_spec_example_is_read():
                                     "beta": 0.05}},
     }
     design = design_from_config(config, config_bank())
-    assert design.classification == Classification(0.5, "sprt", 0.3, 0.05, 0.05)
-    (rule,) = design.content
+    assert design.stopping.classification == Classification(0.5, "sprt", 0.3, 0.05, 0.05)
+    (rule,) = design.content.rules
     assert (rule.min, rule.max) == (5, 10)
-    assert_array_equal(design.groups[rule.group],
+    assert_array_equal(design.content.groups[rule.group],
                        [code == "AI-ML-01" for code in config_bank().standard_codes])
     # classification defaults: FORMATS.md's values when only the cut is given
     only_cut = design_from_config({"stop": {"classification": {"cut": 1.0}}}, config_bank())
-    assert only_cut.classification == Classification(1.0, "sprt", 0.3, 0.05, 0.05)
+    assert only_cut.stopping.classification == Classification(1.0, "sprt", 0.3, 0.05, 0.05)
 
 
 def test_config_ids_become_positions():
@@ -804,13 +842,14 @@ def test_config_ids_become_positions():
               "content": [{"tag": "calc", "min": 1}],
               "exposure": {"method": "sympson-hetter", "parameters": {"Q2": 0.5}}}
     design = design_from_config(config, config_bank())
-    assert_array_equal(design.enemies[0], [3, 7])
-    assert_array_equal(design.pretest_items, [10, 11]) and design.pretest_count == 2
-    assert not design.operational[[10, 11]].any() and design.operational.sum() == 28
-    assert_array_equal(np.flatnonzero(design.groups["tag:calc"]), [0, 1, 2, 3, 4])
+    assert_array_equal(design.content.enemies[0], [3, 7])
+    assert_array_equal(design.pretest.items, [10, 11]) and design.pretest.count == 2
+    assert not design.pretest.operational[[10, 11]].any()
+    assert design.pretest.operational.sum() == 28
+    assert_array_equal(np.flatnonzero(design.content.groups[("tag", "calc")]), [0, 1, 2, 3, 4])
     expected = np.ones(30)
     expected[2] = 0.5
-    assert_array_equal(design.sympson_hetter, expected)
+    assert_array_equal(design.exposure.sympson_hetter, expected)
 
 
 BAD_CONFIGS = [
@@ -838,16 +877,16 @@ def test_config_errors_name_the_problem(config, message):
 
 def test_multi_standard_report_gives_each_standards_own_estimate():
     # A test covering two standards reports theta per standard from that standard's
-    # answers alone (engine.cat.group_estimates); with half the items each, each
+    # answers alone (engine.ability.group_estimates); with half the items each, each
     # standard's estimate is less precise than the whole test's (posterior SD grows
     # as information shrinks).
     rng = np.random.default_rng(12)
     params = ItemParameters.create("2pl", rng.lognormal(0, .25, 100), rng.normal(0, 1, 100))
-    groups = {"standard:A": np.arange(100) < 50, "standard:B": np.arange(100) >= 50}
-    rules = (ContentRule("standard:A", 10, 10), ContentRule("standard:B", 10, 10))
-    design = CATDesign(min_items=20, max_items=20, se=None, groups=groups, content=rules)
+    groups = {"A": np.arange(100) < 50, "B": np.arange(100) >= 50}
+    rules = (ContentRule("A", 10, 10), ContentRule("B", 10, 10))
+    design = flat_design(min_items=20, max_items=20, se=None, groups=groups, content=rules)
     theta = rng.normal(size=500)
-    batches = run_cat(params, design, np.random.default_rng(1), true_theta=theta)
+    batches = run_cat(params, design, np.random.default_rng(1), true_theta=theta, groups=groups)
     out = report(batches, design, 0.0, true_theta=theta)
     assert set(out["by_standard"]) == {"A", "B"}
     whole_se = float(np.concatenate([b.se for b in batches]).mean())
@@ -864,12 +903,12 @@ def test_progressive_with_sympson_hetter_meets_the_exposure_target():
     rng = np.random.default_rng(0)
     params = ItemParameters.create("2pl", rng.lognormal(0, 0.25, 300), rng.normal(0, 1, 300))
     theta = rng.normal(size=3000)
-    base = CATDesign(min_items=20, max_items=20, se=None, exposure_target=0.2)
+    base = flat_design(min_items=20, max_items=20, se=None, exposure_target=0.2)
     free = report(run_cat(params, base, np.random.default_rng(7), true_theta=theta), base, 0.0,
                   true_theta=theta)
-    progressive = replace(base, progressive=True)
+    progressive = redesign(base, progressive=True)
     k, _ = tune_sympson_hetter(params, progressive, np.random.default_rng(3))
-    design = replace(progressive, exposure="sympson-hetter", sympson_hetter=k)
+    design = redesign(progressive, exposure="sympson-hetter", sympson_hetter=k)
     out = report(run_cat(params, design, np.random.default_rng(7), true_theta=theta), design,
                  0.0, true_theta=theta)
     assert out["exposure"]["max"] <= 0.22
@@ -878,8 +917,9 @@ def test_progressive_with_sympson_hetter_meets_the_exposure_target():
 
 
 def test_config_reads_progressive_selection():
-    assert design_from_config({"selection": {"progressive": True}}, config_bank()).progressive
-    assert not design_from_config({}, config_bank()).progressive
+    assert design_from_config({"selection": {"progressive": True}},
+                              config_bank()).selection.progressive
+    assert not design_from_config({}, config_bank()).selection.progressive
     with pytest.raises(DataFormatError, match="selection.progressive must be true or false"):
         design_from_config({"selection": {"progressive": "yes"}}, config_bank())
 
@@ -889,10 +929,10 @@ def test_an_exhausted_pool_ends_the_test_without_repeating_an_item():
     # ends: no item twice in a test, never both enemies (the enemy-set rule).
     rng = np.random.default_rng(21)
     params = ItemParameters.create("2pl", rng.lognormal(0, .25, 6), rng.normal(0, 1, 6))
-    design = CATDesign(min_items=1, max_items=30, se=0.01, enemies=(np.array([1, 2]),))
+    design = flat_design(min_items=1, max_items=30, se=0.01, enemies=(np.array([1, 2]),))
     for exposure in ("none", "sympson-hetter"):
-        trial = replace(design, exposure=exposure,
-                        sympson_hetter=np.full(6, 0.3) if exposure != "none" else None)
+        trial = redesign(design, exposure=exposure,
+                          sympson_hetter=np.full(6, 0.3) if exposure != "none" else None)
         batches = run_cat(params, trial, np.random.default_rng(3), true_theta=rng.normal(size=50))
         for batch in batches:
             for person in range(batch.n):

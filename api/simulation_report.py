@@ -1,0 +1,133 @@
+"""The simulation report of spec/FORMATS.md, from the results of `engine.simulate.run_cat`.
+
+Used by `irtcat simulate` and by the API's simulations. A test's content groups
+are keyed by the CAT configuration reader: ``("standard", code)`` for a
+standard, ``("tag", tag)`` for a tag. A test covering more than one standard
+reports each standard's own estimate ("by_standard"), from that standard's
+answers alone.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from irtcat.engine.simulate import run_cat
+
+GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def standard_groups(design):
+    """{code: (n_items,) bool mask} of the standards among the design's content groups."""
+    return {key[1]: mask for key, mask in design.content.groups.items()
+            if isinstance(key, tuple) and len(key) == 2 and key[0] == "standard"}
+
+
+def timed_run(params, design, rng, **kwargs):
+    """(results of `run_cat`, seconds), with each standard's estimate when there are several."""
+    standards = standard_groups(design)
+    started = time.perf_counter()
+    results = run_cat(params, design, rng, groups=standards if len(standards) > 1 else None,
+                      **kwargs)
+    return results, time.perf_counter() - started
+
+
+def _joined(results, name):
+    return np.concatenate([getattr(part, name) for part in results])
+
+
+def report(results, design, seconds, *, true_theta=None, seed=None, grid=GRID):
+    """The simulation report of spec/FORMATS.md as a dict.
+
+    results : list of CATResults from `timed_run` (or `run_cat`: "by_standard" holds
+        the groups it was asked for, under their keys, when there are several)
+    """
+    theta = _joined(results, "theta")
+    length = _joined(results, "scored_length")
+    administered = _joined(results, "administered")
+    n = theta.size
+    counts = administered.sum(axis=0)
+    rate = counts / n
+    mean_length = float(length.mean())
+    pairs = n * (n - 1)
+    overlap = float(np.sum(counts * (counts - 1.0)) / pairs / mean_length) if pairs else 0.0
+    out = {"examinees": int(n), "seed": seed, "mean_length": round(mean_length, 3),
+           "exposure": {"max": round(float(rate.max()), 4), "mean": round(float(rate.mean()), 4),
+                        "unused_share": round(float(np.mean(counts == 0)), 4)},
+           "overlap_rate": round(overlap, 4)}
+    rule = design.stopping.classification
+    if true_theta is not None:
+        error = theta - true_theta
+        out["rmse"] = round(float(np.sqrt(np.mean(error**2))), 4)
+        out["bias"] = round(float(np.mean(error)), 4)
+        which = _grid_bins(true_theta, grid)
+        out["conditional"] = [
+            {"theta": float(point), "n": int(np.sum(which == g)),
+             "rmse": round(float(np.sqrt(np.mean(error[which == g] ** 2))), 4)
+             if np.any(which == g) else None,
+             "bias": round(float(np.mean(error[which == g])), 4) if np.any(which == g) else None}
+            for g, point in enumerate(grid)]
+        if rule is not None:
+            decision = _joined(results, "decision")
+            truth = np.where(true_theta >= rule.cut, 1, -1)
+            outside = np.abs(true_theta - rule.cut) >= rule.delta
+            out["classification"] = {
+                "accuracy": round(float(np.mean(decision == truth)), 4),
+                "accuracy_outside_indifference": round(
+                    float(np.mean(decision[outside] == truth[outside])), 4)
+                if outside.any() else None,
+                "mean_length": round(mean_length, 3)}
+    keys = list(results[0].groups) if results else []
+    if len(keys) > 1:   # a multi-standard test: each standard's own estimate
+        out["by_standard"] = {}
+        for key in keys:
+            group_theta = np.concatenate([part.groups[key][0] for part in results])
+            group_se = np.concatenate([part.groups[key][1] for part in results])
+            entry = {"mean_se": round(float(group_se.mean()), 4)}
+            if true_theta is not None:
+                entry["rmse"] = round(float(np.sqrt(np.mean((group_theta - true_theta) ** 2))),
+                                      4)
+            out["by_standard"][str(key)] = entry
+    out["seconds"] = round(seconds, 3)
+    return out
+
+
+def _grid_bins(true_theta, grid):
+    """The grid point nearest each true theta (bins split at the midpoints): int (n,)."""
+    edges = np.concatenate([[-np.inf], (np.array(grid[1:]) + np.array(grid[:-1])) / 2,
+                            [np.inf]])
+    return np.digitize(true_theta, edges) - 1
+
+
+def report_details(results, design, *, true_theta=None, grid=GRID):
+    """What the plots of a simulation report need beyond `report`.
+
+    Returns
+    -------
+    dict with
+        exposure : ndarray of shape (n_items,), each item's exposure rate
+        lengths : int ndarray of shape (n,), scored test lengths (their mean is
+            the report's mean_length)
+        theta, se : ndarray of shape (n,), the final estimates
+        true_theta : ndarray of shape (n,), when given
+        classification_by_theta : list of {"theta", "n", "accuracy"} over the
+            bins of the report's "conditional" (accuracy None in an empty
+            bin), when `true_theta` is given and the design classifies
+    """
+    theta = _joined(results, "theta")
+    out = {"exposure": _joined(results, "administered").sum(axis=0) / theta.size,
+           "lengths": _joined(results, "scored_length"),
+           "theta": theta, "se": _joined(results, "se")}
+    rule = design.stopping.classification
+    if true_theta is not None:
+        out["true_theta"] = np.asarray(true_theta, dtype=float)
+        if rule is not None:
+            correct = _joined(results, "decision") == np.where(true_theta >= rule.cut, 1, -1)
+            which = _grid_bins(true_theta, grid)
+            out["classification_by_theta"] = [
+                {"theta": float(point), "n": int(np.sum(which == g)),
+                 "accuracy": round(float(np.mean(correct[which == g])), 4)
+                 if np.any(which == g) else None}
+                for g, point in enumerate(grid)]
+    return out

@@ -1,0 +1,111 @@
+"""Exposure control: which eligible items an examinee may be given, and the choice among them.
+
+Every control has one signature: ``restrict(batch, rows, eligible) -> eligible``
+narrows the (r, n_items) eligible mask, ``choose(batch, rows, score) -> (r,)``
+picks one item per row from the criterion `score` (-inf where not eligible).
+`CONTROLS` maps an exposure method's name to its class:
+
+- "none": the best item (or one of the best `selection.randomesque`);
+- "randomesque": one of the best `exposure.k` at random;
+- "sympson-hetter": an item selected is administered with its probability K_j
+  (tuned by `engine.simulate.tune_sympson_hetter`); the items passed over leave
+  the examinee's pool;
+- "item-eligibility" (van der Linden & Veldkamp, 2007): item j is eligible for an
+  examinee with a probability updated between batches from the exposure so far.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .selection import best_of
+
+
+class NoControl:
+    """The best item, or one of the best `selection.randomesque` at random."""
+
+    def __init__(self, design):
+        self.k = design.selection.randomesque
+
+    def restrict(self, batch, rows, eligible):
+        return eligible
+
+    def choose(self, batch, rows, score):
+        return best_of(batch.rng, score, self.k)
+
+
+class Randomesque(NoControl):
+    """One of the best `exposure.k` eligible items, uniformly (Kingsbury & Zara, 1989)."""
+
+    def __init__(self, design):
+        self.k = design.exposure.k
+
+
+class SympsonHetter(NoControl):
+    """Walk down each row's ranking; administer item j with probability K_j.
+
+    With `selection.randomesque` k > 1 the ranking is shuffled within windows of k
+    (an item moves up by fewer than k places), so the first candidate is one of
+    the best k: the randomesque and Sympson-Hetter methods combined. Without
+    parameters K (untuned) it chooses as "none" does.
+    """
+
+    depth = 24
+
+    def __init__(self, design):
+        super().__init__(design)
+        self.probability = design.exposure.sympson_hetter
+
+    def choose(self, batch, rows, score):
+        if self.probability is None:
+            return super().choose(batch, rows, score)
+        depth = min(self.depth, score.shape[1])
+        top = np.argpartition(-score, depth - 1, axis=1)[:, :depth]
+        rank = np.argsort(np.argsort(-np.take_along_axis(score, top, axis=1), axis=1), axis=1)
+        order = np.argsort(rank + self.k * batch.rng.random(rank.shape), axis=1)
+        ranked = np.take_along_axis(top, order, axis=1)                  # (r, depth)
+        finite = np.isfinite(np.take_along_axis(score, ranked, axis=1))
+        accept = (batch.rng.random(ranked.shape) < self.probability[ranked]) & finite
+        last_finite = np.maximum(finite.sum(axis=1) - 1, 0)             # ranked best first
+        rows_dry = np.flatnonzero(~accept.any(axis=1))                  # never run dry
+        accept[rows_dry, last_finite[rows_dry]] = True
+        first = np.argmax(accept, axis=1)
+        chosen = ranked[np.arange(ranked.shape[0]), first]
+        # Every item the walk reached was "selected"; those it passed over leave this
+        # examinee's pool for the rest of the test (Sympson & Hetter, 1985).
+        considered = (np.arange(depth)[None, :] <= first[:, None]) & finite
+        batch.last_considered = np.where(considered, ranked, -1)
+        passed_over = considered & (np.arange(depth)[None, :] < first[:, None])
+        person, slot = np.nonzero(passed_over)
+        batch.seen[rows[person], ranked[person, slot]] = True
+        return chosen
+
+
+class ItemEligibility(NoControl):
+    """Only the items drawn eligible for the examinee (`batch.eligibility`, (n, n_items)),
+    unless none of those is left: then the full pool."""
+
+    def restrict(self, batch, rows, eligible):
+        if batch.eligibility is None:
+            return eligible
+        preferred = eligible & batch.eligibility[rows]
+        return np.where(preferred.any(axis=1, keepdims=True), preferred, eligible)
+
+
+CONTROLS = {
+    "none": NoControl,
+    "randomesque": Randomesque,
+    "sympson-hetter": SympsonHetter,
+    "item-eligibility": ItemEligibility,
+}
+
+
+def next_eligibility(probability, administered_so_far, examinees_so_far, target):
+    """Item-eligibility probabilities for the next batch: (n_items,).
+
+    van der Linden & Veldkamp (2007): P(E) <- min(1, r_max P(E) / exposure rate),
+    with `administered_so_far` (n_items,) counts over `examinees_so_far` examinees.
+    """
+    rate = administered_so_far / examinees_so_far
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rate > 0, np.minimum(1.0, target * probability / rate), 1.0)
