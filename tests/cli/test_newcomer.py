@@ -151,8 +151,8 @@ def test_score_and_cat_configuration_with_mirt_spellings(capsys, lsat7_bank_path
     _, lower, _ = run(capsys, "score", LSAT7, "--bank", lsat7_bank_path, "--method", "eap")
     assert upper == lower and upper.startswith("person_id,theta,se\n")
     bank = read_bank(lsat7_bank_path)
-    assert design_from_config({"scoring": {"method": "EAP"}}, bank).scoring == "eap"
-    assert design_from_config({"scoring": {"method": "BM"}}, bank).scoring == "map"
+    assert design_from_config({"scoring": {"method": "EAP"}}, bank).scoring.method == "eap"
+    assert design_from_config({"scoring": {"method": "BM"}}, bank).scoring.method == "map"
 
 
 # --- help shows every default ---------------------------------------------------------------
