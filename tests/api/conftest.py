@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from irtcat.api.app import close_app, create_app
+from irtcat.itembank.database import Database, upgrade
 from irtcat.itembank.delivery import create_key
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
@@ -60,9 +61,20 @@ class Api:
                          json={"item_id": item_id, "response": response})
 
 
+def migrated(database_url):
+    """`database_url`, brought to this release's schema (as `irtcat db upgrade` does: the
+    app does not migrate)."""
+    database = Database(database_url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
+    return database_url
+
+
 @pytest.fixture
 def api(database_url):
-    app = create_app(database_url)
+    app = create_app({"DATABASE_URL": migrated(database_url)})
     api = Api(app)
     api.store.import_framework(json.loads((DEMO / "framework.json").read_text()))
     api.store.import_items(demo_items())
