@@ -205,7 +205,7 @@ def operation(rule, method, *, roles=(), token=False, body=None, query=None, ans
     # `body` of the table: a strict schema (items are kept as given, other keys too)
     declared = Operation(rule, method, tuple(roles), token,
                          None if body in (schemas.ItemsImport, schemas.ItemReplace)
-                         else body, answer, status, summary, many)
+                         else body, answer, status, summary, many or paginated)
     OPERATIONS.append(declared)
 
     def register(view):
