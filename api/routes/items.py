@@ -21,7 +21,6 @@ def post_items(data):
         if isinstance(items, list) else set()
     code = next(iter(codes)) if len(codes) == 1 else None     # the one standard imported
     code = code if isinstance(code, str) else None
-    _standards_exist(items)
     if code is None and if_match() is not None:
         raise ApiError(400, "If-Match on an import needs the items of one standard "
                             "(the ETag of GET /v1/items?standard=CODE)", "validation_error")
@@ -60,19 +59,10 @@ def put_item(item_id, data):
     if data.get("id", item_id) != item_id:
         raise ApiError(400, "the body's id differs from the URL's", "validation_error")
     _item(item_id)
-    _standards_exist([data])
     g.store.import_items([{**data, "id": item_id}],
                          precondition=precondition(item_tag, item_id))
     send_tag(item_tag, item_id)
     return _item(item_id)
-
-
-def _standards_exist(items):
-    """404 for an item of a standard that does not exist, as for any route naming one."""
-    codes = {item.get("standard") for item in items if isinstance(item, dict)} \
-        if isinstance(items, list) else set()
-    for code in sorted(code for code in codes if isinstance(code, str)):
-        g.store.standard(code)
 
 
 def _item(item_id):

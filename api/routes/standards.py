@@ -21,7 +21,6 @@ def list_standards():
            answer=schemas.StandardDoc, status=201, errors=(409,),
            summary="create or replace a standard")
 def post_standard(data):
-    _parent_exists(data, data["code"])
     entry = parse_standard(data)
     g.store.put_standard(entry)
     return g.store.standard(entry["code"])
@@ -40,16 +39,7 @@ def get_standard(code):
 def put_standard(code, data):
     if data.get("code", code) != code:
         raise ApiError(400, "the body's code differs from the URL's", "validation_error")
-    _parent_exists(data, code)
     entry = parse_standard({**data, "code": code})
     g.store.put_standard(entry, precondition=precondition(standard_tag, code))
     send_tag(standard_tag, code)
     return g.store.standard(code)
-
-
-def _parent_exists(data, code):
-    """404 for a parent that does not exist, as for any route naming a standard (a
-    standard that is its own parent is the store's 400)."""
-    parent = data.get("parent")
-    if parent is not None and parent != code:
-        g.store.standard(parent)

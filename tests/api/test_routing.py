@@ -113,15 +113,3 @@ def test_the_app_does_not_migrate_and_refuses_until_upgraded(database_url):
     finally:
         close_app(app)
 
-
-def test_a_standard_that_does_not_exist_is_404_wherever_it_is_named(api):
-    item = {"id": "ROUTE-1", "standard": "NO-SUCH", "model": "2pl", "status": "pretest"}
-    for method, path, body in (("POST", "/v1/items", item),
-                               ("PUT", "/v1/items/ML-002", {**item, "id": "ML-002"}),
-                               ("POST", "/v1/standards", {"code": "R1", "parent": "NO-SUCH"}),
-                               ("PUT", "/v1/standards/R1", {"parent": "NO-SUCH"})):
-        error = _envelope(api.call(method, path, api.admin, json=body), 404)
-        assert error["message"] == "no standard 'NO-SUCH'"
-    assert api.call("GET", "/v1/standards/R1", api.admin).status_code == 404  # nothing made
-    own = _envelope(api.call("PUT", "/v1/standards/R1", api.admin, json={"parent": "R1"}), 400)
-    assert "its own parent" in own["message"]
