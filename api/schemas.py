@@ -12,6 +12,7 @@ from marshmallow import (
     ValidationError,
     fields,
     post_dump,
+    post_load,
     validate,
     validates_schema,
 )
@@ -157,6 +158,45 @@ class ItemDoc(Schema):
     def _keep_other_keys(self, data, original, **kwargs):
         return {**data, **{name: value for name, value in original.items()
                            if name not in self.fields}}
+
+    @post_load(pass_original=True)
+    def _as_given(self, data, original, **kwargs):
+        """Loaded as given: the store reads the document itself (parameters against the
+        model, the key against the options)."""
+        return original
+
+
+class ItemReplace(ItemDoc):
+    """PUT /v1/items/{item_id}'s body: an item whose id, when given, is the URL's."""
+
+    id = fields.String(validate=ID)
+
+
+class ItemsImport(Schema):
+    """POST /v1/items's body: one item, a list of them, or an irtcat-bank/1 document.
+    Each item's declared fields are checked (`ItemDoc`); the body loads as given, one item
+    made a list of one, and the store checks the rest. The OpenAPI document states it as
+    a oneOf (`api.openapi`)."""
+
+    def load(self, data, **kwargs):
+        payload = [data] if isinstance(data, dict) and "format" not in data else data
+        items = payload.get("items") if isinstance(payload, dict) else payload
+        errors = {}
+        for position, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                try:
+                    ItemDoc().load(item)
+                except ValidationError as error:
+                    errors[position] = error.messages
+        if errors:
+            raise ValidationError({"items": errors})
+        return payload
+
+
+class StandardQuery(Schema):
+    """?standard=CODE: one standard's entries (a repeated one: the first)."""
+
+    standard = fields.String(validate=ID)
 
 
 class ImportSummary(Strict):

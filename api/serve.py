@@ -74,7 +74,7 @@ def _load_app(url):
     """The Flask app on `url`, made in a worker once it has forked."""
     from .app import create_app
 
-    app = create_app(url, migrate=False)
+    app = create_app({"DATABASE_URL": url})
     # Everything loaded so far (numpy, scipy, SQLAlchemy, Flask: some 170,000 objects)
     # lives as long as the worker: out of the collector's sight, a full collection
     # scans what requests made since, in milliseconds instead of 140 to 340 ms
@@ -112,7 +112,7 @@ def run_serve(args):
         from .app import create_app
 
         configure_logging()
-        create_app(url, migrate=False).run(host=args.host, port=args.port, debug=True)
+        create_app({"DATABASE_URL": url}).run(host=args.host, port=args.port, debug=True)
         return 0
     from .server import Arbiter
 

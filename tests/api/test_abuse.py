@@ -350,11 +350,12 @@ def test_long_admin_work_cannot_take_the_learners_threads_or_cores(api):
 
 
 @pytest.fixture
-def limited(api, database_url, monkeypatch):
-    """The fixture's store served by an app with small quotas (IRTCAT_QUOTAS)."""
-    monkeypatch.setenv("IRTCAT_QUOTAS", "public_start=5/hour;auth_failure=8/10 minutes;"
-                                        "answer=3/minute;score=2/day")
-    app = create_app(database_url)
+def limited(api, database_url):
+    """The fixture's store served by an app with small quotas (the QUOTAS setting, in
+    IRTCAT_QUOTAS's notation)."""
+    app = create_app({"DATABASE_URL": database_url,
+                      "QUOTAS": "public_start=5/hour;auth_failure=8/10 minutes;"
+                                "answer=3/minute;score=2/day"})
     yield Api(app)
     close_app(app)
 

@@ -49,7 +49,7 @@ def observed(api):
     """An app on the `api` fixture's database with `install` called before its first
     request (a second call, if create_app made one, does nothing), as the `Api` helper
     with keys of its own."""
-    app = install(create_app(api.store.database.url, migrate=False))
+    app = install(create_app({"DATABASE_URL": api.store.database.url}))
     yield type(api)(app)
     close_app(app)
 

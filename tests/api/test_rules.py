@@ -334,7 +334,7 @@ def test_a_promoted_pretest_item_does_not_break_a_session_that_answered_it(api, 
                  "status": "operational"} for item_id in seen]
     assert api.call("POST", "/v1/items", api.admin, json=promoted).status_code == 201
     # another worker (or the server after a restart): no bank cached yet
-    app = create_app(database_url, migrate=False)
+    app = create_app({"DATABASE_URL": database_url})
     try:
         api.client = app.test_client()
         assert [a["item_id"] for a in result(api, session)["responses"]] == [

@@ -5,6 +5,8 @@ and the document exactly as strict as the validation (a body it allows is not re
 for a field reason, a body it forbids is refused). Seeded and bounded: the same cases on
 every run."""
 
+import re
+
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -14,6 +16,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from irtcat.api.app import OPERATIONS
 
 SEED = 20261204
 MAX_EXAMPLES = 20
@@ -105,3 +109,14 @@ schema = schemathesis.pytest.from_fixture("openapi")
 @schema.parametrize()
 def test_api(case):
     case.call_and_validate(checks=CHECKS)
+
+
+def test_the_fuzzed_operations_are_every_route(api):
+    """`test_api` is parametrized by the document's operations: they are the app's
+    declared routes, no more and no fewer (so every route is fuzzed)."""
+    document = api.call("GET", "/v1/openapi.json").json
+    documented = {(method.upper(), path) for path, operations in document["paths"].items()
+                  for method in operations}
+    declared = {(op.method, re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", op.rule))
+                for op in OPERATIONS}
+    assert documented == declared and len(declared) == len(OPERATIONS)
