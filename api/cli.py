@@ -22,6 +22,7 @@ from irtcat.api.report import bank_report, simulation_details, simulation_report
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import STORE_ERRORS
 from irtcat.api.store_commands import add_commands as add_store_commands
+from irtcat.api.worker import add_command as add_worker_command
 from irtcat.calibration.linking import METHODS as LINK_METHODS
 from irtcat.calibration.linking import link_banks
 from irtcat.calibration.mml_em import M_STEPS, Priors
@@ -147,6 +148,7 @@ def _build_parser():
 
     add_store_commands(commands)
     add_server_commands(commands)
+    add_worker_command(commands)
     add_demo_command(commands)
     return parser
 
