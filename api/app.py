@@ -37,7 +37,7 @@ from irtcat.itembank.monitoring import readiness
 from irtcat.itembank.records import parse_standard
 from irtcat.itembank.store import NotFoundError, Store
 
-from . import observability, offload, schemas
+from . import long_work, observability, schemas
 from .pages import pages
 from .quotas import QuotaExceeded, Quotas
 
@@ -462,25 +462,12 @@ def post_calibration(data):
     upload = None
     if data["source"] == "upload":
         upload = _upload_log(data["data"])
-    offload.reserve_calibration()
-    try:
-        run_id = start_calibration(g.store, data["standard"], data["model"],
-                                   source=data["source"], anchored=data["anchored"],
-                                   m_step=data["m_step"])
-    except BaseException:
-        offload.release_calibration()
-        raise
+    run_id = start_calibration(g.store, data["standard"], data["model"],
+                               source=data["source"], anchored=data["anchored"],
+                               m_step=data["m_step"])
     observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
                         source=data["source"])
-    store = g.store
-    try:
-        offload.queue_calibration(
-            store.database.url, run_id, upload, observability.current_request_id(),
-            on_lost=lambda reason: store.fail_calibration_run(run_id, reason))
-    except Exception:
-        store.fail_calibration_run(run_id, "it could not be queued")
-        raise
-    return {"id": run_id, "status": "queued"}
+    return long_work.calibration(run_id, upload)
 
 
 def _upload_log(rows):
@@ -511,13 +498,10 @@ def _calibration_run(run_id):
         summary="the calibration's report: one self-contained HTML page (item table with "
                 "parameters, SEs and fit flags; item, information and SE curves)")
 def calibration_report(run_id):
-
     run = _calibration_run(run_id)
     if run["status"] != "done":
         raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
-    page = offload.run(offload.bank_report, run["result"],
-                       f"Calibration {run_id}: {run['standard']}, version {run['version']}")
-    return Response(page, mimetype="text/html")
+    return long_work.calibration_report(run_id)
 
 
 @_route("/calibrations/<int:run_id>/publish", "POST", roles=("admin",),
@@ -534,10 +518,9 @@ def publish_calibration(run_id):
         summary="simulate the test on its bank: the simulation report of FORMATS.md")
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
-    # built here too so that a test with no bank is 404 or 400 before the helper is taken
+    # built here too so that a test with no bank is 404 or 400 before it is queued
     g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
-    return offload.run(offload.simulate, g.store.database.url, data["test_id"],
-                       data["examinees"], data["seed"])
+    return long_work.simulation(data["test_id"], data["examinees"], data["seed"])
 
 
 @_route("/responses", "GET", roles=("admin",),
@@ -546,8 +529,20 @@ def responses():
     standard = request.args.get("standard")
     if standard is not None:
         g.store.standard(standard)                    # 404 for an unknown standard
-    text = offload.run(offload.responses_csv, g.store.database.url, standard)
-    return Response(text, mimetype="text/csv")
+    return long_work.response_export(standard)
+
+
+@_route("/jobs/<int:job_id>", "GET", roles=("admin",),
+        summary="a queued job's status: kind, status (queued, running, done, failed), "
+                "timestamps, error")
+def get_job(job_id):
+    return long_work.job_status(job_id)
+
+
+@_route("/jobs/<int:job_id>/result", "GET", roles=("admin",),
+        summary="a done job's result, with its media type (409 before)")
+def get_job_result(job_id):
+    return long_work.job_result(job_id)
 
 
 @v1.route("/openapi.json", methods=["GET"])
@@ -649,7 +644,7 @@ def create_app(database_url=None, *, migrate=True):
         body.headers["Retry-After"] = str(error.retry_after)
         return body, status
 
-    @app.errorhandler(offload.Busy)
+    @app.errorhandler(long_work.Busy)
     def _busy(error):
         body, status = _envelope(429, "busy", str(error))
         body.headers["Retry-After"] = str(error.retry_after)

@@ -29,8 +29,8 @@ ERRORS = {400: "the request is not valid: the body, a parameter, or text no data
           412: "If-Match names a version the resource no longer has",
           413: "the body is larger than the server takes",
           422: "an answer that is not one of the item's options or categories",
-          429: "too many requests (a quota, or the worker's helper for long admin work "
-               "is taken): retry after Retry-After seconds",
+          429: "too many requests (a quota, or the queue of long admin work is full): "
+               "retry after Retry-After seconds",
           503: "not ready"}
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorEnvelope"}
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
@@ -41,8 +41,8 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "description": "write only if the resource still has one of these ETags (or *)",
             "schema": {"type": "string",
                        "pattern": r'^\s*(\*|(W/)?"[^",]*")(\s*,\s*(\*|(W/)?"[^",]*"))*\s*$'}}
-# Long admin work, run by the worker's helper process (api.offload): 429 busy when it is
-# taken, like any other quota.
+# Long admin work, queued for the worker processes (api.long_work): 429 busy when the
+# queue is full, like any other quota.
 OFFLOADED = {("POST", "/calibrations"), ("GET", "/calibrations/{run_id}/report"),
              ("POST", "/simulations"), ("GET", "/responses")}
 # No text the API takes may hold a NUL character (400 before any schema is applied).
