@@ -162,13 +162,13 @@ def background_worker(database_url, **options):
     """A `Worker` on a thread of this process while the block runs (`irtcat serve
     --debug`, which serves from one process, and tests); no niceness, no signals."""
     worker = Worker(database_url, **options)
-    thread = threading.Thread(target=worker.run, daemon=True, name="job-worker")
-    thread.start()
+    worker.thread = threading.Thread(target=worker.run, daemon=True, name="job-worker")
+    worker.thread.start()
     try:
         yield worker
     finally:
         worker.stop()
-        thread.join()
+        worker.thread.join()
         worker.runner.store.database.dispose()
 
 

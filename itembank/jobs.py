@@ -108,13 +108,13 @@ class Jobs:
         return status
 
     def job(self, job_id):
-        """``{"id", "kind", "status", "attempts", "requester", "calibration_run",
+        """``{"id", "kind", "status", "attempts", "requester", "worker", "calibration_run",
         "media_type", "error", "error_code", "created_at", "started_at", "finished_at"}``
         (timestamps in ISO 8601, UTC)."""
         with self.database.reading() as session:
             job = self._job(session, job_id)
             return {"id": job.id, "kind": job.kind, "status": job.status,
-                    "attempts": job.attempts, "requester": job.requester,
+                    "attempts": job.attempts, "requester": job.requester, "worker": job.worker,
                     "calibration_run": job.calibration_run_id, "media_type": job.media_type,
                     "error": job.error, "error_code": job.error_code,
                     "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),

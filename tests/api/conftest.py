@@ -75,6 +75,7 @@ def api(database_url):
                   "standards": ["AI-ML"], "config": {"stop": {"max_items": 6}},
                   "public": True, "feedback": True}):
         assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
-    with background_worker(database_url, poll=0.02):      # runs the queued long work
+    with background_worker(database_url, poll=0.02) as worker:   # runs the long work
+        api.worker = worker
         yield api
     close_app(app)
