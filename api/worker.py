@@ -126,11 +126,11 @@ class Worker:
             reason = str(error).splitlines()[0][:500] if code and str(error) else \
                 f"internal error ({type(error).__name__})"
             self.jobs.fail(job.id, self.name, reason, code or "internal_error")
-            observability.audit("job_failed", job_id=job.id, kind=job.kind,
+            observability.audit(f"{_audited(job)}_failed", job_id=job.id, kind=job.kind,
                                 run_id=job.calibration_run_id, reason=reason[:200])
         else:
             self.jobs.complete(job.id, self.name, result, media_type)
-            observability.audit("job_finished", job_id=job.id, kind=job.kind,
+            observability.audit(f"{_audited(job)}_finished", job_id=job.id, kind=job.kind,
                                 run_id=job.calibration_run_id,
                                 seconds=round(time.monotonic() - started, 3))
         finally:
@@ -145,6 +145,11 @@ class Worker:
                     return
             except Exception:                          # noqa: BLE001 - the next beat retries
                 log.exception("job %s: heartbeat failed", job_id)
+
+
+def _audited(job):
+    """The audit event's stem: ``calibration`` for a calibration's job, else ``job``."""
+    return "calibration" if job.kind == "calibration" else "job"
 
 
 def _interrupt(worker):
