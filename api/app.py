@@ -462,6 +462,7 @@ def post_calibration(data):
     upload = None
     if data["source"] == "upload":
         upload = _upload_log(data["data"])
+    long_work.check_room()
     run_id = start_calibration(g.store, data["standard"], data["model"],
                                source=data["source"], anchored=data["anchored"],
                                m_step=data["m_step"])

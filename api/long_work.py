@@ -9,7 +9,8 @@ the job, then:
 - the other three wait a bounded time (`WAIT_SECONDS`) for the job, sleeping between
   looks at its status (no CPU), and answer its result as before when it finishes in
   time, else 202 with the job's status and ``Location: /v1/jobs/{id}``. A client that
-  sends ``Prefer: respond-async`` (RFC 7240) gets the 202 at once, and so does a
+  sends ``Prefer: respond-async`` (RFC 7240) gets the 202 at once (``Prefer: wait=N``
+  shortens the wait to N seconds), and so does a
   request arriving while another request of the same process already waits: a waiting
   request holds a thread, and a request worker keeps its others for the learners.
 
@@ -64,22 +65,20 @@ def _requester():
     return f"{principal[0]}:{principal[1]}" if principal else ""
 
 
-def _check_room(jobs):
-    if jobs.queued_count() >= MAX_QUEUED:
+def check_room(jobs=None):
+    """Busy when MAX_QUEUED jobs already wait."""
+    if (jobs or _jobs()).queued_count() >= MAX_QUEUED:
         raise Busy(f"{MAX_QUEUED} jobs are already queued; retry when some have finished")
 
 
 # --- the routes' bodies -----------------------------------------------------------------
 
 def calibration(run_id, upload):
-    """Queue the recorded calibration run `run_id`: 202 ``{"id", "status"}``."""
+    """Queue the recorded calibration run `run_id` (after `check_room`): 202 ``{"id",
+    "status"}``."""
     jobs = _jobs()
     try:
-        _check_room(jobs)
         kinds.enqueue_calibration(jobs, run_id, upload, _requester())
-    except Busy:
-        g.store.fail_calibration_run(run_id, "the job queue was full")
-        raise
     except Exception:
         g.store.fail_calibration_run(run_id, "it could not be queued")
         raise
@@ -123,12 +122,13 @@ def job_result(job_id):
 
 def _queue_and_wait(enqueue, *arguments):
     jobs = _jobs()
-    _check_room(jobs)
+    check_room(jobs)
     job_id = enqueue(jobs, *arguments, requester=_requester())
-    if _prefers_async() or not _waiting.acquire(blocking=False):
+    preferences = _preferences()
+    if "respond-async" in preferences or not _waiting.acquire(blocking=False):
         return _accepted(jobs, job_id)
     try:
-        status = _wait(jobs, job_id, WAIT_SECONDS)
+        status = _wait(jobs, job_id, min(WAIT_SECONDS, preferences.get("wait", WAIT_SECONDS)))
     finally:
         _waiting.release()
     if status == "done":
@@ -152,11 +152,18 @@ def _wait(jobs, job_id, seconds):
         pause = min(pause * 1.5, 0.25)
 
 
-def _prefers_async():
-    """Whether the request's Prefer header (RFC 7240) holds the respond-async preference."""
-    preferences = ",".join(request.headers.getlist("Prefer"))
-    return any(re.split(r"[=;]", token.strip(), maxsplit=1)[0].strip().lower()
-               == "respond-async" for token in preferences.split(","))
+def _preferences():
+    """The request's Prefer header (RFC 7240) as ``{name: value}``: ``respond-async``
+    (answer 202 at once) and ``wait`` (seconds, shortening the bounded wait) count."""
+    found = {}
+    for token in ",".join(request.headers.getlist("Prefer")).split(","):
+        name, _, value = re.split(r";", token, maxsplit=1)[0].partition("=")
+        name, value = name.strip().lower(), value.strip().strip('"')
+        if name == "respond-async":
+            found[name] = True
+        elif name == "wait" and value.isdigit():
+            found[name] = int(value)
+    return found
 
 
 def _accepted(jobs, job_id):
@@ -164,7 +171,7 @@ def _accepted(jobs, job_id):
     answer = jsonify(_public(jobs.job(job_id)))
     answer.status_code = 202
     answer.headers["Location"] = f"/v1/jobs/{job_id}"
-    if _prefers_async():
+    if "respond-async" in _preferences():
         answer.headers["Preference-Applied"] = "respond-async"
     return answer
 

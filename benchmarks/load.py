@@ -383,8 +383,8 @@ async def _until_done(connection, path, admin, end):
 async def long_work(slot, port, admin, end, done):
     """Keep one piece of long admin work in the server's queue until `end`: a
     calibration report for slots below REPORTS, else a calibration from the stored log,
-    asked again as soon as it ends. Counts what ended in done[kind] (errors under
-    "errors")."""
+    asked again as soon as it ends. Counts what ended in done[kind] and what had not
+    when the run ended in done["unfinished"]; lists errors in done["errors"]."""
     connection = Connection(port)
     kind = "reports" if slot < REPORTS else "calibrations"
     try:
@@ -402,10 +402,14 @@ async def long_work(slot, port, admin, end, done):
                 if status == 202:
                     status = await _until_done(connection, f"/v1/calibrations/{body['id']}",
                                                admin, end)
-            ended = kind if status in (200, "done") else "errors"
-            done[ended] = done.get(ended, 0) + 1
-    except (OSError, asyncio.IncompleteReadError):
-        done["errors"] = done.get("errors", 0) + 1
+            if status in (200, "done"):
+                done[kind] = done.get(kind, 0) + 1
+            elif status in ("queued", "running"):          # the run ended first
+                done["unfinished"] = done.get("unfinished", 0) + 1
+            else:
+                done.setdefault("errors", []).append(f"{kind}: {status} {str(body)[:200]}")
+    except (OSError, asyncio.IncompleteReadError) as error:
+        done.setdefault("errors", []).append(f"{kind}: {type(error).__name__}: {error}")
     finally:
         connection.close()
 
@@ -469,11 +473,13 @@ def _row(name, workers, threads, load, figures, thinking):
 
 
 def _long_work_label(done, cpu_before, cpu_after):
-    """" (12 reports, 4 calibrations done, 0 errors; job workers 93% CPU)": what ended
-    during the whole run, and the job workers' CPU share over it (warm-up included)."""
+    """" (12 reports, 4 calibrations done, 6 unfinished at the end, 0 errors; 1 job worker
+    93% CPU)": what ended during the whole run, and the job workers' CPU share over it
+    (warm-up included)."""
     seconds = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
     return (f" ({done.get('reports', 0)} reports, {done.get('calibrations', 0)} "
-            f"calibrations done, {done.get('errors', 0)} errors; {JOB_WORKERS} job "
+            f"calibrations done, {done.get('unfinished', 0)} unfinished at the end, "
+            f"{len(done.get('errors', []))} errors; {JOB_WORKERS} job "
             f"worker{'s' if JOB_WORKERS != 1 else ''} {100 * seconds / (WARM_UP + MEASURE):.0f}% "
             "CPU)")
 
@@ -516,6 +522,9 @@ def _measure(name, url, folder):
                     if with_long_work:
                         load += _long_work_label(figures["long_work_done"], jobs_before,
                                                  server.worker_cpu(jobs=True))
+                        if figures["long_work_done"].get("errors"):
+                            notes.append(f"{name} {workers}x{threads} {load}: "
+                                         f"{figures['long_work_done']['errors'][:3]}")
                     if figures["errors"]:
                         notes.append(f"{name} {workers}x{threads} {load}: "
                                      f"{figures['errors'][:3]}\n{server.log()[-800:]}")

@@ -112,7 +112,9 @@ class Jobs:
         "media_type", "error", "error_code", "created_at", "started_at", "finished_at"}``
         (timestamps in ISO 8601, UTC)."""
         with self.database.reading() as session:
-            job = self._job(session, job_id)
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
             return {"id": job.id, "kind": job.kind, "status": job.status,
                     "attempts": job.attempts, "requester": job.requester, "worker": job.worker,
                     "calibration_run": job.calibration_run_id, "media_type": job.media_type,
@@ -151,35 +153,28 @@ class Jobs:
 
     def heartbeat(self, job_id, worker):
         """Say `worker` still runs `job_id`; False when it no longer holds it."""
-        with self.database.writing() as session:
-            job = self._held(session, job_id, worker)
-            if job is None:
-                return False
-            job.heartbeat_at = utc_now()
-            return True
+        return self._change_held(job_id, worker, heartbeat_at=utc_now())
 
     def complete(self, job_id, worker, result, media_type):
         """Store the result (`bytes`, or `str` stored as UTF-8) and mark the job done;
         False (nothing written) when `worker` no longer holds it."""
         data = result.encode("utf-8") if isinstance(result, str) else bytes(result)
-        with self.database.writing() as session:
-            job = self._held(session, job_id, worker)
-            if job is None:
-                return False
-            job.status, job.result, job.media_type = "done", data, media_type
-            job.finished_at = utc_now()
-            return True
+        return self._change_held(job_id, worker, status="done", result=data,
+                                 media_type=media_type, finished_at=utc_now())
 
     def fail(self, job_id, worker, reason, code="internal_error"):
         """Mark the job failed with `reason` (one line) and `code`; False when `worker`
         no longer holds it."""
+        return self._change_held(job_id, worker, status="failed", error=reason,
+                                 error_code=code, finished_at=utc_now())
+
+    def _change_held(self, job_id, worker, **values):
+        """Set `values` on the job if `worker` holds it; whether it did."""
         with self.database.writing() as session:
             job = self._held(session, job_id, worker)
-            if job is None:
-                return False
-            job.status, job.error, job.error_code = "failed", reason, code
-            job.finished_at = utc_now()
-            return True
+            for name, value in values.items() if job is not None else ():
+                setattr(job, name, value)
+            return job is not None
 
     def release(self, job_id, worker):
         """Queue again a job `worker` holds but did not finish (it is stopping); the claim
@@ -219,13 +214,6 @@ class Jobs:
         return changed
 
     # --- inside a transaction --------------------------------------------------------
-
-    @staticmethod
-    def _job(session, job_id):
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFoundError(f"no job {job_id}")
-        return job
 
     @staticmethod
     def _held(session, job_id, worker):

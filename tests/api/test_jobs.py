@@ -336,3 +336,12 @@ def _ready(base):
 def _zombie(pid):
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_prefer_wait_shortens_the_bounded_wait(idle):
+    started = time.monotonic()
+    accepted = idle.call("POST", "/v1/simulations", idle.admin, json={"test_id": "ml"},
+                         headers={"Prefer": "wait=0"})
+    assert accepted.status_code == 202 and time.monotonic() - started < long_work.WAIT_SECONDS
+    assert "Preference-Applied" not in accepted.headers
+    assert accepted.json["status"] == "queued"

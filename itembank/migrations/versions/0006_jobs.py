@@ -9,12 +9,11 @@ Create Date: 2026-12-04
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0006", "0005"
 
-WHEN = sa.DateTime(timezone=True)
+
+def _moment(name, required=False):
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=not required)
 
 
 def upgrade():
@@ -27,15 +26,15 @@ def upgrade():
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("worker", sa.String(300), nullable=True),
-        sa.Column("heartbeat_at", WHEN, nullable=True),
+        _moment("heartbeat_at"),
         sa.Column("calibration_run_id", sa.Integer(), nullable=True),
         sa.Column("result", sa.LargeBinary(), nullable=True),
         sa.Column("media_type", sa.String(100), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("error_code", sa.String(32), nullable=True),
-        sa.Column("created_at", WHEN, nullable=False),
-        sa.Column("started_at", WHEN, nullable=True),
-        sa.Column("finished_at", WHEN, nullable=True),
+        _moment("created_at", required=True),
+        _moment("started_at"),
+        _moment("finished_at"),
         sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')",
                            name="ck_jobs_status"),
         sa.ForeignKeyConstraint(["calibration_run_id"], ["calibration_runs.id"],
