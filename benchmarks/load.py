@@ -47,6 +47,10 @@ and each worker's CPU. The target of the API issue (SQLite, 100 learners):
 ``IRTCAT_LOAD_LEARNERS`` the number of learners, ``IRTCAT_LOAD_SECONDS`` the
 measured window, ``IRTCAT_LOAD_SLOW`` the number of slow connections,
 ``IRTCAT_LOAD_LONG_WORK=0`` leaves out the long-work load.
+
+Length: over 500 lines because the learners, the slow clients and the long-work
+client share one event loop, one HTTP client and one measured window: one scenario,
+read together.
 """
 
 from __future__ import annotations
