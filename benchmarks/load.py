@@ -410,8 +410,9 @@ async def long_work(slot, port, admin, end, done):
                 done[kind] = done.get(kind, 0) + 1
             elif status in ("queued", "running"):          # the run ended first
                 done["unfinished"] = done.get("unfinished", 0) + 1
-            else:
+            else:                                          # 429 busy included
                 done.setdefault("errors", []).append(f"{kind}: {status} {str(body)[:200]}")
+                await asyncio.sleep(1.0)
     except (OSError, asyncio.IncompleteReadError) as error:
         done.setdefault("errors", []).append(f"{kind}: {type(error).__name__}: {error}")
     finally:
