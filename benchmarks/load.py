@@ -128,6 +128,11 @@ def postgresql_schema(url, schema=SCHEMA):
 
 
 def prepare_demo(url, folder):
+    """Run `irtcat demo --no-serve` on `url` (from `folder`); returns the delivery key."""
+    return demo_keys(url, folder)[0]
+
+
+def demo_keys(url, folder):
     """Run `irtcat demo --no-serve` on `url` (from `folder`); returns the delivery and
     the admin key."""
     env = {**os.environ, "IRTCAT_DATABASE_URL": url}
@@ -505,7 +510,7 @@ def _per_answer(seconds, answers):
 def _measure(name, url, folder):
     """For every setting: a closed-loop run, a run with think time, and one with think
     time while SLOW slow connections hang on."""
-    key, admin = prepare_demo(url, folder)
+    key, admin = demo_keys(url, folder)
     rows, notes = [], []
     for workers, threads in _settings():
         think = f"think time {LEARNERS / OFFERED:.2f} s"
