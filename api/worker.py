@@ -85,6 +85,10 @@ class Worker:
     def stop(self):
         self.stopping.set()
 
+    def close(self):
+        """Close the worker's database connections."""
+        self.runner.store.database.dispose()
+
     def run_once(self):
         """Reap stopped workers' jobs (every `heartbeat` seconds), then claim and run the
         oldest queued job; False when there was none."""
@@ -177,7 +181,7 @@ def background_worker(database_url, **options):
     finally:
         worker.stop()
         worker.thread.join()
-        worker.runner.store.database.dispose()
+        worker.close()
 
 
 # --- the command ------------------------------------------------------------------------
@@ -222,6 +226,8 @@ def run_worker(args):
         worker.run()
     except Stopping:
         pass
+    finally:
+        worker.close()
     return 0
 
 

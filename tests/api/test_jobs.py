@@ -48,6 +48,15 @@ def without_seconds(report):
     return {name: value for name, value in report.items() if name != "seconds"}
 
 
+def run_one_job(database_url):
+    """Claim and run the oldest queued job in this process; whether there was one."""
+    worker = Worker(database_url)
+    try:
+        return worker.run_once()
+    finally:
+        worker.close()
+
+
 @pytest.fixture
 def idle(api):
     """The fixture's API with its worker thread stopped: jobs stay queued until a test
@@ -90,7 +99,7 @@ def test_a_job_not_done_within_the_wait_answers_202_with_its_status_url(idle, da
     assert idle.call("GET", location, idle.admin).json["status"] == "queued"
     assert envelope(idle.call("GET", f"{location}/result", idle.admin), 409)["code"] == \
         "conflict"
-    assert Worker(database_url).run_once() is True
+    assert run_one_job(database_url) is True
     done = idle.call("GET", location, idle.admin)
     assert done.json["status"] == "done" and done.json["attempts"] == 1
     result = idle.call("GET", f"{location}/result", idle.admin)
@@ -113,7 +122,7 @@ def test_jobs_are_for_admin_keys_only(api):
 
 def test_a_failed_job_says_why(idle, database_url):
     job_id = enqueue_response_export(Jobs(idle.store.database), "NOPE")
-    Worker(database_url).run_once()
+    run_one_job(database_url)
     job = idle.call("GET", f"/v1/jobs/{job_id}", idle.admin).json
     assert job["status"] == "failed" and job["error"] == "no standard 'NOPE'"
     envelope(idle.call("GET", f"/v1/jobs/{job_id}/result", idle.admin), 409)
