@@ -28,7 +28,7 @@ from irtcat.itembank.database import Database, current_revision, head_revision
 from irtcat.itembank.errors import DataFormatError, NotFoundError, PreconditionFailed
 from irtcat.itembank.store import Store
 
-from . import observability, offload, schemas
+from . import long_work, observability, schemas
 from .pages import pages
 from .quotas import QuotaExceeded, Quotas
 from .routes import MAX_BODY, OPERATIONS, STATUS_CODES, ApiError, v1
@@ -198,7 +198,7 @@ def _install_error_handlers(app):
         body.headers["Retry-After"] = str(error.retry_after)
         return body, status
 
-    @app.errorhandler(offload.Busy)
+    @app.errorhandler(long_work.Busy)
     def _busy(error):
         body, status = _envelope(429, "busy", str(error))
         body.headers["Retry-After"] = str(error.retry_after)

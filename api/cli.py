@@ -68,8 +68,17 @@ def _build_parser():
                         "test information", define=_define_report)
     add_store_commands(commands)
     add_server_commands(commands)
+    commands.add_parser("worker", help="run queued calibrations, simulations, reports and "
+                                       "exports (irtcat serve starts them; more may run on "
+                                       "other hosts)", define=_define_worker)
     add_demo_command(commands)
     return parser
+
+
+def _define_worker(worker):
+    from irtcat.api.worker import add_arguments
+
+    add_arguments(worker)
 
 
 def _define_score(score):

@@ -7,6 +7,10 @@ session, since a session's state is in the database. The server speaks plain
 HTTP: on an address other than loopback it must sit behind a TLS proxy
 (``--behind-proxy``, docs/production.md). ``--debug`` runs Flask's development
 server instead, for local work only.
+
+Beside gunicorn, `serve` keeps ``--job-workers`` worker processes (api/worker.py) that
+run the queued calibrations, simulations, reports and exports: at most that many run
+at once on this host (0: only workers started elsewhere run them).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import ipaddress
 import os
 import socket
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from .store_commands import first_line
 
@@ -46,6 +50,10 @@ def _define_serve(serve):
     serve.add_argument("--threads", type=whole_number(1, MAX_WORKERS), default=2,
                        help="threads per worker (default 2: one answers while the other "
                             "waits on the disk)")
+    serve.add_argument("--job-workers", type=whole_number(0, MAX_WORKERS), default=1, metavar="N",
+                       help="worker processes for calibrations, simulations, reports and "
+                            "exports, the most that run at once (default 1; 0: none here, "
+                            "irtcat worker runs them elsewhere)")
     serve.add_argument("--behind-proxy", action="store_true",
                        help="a proxy terminating TLS forwards to this server: allows a "
                             "non-loopback --host, and trusts one hop of X-Forwarded-For "
@@ -108,11 +116,16 @@ def run_serve(args):
         url = database.url
     from .observability import configure_logging, prepare_multiprocess_dir
 
+    job_workers = getattr(args, "job_workers", 1)
     if args.debug:
         from .app import create_app
+        from .worker import background_worker
 
         configure_logging()
-        create_app({"DATABASE_URL": url}).run(host=args.host, port=args.port, debug=True)
+        # the reloader's child serves (WERKZEUG_RUN_MAIN): it runs the jobs on a thread
+        serving = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        with background_worker(url) if serving else nullcontext():
+            create_app({"DATABASE_URL": url}).run(host=args.host, port=args.port, debug=True)
         return 0
     from .server import Arbiter
 
@@ -123,7 +136,8 @@ def run_serve(args):
     configure_logging()                   # JSON lines from here on, in every process
     prepare_multiprocess_dir()            # before the fork: every worker writes its metrics
     Arbiter(lambda: _load_app(url), host=args.host, port=args.port, workers=args.workers,
-            threads=args.threads, behind_proxy=behind_proxy).run()
+            threads=args.threads, behind_proxy=behind_proxy, job_workers=job_workers,
+            database_url=url).run()
     return 0
 
 

@@ -18,6 +18,10 @@ the request (the connection is then closed):
 A connection idle for IDLE_TIMEOUT seconds is closed, and so is one whose request
 is not whole REQUEST_DEADLINE seconds after its first byte. No response names the
 server software (no ``Server`` header, no traceback).
+
+Beside the request workers the arbiter keeps `JobWorkers`: ``irtcat worker``
+processes that run the queued long admin work (api/worker.py), each restarted when it
+dies and stopped with the server.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import json
 import logging
 import os
 import resource
+import signal
 import socket
+import subprocess
 import sys
 import time
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter as GunicornArbiter
 from gunicorn.workers.base import Worker
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -259,12 +266,68 @@ def _child_exit(server, worker):
     worker_exit(worker.pid)
 
 
+class JobWorkers:
+    """`count` ``irtcat worker`` processes on `database_url` (api/worker.py), started as
+    fresh interpreters (nothing of the arbiter's state is inherited)."""
+
+    def __init__(self, count, database_url):
+        self.count = count
+        self.command = [sys.executable, "-m", "irtcat.api.worker", "--database-url",
+                        database_url]
+        self.processes, self.stopped = [], False
+
+    def keep(self, log):
+        """Start the missing workers: at first, and in place of any that died."""
+        if self.stopped:
+            return
+        for process in [p for p in self.processes if p.poll() is not None]:
+            log.error("job worker (pid:%s) ended; starting another", process.pid)
+            self.processes.remove(process)
+        while len(self.processes) < self.count:
+            self.processes.append(subprocess.Popen(self.command, stdin=subprocess.DEVNULL))
+
+    def stop(self, timeout):
+        """SIGTERM to each (a job in progress goes back to the queue), SIGKILL to any
+        still running after `timeout` seconds."""
+        self.stopped = True
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes = []
+
+
+class _JobArbiter(GunicornArbiter):
+    """gunicorn's arbiter, which also keeps the application's `JobWorkers`."""
+
+    def manage_workers(self):
+        super().manage_workers()
+        self.app.job_workers.keep(self.log)
+
+    def stop(self, graceful=True):
+        job_workers = self.app.job_workers
+        for process in job_workers.processes if not job_workers.stopped else ():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)     # they stop while gunicorn's do
+        super().stop(graceful)
+        job_workers.stop(self.cfg.graceful_timeout if graceful else 2)
+
+
 class Arbiter(BaseApplication):
     """gunicorn's arbiter over WaitressWorker processes, each loading the app from
-    `load_app()` (the app is not loaded before the fork)."""
+    `load_app()` (the app is not loaded before the fork), and `job_workers` worker
+    processes on `database_url` beside them."""
 
-    def __init__(self, load_app, *, host, port, workers, threads, behind_proxy=False):
+    def __init__(self, load_app, *, host, port, workers, threads, behind_proxy=False,
+                 job_workers=0, database_url=None):
         self.load_app, self.behind_proxy = load_app, behind_proxy
+        self.job_workers = JobWorkers(job_workers, database_url)
         self.options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                         "worker_class": f"{__name__}.WaitressWorker", "timeout": 120,
                         "graceful_timeout": 10, "accesslog": None, "errorlog": "-",
@@ -278,3 +341,10 @@ class Arbiter(BaseApplication):
 
     def load(self):
         return self.load_app()
+
+    def run(self):
+        try:
+            _JobArbiter(self).run()
+        except RuntimeError as error:
+            print(f"\nError: {error}\n", file=sys.stderr)
+            sys.exit(1)

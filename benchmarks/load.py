@@ -27,6 +27,16 @@ Three loads per setting, each measured for MEASURE seconds after WARM_UP seconds
   every DRIP seconds (about 1 s) each, each re-opened when the server closes it:
   slow clients must cost the learners nothing.
 
+- "think time + 4 reports, 2 calibrations": the think-time load while an admin keeps
+  REPORTS calibration reports (``GET /v1/calibrations/{id}/report``, the HTML page with
+  its figures) and CALIBRATIONS calibrations from the stored log (``POST
+  /v1/calibrations``) in the server's job queue, each asked again as soon as it is
+  done: the long work runs in the `irtcat serve` job workers (``--job-workers``,
+  IRTCAT_LOAD_JOB_WORKERS, default 1), never in the request workers, and must cost the
+  learners little (the API issue: p99 <= 100 ms). A report request waits for its job
+  as a client of the spec would (202 and polling of its status URL when it takes
+  longer than the server's wait); the CPU of the job workers is in the load's label.
+
 Figures: answers per second over the measured window, the round trip of each
 ``POST /v1/sessions/{id}/responses`` in it (p50, p99, max), session starts, errors
 (any non-2xx, a broken connection or a result that misses an answer: must be 0),
@@ -35,7 +45,12 @@ and each worker's CPU. The target of the API issue (SQLite, 100 learners):
 
 ``IRTCAT_LOAD_SETTINGS="3x1,3x2"`` overrides the settings tried (workers x threads);
 ``IRTCAT_LOAD_LEARNERS`` the number of learners, ``IRTCAT_LOAD_SECONDS`` the
-measured window, ``IRTCAT_LOAD_SLOW`` the number of slow connections.
+measured window, ``IRTCAT_LOAD_SLOW`` the number of slow connections,
+``IRTCAT_LOAD_LONG_WORK=0`` leaves out the long-work load.
+
+Length: over 500 lines because the learners, the slow clients and the long-work
+client share one event loop, one HTTP client and one measured window: one scenario,
+read together.
 """
 
 from __future__ import annotations
@@ -71,6 +86,10 @@ DRIP = 1.0                    # mean seconds between two bytes of a slow connect
 SLOW_STARTS = (b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
                b"POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                b"application/json\r\nContent-Length: 100000\r\n\r\n{")
+REPORTS, CALIBRATIONS = 4, 2  # long admin work kept in the queue (the long-work load)
+LONG_WORK = os.environ.get("IRTCAT_LOAD_LONG_WORK", "1") != "0"
+JOB_WORKERS = int(os.environ.get("IRTCAT_LOAD_JOB_WORKERS", "1"))
+CALIBRATED = ("AI-ML", "AI-DE")   # the demo's standards calibrated again from the log
 TARGET_RATE, TARGET_P99 = 300, 0.100
 START_TIMEOUT = 30.0
 PREPARE_TIMEOUT = 300.0
@@ -110,21 +129,29 @@ def postgresql_schema(url, schema=SCHEMA):
 
 def prepare_demo(url, folder):
     """Run `irtcat demo --no-serve` on `url` (from `folder`); returns the delivery key."""
+    return demo_keys(url, folder)[0]
+
+
+def demo_keys(url, folder):
+    """Run `irtcat demo --no-serve` on `url` (from `folder`); returns the delivery and
+    the admin key."""
     env = {**os.environ, "IRTCAT_DATABASE_URL": url}
     done = subprocess.run([*irtcat_command(), "demo", "--no-serve"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=PREPARE_TIMEOUT, check=True)
-    for line in done.stdout.splitlines():
-        if "delivery key (for an LMS):" in line:
-            return line.split(":", 1)[1].strip()
-    raise RuntimeError(f"irtcat demo printed no delivery key:\n{done.stdout}{done.stderr}")
+    keys = {line.split("key", 1)[0].strip(): line.split(":", 1)[1].strip()
+            for line in done.stdout.splitlines() if " key (for " in line}
+    if set(keys) != {"delivery", "admin"}:
+        raise RuntimeError(f"irtcat demo printed no keys:\n{done.stdout}{done.stderr}")
+    return keys["delivery"], keys["admin"]
 
 
 class Server:
     """`irtcat serve` in its own process group; stopped (the whole group) on exit."""
 
-    def __init__(self, url, folder, workers=None, threads=None, log_name="serve.log"):
+    def __init__(self, url, folder, workers=None, threads=None, log_name="serve.log",
+                 job_workers=None):
         self.url, self.folder = url, folder
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.job_workers = workers, threads, job_workers
         self.log_path = os.path.join(folder, log_name)
         self.port = free_port()
         self.process = None
@@ -135,6 +162,8 @@ class Server:
             argv += ["--workers", str(self.workers)]
         if self.threads is not None:
             argv += ["--threads", str(self.threads)]
+        if self.job_workers is not None:
+            argv += ["--job-workers", str(self.job_workers)]
         env = {**os.environ, "IRTCAT_DATABASE_URL": self.url}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(argv, cwd=self.folder, env=env,
@@ -154,8 +183,9 @@ class Server:
         except OSError:
             return ""
 
-    def worker_cpu(self):
-        """{pid: CPU seconds (user + system)} of the gunicorn workers (Linux; else {})."""
+    def worker_cpu(self, jobs=False):
+        """{pid: CPU seconds (user + system)} of the gunicorn workers, or with `jobs` of
+        the job workers (Linux; else {})."""
         ticks = os.sysconf("SC_CLK_TCK")
         seconds = {}
         try:
@@ -166,9 +196,11 @@ class Server:
             try:
                 with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
                     fields = handle.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    job_worker = b"irtcat.api.worker" in handle.read().split(b"\0")
             except (OSError, IndexError):
                 continue
-            if int(fields[1]) == self.process.pid:            # a child of the arbiter
+            if int(fields[1]) == self.process.pid and job_worker == jobs:   # the arbiter's
                 seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks
         return seconds
 
@@ -346,17 +378,67 @@ async def slow_client(number, port, end, opened):
                 writer.close()
 
 
-def run_learners(port, key, rate=None, probe=dict, slow=0):
+async def _until_done(connection, path, admin, end):
+    """Poll the status at `path` (a job or a calibration run) until it is done or
+    failed, or `end`; returns the last status."""
+    while True:
+        status, body = await connection.call("GET", path, admin)
+        if status != 200 or body["status"] in ("done", "failed") \
+                or time.perf_counter() >= end:
+            return body["status"] if status == 200 else f"HTTP {status}"
+        await asyncio.sleep(0.5)
+
+
+async def long_work(slot, port, admin, end, done):
+    """Keep one piece of long admin work in the server's queue until `end`: a
+    calibration report for slots below REPORTS, else a calibration from the stored log,
+    asked again as soon as it ends. Counts what ended in done[kind] and what had not
+    when the run ended in done["unfinished"]; lists errors in done["errors"]."""
+    connection = Connection(port)
+    kind = "reports" if slot < REPORTS else "calibrations"
+    try:
+        while time.perf_counter() < end:
+            if kind == "reports":
+                status, body = await connection.call(
+                    "GET", f"/v1/calibrations/{1 + slot % 3}/report", admin)
+                if status == 202:
+                    status = await _until_done(connection, f"/v1/jobs/{body['id']}", admin,
+                                               end)
+            else:
+                status, body = await connection.call(
+                    "POST", "/v1/calibrations", admin,
+                    {"standard": CALIBRATED[slot % 2], "source": "log"})
+                if status == 202:
+                    status = await _until_done(connection, f"/v1/calibrations/{body['id']}",
+                                               admin, end)
+            if status in (200, "done"):
+                done[kind] = done.get(kind, 0) + 1
+            elif status in ("queued", "running"):          # the run ended first
+                done["unfinished"] = done.get("unfinished", 0) + 1
+            else:                                          # 429 busy included
+                done.setdefault("errors", []).append(f"{kind}: {status} {str(body)[:200]}")
+                await asyncio.sleep(1.0)
+    except (OSError, asyncio.IncompleteReadError) as error:
+        done.setdefault("errors", []).append(f"{kind}: {type(error).__name__}: {error}")
+    finally:
+        connection.close()
+
+
+def run_learners(port, key, rate=None, probe=dict, slow=0, admin=None):
     """LEARNERS learners for WARM_UP + MEASURE seconds, closed loop or thinking for
     LEARNERS / `rate` seconds on average before each answer, while `slow` slow
-    connections hang on; the figures of the measured window."""
-    opened = [0]
+    connections hang on and, with an `admin` key, REPORTS + CALIBRATIONS pieces of long
+    work stay queued; the figures of the measured window."""
+    opened, done = [0], {}
 
     async def everyone():
         return await asyncio.gather(*[learner(number, port, key, rate, tally)
                                       for number in range(LEARNERS)],
                                     *[slow_client(number, port, tally.end, opened)
-                                      for number in range(slow)])
+                                      for number in range(slow)],
+                                    *[long_work(slot, port, admin, tally.end, done)
+                                      for slot in range(REPORTS + CALIBRATIONS if admin
+                                                        else 0)])
 
     now = time.perf_counter()
     tally = Tally(now + WARM_UP, now + WARM_UP + MEASURE)
@@ -385,7 +467,7 @@ def run_learners(port, key, rate=None, probe=dict, slow=0):
             "start_p50": float(np.median(tally.starts)) if tally.starts else float("nan"),
             "finished": tally.sessions_finished, "errors": tally.errors,
             "client_cpu": client_cpu / MEASURE, "workers_cpu": workers_cpu,
-            "slow_opened": opened[0]}
+            "slow_opened": opened[0], "long_work_done": done}
 
 
 def _row(name, workers, threads, load, figures, thinking):
@@ -398,6 +480,18 @@ def _row(name, workers, threads, load, figures, thinking):
             _split(figures["workers_cpu"], figures["wall"]),
             _per_answer(figures["workers_cpu"], figures["answers"]),
             f"{figures['client_cpu']:.0%}", ("yes" if met else "no") if thinking else ""]
+
+
+def _long_work_label(done, cpu_before, cpu_after):
+    """" (12 reports, 4 calibrations done, 6 unfinished at the end, 0 errors; 1 job worker
+    93% CPU)": what ended during the whole run, and the job workers' CPU share over it
+    (warm-up included)."""
+    seconds = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
+    return (f" ({done.get('reports', 0)} reports, {done.get('calibrations', 0)} "
+            f"calibrations done, {done.get('unfinished', 0)} unfinished at the end, "
+            f"{len(done.get('errors', []))} errors; {JOB_WORKERS} job "
+            f"worker{'s' if JOB_WORKERS != 1 else ''} {100 * seconds / (WARM_UP + MEASURE):.0f}% "
+            "CPU)")
 
 
 def _split(seconds, wall):
@@ -416,21 +510,31 @@ def _per_answer(seconds, answers):
 def _measure(name, url, folder):
     """For every setting: a closed-loop run, a run with think time, and one with think
     time while SLOW slow connections hang on."""
-    key = prepare_demo(url, folder)
+    key, admin = demo_keys(url, folder)
     rows, notes = [], []
     for workers, threads in _settings():
         think = f"think time {LEARNERS / OFFERED:.2f} s"
-        loads = [("closed", None, 0), (think, OFFERED, 0)]
+        loads = [("closed", None, 0, False), (think, OFFERED, 0, False)]
         if SLOW:
-            loads.append((f"{think} + {SLOW} slow", OFFERED, SLOW))
-        for load, rate, slow in loads:
-            server = Server(url, folder, workers, threads)
+            loads.append((f"{think} + {SLOW} slow", OFFERED, SLOW, False))
+        if LONG_WORK:
+            loads.append((f"{think} + {REPORTS} reports, {CALIBRATIONS} calibrations",
+                          OFFERED, 0, True))
+        for load, rate, slow, with_long_work in loads:
+            server = Server(url, folder, workers, threads, job_workers=JOB_WORKERS)
             try:
                 with server:
+                    jobs_before = server.worker_cpu(jobs=True)
                     figures = run_learners(server.port, key, rate, probe=server.worker_cpu,
-                                           slow=slow)
+                                           slow=slow, admin=admin if with_long_work else None)
                     if slow:
                         load += f" ({figures['slow_opened']} opened)"
+                    if with_long_work:
+                        load += _long_work_label(figures["long_work_done"], jobs_before,
+                                                 server.worker_cpu(jobs=True))
+                        if figures["long_work_done"].get("errors"):
+                            notes.append(f"{name} {workers}x{threads} {load}: "
+                                         f"{figures['long_work_done']['errors'][:3]}")
                     if figures["errors"]:
                         notes.append(f"{name} {workers}x{threads} {load}: "
                                      f"{figures['errors'][:3]}\n{server.log()[-800:]}")

@@ -29,7 +29,7 @@ class CalibrationRunRepository:
             if session.get(Standard, code) is None:
                 raise NotFoundError(f"no standard {code!r}")
             run = CalibrationRun(standard_code=code, model=model or "items", source=source,
-                                 options=options, status="queued", runner=_this_process())
+                                 options=options, status="queued", runner=this_process())
             session.add(run)
             session.flush()
             return run.id
@@ -64,7 +64,7 @@ class CalibrationRunRepository:
         failed first: a server restarted mid-calibration does not leave it running."""
         with self.database.reading() as session:
             run = _run(session, run_id)
-            ended = run.status in ("queued", "running") and _has_ended(run.runner)
+            ended = run.status in ("queued", "running") and process_has_ended(run.runner)
         if ended:
             with self.database.writing() as session:
                 run = _run(session, run_id)
@@ -90,11 +90,11 @@ def _run(session, run_id):
     return run
 
 
-def _this_process():
+def this_process():
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _has_ended(runner):
+def process_has_ended(runner):
     """Whether the process `runner` ("host:pid") is known to have ended: only a process of
     this host can be checked, and one of another user counts as running."""
     host, _, pid = (runner or "").rpartition(":")

@@ -11,6 +11,8 @@
 - ``calibration_runs``: inputs, options, status and result of each calibration.
 - ``responses``: the response log, raw material of the next calibration; one row
   per (session, item), which the database enforces.
+- ``jobs``: long admin work queued for the worker processes (calibrations,
+  simulations, reports, exports), with its result once done.
 
 Every schema change goes through an Alembic migration in ``itembank/migrations``.
 """
@@ -29,6 +31,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -234,3 +237,36 @@ class DeliverySession(Base):
     # (migration 0005) when the time limit runs out, and when the token stops working
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- queued work (migration 0006) ------------------------------------------------------
+
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """Long admin work for the worker processes (`irtcat worker`): its kind and JSON
+    payload, who asked, which worker runs it (``host:pid``) and when it last said it was
+    alive, how many times it was claimed, and its result (bytes and a media type) or the
+    reason it failed. A calibration's job points at its calibration run."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+                      Index("ix_jobs_status_id", "status", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)
+    requester: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -176,8 +176,8 @@ ERRORS = {400: "the request is not valid: the body, a parameter, or text no data
           412: "If-Match names a version the resource no longer has",
           413: "the body is larger than the server takes",
           422: "an answer that is not one of the item's options or categories",
-          429: "too many requests (a quota, or the worker's helper for long admin work "
-               "is taken): retry after Retry-After seconds",
+          429: "too many requests (a quota, or the queue of long admin work is full): "
+               "retry after Retry-After seconds",
           503: "not ready, or the database is not at this release's schema"}
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 0}}}
@@ -193,14 +193,16 @@ PATH_PARAMETER = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_RUN_ID
 
 def operation(rule, method, *, roles=(), token=False, body=None, query=None, answer=None,
               status=200, many=False, paginated=False, summary="", produces=None,
-              if_match=False, errors=()):
+              if_match=False, errors=(), queued=False):
     """Declare the view it decorates as the route `method rule`.
 
     body, query: schema classes the JSON body and the query string load with (the view
         takes them as `data` and `query`); answer: the schema a result is dumped with
         (`many`: a list; `paginated`: a list served in pages); produces: (content type,
         description) of a body the view returns as a Response itself; errors: statuses
-        it answers besides those of authentication, validation and quotas.
+        it answers besides those of authentication, validation and quotas; queued: long
+        work that answers 202 with the job's status and Location when it is not done
+        within the bounded wait (api.long_work).
     """
     # `body` of the table: a strict schema (items are kept as given, other keys too)
     declared = Operation(rule, method, tuple(roles), token,
@@ -228,6 +230,12 @@ def operation(rule, method, *, roles=(), token=False, body=None, query=None, ans
             handler = v1.alt_response(code, schema=schemas.ErrorEnvelope,
                                       description=ERRORS[code],
                                       headers=RETRY_AFTER if code == 429 else None)(handler)
+        if queued:
+            handler = v1.alt_response(
+                202, description="queued: not done within the wait, or `Prefer: "
+                                 "respond-async`; `Location` names the job (GET /v1/jobs/{id})",
+                headers={"Location": {"description": "the job's status URL",
+                                      "schema": {"type": "string"}}})(handler)
         who = list(roles) + (["session token"] if token else [])
         doc = {"summary": summary, "operationId": view.__name__}
         if who:

@@ -1,21 +1,22 @@
-"""Calibrations, their reports and publication; simulations; the response log export.
-The long work among them runs in the worker's helper process (`api.offload`)."""
+"""Calibrations, their reports and publication; simulations; the response log export;
+queued jobs. The long work among them is queued for the worker processes
+(`api.long_work`, `irtcat worker`): never run on a request worker."""
 
 from __future__ import annotations
 
 import numpy as np
-from flask import Response, g
+from flask import g
 
 from irtcat.delivery.calibration_runs import start_calibration
 from irtcat.delivery.errors import ConflictError
 from irtcat.itembank import ResponseLog
 from irtcat.itembank.errors import NotFoundError
 
-from .. import observability, offload, schemas
+from .. import long_work, observability, schemas
 from .base import MAX_RUN_ID, ApiError, operation
 
-# Long admin work, run by the worker's helper process: 409 when not ready, 429 busy when
-# the helper is taken, like any other quota.
+# Long admin work, queued for the worker processes: 409 when not ready, 429 busy when the
+# queue is full, like any other quota; 202 with Location when not done within the wait.
 
 
 @operation("/calibrations", "POST", roles=("admin",), body=schemas.CalibrationRequest,
@@ -25,25 +26,13 @@ def post_calibration(data):
     upload = None
     if data["source"] == "upload":
         upload = _upload_log(data["data"])
-    offload.reserve_calibration()
-    try:
-        run_id = start_calibration(g.store, data["standard"], data["model"],
-                                   source=data["source"], anchored=data["anchored"],
-                                   m_step=data["m_step"])
-    except BaseException:
-        offload.release_calibration()
-        raise
+    long_work.check_room()
+    run_id = start_calibration(g.store, data["standard"], data["model"],
+                               source=data["source"], anchored=data["anchored"],
+                               m_step=data["m_step"])
     observability.audit("calibration_started", run_id=run_id, standard=data["standard"],
                         source=data["source"])
-    store = g.store
-    try:
-        offload.queue_calibration(
-            store.database.url, run_id, upload, observability.current_request_id(),
-            on_lost=lambda reason: store.fail_calibration_run(run_id, reason))
-    except Exception:
-        store.fail_calibration_run(run_id, "it could not be queued")
-        raise
-    return {"id": run_id, "status": "queued"}
+    return long_work.calibration(run_id, upload)
 
 
 def _upload_log(rows):
@@ -71,17 +60,15 @@ def _calibration_run(run_id):
 
 
 @operation("/calibrations/<int:run_id>/report", "GET", roles=("admin",), errors=(409,),
+           queued=True,
            produces=("text/html", "one self-contained HTML page"),
            summary="the calibration's report: one self-contained HTML page (item table with "
                    "parameters, SEs and fit flags; item, information and SE curves)")
 def calibration_report(run_id):
-
     run = _calibration_run(run_id)
     if run["status"] != "done":
         raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
-    page = offload.run(offload.bank_report, run["result"],
-                       f"Calibration {run_id}: {run['standard']}, version {run['version']}")
-    return Response(page, mimetype="text/html")
+    return long_work.calibration_report(run_id)
 
 
 @operation("/calibrations/<int:run_id>/publish", "POST", roles=("admin",),
@@ -95,22 +82,35 @@ def publish_calibration(run_id):
 
 
 @operation("/simulations", "POST", roles=("admin",), body=schemas.SimulationRequest,
-           errors=(409,),
+           errors=(409,), queued=True,
            summary="simulate the test on its bank: the simulation report of FORMATS.md")
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
-    # built here too so that a test with no bank is 404 or 400 before the helper is taken
+    # built here too so that a test with no bank is 404 or 400 before it is queued
     g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
-    return offload.run(offload.simulate, g.store.database.url, data["test_id"],
-                       data["examinees"], data["seed"])
+    return long_work.simulation(data["test_id"], data["examinees"], data["seed"])
 
 
 @operation("/responses", "GET", roles=("admin",), query=schemas.StandardQuery,
+           queued=True,
            produces=("text/csv", "long CSV"), errors=(404,),
            summary="the response log as long CSV (person_id,item_id,response)")
 def responses(query):
     standard = query.get("standard")
     if standard is not None:
         g.store.standard(standard)                    # 404 for an unknown standard
-    text = offload.run(offload.responses_csv, g.store.database.url, standard)
-    return Response(text, mimetype="text/csv")
+    return long_work.response_export(standard)
+
+
+@operation("/jobs/<int:job_id>", "GET", roles=("admin",), errors=(404,),
+           summary="a queued job's status: kind, status (queued, running, done, failed), "
+                   "timestamps, error")
+def get_job(job_id):
+    return long_work.job_status(job_id)
+
+
+@operation("/jobs/<int:job_id>/result", "GET", roles=("admin",), errors=(404, 409),
+           produces=("application/octet-stream", "the job's result, with its media type"),
+           summary="a done job's result, with its media type (409 before)")
+def get_job_result(job_id):
+    return long_work.job_result(job_id)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from irtcat.api.app import close_app, create_app
+from irtcat.api.worker import background_worker
 from irtcat.delivery.keys import create_key
 from irtcat.itembank.database import Database, upgrade
 
@@ -86,5 +87,7 @@ def api(database_url):
                   "standards": ["AI-ML"], "config": {"stop": {"max_items": 6}},
                   "public": True, "feedback": True}):
         assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
-    yield api
+    with background_worker(database_url, poll=0.02) as worker:   # runs the long work
+        api.worker = worker
+        yield api
     close_app(app)

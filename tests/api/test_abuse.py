@@ -5,8 +5,6 @@ abuse"). Slow connections and oversized requests against a served process are in
 test_slow_clients.py, quotas in test_quotas.py; these run in process.
 """
 
-import os
-import signal
 import threading
 import time
 
@@ -16,7 +14,6 @@ from conftest import Api
 from limits import parse
 from scipy.optimize import least_squares
 
-from irtcat.api import offload
 from irtcat.api.app import close_app, create_app
 from irtcat.api.quotas import DEFAULTS
 from irtcat.delivery.scoring import MIN_SCORED_ITEMS
@@ -321,34 +318,6 @@ def test_a_stale_etag_is_412_and_changes_nothing(api):
     assert api.call("GET", "/v1/items/ML-002", api.admin).json["tags"] == ["edited"]
 
 
-def test_long_admin_work_cannot_take_the_learners_threads_or_cores(api):
-    """Finding 6: reports and calibrations ran on the delivery threads (four concurrent
-    reports pushed a learner's answer from 6 ms to 17 s). Long admin work runs in a
-    helper process niced by offload.NICENESS; while one such request waits, a second is
-    429 busy with Retry-After, and learners are answered."""
-    busy = threading.Thread(target=offload.run, args=(time.sleep, 2.0))
-    busy.start()
-    time.sleep(0.3)
-    try:
-        second = api.call("POST", "/v1/simulations", api.admin,
-                          json={"test_id": "ml", "examinees": 50})
-        assert envelope(second, 429)["code"] == "busy"
-        assert int(second.headers["Retry-After"]) >= 1
-        session = api.start("ml", "during-admin-work")
-        started = time.monotonic()
-        reply = api.answer(session, session["item"]["item_id"], "A")
-        assert reply.status_code == 200 and time.monotonic() - started < 1.0
-        helpers = list(offload._helper()._processes)
-        assert len(helpers) == 1
-        expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + offload.NICENESS)
-        assert os.getpriority(os.PRIO_PROCESS, helpers[0]) == expected
-    finally:
-        busy.join()
-    done = api.call("POST", "/v1/simulations", api.admin, json={"test_id": "ml",
-                                                                 "examinees": 50})
-    assert done.status_code == 200 and done.json["examinees"] == 50
-
-
 @pytest.fixture
 def limited(api, database_url):
     """The fixture's store served by an app with small quotas (the QUOTAS setting, in
@@ -439,16 +408,3 @@ def test_an_active_sessions_result_has_no_estimate_to_compare(api):
     assert finished.status_code == 200
     assert api.call("GET", f"/v1/sessions/{session['session_id']}/result",
                     api.delivery).json["theta"] is not None
-
-
-def test_a_helper_that_died_is_replaced(api):
-    """A helper killed (out of memory, say) must not fail every later admin task of its
-    worker: the next one starts a new helper."""
-    offload.run(time.sleep, 0)
-    (dead,) = list(offload._helper()._processes)
-    os.kill(dead, signal.SIGKILL)
-    time.sleep(0.5)
-    done = api.call("POST", "/v1/simulations", api.admin,
-                    json={"test_id": "ml", "examinees": 20})
-    assert done.status_code == 200, done.json
-    assert dead not in offload._helper()._processes

@@ -58,7 +58,7 @@ def _valid_body(operation, session, suffix):
 
 def _path(operation, session_id):
     values = {"code": "AI-DE", "item_id": "ML-002", "test_id": "credential",
-              "session_id": session_id, "run_id": "987654"}
+              "session_id": session_id, "run_id": "987654", "job_id": "987654"}
     names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", operation.rule)
     unknown = [name for name in names if name not in values]
     assert not unknown, f"no id for path parameter {unknown[0]!r}: add one here"
@@ -134,7 +134,8 @@ def test_who_may_call(api, operation):
         assert status not in (401, 403), status
         if operation.rule not in ("/calibrations/<int:run_id>",
                                   "/calibrations/<int:run_id>/publish",
-                                  "/calibrations/<int:run_id>/report", "/calibrations"):
+                                  "/calibrations/<int:run_id>/report", "/calibrations",
+                                  "/jobs/<int:job_id>", "/jobs/<int:job_id>/result"):
             assert status < 300 or (operation.method, status) == ("POST", 409), status
 
 

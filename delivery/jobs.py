@@ -1,0 +1,148 @@
+"""Long admin work as queued jobs: the kinds, their payloads, and running one.
+
+The request workers only enqueue (`enqueue_*`); a worker process (`irtcat worker`)
+claims each job and `JobRunner.run` does the work with the functions the API used to
+call itself, returning ``(result, media type)``:
+
+- ``calibration`` ``{"run_id", "upload"}``: runs the recorded calibration run `run_id`
+  (`execute_calibration`); `upload` is the uploaded response log as JSON columns (None:
+  the stored log). The run keeps its own row and status (GET /v1/calibrations/{id});
+  the job's result is ``{"id", "status", "version"}`` of the run.
+- ``simulation`` ``{"test_id", "examinees", "seed"}``: the simulation report of
+  FORMATS.md (JSON).
+- ``calibration_report`` ``{"run_id"}``: the calibration's HTML report.
+- ``response_export`` ``{"standard"}``: the response log as long CSV.
+
+The HTML page is made by the API's report module, which this layer may not import:
+`JobRunner` takes it as `bank_report`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from irtcat.calibration.workflow import CalibrationInputError
+from irtcat.delivery.calibration_runs import execute_calibration
+from irtcat.delivery.errors import ConflictError
+from irtcat.itembank.errors import DataFormatError, NotFoundError
+from irtcat.itembank.io import ResponseLog
+from irtcat.itembank.jobs import Jobs
+
+CALIBRATION, SIMULATION = "calibration", "simulation"
+CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
+KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT)
+JSON, HTML, CSV = "application/json", "text/html", "text/csv"
+# the errors of the domain a job fails with, and the code the API answers them with
+FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
+                 (DataFormatError, "validation_error"),
+                 (CalibrationInputError, "validation_error"), (ValueError, "validation_error"))
+
+
+def failure_code(error):
+    """The code of a job's failure: ``not_found``, ``conflict``, ``validation_error``,
+    or None for an internal error (whose message is not shown)."""
+    return next((code for kind, code in FAILURE_CODES if isinstance(error, kind)), None)
+
+
+# --- enqueueing ---------------------------------------------------------------------
+
+def upload_columns(log):
+    """A `ResponseLog` as JSON columns (a job's payload)."""
+    return {"person_ids": list(log.person_ids), "item_ids": list(log.item_ids),
+            "person_index": log.person_index.tolist(), "item_index": log.item_index.tolist(),
+            "response": log.response.tolist()}
+
+
+def upload_log(columns):
+    """The `ResponseLog` of `upload_columns`."""
+    return ResponseLog(columns["person_ids"], columns["item_ids"],
+                       np.asarray(columns["person_index"], dtype=np.int32),
+                       np.asarray(columns["item_index"], dtype=np.int32),
+                       np.asarray(columns["response"], dtype=float))
+
+
+def enqueue_calibration(jobs, run_id, upload=None, requester=""):
+    """Queue the recorded calibration run `run_id` (`upload`: a `ResponseLog` or None)."""
+    payload = {"run_id": run_id, "upload": None if upload is None else upload_columns(upload)}
+    return jobs.enqueue(CALIBRATION, payload, requester, calibration_run_id=run_id)
+
+
+def enqueue_simulation(jobs, test_id, examinees, seed, requester=""):
+    return jobs.enqueue(SIMULATION, {"test_id": test_id, "examinees": examinees,
+                                     "seed": seed}, requester)
+
+
+def enqueue_calibration_report(jobs, run_id, requester=""):
+    return jobs.enqueue(CALIBRATION_REPORT, {"run_id": run_id}, requester)
+
+
+def enqueue_response_export(jobs, standard, requester=""):
+    return jobs.enqueue(RESPONSE_EXPORT, {"standard": standard}, requester)
+
+
+# --- running ------------------------------------------------------------------------
+
+class JobRunner:
+    """Runs claimed jobs on one store: `run(job)` returns ``(result, media type)`` or
+    raises (`failure_code` tells a domain error from an internal one).
+
+    Parameters
+    ----------
+    store : Store
+    delivery : Delivery
+        the store's tests and their banks (simulations).
+    bank_report : callable
+        ``bank_report(document, title) -> str``, the HTML report of a bank document.
+    """
+
+    def __init__(self, store, delivery, bank_report):
+        self.store, self.delivery, self.bank_report = store, delivery, bank_report
+        self.jobs = Jobs(store.database)
+        self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
+                       CALIBRATION_REPORT: self._calibration_report,
+                       RESPONSE_EXPORT: self._response_export}
+
+    def run(self, job):
+        if job.kind not in self._kinds:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+        return self._kinds[job.kind](**job.payload)
+
+    def _calibration(self, run_id, upload=None):
+        """A failure of the run is recorded on it by `execute_calibration`, then raised.
+        A run that already ended (its worker stopped after storing it) is not run again."""
+        run = self.store.calibration_run(run_id)
+        if run["status"] == "failed":
+            raise CalibrationInputError(run["error"] or f"calibration {run_id} failed")
+        if run["status"] != "done":
+            data = None if upload is None else upload_log(upload)
+            run = execute_calibration(self.store, run_id, data)
+        return json.dumps({"id": run["id"], "status": run["status"],
+                           "version": run["version"]}), JSON
+
+    def _simulation(self, test_id, examinees, seed):
+        from irtcat.engine.simulate import report, timed_run
+
+        test = self.delivery.test(test_id)
+        built = self.delivery.test_bank(test_id,
+                                        self.store.current_version_ids(test["standards"]))
+        rng = np.random.default_rng(seed)
+        true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, examinees)
+        batches, seconds = timed_run(built.bank.params, built.design, rng,
+                                     true_theta=true_theta)
+        document = report(batches, built.design, seconds, true_theta=true_theta, seed=seed)
+        return json.dumps(document, separators=(",", ":")), JSON
+
+    def _calibration_report(self, run_id):
+        run = self.store.calibration_run(run_id)
+        if run["status"] != "done":
+            raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
+        title = f"Calibration {run_id}: {run['standard']}, version {run['version']}"
+        return self.bank_report(run["result"], title), HTML
+
+    def _response_export(self, standard=None):
+        stream = io.StringIO()
+        self.store.write_responses(stream, standard)
+        return stream.getvalue(), CSV
