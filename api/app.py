@@ -13,7 +13,6 @@ import os
 
 import flask_smorest
 from flask import Flask, current_app, g, jsonify, request
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from irtcat.calibration.workflow import CalibrationInputError
@@ -25,7 +24,13 @@ from irtcat.delivery.errors import (
 )
 from irtcat.delivery.sessions import Delivery
 from irtcat.itembank.database import Database, current_revision, head_revision
-from irtcat.itembank.errors import DataFormatError, NotFoundError, PreconditionFailed
+from irtcat.itembank.errors import (
+    DataFormatError,
+    NotFoundError,
+    PreconditionFailed,
+    StorageFailure,
+    WriteConflict,
+)
 from irtcat.itembank.store import Store
 
 from . import long_work, observability, schemas
@@ -152,7 +157,7 @@ def _require_schema(app):
         return
     try:
         revision = current_revision(state["store"].database)
-    except SQLAlchemyError:
+    except StorageFailure:
         raise ApiError(503, "the database is not reachable", "not_ready") from None
     expected = head_revision()
     if revision != expected:
@@ -207,7 +212,7 @@ def _install_error_handlers(app):
     for error_class, (status, code) in ERRORS_OF_THE_DOMAIN.items():
         app.register_error_handler(error_class, _domain_error(status, code))
 
-    @app.errorhandler(IntegrityError)
+    @app.errorhandler(WriteConflict)
     def _integrity(error):
         # Two writers raced on something unique (an id, a version number): the loser's
         # transaction rolled back whole.

@@ -15,6 +15,10 @@ written here. Figures are drawn with matplotlib's object API on an Agg
 canvas (`matplotlib.figure.Figure`; pyplot and its global figure state are
 never used) and embedded as base64 PNG: the page fetches nothing, runs no
 script and opens offline.
+
+Length: one self-contained HTML page per report, its stylesheet, its tables and
+every figure of both reports; split, a reader would chase one page's layout across
+modules. No numerics live here.
 """
 
 from __future__ import annotations

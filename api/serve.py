@@ -95,15 +95,14 @@ def _load_app(url):
 @contextmanager
 def migrated_database():
     """The database of IRTCAT_DATABASE_URL, migrated to this release, closed afterwards."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from irtcat.itembank.database import Database, DatabaseError, upgrade
+    from irtcat.itembank.errors import StorageFailure
 
     database = Database()
     try:
         upgrade(database)
         yield database
-    except SQLAlchemyError as error:
+    except StorageFailure as error:
         raise DatabaseError(f"cannot use the database: {first_line(error)}") from None
     finally:
         database.dispose()

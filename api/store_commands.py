@@ -125,8 +125,6 @@ def _version_number(text):
 def open_store():
     """The store of ``IRTCAT_DATABASE_URL``, closed afterwards; an empty database is given
     the schema, one at an older schema is refused until `irtcat db upgrade`."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from irtcat.itembank.database import (
         Database,
         DatabaseError,
@@ -134,6 +132,7 @@ def open_store():
         head_revision,
         upgrade,
     )
+    from irtcat.itembank.errors import StorageFailure
     from irtcat.itembank.store import Store
 
     database = Database()
@@ -145,7 +144,7 @@ def open_store():
             elif revision != head_revision():
                 raise DatabaseError(f"the database is at schema {revision}, this release "
                                     f"needs {head_revision()}: run `irtcat db upgrade`")
-        except SQLAlchemyError as error:
+        except StorageFailure as error:
             raise DatabaseError(f"cannot use the database: {first_line(error)}") from None
         yield Store(database)
     finally:
@@ -163,16 +162,15 @@ def first_line(error):
 
 
 def run_db_upgrade(args):
-    from sqlalchemy.exc import SQLAlchemyError
-
     from irtcat.itembank.database import Database, DatabaseError, current_revision, upgrade
+    from irtcat.itembank.errors import StorageFailure
 
     database = Database()
     try:
         before = current_revision(database)
         upgrade(database)
         after = current_revision(database)
-    except SQLAlchemyError as error:
+    except StorageFailure as error:
         raise DatabaseError(f"cannot migrate the database: {first_line(error)}") from None
     finally:
         database.dispose()
@@ -182,14 +180,13 @@ def run_db_upgrade(args):
 
 
 def run_db_backup(args):
-    from sqlalchemy.exc import SQLAlchemyError
-
     from irtcat.itembank.database import DatabaseError, backup_sqlite
+    from irtcat.itembank.errors import StorageFailure
 
     database = _existing_database()
     try:
         copy = backup_sqlite(database, args.path, force=args.force)
-    except SQLAlchemyError as error:
+    except StorageFailure as error:
         raise DatabaseError(f"cannot back up the database: {first_line(error)}") from None
     finally:
         database.dispose()
@@ -199,14 +196,13 @@ def run_db_backup(args):
 
 
 def run_db_restore(args):
-    from sqlalchemy.exc import SQLAlchemyError
-
     from irtcat.itembank.database import Database, DatabaseError, head_revision, restore_sqlite
+    from irtcat.itembank.errors import StorageFailure
 
     database = Database()
     try:
         restored = restore_sqlite(database, args.path)
-    except SQLAlchemyError as error:
+    except StorageFailure as error:
         raise DatabaseError(f"cannot restore the database: {first_line(error)}") from None
     finally:
         database.dispose()

@@ -35,6 +35,10 @@ items (fixed parameters) the population mean and variance are estimated
 instead, which puts the free items on the anchors' scale. `1pl` estimates
 one slope shared by all its items on N(0, 1): the Rasch model
 reparameterised, but integrated on a grid that spans +-6 population SDs.
+
+Length: the EM loop, its two M-steps, Ramsay's acceleration and the convergence
+rule are one algorithm, read together against mirt's; priors, parameterization,
+responses and standard errors live in their own modules.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ its root lies beyond the bounds.
 
 A person with no observed response has no ML or WLE (theta and se NaN);
 EAP and MAP return the prior's mean and standard deviation.
+
+Length: five estimators (EAP, MAP, ML, WLE, EAP of the summed score) share the
+likelihood on the grid, the chunking over persons and the root finder; each is a
+short function over those shared pieces.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ import tempfile
 import threading
 from contextlib import closing, contextmanager, nullcontext
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -175,6 +175,11 @@ class Database:
     def reading(self) -> Session:
         with self._read() as session, session.begin():
             yield session
+
+    def ping(self):
+        """Ask the database a trivial question; StorageFailure if it cannot answer."""
+        with self.reading() as session:
+            session.execute(text("SELECT 1"))
 
     def _exclusive(self):
         return self._writer_lock.held() if self._writer_lock is not None else nullcontext()

@@ -3,7 +3,15 @@
 Each carries a one-line message fit to show a user as it is. The layers above
 (`irtcat.delivery`, `irtcat.api`) catch them by these names; they are the only
 exception classes the `irtcat.itembank` package defines (tests/test_architecture.py).
+
+The database driver's own failures reach the layers above under two names given
+here, so that no module outside the storage layer imports SQLAlchemy:
+`StorageFailure` (any database failure: unreachable, a statement refused) and
+`WriteConflict` (a constraint refused a write, e.g. two concurrent creations).
 """
+
+from sqlalchemy.exc import IntegrityError as WriteConflict
+from sqlalchemy.exc import SQLAlchemyError as StorageFailure
 
 
 class DataFormatError(ValueError):
@@ -22,4 +30,5 @@ class PreconditionFailed(RuntimeError):
     """The resource changed since the tag the writer gave (HTTP 412); one-line message."""
 
 
-__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed"]
+__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed",
+           "StorageFailure", "WriteConflict"]

@@ -10,6 +10,10 @@ with pandas' C parser, imported when used. Both parsers hand their cells to the
 same checks. Writers write
 to a temporary file beside the target and rename it, so a failure never
 leaves a half-written file.
+
+Length: every file format the command line reads or writes (wide and long
+response CSVs, both parsers, scores, bank JSON), sharing one set of cell checks and
+the atomic writer.
 """
 
 from __future__ import annotations

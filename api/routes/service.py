@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import g
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
+from irtcat.itembank.errors import StorageFailure
 from irtcat.itembank.monitoring import readiness
 
 from .. import observability, schemas
@@ -33,8 +32,7 @@ def metrics():
 @operation("/health", "GET", answer=schemas.Health, summary="liveness and the database")
 def health():
     try:
-        with g.store.database.reading() as session:
-            session.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+        g.store.database.ping()
+    except StorageFailure:
         raise ApiError(500, "the database is not reachable", "database_unavailable") from None
     return {"status": "ok", "database": "reachable"}
