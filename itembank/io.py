@@ -530,10 +530,20 @@ def bank_to_document(bank):
 # --- writing ------------------------------------------------------------------------
 
 def write_atomically(path, write):
-    """Call ``write(handle)`` on a temporary file beside `path`, then rename it into place."""
+    """Call ``write(handle)`` on a temporary file beside `path`, then rename it into place.
+
+    A `path` that exists and is not a regular file (``/dev/null``, a FIFO, a terminal)
+    is written in place: renaming over it would replace the device with a file."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DataFormatError(f"{path}: is a directory, not a file to write")
+    if os.path.exists(path) and not os.path.isfile(path):
+        try:
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                write(handle)
+        except OSError as error:
+            raise DataFormatError(f"{path}: cannot be written: {error.strerror}") from None
+        return
     try:
         handle = tempfile.NamedTemporaryFile("w", dir=directory, delete=False, newline="",
                                              encoding="utf-8", suffix=".tmp")

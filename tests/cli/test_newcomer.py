@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import socket
+import stat
 import subprocess
 import sys
 
@@ -54,6 +55,17 @@ def test_score_loads_no_pandas_database_web_or_plotting(lsat7_bank_path):
                           f"assert main(['score', {str(LSAT7)!r}, '--bank', "
                           f"{str(lsat7_bank_path)!r}, '--out', '/dev/null']) == 0")
     assert set(loaded.split(",")) == {"numpy", "scipy"}
+
+
+def test_writing_to_a_device_writes_through_it(tmp_path):
+    """--out /dev/null (or a FIFO) is written in place: an atomic rename over it would
+    replace the device with a regular file (for root, /dev/null itself)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    bank_io.write_atomically(str(fifo), lambda handle: handle.write("through\n"))
+    assert reader.communicate(timeout=30)[0] == "through\n"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 # --- absurd values: usage errors before any work --------------------------------------------
