@@ -8,10 +8,9 @@ The database driver's own failures reach the layers above under two names given
 here, so that no module outside the storage layer imports SQLAlchemy:
 `StorageFailure` (any database failure: unreachable, a statement refused) and
 `WriteConflict` (a constraint refused a write, e.g. two concurrent creations).
+They are looked up when first used, so that reading a file (`DataFormatError`)
+does not load SQLAlchemy.
 """
-
-from sqlalchemy.exc import IntegrityError as WriteConflict
-from sqlalchemy.exc import SQLAlchemyError as StorageFailure
 
 
 class DataFormatError(ValueError):
@@ -28,6 +27,16 @@ class DatabaseError(RuntimeError):
 
 class PreconditionFailed(RuntimeError):
     """The resource changed since the tag the writer gave (HTTP 412); one-line message."""
+
+
+def __getattr__(name):
+    if name == "StorageFailure":
+        from sqlalchemy.exc import SQLAlchemyError
+        return SQLAlchemyError
+    if name == "WriteConflict":
+        from sqlalchemy.exc import IntegrityError
+        return IntegrityError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed",
