@@ -39,5 +39,4 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed",
-           "StorageFailure", "WriteConflict"]
+__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed"]
