@@ -33,6 +33,13 @@ def timed_run(params, design, rng, **kwargs):
     return results, time.perf_counter() - started
 
 
+def simulate_and_report(params, design, rng, true_theta, seed):
+    """Simulate `design` on `params` for examinees at `true_theta` and return the report
+    (what a queued simulation job stores)."""
+    results, seconds = timed_run(params, design, rng, true_theta=true_theta)
+    return report(results, design, seconds, true_theta=true_theta, seed=seed)
+
+
 def _joined(results, name):
     return np.concatenate([getattr(part, name) for part in results])
 

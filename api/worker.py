@@ -63,10 +63,12 @@ class Worker:
         from irtcat.itembank.store import Store
 
         from .report import bank_report
+        from .simulation_report import simulate_and_report
 
         store = Store(Database(database_url))
         self.runner = JobRunner(store, Delivery(store),
-                                lambda document, title: bank_report(document, title=title))
+                                lambda document, title: bank_report(document, title=title),
+                                simulate_and_report)
         self.jobs = self.runner.jobs
         self.name = name or this_process()
         self.poll, self.heartbeat, self.stale_after = poll, heartbeat, stale_after

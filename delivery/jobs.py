@@ -96,10 +96,14 @@ class JobRunner:
         the store's tests and their banks (simulations).
     bank_report : callable
         ``bank_report(document, title) -> str``, the HTML report of a bank document.
+    simulation_report : callable
+        ``simulation_report(params, design, rng, true_theta, seed) -> dict``: runs the
+        simulation and formats its report (FORMATS.md); formatting is the caller's.
     """
 
-    def __init__(self, store, delivery, bank_report):
+    def __init__(self, store, delivery, bank_report, simulation_report):
         self.store, self.delivery, self.bank_report = store, delivery, bank_report
+        self.simulation_report = simulation_report
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
@@ -123,16 +127,14 @@ class JobRunner:
                            "version": run["version"]}), JSON
 
     def _simulation(self, test_id, examinees, seed):
-        from irtcat.engine.simulate import report, timed_run
-
         test = self.delivery.test(test_id)
         built = self.delivery.test_bank(test_id,
                                         self.store.current_version_ids(test["standards"]))
         rng = np.random.default_rng(seed)
-        true_theta = rng.normal(built.design.prior_mean, built.design.prior_sd, examinees)
-        batches, seconds = timed_run(built.bank.params, built.design, rng,
-                                     true_theta=true_theta)
-        document = report(batches, built.design, seconds, true_theta=true_theta, seed=seed)
+        scoring = built.design.scoring
+        true_theta = rng.normal(scoring.prior_mean, scoring.prior_sd, examinees)
+        document = self.simulation_report(built.bank.params, built.design, rng, true_theta,
+                                          seed)
         return json.dumps(document, separators=(",", ":")), JSON
 
     def _calibration_report(self, run_id):
