@@ -48,7 +48,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
 from scipy.special import logsumexp
 
 from .models import answer_derivatives, category_log_probability, category_terms, pair_terms
@@ -196,6 +195,8 @@ class _Pairs:
         log_p, g1, g2 = category_terms(nodes, params.subset(used))   # (n_nodes, n_used, K)
         info, dinfo = _information_and_slope(log_p, g1, g2)           # (n_nodes, n_used)
         n_nodes, n_used, k = log_p.shape
+        from scipy.sparse import csr_matrix  # when used: loading it costs scoring's start-up
+
         ones = np.ones(self.person.size)
         # persons x (item, category) and persons x item indicators of the answers
         answered = csr_matrix((ones, (self.person, item * k + self.category)),
