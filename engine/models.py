@@ -166,11 +166,15 @@ def parameter_columns(entries):
 
 def parameters_from_columns(columns):
     """`ItemParameters` from `parameter_columns`' columns (None in b for no threshold)."""
-    rows = [[value for value in row if value is not None] for row in columns["b"]]
-    width = max((len(row) for row in rows), default=1)
-    b = np.full((len(rows), width), np.nan)
-    for i, row in enumerate(rows):
-        b[i, : len(row)] = row
+    b = np.array(columns["b"], dtype=float).reshape(len(columns["model"]), -1)  # None: NaN
+    missing = np.isnan(b)
+    if not np.all(missing[:, :-1] <= missing[:, 1:]):      # a gap before a threshold
+        rows = [row[~gap] for row, gap in zip(b, missing, strict=True)]
+        b = np.full(b.shape, np.nan)
+        for i, row in enumerate(rows):
+            b[i, : row.size] = row
+        missing = np.isnan(b)
+    b = b[:, : max(1, int((~missing).sum(axis=1).max(initial=0)))]
     return ItemParameters.create(list(columns["model"]), columns["a"], b, c=columns["c"],
                                  u=columns["u"])
 
