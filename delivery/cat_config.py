@@ -65,7 +65,9 @@ def _number(value, name, low=None, high=None, integer=False):
     if integer and value != int(value):
         raise DataFormatError(f"{name} must be a whole number, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise DataFormatError(f"{name} must be in [{low}, {high}], got {value!r}")
+        bound = (f"in [{low}, {high}]" if low is not None and high is not None
+                 else f">= {low}" if low is not None else f"<= {high}")
+        raise DataFormatError(f"{name} must be {bound}, got {value!r}")
     return int(value) if integer else float(value)
 
 

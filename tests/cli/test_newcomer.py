@@ -329,3 +329,12 @@ def test_the_input_errors_named_for_exit_2_exist():
 
     for module, name in cli._INPUT_ERRORS:
         assert issubclass(getattr(importlib.import_module(module), name), Exception)
+
+
+def test_a_one_sided_bound_is_stated_without_none(lsat7_bank_path):
+    """A CAT configuration value under its only bound (the prior's SD, above 0) says
+    ">= 1e-06", never "[1e-06, None]"."""
+    bank = read_bank(lsat7_bank_path)
+    with pytest.raises(bank_io.DataFormatError) as refused:
+        design_from_config({"scoring": {"prior": {"sd": 0}}}, bank)
+    assert "must be >= 1e-06" in str(refused.value) and "None" not in str(refused.value)
