@@ -231,3 +231,17 @@ def test_the_length_rule_catches_a_long_module(tmp_path):
     short = _probe(tmp_path, '"""A module."""\n' + "x = 1\n" * (MAX_LINES - 1), "short.py")
     bare = _probe(tmp_path, '"""A module.\n\nLength:\n"""\n' + body, "bare.py")
     assert too_long_without_reason([silent, reasoned, short, bare]) == ["silent.py", "bare.py"]
+
+
+def test_every_package_is_installed():
+    """setup.cfg lists packages by hand (the folders map onto irtcat.*): every folder
+    with an __init__.py must be listed, or a wheel (not an editable install) lacks it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    folders = {"engine", "calibration", "itembank", "delivery", "api"}
+    found = {"irtcat." + ".".join(init.parent.relative_to(ROOT).parts)
+             for folder in folders for init in (ROOT / folder).rglob("__init__.py")}
+    assert found - listed == set()
