@@ -229,16 +229,17 @@ def wait_healthy(port, process, timeout=START_TIMEOUT):
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"irtcat serve exited with status {process.returncode}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/v1/health")
             response = connection.getresponse()
             response.read()
-            connection.close()
             if response.status == 200:
                 return
         except OSError:
             pass
+        finally:
+            connection.close()      # also when the server reset it while starting
         time.sleep(0.1)
     raise RuntimeError(f"irtcat serve did not answer /v1/health within {timeout:.0f} s")
 
