@@ -79,9 +79,12 @@ class Worker:
     def run(self):
         """Claim and run jobs until `stop`."""
         log.info("worker %s: started", self.name)
-        while not self.stopping.is_set():
-            if not self.run_once():
-                self.stopping.wait(self.poll)
+        try:
+            while not self.stopping.is_set():
+                if not self.run_once():
+                    self.stopping.wait(self.poll)
+        except Stopping:          # stopped between a claim and its run: the job was given back
+            pass
         log.info("worker %s: stopped", self.name)
 
     def stop(self):

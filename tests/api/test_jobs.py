@@ -68,6 +68,26 @@ def idle(api):
 
 # --- in process ------------------------------------------------------------------------
 
+def test_a_worker_stopped_between_a_claim_and_its_run_gives_the_job_back(idle, database_url):
+    """`stop` may land after a claim: the job goes back to the queue and the worker's loop
+    ends without an exception (the thread used to die with an unhandled `Stopping`)."""
+    jobs = Jobs(idle.store.database)
+    job_id = enqueue_simulation(jobs, "ml", 5, 1)
+    worker = Worker(database_url)
+    claim = worker.jobs.claim
+
+    def claim_then_stop(name):
+        claimed = claim(name)
+        worker.stop()
+        return claimed
+
+    worker.jobs.claim = claim_then_stop
+    try:
+        worker.run()                                  # returns, raises nothing
+    finally:
+        worker.close()
+    assert jobs.status(job_id) == "queued"
+
 def test_respond_async_answers_202_at_once_and_the_result_later(api):
     body = {"test_id": "credential", "examinees": 30, "seed": 11}
     accepted = api.call("POST", "/v1/simulations", api.admin, json=body, headers=ASYNC)
