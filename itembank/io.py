@@ -24,7 +24,7 @@ import math
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,11 +60,14 @@ class ResponseData:
     person_ids : list of str, length n_persons
     item_ids : list of str, length n_items
     responses : ndarray of float, shape (n_persons, n_items); NaN where not administered
+    groups : list of str, length n_persons, or None
+        Each person's group code (multiple-group calibration, DIF), when read with a group.
     """
 
     person_ids: list
     item_ids: list
     responses: np.ndarray
+    groups: list | None = None
 
 
 # --- responses ----------------------------------------------------------------------
@@ -86,14 +89,52 @@ def _read_header(path):
     return [name.strip() for name in header]
 
 
-def read_responses(path):
-    """Read a wide or long response CSV (spec/FORMATS.md) into `ResponseData`."""
+def read_responses(path, group=None, groups_path=None):
+    """Read a wide or long response CSV (spec/FORMATS.md) into `ResponseData`.
+
+    With `group`, each person's group code is read too (`ResponseData.groups`): from the
+    wide file's column of that name (not an item), or, for a long file or when
+    `groups_path` is given, from that per-person attribute CSV (`person_id,<group>,...`).
+    A person without a code is a DataFormatError naming them.
+    """
     header = _read_header(path)
     if header[0] != "person_id":
         raise DataFormatError(f"{path}: the first column must be person_id, got {header[0]!r}")
-    if header == LONG_HEADER:
-        return _read_long(path)
-    return _read_wide(path, header)
+    if group is None:
+        return _read_long(path) if header == LONG_HEADER else _read_wide(path, header)
+    if header == LONG_HEADER or groups_path is not None:
+        if groups_path is None:
+            raise DataFormatError(f"{path}: a long response file has no {group!r} column; "
+                                  "give the groups in a person attribute file")
+        data = _read_long(path) if header == LONG_HEADER else _read_wide(path, header)
+        codes = _person_attribute(groups_path, group)
+        missing = [person for person in data.person_ids if person not in codes]
+        if missing:
+            raise DataFormatError(f"{groups_path}: no {group} for person {missing[0]!r}")
+        return replace(data, groups=[codes[person] for person in data.person_ids])
+    if group not in header[1:]:
+        raise DataFormatError(f"{path}: no column {group!r}")
+    return _read_wide(path, header, group)
+
+
+def _person_attribute(path, name):
+    """{person_id: value as str} of column `name` of a person attribute CSV."""
+    header = _read_header(path)
+    if header[0] != "person_id" or name not in header[1:]:
+        raise DataFormatError(f"{path}: expected a person_id column and a {name!r} column")
+    position = header.index(name)
+    values = {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, skipinitialspace=True)
+        next(reader, None)
+        for row in reader:
+            if not row:
+                continue
+            cell = row[position].strip() if position < len(row) else ""
+            if cell in MISSING_CELLS:
+                raise DataFormatError(f"{path}: line {reader.line_num}: no {name}")
+            values[row[0].strip()] = cell
+    return values
 
 
 def _read_table(path, dtype):
@@ -148,8 +189,8 @@ def _number_or_nan(cell):
         return np.nan
 
 
-def _read_wide(path, header):
-    item_ids = header[1:]
+def _read_wide(path, header, group=None):
+    item_ids = [name for name in header[1:] if name != group]
     if not item_ids:
         raise DataFormatError(f"{path}: no item columns after person_id")
     duplicates = sorted({item for item in item_ids if item_ids.count(item) > 1})
@@ -166,9 +207,27 @@ def _read_wide(path, header):
         seen = set()
         twice = next(person for person in person_ids if person in seen or seen.add(person))
         raise DataFormatError(f"{path}: duplicate person_id {twice!r}")
+    codes = None
+    if group is not None:
+        column = header.index(group) - 1
+        codes = [_cell_text(cell) for cell in cells[:, column]]
+        if "" in codes:
+            person = person_ids[codes.index("")]
+            raise DataFormatError(f"{path}: no {group} for person {person!r}")
+        cells = np.delete(cells, column, axis=1)
     responses = _categories(cells, path,
                             lambda at: f"{item_ids[at[1]]}, person {person_ids[at[0]]}")
-    return ResponseData(person_ids, item_ids, responses)
+    return ResponseData(person_ids, item_ids, responses, codes)
+
+
+def _cell_text(cell):
+    """A cell as text: "" when missing; a whole number without its ".0" (pandas' 1.0)."""
+    if isinstance(cell, str):
+        text = cell.strip()
+        return "" if text in MISSING_CELLS else text
+    if cell != cell:                                               # NaN
+        return ""
+    return f"{cell:g}"
 
 
 def _wide_rows(path, width):
