@@ -68,7 +68,11 @@ def _define_bank(bank):
     export = actions.add_parser("export", help="an irtcat-bank/1 document of the store")
     export.add_argument("--standard", metavar="CODE", help="that standard's items only")
     export.add_argument("--version", type=_version_number, metavar="N",
-                        help="that bank version (needs --standard); default: the published one")
+                        help="that bank version's items (needs --standard); default: every "
+                             "item, with the published version's parameters where it has them")
+    export.add_argument("--published", action="store_true",
+                        help="the published versions' items only: the bank sessions deliver, "
+                             "ready for simulate")
     export.add_argument("--out", metavar="BANK.json", help="default: standard output")
     export.set_defaults(run=run_bank_export)
     versions = actions.add_parser("versions", help="a standard's bank versions")
@@ -259,7 +263,7 @@ def run_bank_export(args):
     from irtcat.itembank import write_json
 
     with open_store() as store:
-        document = store.export_bank(args.standard, args.version)
+        document = store.export_bank(args.standard, args.version, args.published)
     write_json(document, args.out, sys.stdout)
     return 0
 

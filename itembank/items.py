@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, insert, select
 
-from .errors import DataFormatError, NotFoundError
+from .errors import DataFormatError, NotFoundError, ReferenceConflict
 from .io import BANK_FORMAT, parse_population
 from .records import ItemRecord, parse_items
 from .schema import BankVersionItem, Item, Standard, utc_now
@@ -59,7 +59,7 @@ class ItemRepository:
         known = set(lock_standards(session, codes))
         for record in records.values():
             if record.standard not in known:
-                raise DataFormatError(f"item {record.id!r}: unknown standard "
+                raise ReferenceConflict(f"item {record.id!r}: unknown standard "
                                       f"{record.standard!r}")
         existing = {row.id: row for row in session.scalars(
             select(Item).where(Item.id.in_(list(records))))}
@@ -69,10 +69,10 @@ class ItemRepository:
         for record in records.values():
             missing = [e for e in record.enemies if e not in known_items]
             if missing:
-                raise DataFormatError(f"item {record.id!r}: unknown enemy {missing[0]!r}")
+                raise ReferenceConflict(f"item {record.id!r}: unknown enemy {missing[0]!r}")
             row = existing.get(record.id)
             if row is not None and row.standard_code != record.standard:
-                raise DataFormatError(f"item {record.id!r} belongs to {row.standard_code!r}; "
+                raise ReferenceConflict(f"item {record.id!r} belongs to {row.standard_code!r}; "
                                       f"it cannot move to {record.standard!r}")
         seq = session.scalar(select(func.coalesce(func.max(Item.seq), 0)))
         new_rows, changed = [], set()
@@ -126,8 +126,9 @@ class ItemRepository:
                 raise NotFoundError(f"no standard {standard!r}")
             return self._current_items(session, standard)[0]
 
-    def _current_items(self, session, standard):
-        """(item documents with published parameters, the published versions)."""
+    def _current_items(self, session, standard, published_only=False):
+        """(item documents with published parameters, the published versions); with
+        `published_only`, the items of the published versions alone."""
         query = select(Item).order_by(Item.seq)
         if standard is not None:
             query = query.where(Item.standard_code == standard)
@@ -139,17 +140,20 @@ class ItemRepository:
                 versions.append(current)
                 entries.update(version_entries(session, current.id))
         return [_record_of(row).document(_without_status(entries.get(row.id)), row.status)
-                for row in rows], versions
+                for row in rows if not published_only or row.id in entries], versions
 
-    def export_bank(self, standard=None, version=None):
+    def export_bank(self, standard=None, version=None, published=False):
         """The `irtcat-bank/1` document of one standard or all.
 
         Without `version`: every item of the standard(s), in import order, with the
-        parameters of the published version (none for items awaiting calibration).
+        parameters of the published version (none for items awaiting calibration);
+        `published`: the items of the published versions only, as sessions deliver them.
         With `version` (needs `standard`): exactly that version's items and parameters.
         """
         if version is not None and standard is None:
             raise DataFormatError("a version number needs a standard")
+        if version is not None and published:
+            raise DataFormatError("give a version number or the published versions, not both")
         with self.database.reading() as session:
             if standard is not None and session.get(Standard, standard) is None:
                 raise NotFoundError(f"no standard {standard!r}")
@@ -162,7 +166,7 @@ class ItemRepository:
                          for item_id, parameters in entries.items()]
                 versions = [chosen]
             else:
-                items, versions = self._current_items(session, standard)
+                items, versions = self._current_items(session, standard, published)
             if not items:
                 raise NotFoundError("no items" + (f" in standard {standard!r}" if standard
                                                   else " in the store"))

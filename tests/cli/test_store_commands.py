@@ -60,6 +60,8 @@ def test_the_demo_framework_and_items_import_and_export(irtcat, tmp_path):
     (["bank", "export", "--standard", "NOPE"], "no standard 'NOPE'"),
     (["bank", "export", "--version", "2"], "a version number needs a standard"),
     (["bank", "export", "--standard", "AI-ML", "--version", "0"], "a version number is"),
+    (["bank", "export", "--standard", "AI-ML", "--version", "1", "--published"],
+     "a version number or the published versions, not both"),
     (["bank", "publish", "--standard", "AI-ML"], "standard 'AI-ML' has no bank version"),
     (["bank", "versions", "--standard", "NOPE"], "no standard 'NOPE'"),
     (["responses", "export", "--standard", "NOPE"], "no standard 'NOPE'"),
@@ -127,6 +129,14 @@ def test_calibrate_from_the_log_then_publish_and_roll_back(irtcat, store, rng, t
     assert store.delivery_bank("AI-RAI").number == 1
     status, out, _ = irtcat("bank", "export", "--standard", "AI-RAI", "--version", "2")
     assert status == 0 and len(json.loads(out)["items"]) == len(items)
+    # --published: the published version's items only (the calibrated 2PL ones, version 1
+    # after the rollback), where a plain export has every item of the standard.
+    status, out, _ = irtcat("bank", "export", "--standard", "AI-RAI", "--published")
+    published = json.loads(out)["items"]
+    assert status == 0 and [item["id"] for item in published] == items
+    assert all("a" in item and "b" in item for item in published)
+    status, out, _ = irtcat("bank", "export", "--standard", "AI-RAI")
+    assert len(json.loads(out)["items"]) == len(store.item_records("AI-RAI")) > len(items)
     # The file written by `responses export` calibrates through `irtcat calibrate` too.
     status, out, _ = irtcat("calibrate", log_path, "--model", "2pl", "--quiet", "--no-fit")
     assert status == 0 and len(json.loads(out)["items"]) == len(items)
