@@ -28,6 +28,7 @@ from irtcat.itembank.errors import (
     DataFormatError,
     NotFoundError,
     PreconditionFailed,
+    ReferenceConflict,
     StorageFailure,
     WriteConflict,
 )
@@ -51,16 +52,22 @@ def _envelope(status, code, message, details=None):
 
 
 # The layers' one-line errors and the status and code each answers with (their message is
-# the envelope's). A subclass is listed before its base (TimeLimitError, ConflictError).
+# the envelope's). A request the OpenAPI document refuses is 400 (the schemas, before any
+# view runs); one it accepts but a rule it cannot state refuses (cuts that must ascend, a
+# key naming an option, a token lifetime at least the time limit) is 422: the layers'
+# DataFormatError. A reference to what the store lacks or contradicts is 409. A subclass
+# is listed before its base (TimeLimitError before ConflictError, ReferenceConflict before
+# DataFormatError).
 ERRORS_OF_THE_DOMAIN = {
     PreconditionFailed: (412, "precondition_failed"),
     TokenExpiredError: (401, "token_expired"),
     TimeLimitError: (409, "time_limit"),
     NotFoundError: (404, "not_found"),
     ConflictError: (409, "conflict"),
+    ReferenceConflict: (409, "conflict"),
     InvalidAnswerError: (422, "invalid_response"),
-    DataFormatError: (400, "validation_error"),
-    CalibrationInputError: (400, "validation_error"),
+    DataFormatError: (422, "validation_error"),
+    CalibrationInputError: (422, "validation_error"),
 }
 
 

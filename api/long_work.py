@@ -32,7 +32,8 @@ from irtcat.delivery.errors import ConflictError
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.jobs import Jobs
 
-WAIT_SECONDS = 20.0
+WAIT_SECONDS = 8.0
+"""The bounded wait: under the 10 s that HTTP clients and proxies commonly allow a request."""
 MAX_QUEUED = 50
 RETRY_AFTER_SECONDS = 5
 MAX_JOB_ID = 2**31 - 1

@@ -44,6 +44,14 @@ ITEMS_IMPORT = {"oneOf": [
 # itembank.monitoring give them.
 OBJECT_BODIES = {("/simulations", "post", "200"): "the simulation report of FORMATS.md",
                  ("/ready", "get", "200"): "ready, with the database's schema"}
+# A done job's result has its kind's media type (delivery.jobs): a bank document or a
+# simulation report, a bank report's page, or an exported response log.
+JOB_RESULT = ("/jobs/{job_id}/result", "get", "200")
+JOB_RESULT_CONTENT = {
+    "application/json": {"schema": {"type": "object", "description": "calibrations and "
+                                    "simulations: the bank document or the report"}},
+    "text/html": {"schema": {"type": "string", "description": "reports: one HTML page"}},
+    "text/csv": {"schema": {"type": "string", "description": "exports: long CSV"}}}
 
 
 def _nullable_refs(node):
@@ -101,6 +109,8 @@ def document(spec):
                     entry["responses"][status]["content"] = {
                         "application/json": {"schema": {"type": "object",
                                                         "description": description}}}
+            if (path, method) == JOB_RESULT[:2]:
+                entry["responses"][JOB_RESULT[2]]["content"] = copy.deepcopy(JOB_RESULT_CONTENT)
     assert {model for models, _ in MODEL_PARAMETERS for model in models} == set(
         schemas_["ItemDoc"]["properties"]["model"]["enum"])
     for name in ("ItemDoc", "ItemReplace"):

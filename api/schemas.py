@@ -180,7 +180,15 @@ class ItemsImport(Schema):
 
     def load(self, data, **kwargs):
         payload = [data] if isinstance(data, dict) and "format" not in data else data
-        items = payload.get("items") if isinstance(payload, dict) else payload
+        if isinstance(payload, dict):
+            if payload["format"] != "irtcat-bank/1":
+                raise ValidationError({"format": ["must be irtcat-bank/1"]})
+            items = payload.get("items")
+        else:
+            items = payload
+        if not isinstance(items, list) or not items:
+            raise ValidationError({"items": ["one item or more: an object, a non-empty list, "
+                                             "or an irtcat-bank/1 document"]})
         errors = {}
         for position, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, dict):

@@ -17,6 +17,12 @@ class DataFormatError(ValueError):
     """A file that cannot be read as what it claims to be; the message is one line."""
 
 
+class ReferenceConflict(DataFormatError):
+    """A well-formed document that contradicts what the store holds: it names a standard,
+    parent or enemy item the store does not have, makes a standard its own ancestor, or
+    moves an item to another standard (HTTP 409; exit 2 on the command line)."""
+
+
 class NotFoundError(LookupError):
     """A standard, item or version that is not in the store; one-line message."""
 
@@ -39,4 +45,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed"]
+__all__ = ["DataFormatError", "DatabaseError", "NotFoundError", "PreconditionFailed",
+           "ReferenceConflict"]

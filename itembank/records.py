@@ -20,7 +20,7 @@ from irtcat.engine import (
 )
 from irtcat.engine.models import category_count, parameters_from_entries
 
-from .errors import DataFormatError
+from .errors import DataFormatError, ReferenceConflict
 from .io import bank_items, check_model, item_parameters
 from .schema import ITEM_STATUSES
 
@@ -120,7 +120,7 @@ def parse_standard(entry, where="standard"):
     if parent is not None:
         parent = _text(parent, f"{where}: parent", MAX_ID)
         if parent == code:
-            raise DataFormatError(f"{where} cannot be its own parent")
+            raise ReferenceConflict(f"{where} cannot be its own parent")
     return {"code": code, "title": title, "description": description, "parent": parent,
             "levels": parse_levels(entry.get("levels"), where)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from .errors import DataFormatError, NotFoundError
+from .errors import NotFoundError, ReferenceConflict
 from .records import parse_framework
 from .schema import Standard, utc_now
 
@@ -101,9 +101,9 @@ def _depth(code, parents):
     depth, seen, node = 0, {code}, parents[code]
     while node is not None:
         if node not in parents:
-            raise DataFormatError(f"standard {code!r}: unknown parent {node!r}")
+            raise ReferenceConflict(f"standard {code!r}: unknown parent {node!r}")
         if node in seen:
-            raise DataFormatError(f"standard {code!r}: its parents form a cycle")
+            raise ReferenceConflict(f"standard {code!r}: its parents form a cycle")
         seen.add(node)
         depth += 1
         node = parents[node]

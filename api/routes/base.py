@@ -60,23 +60,26 @@ def json_body():
 
 
 def check_text(values, where):
-    """400 for a string no database can store: a NUL character or a lone surrogate."""
-    stack = list(values)
+    """Refuse a string no database can store: a NUL character or a lone surrogate. 400 in
+    a value (the OpenAPI document says of every string it takes that it holds no NUL);
+    422 in a free-form object's key, which OpenAPI 3.0 has no way to constrain."""
+    stack = [(value, False) for value in values]
     while stack:
-        value = stack.pop()
+        value, is_key = stack.pop()
         if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            stack.extend((key, True) for key in value)
+            stack.extend((item, False) for item in value.values())
         elif isinstance(value, list):
-            stack.extend(value)
+            stack.extend((item, False) for item in value)
         elif isinstance(value, str):
+            status = 422 if is_key else 400
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise ApiError(400, f"{where} holds text that is not valid UTF-8",
+                raise ApiError(status, f"{where} holds text that is not valid UTF-8",
                                "validation_error") from None
             if "\x00" in value:
-                raise ApiError(400, f"{where} holds a NUL character", "validation_error")
+                raise ApiError(status, f"{where} holds a NUL character", "validation_error")
 
 
 class Parser(FlaskParser):
@@ -165,26 +168,30 @@ class Operation:
 OPERATIONS: list = []
 
 # Errors an operation may answer, besides `default` (500 and the like): each the envelope.
-ERRORS = {400: "the request is not valid: the body, a parameter, or text no database "
-               "stores (a NUL character, invalid UTF-8)",
+ERRORS = {400: "the request does not match this document: the body, a parameter, or "
+               "text no database stores (a NUL character, invalid UTF-8)",
           401: "no key, or an unknown, revoked or expired one",
           403: "a key of another role, or another session's token",
           404: "no such resource",
           405: "the path does not take this method",
-          409: "a conflict with the resource's state (an answered item, a finished session, "
-               "a run not done, a concurrent write)",
+          409: "a conflict with the stored state (an answered item, a finished session, "
+               "a run not done, a concurrent write, a standard, parent or item the store "
+               "does not hold, a body id other than the URL's)",
           412: "If-Match names a version the resource no longer has",
           413: "the body is larger than the server takes",
-          422: "an answer that is not one of the item's options or categories",
+          422: "a request this document allows, refused by a rule a schema cannot state "
+               "(cuts in order, a key among the item's options, the CAT configuration's "
+               "rules), or an answer that is not one of the item's options or categories",
           429: "too many requests (a quota, or the queue of long admin work is full): "
                "retry after Retry-After seconds",
           503: "not ready, or the database is not at this release's schema"}
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 0}}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
-            "description": "write only if the resource still has one of these ETags (or *)",
-            "schema": {"type": "string",
-                       "pattern": r'^\s*(\*|(W/)?"[^",]*")(\s*,\s*(\*|(W/)?"[^",]*"))*\s*$'}}
+            "description": "write only if the resource still has one of these ETags (or *): "
+                           "RFC 9110's quoted tags, an unquoted one read as if quoted; a "
+                           "tag the resource no longer has is 412",
+            "schema": {"type": "string"}}
 # What a path parameter is: an id of text, or a run's number (the database's integers).
 MAX_RUN_ID = 2**31 - 1
 PATH_PARAMETER = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_RUN_ID},
@@ -265,7 +272,7 @@ def _errors(declared, has_body, extra):
     if "<" in declared.rule or has_body:
         statuses.add(404)
     if has_body:
-        statuses.add(413)
+        statuses |= {413, 422}
     return statuses
 
 
@@ -339,16 +346,20 @@ def client_identity():
 # --- If-Match and ETags -------------------------------------------------------------------
 
 def if_match():
-    """The entity tags of the request's If-Match header (weak ones compared as strong),
-    or None without one."""
+    """The entity tags of the request's If-Match header (weak ones compared as strong; an
+    unquoted one read as if quoted, as lenient HTTP servers do), or None without one. A
+    header naming no tag at all (only commas) holds for no version: the write is 412."""
     header = request.headers.get("If-Match")
     if header is None:
         return None
-    tags = [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
-    if not tags or any(tag != "*" and not (len(tag) > 1 and tag[0] == tag[-1] == '"')
-                       for tag in tags):
-        raise ApiError(400, "If-Match must hold quoted entity tags or *", "validation_error")
-    return tags
+    tags = []
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/")
+        if tag and tag != "*" and not (len(tag) > 1 and tag[0] == tag[-1] == '"'):
+            tag = f'"{tag.strip(chr(34))}"'
+        if tag:
+            tags.append(tag)
+    return tags or ['""']
 
 
 def precondition(tag_of, key):

@@ -41,7 +41,7 @@ def _upload_log(rows):
     item_index = [items.setdefault(r["item_id"], len(items)) for r in rows]
     pairs = set(zip(person_index, item_index, strict=True))
     if len(pairs) != len(rows):
-        raise ApiError(400, "a person answers an item twice in data", "validation_error")
+        raise ApiError(422, "a person answers an item twice in data", "validation_error")
     return ResponseLog(list(persons), list(items), np.array(person_index, dtype=np.int32),
                        np.array(item_index, dtype=np.int32),
                        np.array([r["response"] for r in rows], dtype=float))
@@ -110,7 +110,8 @@ def get_job(job_id):
 
 
 @operation("/jobs/<int:job_id>/result", "GET", roles=("admin",), errors=(404, 409),
-           produces=("application/octet-stream", "the job's result, with its media type"),
+           produces=("application/json", "the job's result, with its media type: JSON, "
+                                         "HTML or CSV (api.openapi.JOB_RESULT_CONTENT)"),
            summary="a done job's result, with its media type (409 before)")
 def get_job_result(job_id):
     return long_work.job_result(job_id)

@@ -22,7 +22,7 @@ def post_items(data):
     code = next(iter(codes)) if len(codes) == 1 else None     # the one standard imported
     code = code if isinstance(code, str) else None
     if code is None and if_match() is not None:
-        raise ApiError(400, "If-Match on an import needs the items of one standard "
+        raise ApiError(422, "If-Match on an import needs the items of one standard "
                             "(the ETag of GET /v1/items?standard=CODE)", "validation_error")
     summary = g.store.import_items(
         data, precondition=None if code is None else precondition(bank_tag, code))
@@ -56,9 +56,9 @@ def get_item(item_id):
 @operation("/items/<item_id>", "PUT", roles=("admin",), body=schemas.ItemReplace,
            answer=schemas.ItemDoc, if_match=True, errors=(409,), summary="replace one item")
 def put_item(item_id, data):
-    if data.get("id", item_id) != item_id:
-        raise ApiError(400, "the body's id differs from the URL's", "validation_error")
     _item(item_id)
+    if data.get("id", item_id) != item_id:
+        raise ApiError(409, "the body's id differs from the URL's", "conflict")
     g.store.import_items([{**data, "id": item_id}],
                          precondition=precondition(item_tag, item_id))
     send_tag(item_tag, item_id)

@@ -38,7 +38,7 @@ def get_standard(code):
            summary="replace a standard; with If-Match, only if it is still that version (412)")
 def put_standard(code, data):
     if data.get("code", code) != code:
-        raise ApiError(400, "the body's code differs from the URL's", "validation_error")
+        raise ApiError(409, "the body's code differs from the URL's", "conflict")
     entry = parse_standard({**data, "code": code})
     g.store.put_standard(entry, precondition=precondition(standard_tag, code))
     send_tag(standard_tag, code)

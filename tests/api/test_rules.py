@@ -488,7 +488,7 @@ def test_score_without_a_session(api):
     refused(("NO-SUCH", 1), 422)
     refused((operational[0], 2), 422)                     # not a score of a 2PL item
     refused((operational[0], "A"), 400)                   # an option: never taken here
-    refused((operational[1], 1), 400)                     # the same item twice
+    refused((operational[1], 1), 422)                     # the same item twice
     envelope(api.call("POST", "/v1/score", api.delivery,
                       json={"responses": body["responses"][:9]}), 400)    # fewer than 10
     envelope(api.call("POST", "/v1/score", api.delivery, json={**body, "method": "bogus"}),
@@ -665,13 +665,20 @@ def test_standards_are_created_read_and_replaced(api):
                              "parent": None, "levels": [{"name": "x", "cut": 1.0}]}
     assert api.call("GET", "/v1/standards/NEW", api.admin).json == replaced.json
     envelope(api.call("GET", "/v1/standards/NOPE", api.admin), 404, "not_found")
-    envelope(api.call("PUT", "/v1/standards/NEW", api.admin, json={"code": "OTHER"}), 400)
-    for body in ({"code": "BAD", "parent": "NOPE"},
-                 {"code": "BAD", "levels": [{"name": "a", "cut": 1}, {"name": "b", "cut": 0}]},
-                 {"code": "BAD", "parent": "BAD"},
-                 {"title": "no code"}):
-        envelope(api.call("POST", "/v1/standards", api.admin, json=body), 400,
-                 "validation_error")
+    # A well-formed body that contradicts the store, or the URL, is a conflict (409, as
+    # RFC 9110 suggests for a PUT inconsistent with its target); a malformed one is 400.
+    envelope(api.call("PUT", "/v1/standards/NEW", api.admin, json={"code": "OTHER"}), 409,
+             "conflict")
+    for body in ({"code": "BAD", "parent": "NOPE"}, {"code": "BAD", "parent": "BAD"}):
+        envelope(api.call("POST", "/v1/standards", api.admin, json=body), 409, "conflict")
+    envelope(api.call("PUT", "/v1/standards/NEW", api.admin, json={"parent": "NEW"}), 409,
+             "conflict")
+    # cuts out of order: a rule the document cannot state (422); no code: one it states
+    envelope(api.call("POST", "/v1/standards", api.admin, json={
+        "code": "BAD", "levels": [{"name": "a", "cut": 1}, {"name": "b", "cut": 0}]}),
+        422, "validation_error")
+    envelope(api.call("POST", "/v1/standards", api.admin, json={"title": "no code"}), 400,
+             "validation_error")
     assert api.call("GET", "/v1/standards/BAD", api.admin).status_code == 404
 
 
@@ -712,15 +719,20 @@ def test_items_one_a_list_or_a_bank_document(api):
                                                               "a": 0.7, "b": 1.1})
     assert put.status_code == 200
     assert put.json == {**one, "tags": ["u"], "a": 0.7, "b": 1.1}
-    envelope(api.call("PUT", "/v1/items/IT-1", api.admin, json={**one, "id": "IT-9"}), 400)
+    envelope(api.call("PUT", "/v1/items/IT-1", api.admin, json={**one, "id": "IT-9"}), 409,
+             "conflict")
     envelope(api.call("PUT", "/v1/items/IT-9", api.admin, json={**one, "id": "IT-9"}), 404)
     envelope(api.call("GET", "/v1/items/IT-9", api.admin), 404, "not_found")
     envelope(api.call("GET", "/v1/items?standard=NOPE", api.admin), 404)
-    for bad in ({**one, "standard": "NOPE"}, {**one, "key": {"correct": "Z"}},
-                {**one, "model": "9pl"}, {**one, "id": "IT-5", "a": -1, "b": 0},
-                {"format": "irtcat-bank/2", "items": [one]}, [], [one, one],
-                {**one, "se": "not an object"}, {**one, "enemies": ["NOPE"]}):
+    for bad in ({**one, "model": "9pl"}, {**one, "id": "IT-5", "a": -1, "b": 0},
+                {"format": "irtcat-bank/2", "items": [one]}, [],
+                {**one, "se": "not an object"}):
         envelope(api.call("POST", "/v1/items", api.admin, json=bad), 400, "validation_error")
+    # rules the document cannot state: a key among the item's options, an id once
+    for bad in ({**one, "key": {"correct": "Z"}}, [one, one]):
+        envelope(api.call("POST", "/v1/items", api.admin, json=bad), 422, "validation_error")
+    for unknown in ({**one, "standard": "NOPE"}, {**one, "enemies": ["NOPE"]}):
+        envelope(api.call("POST", "/v1/items", api.admin, json=unknown), 409, "conflict")
     assert api.call("GET", "/v1/items/IT-1", api.admin).json == put.json
     assert api.call("GET", "/v1/items/IT-5", api.admin).status_code == 404
 
@@ -744,11 +756,14 @@ def test_tests_are_created_and_read(api):
     envelope(api.call("POST", "/v1/tests", api.admin,
                       json={"id": "ml", "standards": ["AI-ML"]}), 409, "conflict")
     envelope(api.call("POST", "/v1/tests", api.admin, json={"standards": ["NOPE"]}), 404)
-    for body in ({"standards": []}, {"standards": "AI-ML"}, {"id": "x"},
-                 {"standards": ["AI-ML"], "config": {"stop": {"max_items": 0}}},
-                 {"standards": ["AI-ML"], "config": {"selection": {"method": "best"}}},
-                 {"standards": ["AI-ML"], "config": {"unknown": 1}}):
+    for body in ({"standards": []}, {"standards": "AI-ML"}, {"id": "x"}):
         envelope(api.call("POST", "/v1/tests", api.admin, json=body), 400, "validation_error")
+    # the CAT configuration is an object to the document; its rules are FORMATS.md's (422)
+    for config in ({"stop": {"max_items": 0}}, {"selection": {"method": "best"}},
+                   {"unknown": 1}):
+        envelope(api.call("POST", "/v1/tests", api.admin,
+                          json={"standards": ["AI-ML"], "config": config}),
+                 422, "validation_error")
     assert len(api.call("GET", "/v1/tests", api.admin).json) == 4      # the 3 + "No id"
     envelope(api.call("POST", "/v1/sessions", api.delivery,
                       json={"test_id": "nope", "learner_id": "x"}), 404)
