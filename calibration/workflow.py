@@ -190,38 +190,41 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
+    reversed_grm = {document["id"] for document in items
+                    if document["id"] in reversed_items and document["model"] == "grm"}
     if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
     for document in items:
-        if document.get("anchor"):
+        if document.get("anchor") or document["id"] in reversed_grm:
             continue
         slope = document.get("a", 1.0)
-        reason = None
+        reasons = []
         if slope < 0:
-            continue                                # excluded below
-        if slope < WEAK_SLOPE:
-            reason = (f"discrimination {slope:.2g} near 0: the item hardly measures the trait "
-                      "(miskeyed or reverse-scored?)")
-        elif slope > STEEP_SLOPE:
-            reason = (f"discrimination {slope:.3g} runs off: the likelihood is flat in this "
-                      "item's slope; calibrate with priors (--priors) or more data")
-        loose = _weakly_determined(document)
-        if loose:
-            reason = "; ".join(filter(None, [reason, loose]))
+            reasons.append(f"discrimination {slope:.3g} is negative: a reverse-keyed item (its "
+                           "score falls as the trait rises); kept as estimated, check its key")
+        if abs(slope) < WEAK_SLOPE:
+            reasons.append(f"discrimination {slope:.2g} near 0: the item hardly measures the "
+                           "trait (miskeyed or reverse-scored?)")
+        elif abs(slope) > STEEP_SLOPE:
+            reasons.append(f"discrimination {slope:.3g} runs off: the likelihood is flat in "
+                           "this item's slope; calibrate with priors (--priors) or more data")
+        reasons.append(_weakly_determined(document))
+        reason = "; ".join(filter(None, reasons))
         if reason:
             document.setdefault("fit", {})
             document["fit"]["flagged"] = True
             document["fit"]["reason"] = "; ".join(
                 filter(None, [document["fit"].get("reason"), reason]))
-    # A negative slope (mirt's M-step allows one) is a reverse-keyed item: a bank holds
-    # a > 0 only, so the item is left out with the reason (the others were fitted with it).
-    for document in [d for d in items if d["id"] in reversed_items]:
+    # A negative slope (mirt's M-step allows one) is a reverse-keyed item: the bank keeps
+    # it (flagged above), except a graded item, whose cumulative form needs a > 0: that one
+    # is left out with the reason (the others were fitted with it).
+    for document in [d for d in items if d["id"] in reversed_grm]:
         items.remove(document)
         excluded.append({"id": document["id"], "reason": (
-            f"discrimination {document['a']:.3g} is negative: the item measures the trait in "
-            "reverse (miskeyed or reverse-scored?); re-key it and calibrate again")})
+            f"discrimination {document['a']:.3g} is negative: a graded item measures the "
+            "trait in reverse; reverse-code its categories and calibrate again")})
     if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
         extra_note = ("standard errors not computed: the information matrix is not positive "
                       "definite (a parameter is not identified by these data)")
@@ -287,7 +290,7 @@ def _weakly_determined(document):
     """
     se = document.get("se") or {}
     loose = []
-    if "a" in se and se["a"] > LOOSE_SLOPE * document["a"]:
+    if "a" in se and se["a"] > LOOSE_SLOPE * abs(document["a"]):
         loose.append(f"SE of a {se['a']:.3g} for a = {document['a']:.3g}")
     loose += [f"SE of {key} {se[key]:.3g}" for key in ("c", "u")
               if key in se and se[key] > LOOSE_ASYMPTOTE]
