@@ -84,6 +84,11 @@ class Priors:
                 for key, value in vars(self).items() if value is not None}
 
 
+PRIOR_MODELS = {"a": ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"),
+                "b": ("rasch", "1pl", "2pl", "3pl", "4pl"), "c": ("3pl", "4pl"), "u": ("4pl",)}
+"""The models each prior of `Priors` acts on (see `_prior_terms`)."""
+
+
 @dataclass
 class _Latent:
     mean: float = 0.0
