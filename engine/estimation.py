@@ -491,7 +491,7 @@ def _newton_in_bracket(chunk, params, method, prior_sd, h_of, theta, lower, uppe
 
 
 def estimate_from_pairs(n_persons, person, item, category, params, method, start, *,
-                        prior_mean=0.0, prior_sd=1.0, theta_bounds=None, bracket=None):
+                        prior_mean=0.0, prior_sd=1.0, theta_bounds=THETA_BOUNDS, bracket=None):
     """MAP, ML or WLE from answers given as (person, item, category) triples.
 
     The same estimates as `estimate_theta` on the equivalent matrix, with work
@@ -509,15 +509,15 @@ def estimate_from_pairs(n_persons, person, item, category, params, method, start
         is then searched there, skipping the grid search; persons whose interval
         does not hold it (the estimating function does not fall through zero in
         it) get the grid search.
+    theta_bounds : (lower, upper) of ML and WLE, THETA_BOUNDS by default (an
+        adaptive test keeps its estimates on the scoring grid; WLE_BOUNDS
+        gives `estimate_theta`'s WLE, mirt's).
     """
     data = _Pairs(n_persons, np.asarray(person, dtype=np.intp), np.asarray(item, dtype=np.intp),
                   np.asarray(category, dtype=np.intp))
     if method not in ("map", "ml", "wle"):
         raise ValueError(f"estimate_from_pairs takes map, ml or wle, not {method!r}")
-    if method == "map":
-        theta_bounds = (-10.0, 10.0)
-    elif theta_bounds is None:
-        theta_bounds = WLE_BOUNDS if method == "wle" else THETA_BOUNDS
+    theta_bounds = (-10.0, 10.0) if method == "map" else theta_bounds
     return _solve([(slice(0, n_persons), data)], n_persons, np.asarray(start, dtype=float),
                   params, method, prior_mean, prior_sd, theta_bounds, bracket=bracket)
 
