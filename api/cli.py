@@ -276,9 +276,9 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None):
                 progress=progress)
         finally:
             progress.close()
-    for warning in caught:
-        if issubclass(warning.category, ConvergenceWarning):
-            print(f"irtcat: warning: {label}{warning.message}", file=sys.stderr)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for message in messages + document["calibration"].get("warnings", []):
+        print(f"irtcat: warning: {label}{message}", file=sys.stderr)
     if not args.quiet:
         record = document["calibration"]
         flagged = sum(1 for item in document["items"] if item.get("fit", {}).get("flagged"))
@@ -302,6 +302,7 @@ def _by_standard_folder(out):
 
 
 def run_calibrate(args):
+    from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
     folder = _by_standard_folder(args.out) if args.by_standard else None
@@ -320,6 +321,7 @@ def run_calibrate(args):
         models = {item: tag["model"] for item, tag in tags.items() if tag["model"]}
     else:
         raise UsageError("--model is required unless --bank gives each item's model")
+    check_priors_apply([key for key in "abcu" if getattr(args, f"prior_{key}")], models)
     standards = {item: tag["standard"] for item, tag in tags.items() if tag["standard"]}
     if args.by_standard:
         codes = sorted({standards[item] for item in data.item_ids if item in standards})

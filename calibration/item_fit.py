@@ -182,7 +182,8 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     distinct item sets (e.g. CAT or random omissions), or any set answered by
     fewer than ``MIN_PERSONS_PER_SCORE * (its max summed score + 1)``
     persons, every item gets NaN with reason `NEEDS_BOOKLETS` (remove the
-    incomplete rows, or use a fit statistic built on theta estimates).
+    incomplete rows, or use a fit statistic built on theta estimates), or,
+    for too few persons, a reason saying how many it needs.
     """
     responses = check_responses(responses, params)
     n_parameters = np.broadcast_to(np.asarray(n_parameters, dtype=int), (params.n_items,))
@@ -192,9 +193,15 @@ def s_x2(responses, params, n_parameters, *, population_mean=0.0, population_sd=
     categories = np.where(observed, responses, 0).astype(np.intp)[answered]
     group_size = np.bincount(which, minlength=item_sets.shape[0])
     max_scores = item_sets @ (params.n_categories - 1)                  # (n_sets,)
-    if (item_sets.shape[0] > MAX_ITEM_SETS
-            or np.any(group_size < MIN_PERSONS_PER_SCORE * (max_scores + 1))):
-        return [ItemFit(i, np.nan, 0, np.nan, None, None, False, NEEDS_BOOKLETS)
+    needed = MIN_PERSONS_PER_SCORE * (max_scores + 1)
+    if item_sets.shape[0] > MAX_ITEM_SETS or np.any(group_size < needed):
+        short = int(np.argmax(group_size < needed))
+        reason = (NEEDS_BOOKLETS if item_sets.shape[0] > MAX_ITEM_SETS else
+                  f"S-X2 needs more persons: {MIN_PERSONS_PER_SCORE} per possible summed "
+                  f"score, {needed[short]} for {int(item_sets[short].sum())} items (scores "
+                  f"0..{max_scores[short]}), but {group_size[short]} answered "
+                  f"{'them' if item_sets.shape[0] == 1 else 'that set of items'}")
+        return [ItemFit(i, np.nan, 0, np.nan, None, None, False, reason)
                 for i in range(params.n_items)]
 
     grid = normal_grid(n_nodes, (-6.0, 6.0), population_mean, population_sd)

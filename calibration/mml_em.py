@@ -8,7 +8,9 @@ on), in one of two ways (below). Every third cycle Ramsay's acceleration
 extrapolates the parameters (mirt's default). EM stops when no parameter
 moved more than `tol` in a cycle (lower and upper asymptotes compared as
 probabilities, as mirt does) and the log-likelihood has not fallen below its
-best value; the reported log-likelihood is that of a final E-step.
+best value (with priors on, the log-likelihood plus the log prior density:
+EM then climbs the posterior, and the likelihood alone may fall); the
+reported log-likelihood is that of a final E-step.
 
 Two M-steps (``m_step``):
 
@@ -82,6 +84,11 @@ class Priors:
                 for key, value in vars(self).items() if value is not None}
 
 
+PRIOR_MODELS = {"a": ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"),
+                "b": ("rasch", "1pl", "2pl", "3pl", "4pl"), "c": ("3pl", "4pl"), "u": ("4pl",)}
+"""The models each prior of `Priors` acts on (see `_prior_terms`)."""
+
+
 @dataclass
 class _Latent:
     mean: float = 0.0
@@ -92,8 +99,13 @@ class _Latent:
 
 @dataclass
 class EMHistory:
+    """Per cycle: the marginal log-likelihood at the cycle's start, that plus the log
+    prior density of the free item parameters (equal to it without priors), and the
+    largest parameter change of the cycle."""
+
     log_likelihood: list = field(default_factory=list)
     max_change: list = field(default_factory=list)
+    log_posterior: list = field(default_factory=list)
 
 
 class MMLCalibrator:
@@ -213,6 +225,7 @@ class MMLCalibrator:
             if trace and loglik > trace[-1]:
                 rate = float(np.exp(trace[-1] - loglik))
             before = self._vector(free, latent)
+            self.history_.log_posterior.append(loglik + self._log_prior(free))
             if self.m_step_method_ == "bfgs":
                 self._m_step_bfgs(free, data, counts, max(int(np.ceil(rate * 50)), 15))
             else:
@@ -231,12 +244,15 @@ class MMLCalibrator:
             if (self.accelerate and cycle % 3 == 0 and len(trail) >= 2
                     and (rate > 0.01 or not as_mirt)):
                 self._ramsay(free, trail[-2], trail[-1], after)
-        # The logLik check: EM never lowers the likelihood, so a final value below
-        # the best one seen means the run (or an acceleration step) went astray.
-        trace = self.history_.log_likelihood
+        # The monotonicity check: EM never lowers its objective (the likelihood, or with
+        # priors the likelihood times the prior density), so a final value below the best
+        # one seen means the run (or an acceleration step) went astray.
+        with_prior = self.priors is not None
+        trace = self.history_.log_posterior if with_prior else self.history_.log_likelihood
         if converged and trace and trace[-1] < max(trace) - 1e-6 * abs(max(trace)) - 1e-8:
             converged = False
-            warnings.warn(f"EM log-likelihood fell from {max(trace):.4f} to {trace[-1]:.4f}; "
+            name = "log-likelihood + log prior" if with_prior else "log-likelihood"
+            warnings.warn(f"EM {name} fell from {max(trace):.4f} to {trace[-1]:.4f}; "
                           "the estimates are not a maximum", ConvergenceWarning, stacklevel=2)
         self.converged_ = converged
         self.n_iter_ = cycle
@@ -252,6 +268,12 @@ class MMLCalibrator:
         self.n_persons_ = data.n_persons
         self.seconds_ = time.perf_counter() - started
         return self
+
+    def _log_prior(self, free):
+        """Log prior density of the free item parameters (0 without priors)."""
+        if self.priors is None:
+            return 0.0
+        return float(sum(_prior_terms(block, block.eta, self.priors)[0].sum() for block in free))
 
     def _log_weights(self, latent):
         log_density = -0.5 * (self.nodes_ - latent.mean) ** 2 / latent.var

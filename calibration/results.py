@@ -7,7 +7,7 @@ import numpy as np
 from irtcat.engine.kernel import DICHOTOMOUS_MODELS
 from irtcat.engine.models import parameter_fields
 
-from .standard_errors import covariance
+from .standard_errors import covariance, parameter_items
 
 
 def _rounded(value, digits=10):
@@ -23,11 +23,14 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
     With `standard_errors`, `data` (the ResponseSet the calibrator was fitted
     to) is needed: SEs come from the observed information (slope-intercept
     form, under ``"se_slope_intercept"``) and, by the delta method, in IRT
-    form under ``"se"``. Anchor items are returned with their given values.
+    form under ``"se"``; an item the data do not determine gets null SEs
+    (`standard_errors.covariance`). Anchor items are returned with their given values.
     """
-    cov = covariance(calibrator, data) if standard_errors else None
-    if cov is not None and not np.all(np.isfinite(cov)):
-        cov = None
+    cov, undetermined = covariance(calibrator, data) if standard_errors else (None, [])
+    if cov is not None:
+        kept = ~np.isin(parameter_items(calibrator), undetermined)
+        if not np.all(np.isfinite(cov[np.ix_(kept, kept)])):
+            cov = None
     documents = [None] * len(item_ids)
     start = 0
     for block in calibrator.blocks_:
@@ -41,7 +44,10 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
                 document["slope_intercept"] = {
                     name: _rounded(value) for name, value in
                     zip(block.parameter_names(), block.eta[row], strict=True)}
-                if cov is not None:
+                if cov is not None and item in undetermined:
+                    document["se_slope_intercept"] = dict.fromkeys(block.parameter_names())
+                    document["se"] = dict.fromkeys(parameter_fields(model))
+                elif cov is not None:
                     index = start + block.free_index(row)
                     block_cov = cov[np.ix_(index, index)]
                     document["se_slope_intercept"] = {

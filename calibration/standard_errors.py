@@ -12,6 +12,18 @@ add their log density to the objective and so their curvature to the
 information. Standard errors are the square roots of the diagonal of the
 inverse, in slope-intercept form; IRT-form errors follow by the delta
 method.
+
+Items the data do not determine. mirt inverts the full matrix and, when it is
+not positive definite, gives no standard error at all. Here the full matrix
+is inverted whenever it can be (the same SEs as mirt's); otherwise the items
+whose parameters are not determined are found (first those whose own block
+of the information is not positive definite, then, one at a time, the item
+that weighs most in the direction of the smallest eigenvalue of what is
+left) and set aside: the others get the inverse of the information of their
+parameters alone, that is their covariance with the undetermined items'
+parameters held at their estimates. (Without anchors or an estimated
+population the complete-data information is block-diagonal per item, so an
+undetermined item leaves the others' information nearly unchanged.)
 """
 
 from __future__ import annotations
@@ -102,12 +114,77 @@ def observed_information(calibrator, data, step=1e-5):
     return -(hessian + hessian.T) / 2
 
 
-def covariance(calibrator, data):
-    """Inverse observed information, or None when it is not positive definite."""
-    info = observed_information(calibrator, data)
+def parameter_items(calibrator):
+    """The item (data position) of each entry of `free_vector`: int array (n_free,),
+    -1 for a slope shared by a 1pl block's items and for the population's entries."""
+    owners = []
+    for block in calibrator.blocks_:
+        if block.fixed:
+            continue
+        items = np.asarray(block.items)
+        if block.model == "1pl":
+            owners.append(np.concatenate([[-1], items]))
+        else:
+            owners.append(np.repeat(items, block.n_params))
+    latent = calibrator.latent_
+    owners.append(np.full(int(latent.estimate_mean) + int(latent.estimate_var), -1))
+    return np.concatenate(owners).astype(np.intp)
+
+
+def _inverse(info):
+    """Inverse of a positive definite matrix, or None when it is not one."""
     try:
         chol = np.linalg.cholesky(info)
     except np.linalg.LinAlgError:
         return None
     inverse = np.linalg.inv(chol)
     return inverse.T @ inverse
+
+
+def _singular_blocks(info, owners, relative=1e-10):
+    """Items whose own block of `info` is not positive definite (its smallest
+    eigenvalue at most `relative` times its largest): a set of item positions."""
+    singular = set()
+    sizes = np.bincount(owners[owners >= 0])
+    items = np.flatnonzero(sizes)
+    for size in np.unique(sizes[items]):
+        same = items[sizes[items] == size]
+        index = np.array([np.flatnonzero(owners == item) for item in same])   # (n, size)
+        blocks = info[index[:, :, None], index[:, None, :]]                   # (n, size, size)
+        values = np.linalg.eigvalsh(blocks)
+        bad = values[:, 0] <= relative * np.maximum(values[:, -1], 0.0)
+        singular.update(same[bad].tolist())
+    return singular
+
+
+def covariance(calibrator, data):
+    """Inverse observed information where the data determine the parameters.
+
+    Returns
+    -------
+    cov : ndarray of shape (n_free, n_free), NaN in the rows and columns of the
+        undetermined items' parameters; None when no such split exists (the
+        population's or a shared slope's entries are what is undetermined)
+    undetermined : sorted list of the undetermined items' data positions
+    """
+    info = observed_information(calibrator, data)
+    whole = _inverse(info)
+    if whole is not None:
+        return whole, []
+    owners = parameter_items(calibrator)
+    undetermined = _singular_blocks(info, owners)
+    while True:
+        keep = ~np.isin(owners, sorted(undetermined))
+        kept = info[np.ix_(keep, keep)]
+        inverse = _inverse(kept)
+        if inverse is not None:
+            break
+        scale = 1.0 / np.sqrt(np.maximum(np.abs(np.diag(kept)), 1e-300))
+        _, vectors = np.linalg.eigh(kept * scale[:, None] * scale[None, :])
+        weight = np.abs(vectors[:, 0]) * (owners[keep] >= 0)
+        if not weight.any():
+            return None, []
+        undetermined.add(int(owners[keep][np.argmax(weight)]))
+    cov = np.full(info.shape, np.nan)
+    cov[np.ix_(keep, keep)] = inverse
+    return cov, sorted(undetermined)

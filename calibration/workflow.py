@@ -17,7 +17,7 @@ from irtcat.engine import DICHOTOMOUS_MODELS, MODELS
 from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
-from .mml_em import MMLCalibrator
+from .mml_em import MIN_VARIANCE, PRIOR_MODELS, MMLCalibrator
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
 
@@ -26,6 +26,13 @@ WEAK_SLOPE = 0.05              # a slope below this is flagged
 STEEP_SLOPE = 8.0              # and one above this: no real item discriminates that sharply
 LOOSE_SLOPE = 0.5              # a slope whose SE exceeds this share of it is weakly determined
 LOOSE_ASYMPTOTE = 0.1          # and so is an asymptote whose SE exceeds this
+# An item with fewer answers than this is flagged as weakly determined, whatever its SEs:
+# with 50 answers, even from persons whose theta were known, a 2PL slope of 1 has an SE
+# of 0.37 (b = 0) to 0.43 (b = 1.5), and 0.51 for a = 1.7 (N(0, 1) persons); below that
+# the likelihood is far from quadratic, so the asymptotic SE no longer bounds the error
+# (items with 5 to 49 answers were off by up to 0.9 in a and 61 in b, unflagged).
+MIN_ANSWERS = 50
+AT_BOUND = 1e-6                # an asymptote this close to 0 (c) or 1 (u) is at its bound
 
 
 class CalibrationInputError(ValueError):
@@ -126,6 +133,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     np.maximum.at(highest, coords.item_index, category)
     seen_by_item = _categories_seen(coords.item_index, category, len(coords.item_ids),
                                     int(highest.max(initial=0)) + 1)
+    scale_top = _scale_tops(coords.item_ids, item_models, highest, anchors)
+    dropped = []                       # polytomous items whose top categories nobody chose
     for position, item in enumerate(coords.item_ids):
         model = item_models[item]
         if answered[position] == 0:
@@ -150,11 +159,15 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             keep[position] = False
             continue
         n_categories[position] = 2 if model in DICHOTOMOUS_MODELS else highest[position] + 1
+        if model not in DICHOTOMOUS_MODELS and highest[position] < scale_top[model]:
+            dropped.append({"id": item, "categories": int(highest[position]) + 1,
+                            "unused": list(range(highest[position] + 1, scale_top[model] + 1))})
         if model not in DICHOTOMOUS_MODELS and seen.size != highest[position] + 1:
             missing = sorted(set(range(highest[position] + 1)) - set(seen.tolist()))
             raise CalibrationInputError(
                 f"item {item!r}: category {missing[0]} is never observed; recode its categories "
                 "to 0..K-1 without gaps")
+    answers = dict(zip(coords.item_ids, answered.tolist(), strict=True))
     if not keep.any():
         raise CalibrationInputError("no item can be calibrated: " + "; ".join(
             f"{e['id']}: {e['reason']}" for e in excluded[:3]))
@@ -190,45 +203,65 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
+    reversed_grm = {document["id"] for document in items
+                    if document["id"] in reversed_items and document["model"] == "grm"}
     if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
     for document in items:
-        if document.get("anchor"):
+        if document.get("anchor") or document["id"] in reversed_grm:
             continue
         slope = document.get("a", 1.0)
-        reason = None
+        reasons = []
         if slope < 0:
-            continue                                # excluded below
-        if slope < WEAK_SLOPE:
-            reason = (f"discrimination {slope:.2g} near 0: the item hardly measures the trait "
-                      "(miskeyed or reverse-scored?)")
-        elif slope > STEEP_SLOPE:
-            reason = (f"discrimination {slope:.3g} runs off: the likelihood is flat in this "
-                      "item's slope; calibrate with priors (--priors) or more data")
-        loose = _weakly_determined(document)
-        if loose:
-            reason = "; ".join(filter(None, [reason, loose]))
+            reasons.append(f"discrimination {slope:.3g} is negative: a reverse-keyed item (its "
+                           "score falls as the trait rises); kept as estimated, check its key")
+        if abs(slope) < WEAK_SLOPE:
+            reasons.append(f"discrimination {slope:.2g} near 0: the item hardly measures the "
+                           "trait (miskeyed or reverse-scored?)")
+        elif abs(slope) > STEEP_SLOPE:
+            reasons.append(f"discrimination {slope:.3g} runs off: the likelihood is flat in "
+                           "this item's slope; calibrate with priors (--priors) or more data")
+        reasons.append(_asymptote_at_bound(document))
+        reasons.append(_weakly_determined(document, answers[document["id"]]))
+        reason = "; ".join(filter(None, reasons))
         if reason:
             document.setdefault("fit", {})
             document["fit"]["flagged"] = True
             document["fit"]["reason"] = "; ".join(
                 filter(None, [document["fit"].get("reason"), reason]))
-    # A negative slope (mirt's M-step allows one) is a reverse-keyed item: a bank holds
-    # a > 0 only, so the item is left out with the reason (the others were fitted with it).
-    for document in [d for d in items if d["id"] in reversed_items]:
+    # A negative slope (mirt's M-step allows one) is a reverse-keyed item: the bank keeps
+    # it (flagged above), except a graded item, whose cumulative form needs a > 0: that one
+    # is left out with the reason (the others were fitted with it).
+    for document in [d for d in items if d["id"] in reversed_grm]:
         items.remove(document)
         excluded.append({"id": document["id"], "reason": (
-            f"discrimination {document['a']:.3g} is negative: the item measures the trait in "
-            "reverse (miskeyed or reverse-scored?); re-key it and calibrate again")})
+            f"discrimination {document['a']:.3g} is negative: a graded item measures the "
+            "trait in reverse; reverse-code its categories and calibrate again")})
+    undetermined = [item["id"] for item in items if _undetermined(item)]
     if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
         extra_note = ("standard errors not computed: the information matrix is not positive "
                       "definite (a parameter is not identified by these data)")
+    elif undetermined:
+        extra_note = (f"standard errors not computed for {len(undetermined)} item"
+                      f"{'' if len(undetermined) == 1 else 's'} the data do not determine "
+                      f"({', '.join(undetermined[:5])}{', ...' if len(undetermined) > 5 else ''}"
+                      "): null in their se, the reason in their fit")
     else:
         extra_note = None
     reported = model_list[0] if len(set(model_list)) == 1 else "mixed"
     extra = {"excluded": excluded} if excluded else {}
+    boundary = _boundary_estimates(calibrator, items)
+    if boundary:
+        extra["boundary"] = boundary
+    kept_ids = {document["id"] for document in items}
+    dropped = [entry for entry in dropped if entry["id"] in kept_ids]
+    if dropped:
+        extra["categories_dropped"] = dropped
+    messages = boundary + [_dropped_message(entry) for entry in dropped]
+    if messages:
+        extra["warnings"] = messages
     if extra_note:
         extra["standard_errors"] = extra_note
     if extra_fit:
@@ -242,6 +275,20 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
                 "items": items,
                 "calibration": calibration_record(calibrator, reported, extra)}
     return document, calibrator
+
+
+def check_priors_apply(given, models):
+    """CalibrationInputError when a prior asked for by name acts on none of the models.
+
+    given : the keys of the priors given explicitly ("a", "b", "c", "u")
+    models : str or dict {item_id: model}, as `calibrate_document` takes them
+    """
+    chosen = {models} if isinstance(models, str) else set(models.values())
+    for key in given:
+        if not chosen & set(PRIOR_MODELS[key]):
+            raise CalibrationInputError(
+                f"--prior-{key} does not apply to the {'/'.join(sorted(chosen))} model: "
+                f"it acts on {', '.join(PRIOR_MODELS[key])} items only")
 
 
 def _models_of(item_ids, models, anchors):
@@ -278,16 +325,77 @@ def _dense(coords):
     return dense
 
 
-def _weakly_determined(document):
-    """Why an item's estimates are weakly determined by the data (from its SEs), or None.
+def _scale_tops(item_ids, item_models, highest, anchors):
+    """{model: the highest category any free item of that model was answered in}."""
+    tops = {}
+    for position, item in enumerate(item_ids):
+        if item not in anchors:
+            model = item_models[item]
+            tops[model] = max(tops.get(model, -1), int(highest[position]))
+    return tops
+
+
+def _dropped_message(entry):
+    unused = entry["unused"]
+    which = (f"category {unused[0]}" if len(unused) == 1
+             else f"categories {unused[0]}..{unused[-1]}")
+    return (f"item {entry['id']!r}: nobody chose {which}, which other items of its model "
+            f"were answered in; it is calibrated with categories 0..{entry['categories'] - 1} "
+            "only (no threshold for the unused ones): its bank entry has "
+            f"{entry['categories']} categories")
+
+
+def _asymptote_at_bound(document):
+    """Why a free item's c or u is a boundary estimate (at 0 or 1), or None."""
+    at_bound = [f"{key} = {document[key]:.2g} at its bound {bound}"
+                for key, bound in (("c", 0), ("u", 1))
+                if key in document and abs(document[key] - bound) < AT_BOUND]
+    if not at_bound:
+        return None
+    return (f"boundary estimate ({', '.join(at_bound)}): the maximum lies on the edge of "
+            "the parameter's range, where its standard error means nothing")
+
+
+def _boundary_estimates(calibrator, items):
+    """The record's list of boundary estimates: one line each, [] when none."""
+    lines = []
+    latent = calibrator.latent_
+    if latent.estimate_var and latent.var <= MIN_VARIANCE * (1.0 + 1e-9):
+        lines.append(f"population sd {np.sqrt(latent.var):.2g} is at its lower bound (variance "
+                     f"{MIN_VARIANCE:g}, mirt's floor): the data show no spread of ability "
+                     f"beyond chance with {calibrator.n_persons_} persons; the item estimates "
+                     "are conditional on it")
+    at_bound = [item["id"] for item in items
+                if not item.get("anchor") and _asymptote_at_bound(item)]
+    if at_bound:
+        lines.append(f"{len(at_bound)} item{'' if len(at_bound) == 1 else 's'} with an "
+                     f"asymptote at its bound ({', '.join(at_bound[:5])}"
+                     f"{', ...' if len(at_bound) > 5 else ''}): see their fit reason")
+    return lines
+
+
+def _undetermined(document):
+    """True for a free item whose SEs are null: the data do not determine it."""
+    return any(value is None for value in (document.get("se") or {}).values())
+
+
+def _weakly_determined(document, n_answers):
+    """Why an item's estimates are not or weakly determined by the data (from its SEs
+    and its number of answers), or None.
 
     On a nearly flat likelihood (a 3PL on a few hundred persons) estimates
     move along a ridge by a fraction of their SE with where EM stops, so two
     programs may report different values with the same log-likelihood.
     """
+    if _undetermined(document):
+        return ("not determined by the data (its information is singular; no standard "
+                f"errors): the estimates are arbitrary, from {n_answers} answers")
+    if n_answers < MIN_ANSWERS:
+        return (f"weakly determined: {n_answers} answers (fewer than {MIN_ANSWERS}); its "
+                "estimates may be far off whatever their standard errors say")
     se = document.get("se") or {}
     loose = []
-    if "a" in se and se["a"] > LOOSE_SLOPE * document["a"]:
+    if "a" in se and se["a"] > LOOSE_SLOPE * abs(document["a"]):
         loose.append(f"SE of a {se['a']:.3g} for a = {document['a']:.3g}")
     loose += [f"SE of {key} {se[key]:.3g}" for key in ("c", "u")
               if key in se and se[key] > LOOSE_ASYMPTOTE]

@@ -32,8 +32,11 @@ answer in the lowest or in the highest category, or a 3PL pattern whose
 likelihood keeps rising as theta runs off) is reported at the nearer end of
 `theta_bounds` (default [-6, 6], the scoring grid) with ``bounded = True``
 and the standard error of that bound. Such a value is a bound, not an
-estimate. WLE is finite for those patterns, but is flagged the same way if
-its root lies beyond the bounds.
+estimate. WLE is finite for those patterns (an all-correct 2PL pattern on
+32 items sits near 6.5) and searches, as mirt does, up to its `max_theta`
+of +-20 (`WLE_BOUNDS`): the grid search runs on [-6, 6] first and carries on
+outwards only for the patterns whose climb ends at its edge. A WLE root
+beyond the bounds is flagged the same way.
 
 A person with no observed response has no ML or WLE (theta and se NaN);
 EAP and MAP return the prior's mean and standard deviation.
@@ -55,6 +58,7 @@ from .quadrature import normal_grid
 
 METHODS = ("eap", "map", "ml", "wle", "eapsum")
 THETA_BOUNDS = (-6.0, 6.0)
+WLE_BOUNDS = (-20.0, 20.0)      # mirt's max_theta: fscores' ML and WLE searches stop there
 CHUNK_ROWS = 16384
 _TOL = 1e-10
 
@@ -386,13 +390,16 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
     leaves the interval, the curvature is not negative, no convergence) are searched
     on the grid as without a bracket."""
     lower, upper = theta_bounds
-    nodes = np.linspace(lower, upper, int(round((upper - lower) / grid_step)) + 1)
+    nodes = _grid(lower, upper, grid_step)
+    # WLE's grid: the scoring range first, beyond it only for climbs that end at its edge.
+    near = _grid(max(lower, THETA_BOUNDS[0]), min(upper, THETA_BOUNDS[1]), grid_step)
     h_of = _estimating_function(method, prior_mean, prior_sd)
     theta, se = np.full(n_persons, np.nan), np.full(n_persons, np.nan)
     bounded = np.zeros(n_persons, dtype=bool)
 
-    def search(chunk, start):
+    def search(chunk, start, nodes=nodes):
         """Bracket on the grid from `start`, then Illinois: (theta, se, bounded)."""
+        lower, upper = nodes[0], nodes[-1]
         grid = chunk.grid_terms(nodes, params)
         with np.errstate(divide="ignore", invalid="ignore"):
             h_grid = h_of(grid, nodes)
@@ -421,7 +428,15 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
         return estimate, chunk_se, (outside != 0) & has_data
 
     for rows, chunk in parts:
-        if bracket is None or method == "wle":
+        if method == "wle":
+            estimate, chunk_se, chunk_bounded = search(chunk, start[rows], near)
+            far = np.flatnonzero(chunk_bounded)
+            if far.size and near.size < nodes.size:
+                estimate[far], chunk_se[far], chunk_bounded[far] = search(
+                    chunk.subset(far), estimate[far], nodes)
+            theta[rows], se[rows], bounded[rows] = estimate, chunk_se, chunk_bounded
+            continue
+        if bracket is None:
             theta[rows], se[rows], bounded[rows] = search(chunk, start[rows])
             continue
         lo, hi = (np.asarray(end, dtype=float)[rows] for end in bracket)
@@ -435,6 +450,11 @@ def _solve(parts, n_persons, start, params, method, prior_mean, prior_sd, theta_
                 chunk.subset(misses), start[rows][misses])
         theta[rows], se[rows], bounded[rows] = estimate, chunk_se, chunk_bounded
     return ThetaEstimate(theta, se, method, bounded)
+
+
+def _grid(lower, upper, step):
+    """Equally spaced nodes from `lower` to `upper`, about `step` apart: shape (n,)."""
+    return np.linspace(lower, upper, int(round((upper - lower) / step)) + 1)
 
 
 def _newton_in_bracket(chunk, params, method, prior_sd, h_of, theta, lower, upper,
@@ -489,6 +509,9 @@ def estimate_from_pairs(n_persons, person, item, category, params, method, start
         is then searched there, skipping the grid search; persons whose interval
         does not hold it (the estimating function does not fall through zero in
         it) get the grid search.
+    theta_bounds : (lower, upper) of ML and WLE, THETA_BOUNDS by default (an
+        adaptive test keeps its estimates on the scoring grid; WLE_BOUNDS
+        gives `estimate_theta`'s WLE, mirt's).
     """
     data = _Pairs(n_persons, np.asarray(person, dtype=np.intp), np.asarray(item, dtype=np.intp),
                   np.asarray(category, dtype=np.intp))
@@ -519,10 +542,11 @@ def estimate_ml(responses, params, *, theta_bounds=THETA_BOUNDS, prior_mean=0.0,
                              prior_mean=prior_mean, prior_sd=prior_sd)
 
 
-def estimate_wle(responses, params, *, theta_bounds=THETA_BOUNDS, prior_mean=0.0, prior_sd=1.0):
+def estimate_wle(responses, params, *, theta_bounds=WLE_BOUNDS, prior_mean=0.0, prior_sd=1.0):
     """Weighted likelihood estimate: the maximum of L(theta) sqrt(I(theta)).
 
-    The prior only places the EAP start of the search.
+    Searched up to +-20 by default (mirt's `max_theta`; see the module
+    docstring). The prior only places the EAP start of the search.
     """
     return _estimate_by_root(responses, params, "wle", theta_bounds=theta_bounds,
                              prior_mean=prior_mean, prior_sd=prior_sd)
@@ -600,8 +624,12 @@ def estimate_eap_sum(responses, params, *, prior_mean=0.0, prior_sd=1.0, n_nodes
 
 
 def estimate_theta(responses, params, method="eap", *, prior_mean=0.0, prior_sd=1.0,
-                   n_nodes=121, theta_range=(-6.0, 6.0), theta_bounds=THETA_BOUNDS):
-    """Score every row of `responses` by `method` (one of `METHODS`)."""
+                   n_nodes=121, theta_range=(-6.0, 6.0), theta_bounds=None):
+    """Score every row of `responses` by `method` (one of `METHODS`).
+
+    theta_bounds : (lower, upper) of ML and WLE; default THETA_BOUNDS for ML,
+        WLE_BOUNDS for WLE (see the module docstring).
+    """
     if method == "eap":
         return estimate_eap(responses, params, prior_mean=prior_mean, prior_sd=prior_sd,
                             n_nodes=n_nodes, theta_range=theta_range)
@@ -611,9 +639,9 @@ def estimate_theta(responses, params, method="eap", *, prior_mean=0.0, prior_sd=
     if method == "map":
         return estimate_map(responses, params, prior_mean=prior_mean, prior_sd=prior_sd)
     if method == "ml":
-        return estimate_ml(responses, params, theta_bounds=theta_bounds, prior_mean=prior_mean,
-                           prior_sd=prior_sd)
+        return estimate_ml(responses, params, theta_bounds=theta_bounds or THETA_BOUNDS,
+                           prior_mean=prior_mean, prior_sd=prior_sd)
     if method == "wle":
-        return estimate_wle(responses, params, theta_bounds=theta_bounds, prior_mean=prior_mean,
-                            prior_sd=prior_sd)
+        return estimate_wle(responses, params, theta_bounds=theta_bounds or WLE_BOUNDS,
+                            prior_mean=prior_mean, prior_sd=prior_sd)
     raise ValueError(f"unknown scoring method {method!r}; expected one of {', '.join(METHODS)}")

@@ -69,7 +69,7 @@ def a_stratified(batch, rows):
     """b closest to theta within the stratum of the test's stage (Chang & Ying, 1999)."""
     selection, tables = batch.design.selection, batch.tables
     strata, max_items = selection.strata, batch.design.stopping.max_items
-    order = np.argsort(tables.params.a, kind="stable")
+    order = np.argsort(np.abs(tables.params.a), kind="stable")   # a < 0: reverse-keyed
     stratum_of = np.empty(tables.n_items, dtype=np.intp)
     stratum_of[order] = np.arange(tables.n_items) * strata // tables.n_items
     stage = np.minimum(batch.scored_length[rows] * strata // max_items, strata - 1)

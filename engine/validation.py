@@ -16,8 +16,11 @@ def check_item_parameters(params, item_ids=None):
             raise InvalidParameterError(f"{names[i]}: unknown model {model!r}")
         a, c, u = params.a[i], params.c[i], params.u[i]
         thresholds = params.b[i][~np.isnan(params.b[i])]
-        if not np.isfinite(a) or a <= 0:
-            raise InvalidParameterError(f"{names[i]}: discrimination a must be > 0, got {a}")
+        # A negative slope is a reverse-keyed item (mirt estimates and scores one);
+        # a = 0 measures nothing and its b = -d / a is undefined.
+        if not np.isfinite(a) or a == 0:
+            raise InvalidParameterError(
+                f"{names[i]}: discrimination a must be finite and non-zero, got {a}")
         if thresholds.size == 0 or not np.all(np.isfinite(thresholds)):
             raise InvalidParameterError(f"{names[i]}: b must be finite")
         if model in DICHOTOMOUS_MODELS:
@@ -27,9 +30,13 @@ def check_item_parameters(params, item_ids=None):
                 raise InvalidParameterError(f"{names[i]}: c must be in [0, 1), got {c}")
             if not c < u <= 1:
                 raise InvalidParameterError(f"{names[i]}: u must be in (c, 1], got {u}")
-        elif model == "grm" and np.any(np.diff(thresholds) <= 0):
-            raise InvalidParameterError(f"{names[i]}: grm thresholds must increase, got "
-                                        f"{thresholds.tolist()}")
+        elif model == "grm":
+            if a < 0:   # its cumulative form needs a > 0: reverse the categories instead
+                raise InvalidParameterError(f"{names[i]}: a grm item needs a > 0, got {a} "
+                                            "(reverse-code its categories)")
+            if np.any(np.diff(thresholds) <= 0):
+                raise InvalidParameterError(f"{names[i]}: grm thresholds must increase, got "
+                                            f"{thresholds.tolist()}")
 
 
 def check_responses(responses, params, item_ids=None, person_ids=None):

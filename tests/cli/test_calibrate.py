@@ -572,7 +572,7 @@ def test_invalid_prior_parameters_exit_2(capsys, option, value):
     assert status == 2 and err.count("\n") == 1 and err.startswith("irtcat: error:")
 
 
-def test_a_reverse_keyed_item_is_excluded_and_the_bank_stays_readable(capsys, tmp_path):
+def test_a_reverse_keyed_item_is_kept_flagged_and_the_bank_stays_readable(capsys, tmp_path):
     # mirt's M-step lets a slope go negative; simulation truth: item i0 has a = -1.2.
     rng = np.random.default_rng(11)
     theta = rng.normal(size=2000)
@@ -583,9 +583,13 @@ def test_a_reverse_keyed_item_is_excluded_and_the_bank_stays_readable(capsys, tm
     pd.DataFrame(x, columns=[f"i{j}" for j in range(10)]).rename_axis("person_id").to_csv(data)
     status, document, err = calibrate(capsys, tmp_path, data, "--model", "2pl", "--se")
     assert status == 0 and err == ""
-    excluded = document["calibration"]["excluded"]
-    assert [entry["id"] for entry in excluded] == ["i0"]
-    assert "negative" in excluded[0]["reason"] and "reverse" in excluded[0]["reason"]
+    assert "excluded" not in document["calibration"]
+    reversed_item = document["items"][0]
+    assert reversed_item["fit"]["flagged"]
+    assert "negative" in reversed_item["fit"]["reason"]
+    assert "reverse" in reversed_item["fit"]["reason"]
     bank = read_bank(tmp_path / "bank.json")
-    assert bank.item_ids == [f"i{j}" for j in range(1, 10)]
-    assert np.all(bank.params.a > 0)
+    assert bank.item_ids == [f"i{j}" for j in range(10)]
+    # simulation truth a = -1.2 for i0, within 3 SEs of the estimate
+    assert abs(bank.params.a[0] + 1.2) < 3 * reversed_item["se"]["a"]
+    assert np.all(bank.params.a[1:] > 0)

@@ -20,6 +20,7 @@ from scipy.special import expit
 from irtcat.engine import models
 from irtcat.engine.estimation import (
     THETA_BOUNDS,
+    WLE_BOUNDS,
     eap_sum_table,
     estimate_eap,
     estimate_eap_sum,
@@ -80,8 +81,11 @@ def _score(responses, ref, method):
 def _compare_with_mirt(ours, expected, skip=()):
     """Mismatches between our `ThetaEstimate` and one mirt block ({'theta', 'se', ...}).
 
-    Returns (messages, number of entries checked).
+    Returns (messages, number of entries checked). ML's bounds are THETA_BOUNDS;
+    WLE searches up to mirt's max_theta (WLE_BOUNDS), where mirt's nlm stops just inside.
     """
+    lower, upper = WLE_BOUNDS if ours.method == "wle" else (LOWER, UPPER)
+    beyond = upper - 1e-3 if ours.method == "wle" else upper
     n = len(expected["theta"])
     infinite = expected.get("infinite") or [0] * n
     problems, checked = [], 0
@@ -92,14 +96,14 @@ def _compare_with_mirt(ours, expected, skip=()):
             # mirt returned NA (e.g. Attitude 1pl, whose fitted slope is about
             # 1e-4: mirt's ML/WLE search failed): there is nothing to compare.
             continue
-        if theta is None or abs(theta) > UPPER:
+        if theta is None or abs(theta) > beyond:
             # ML (or WLE) with no finite maximum: mirt reports +-Inf, or ends on
             # its own bound of +-20; ours must be flagged and sit on our bound.
             sign = infinite[i] if theta is None else np.sign(theta)
             if sign not in (-1, 1):
                 problems.append(f"row {i}: mirt theta null with infinite={infinite[i]!r}")
                 continue
-            bound = UPPER if sign > 0 else LOWER
+            bound = upper if sign > 0 else lower
             if not (ours.bounded[i] and ours.theta[i] == bound):
                 problems.append(f"row {i}: mirt {theta if theta is not None else sign * np.inf}, "
                                 f"ours {ours.theta[i]!r} bounded={ours.bounded[i]}")

@@ -147,7 +147,7 @@ def test_a_second_import_of_the_same_document_changes_nothing(framework):
 
 @pytest.mark.parametrize("change, message", [
     (lambda items: items[2].update(standard="AI-XX"), "item 'S1': unknown standard 'AI-XX'"),
-    (lambda items: items[1].update(a=-1.0), "item 'Q2'"),
+    (lambda items: items[1].update(a=0.0), "item 'Q2'"),
     (lambda items: items[1].update(c=1.5), "item 'Q2'"),
     (lambda items: items[0].update(key={"correct": "E"}),
      "item 'Q1': key 'E' is not among the options"),
