@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irtcat.engine import DICHOTOMOUS_MODELS, MODELS
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, estimate_eap
 from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
 from .mml_em import MMLCalibrator
+from .reliability import empirical_reliability, marginal_reliability
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
 
@@ -185,6 +186,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             code = anchors[document["id"]].get("standard")
         if code is not None:
             document["standard"] = code
+    extra_reliability = _reliability(items, calibrator, coords)
     reversed_items = {document["id"] for document in items
                       if not document.get("anchor") and document.get("a", 1.0) < 0}
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
@@ -229,6 +231,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         extra_note = None
     reported = model_list[0] if len(set(model_list)) == 1 else "mixed"
     extra = {"excluded": excluded} if excluded else {}
+    extra["reliability"] = extra_reliability
     if extra_note:
         extra["standard_errors"] = extra_note
     if extra_fit:
@@ -295,6 +298,19 @@ def _weakly_determined(document):
         return None
     return (f"weakly determined ({', '.join(loose)}): the likelihood is nearly flat in this "
             "item's parameters; priors (--priors) or more data would pin them down")
+
+
+def _reliability(items, calibrator, coords):
+    """The fitted model's marginal reliability and, when the data fit in a matrix, the
+    empirical one of the persons' EAP scores (calibration/reliability.py)."""
+    params = parameters_from_entries(items)
+    record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
+                                                     calibrator.sd_), 4)}
+    if len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
+        scores = estimate_eap(_dense(coords), params, prior_mean=calibrator.mean_,
+                              prior_sd=calibrator.sd_)
+        record["empirical"] = _finite(empirical_reliability(scores.theta, scores.se))
+    return record
 
 
 def _attach_fit(items, calibrator, coords, n_categories, model_list):
