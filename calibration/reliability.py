@@ -57,13 +57,12 @@ def marginal_reliability(params, mean=0.0, sd=1.0):
     return float(value)
 
 
-def reliability(responses, params, mean=0.0, sd=1.0):
-    """Both reliabilities of `params` for `responses`, EAP scored as mirt's fscores
-    (121 nodes on [-6, 6], the population as prior).
+def eap_reliability(responses, params, mean=0.0, sd=1.0):
+    """Empirical reliability of the persons' EAP scores, scored as mirt's fscores (121
+    nodes on [-6, 6], the population N(mean, sd^2) as prior): mirt's
+    ``empirical_rxx(fscores(mod, full.scores.SE = TRUE))``.
 
     responses : ndarray of shape (n_persons, n_items), NaN where missing
-    Returns {"empirical": float, "marginal": float}.
     """
     scores = estimate_eap(responses, params, prior_mean=mean, prior_sd=sd)
-    return {"empirical": empirical_reliability(scores.theta, scores.se),
-            "marginal": marginal_reliability(params, mean, sd)}
+    return empirical_reliability(scores.theta, scores.se)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, estimate_eap
+from irtcat.engine import DICHOTOMOUS_MODELS, MODELS
 from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
 from .mml_em import MMLCalibrator
-from .reliability import empirical_reliability, marginal_reliability
+from .reliability import eap_reliability, marginal_reliability
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
 
@@ -307,9 +307,8 @@ def _reliability(items, calibrator, coords):
     record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
                                                      calibrator.sd_), 4)}
     if len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
-        scores = estimate_eap(_dense(coords), params, prior_mean=calibrator.mean_,
-                              prior_sd=calibrator.sd_)
-        record["empirical"] = _finite(empirical_reliability(scores.theta, scores.se))
+        record["empirical"] = _finite(eap_reliability(_dense(coords), params, calibrator.mean_,
+                                                      calibrator.sd_))
     return record
 
 
