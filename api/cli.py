@@ -34,6 +34,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.info_command import add_command as add_info_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
@@ -69,6 +70,7 @@ def _build_parser():
                         define=_define_simulate)
     commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
                         "test information", define=_define_report)
+    add_info_command(commands)
     add_store_commands(commands)
     add_server_commands(commands)
     commands.add_parser("worker", help="run queued calibrations, simulations, reports and "
