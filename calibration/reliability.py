@@ -57,12 +57,15 @@ def marginal_reliability(params, mean=0.0, sd=1.0):
     return float(value)
 
 
-def eap_reliability(responses, params, mean=0.0, sd=1.0):
-    """Empirical reliability of the persons' EAP scores, scored as mirt's fscores (121
-    nodes on [-6, 6], the population N(mean, sd^2) as prior): mirt's
-    ``empirical_rxx(fscores(mod, full.scores.SE = TRUE))``.
+def eap_reliability(responses, params, mean=0.0, sd=1.0, n_nodes=121):
+    """Empirical reliability of the persons' EAP scores with the population N(mean, sd^2)
+    as prior, on `n_nodes` nodes on [-6, 6]: mirt's
+    ``empirical_rxx(fscores(mod, full.scores.SE = TRUE))`` with fscores' 121 nodes.
+
+    The calibration record scores on the EM's own grid (61 nodes) at half the cost: on
+    LSAT7, LSAT6 and deAyala the two differ by less than 1e-8.
 
     responses : ndarray of shape (n_persons, n_items), NaN where missing
     """
-    scores = estimate_eap(responses, params, prior_mean=mean, prior_sd=sd)
+    scores = estimate_eap(responses, params, prior_mean=mean, prior_sd=sd, n_nodes=n_nodes)
     return empirical_reliability(scores.theta, scores.se)

@@ -302,13 +302,13 @@ def _weakly_determined(document):
 
 def _reliability(items, calibrator, coords):
     """The fitted model's marginal reliability and, when the data fit in a matrix, the
-    empirical one of the persons' EAP scores (calibration/reliability.py)."""
+    empirical one of the persons' EAP scores on the EM's grid (calibration/reliability.py)."""
     params = parameters_from_entries(items)
     record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
                                                      calibrator.sd_), 4)}
     if len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
         record["empirical"] = _finite(eap_reliability(_dense(coords), params, calibrator.mean_,
-                                                      calibrator.sd_))
+                                                      calibrator.sd_, calibrator.n_nodes))
     return record
 
 
