@@ -26,7 +26,6 @@ import warnings
 from irtcat.api.arguments import (
     Parser,
     UsageError,
-    method_name,
     model_name,
     number_in,
     pair,
@@ -35,6 +34,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.info_command import add_command as add_info_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
@@ -70,6 +70,7 @@ def _build_parser():
                         define=_define_simulate)
     commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
                         "test information", define=_define_report)
+    add_info_command(commands)
     add_store_commands(commands)
     add_server_commands(commands)
     commands.add_parser("worker", help="run queued calibrations, simulations, reports and "
@@ -87,11 +88,22 @@ def _define_worker(worker):
 
 def _define_score(score):
     from irtcat.engine import METHODS
+    from irtcat.engine.names import canonical_method
 
     score.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
     score.add_argument("--bank", required=True, metavar="BANK.json", help="irtcat-bank/1 document")
-    score.add_argument("--method", type=method_name, choices=METHODS, default="eap",
-                       help="ability estimator (any case: mirt's EAP, MAP, ML, WLE, EAPsum)")
+    score.add_argument("--method", type=lambda text: canonical_method(text, (*METHODS, "pv"),
+                                                                      strict=False),
+                       choices=(*METHODS, "pv"), default="eap",
+                       help="ability estimator (any case: mirt's EAP, MAP, ML, WLE, EAPsum); "
+                            "pv: plausible values, written as person_id,theta,se,pv1..pvN: "
+                            "theta and se the EAP and posterior SD, pv1..pvN random draws from "
+                            "each person's posterior on the same grid")
+    score.add_argument("--draws", type=whole_number(1, 1000), metavar="N",
+                       help="plausible values per person with --method pv (default 5)")
+    score.add_argument("--seed", type=whole_number(0), metavar="S",
+                       help="of the plausible values' random numbers, with --method pv: the "
+                            "same seed, the same draws (default 1)")
     score.add_argument("--out", metavar="SCORES.csv", help="default: standard output")
     score.add_argument("--prior-mean", type=number_in(-THETA_LIMIT, THETA_LIMIT),
                        help="default: the bank's population mean")
@@ -193,26 +205,36 @@ def _node_count(text):
     return value
 
 
-def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts=121):
+def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts=121,
+           draws=5, seed=1):
+    """(data, bank, estimate): a ThetaEstimate, or PlausibleValues for method "pv"."""
     from irtcat.engine import estimate_theta
+    from irtcat.engine.plausible import draw_plausible_values
     from irtcat.itembank import align_responses, read_bank, read_responses
 
     bank = read_bank(bank_path)
     data = read_responses(data_path)
     responses, params, _ = align_responses(data, bank)
-    estimate = estimate_theta(
-        responses, params, method,
-        prior_mean=bank.population["mean"] if prior_mean is None else prior_mean,
-        prior_sd=bank.population["sd"] if prior_sd is None else prior_sd, n_nodes=quadpts)
-    return data, bank, estimate
+    prior = {"prior_mean": bank.population["mean"] if prior_mean is None else prior_mean,
+             "prior_sd": bank.population["sd"] if prior_sd is None else prior_sd,
+             "n_nodes": quadpts}
+    if method == "pv":
+        return data, bank, draw_plausible_values(responses, params, draws, seed=seed, **prior)
+    return data, bank, estimate_theta(responses, params, method, **prior)
 
 
 def run_score(args):
     from irtcat.itembank import write_scores
 
+    if args.method != "pv" and (args.draws is not None or args.seed is not None):
+        raise UsageError("--draws and --seed go with --method pv")
     data, _, estimate = _score(args.data, args.bank, args.method, args.prior_mean, args.prior_sd,
-                               args.quadpts)
-    write_scores(data.person_ids, estimate, path=args.out, stream=sys.stdout)
+                               args.quadpts, args.draws or 5, 1 if args.seed is None else args.seed)
+    extra = None
+    if args.method == "pv":
+        extra = {f"pv{k + 1}": column for k, column in enumerate(estimate.draws.T)}
+        estimate = estimate.estimate
+    write_scores(data.person_ids, estimate, path=args.out, stream=sys.stdout, extra=extra)
     return 0
 
 

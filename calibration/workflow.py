@@ -18,6 +18,7 @@ from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
 from .mml_em import MIN_VARIANCE, PRIOR_MODELS, MMLCalibrator
+from .reliability import eap_reliability, marginal_reliability
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
 
@@ -198,6 +199,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             code = anchors[document["id"]].get("standard")
         if code is not None:
             document["standard"] = code
+    extra_reliability = _reliability(items, calibrator, coords)
     reversed_items = {document["id"] for document in items
                       if not document.get("anchor") and document.get("a", 1.0) < 0}
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
@@ -262,6 +264,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     messages = boundary + [_dropped_message(entry) for entry in dropped]
     if messages:
         extra["warnings"] = messages
+    extra["reliability"] = extra_reliability
     if extra_note:
         extra["standard_errors"] = extra_note
     if extra_fit:
@@ -403,6 +406,18 @@ def _weakly_determined(document, n_answers):
         return None
     return (f"weakly determined ({', '.join(loose)}): the likelihood is nearly flat in this "
             "item's parameters; priors (--priors) or more data would pin them down")
+
+
+def _reliability(items, calibrator, coords):
+    """The fitted model's marginal reliability and, when the data fit in a matrix, the
+    empirical one of the persons' EAP scores on the EM's grid (calibration/reliability.py)."""
+    params = parameters_from_entries(items)
+    record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
+                                                     calibrator.sd_), 4)}
+    if len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
+        record["empirical"] = _finite(eap_reliability(_dense(coords), params, calibrator.mean_,
+                                                      calibrator.sd_, calibrator.n_nodes))
+    return record
 
 
 def _attach_fit(items, calibrator, coords, n_categories, model_list):

@@ -671,9 +671,11 @@ def write_bank(bank, path=None, stream=None):
     write_json(bank_to_document(bank), path, stream)
 
 
-def write_scores(person_ids, estimate, path=None, stream=None):
+def write_scores(person_ids, estimate, path=None, stream=None, extra=None):
     """Write ``person_id,theta,se`` (and ``bounded`` for ML and WLE) as CSV.
 
+    extra : dict {column name: numbers of shape (n_persons,)}, optional
+        More numeric columns, after those (plausible values: pv1, pv2, ...).
     Numbers have six decimals; a missing estimate is an empty cell.
     """
     columns = [estimate.theta.tolist(), estimate.se.tolist()]
@@ -681,9 +683,11 @@ def write_scores(person_ids, estimate, path=None, stream=None):
     if estimate.method in ("ml", "wle"):
         header.append("bounded")
         columns.append(np.where(estimate.bounded, "true", "false").tolist())
+    header += list(extra or {})
+    more = [_format_numbers(np.asarray(values).tolist()) for values in (extra or {}).values()]
     lines = [",".join(fields) + "\n" for fields in
              zip(_csv_fields(person_ids), *map(_format_numbers, columns[:2]), *columns[2:],
-                 strict=True)]
+                 *more, strict=True)]
 
     def write(handle):
         handle.write(",".join(header) + "\n")
