@@ -35,6 +35,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
@@ -76,6 +77,7 @@ def _build_parser():
                                        "exports (irtcat serve starts them; more may run on "
                                        "other hosts)", define=_define_worker)
     add_demo_command(commands)
+    add_dif_command(commands)
     return parser
 
 
