@@ -178,7 +178,8 @@ def _mantel_haenszel(data, args, bank, is_focal, anchors):
         analysis = mh_dif_score(data.responses, is_focal, data.item_ids, anchors=anchors,
                                 purify=args.purify)
     else:
-        estimate = eap_matching(data.responses, *_matching_parameters(data, args, bank))
+        params, mean, sd = _matching_parameters(data, args, bank)
+        estimate = eap_matching(data.responses, params, prior_mean=mean, prior_sd=sd)
         analysis = mh_dif_theta(data.responses, is_focal, data.item_ids, estimate,
                                 anchors=anchors, purify=args.purify, width=args.stratum_width,
                                 min_answers=args.min_answers)
