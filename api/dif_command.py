@@ -69,25 +69,28 @@ def _define_dif(dif):
                              "matching, on each group for effect sizes)")
     source.add_argument("--bank", metavar="BANK.json",
                         help="a calibrated bank: its parameters give the EAP theta matching")
-    dif.add_argument("--method", type=str.lower, choices=("mh", "lr"), default="mh",
-                     help="mh: Mantel-Haenszel; lr: likelihood ratio (multiple groups)")
-    dif.add_argument("--match", choices=("auto", "score", "theta"), default="auto",
-                     help="MH matching variable; auto: score for complete data, else theta")
-    dif.add_argument("--purify", action="store_true",
-                     help="iterative purification of the matching variable (MH)")
-    dif.add_argument("--anchor", metavar="ITEM,...",
-                     help="items known free of DIF: the matching (MH) or anchor (lr) items")
-    dif.add_argument("--focal", metavar="CODE",
-                     help="the focal group's code (default: the last code in sorted order); "
-                          "every other person is in the reference group")
-    dif.add_argument("--stratum-width", type=positive_number(6.0), default=0.25,
-                     help="width of the theta strata of theta matching")
-    dif.add_argument("--min-answers", type=whole_number(1), default=20,
-                     help="fewest answers per group for theta-matched MH to test an item")
-    dif.add_argument("--no-effect-size", action="store_true",
-                     help="skip the group calibrations behind the effect sizes")
-    dif.add_argument("--format", choices=("csv", "json"), default="csv", help="output format")
-    dif.add_argument("--out", metavar="FILE", help="default: standard output")
+    options = {
+        "--method": dict(type=str.lower, choices=("mh", "lr"), default="mh",
+                         help="mh: Mantel-Haenszel; lr: likelihood ratio (multiple groups)"),
+        "--match": dict(choices=("auto", "score", "theta"), default="auto",
+                        help="MH matching variable; auto: score for complete data, else theta"),
+        "--purify": dict(action="store_true",
+                         help="iterative purification of the matching variable (MH)"),
+        "--anchor": dict(metavar="ITEM,...", help="items known free of DIF: the matching (MH) "
+                                                  "or anchor (lr) items"),
+        "--focal": dict(metavar="CODE", help="the focal group's code (default: the last code "
+                        "in sorted order); every other person is in the reference group"),
+        "--stratum-width": dict(type=positive_number(6.0), default=0.25,
+                                help="width of the theta strata of theta matching"),
+        "--min-answers": dict(type=whole_number(1), default=20, help="fewest answers per "
+                              "group for theta-matched MH to test an item"),
+        "--no-effect-size": dict(action="store_true",
+                                 help="skip the group calibrations behind the effect sizes"),
+        "--format": dict(choices=("csv", "json"), default="csv", help="output format"),
+        "--out": dict(metavar="FILE", help="default: standard output"),
+    }
+    for flag, settings in options.items():
+        dif.add_argument(flag, **settings)
     dif.set_defaults(run=run_dif)
 
 

@@ -108,7 +108,8 @@ class MHAnalysis:
 def stratum_tables(responses, focal, strata, n_strata):
     """Count the 2 x 2 tables of every item in every stratum.
 
-    responses : ndarray (n_persons, n_items), 0/1 with NaN where not answered
+    responses : ndarray (n_persons, n_items), 0/1 with NaN where not answered (any
+        other score is left out)
     focal : bool ndarray (n_persons,)
     strata : int ndarray (n_persons, n_items), each person's stratum for each item
         (0 .. n_strata - 1); a person enters an item's tables only if they answered it
@@ -116,7 +117,7 @@ def stratum_tables(responses, focal, strata, n_strata):
     1 focal), response (0, 1)].
     """
     n_items = responses.shape[1]
-    answered = ~np.isnan(responses)
+    answered = (responses == 0) | (responses == 1)          # NaN and other scores: left out
     item = np.broadcast_to(np.arange(n_items), responses.shape)[answered]
     cell = ((item * n_strata + strata[answered]) * 2
             + np.broadcast_to(focal[:, None], responses.shape)[answered]) * 2 \
@@ -276,18 +277,30 @@ def mh_dif_score(responses, focal, item_ids, *, anchors=None, purify=False,
     if np.isnan(responses).any():
         raise ValueError("matching on the total score needs complete data; match on theta "
                          "for data with missing answers")
-    anchor_mask = _anchor_mask(item_ids, anchors)
-    untested = _not_dichotomous(responses, anchor_mask)
     scores = responses.astype(np.intp)
 
+    def strata_of(anchor, untested):
+        return scores[:, anchor].sum(axis=1)[:, None] + scores * ~anchor
+
+    return _analysis("score", responses, focal, item_ids, strata_of, anchors, purify,
+                     max_steps, min_answers)
+
+
+def _analysis(matching, responses, focal, item_ids, strata_of, anchors, purify, max_steps,
+              min_answers):
+    """Test every item, matched on ``strata_of(anchor mask, untested) -> int ndarray
+    (n_persons, n_items)`` (each item's strata), with purification or given anchors."""
+    anchor_mask = _anchor_mask(item_ids, anchors)
+    untested = _not_dichotomous(responses, anchor_mask)
+
     def run(anchor):
-        strata = scores[:, anchor].sum(axis=1)[:, None] + scores * ~anchor
+        strata = strata_of(anchor, untested)
         tables = stratum_tables(responses, focal, strata, int(strata.max()) + 1)
         return _results(item_ids, responses, focal, tables, untested, min_answers)
 
     results, steps, converged, anchor = _run_purification(run, item_ids, anchor_mask, purify,
                                                           max_steps)
-    return MHAnalysis(results, "score", purify and anchors is None, steps, converged,
+    return MHAnalysis(results, matching, purify and anchors is None, steps, converged,
                       [item for item, kept in zip(item_ids, anchor, strict=True) if kept])
 
 
@@ -327,24 +340,18 @@ def mh_dif_theta(responses, focal, item_ids, estimate, *, anchors=None, purify=F
     Returns `MHAnalysis`.
     """
     responses, focal = _check_input(responses, focal, item_ids)
-    anchor_mask = _anchor_mask(item_ids, anchors)
-    untested = _not_dichotomous(responses, anchor_mask)
 
-    def run(anchor):
+    def strata_of(anchor, untested):
         theta = np.repeat(estimate(anchor)[:, None], len(item_ids), axis=1)
         for j in np.flatnonzero(~anchor):
             if int(j) not in untested:
                 used = anchor.copy()
                 used[j] = True
                 theta[:, j] = estimate(used)
-        strata = theta_strata(theta, width, quantiles)
-        tables = stratum_tables(responses, focal, strata, int(strata.max()) + 1)
-        return _results(item_ids, responses, focal, tables, untested, min_answers)
+        return theta_strata(theta, width, quantiles)
 
-    results, steps, converged, anchor = _run_purification(run, item_ids, anchor_mask, purify,
-                                                          max_steps)
-    return MHAnalysis(results, "theta", purify and anchors is None, steps, converged,
-                      [item for item, kept in zip(item_ids, anchor, strict=True) if kept])
+    return _analysis("theta", responses, focal, item_ids, strata_of, anchors, purify,
+                     max_steps, min_answers)
 
 
 def eap_matching(responses, params, *, prior_mean=0.0, prior_sd=1.0, n_nodes=121):
