@@ -120,6 +120,19 @@ def test_tables_count_only_answered_cells():
     assert tables[1, 0].tolist() == [[1, 0], [1, 1]]      # item 2: ref 0, focal 1 and 0
 
 
+def test_a_polytomous_item_counts_in_the_score_but_is_not_tested(verbal):
+    data, focal = verbal
+    responses = data.responses.copy()
+    responses[:, 0] = responses[:, 0] + responses[:, 1]        # a 0..2 item
+    analysis = mh_dif_score(responses, focal, data.item_ids)
+    assert not analysis.items[0].tested and "not a 0/1 item" in analysis.items[0].reason
+    score = responses.sum(axis=1).astype(int)
+    tables = stratum_tables(responses, focal, np.repeat(score[:, None], 24, axis=1),
+                            score.max() + 1)
+    assert tables[0].sum() == np.isin(responses[:, 0], (0, 1)).sum()   # 2s left out
+    assert tables[1].sum() == responses.shape[0]
+
+
 def test_ets_classes():
     # the ETS rule (refs2/README.md) and difR's symnum cut points, right-closed as R's cut
     assert [ets_class_difR(x) for x in (0.99994, 1.00004, 1.2, 1.50004, -1.6)] == \
