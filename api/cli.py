@@ -34,6 +34,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.info_command import add_command as add_info_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
@@ -77,6 +78,7 @@ def _build_parser():
                                        "exports (irtcat serve starts them; more may run on "
                                        "other hosts)", define=_define_worker)
     add_demo_command(commands)
+    add_dif_command(commands)
     return parser
 
 
