@@ -536,6 +536,8 @@ def likelihood_ratio_dif(data, model: str, *, reference: str, items: list[str] |
 
     def fit(constraints, start=None):
         """The fit where `constraints` ({position: names equal or None = all}) hold."""
+        constraints = {position: names for position, names in constraints.items()
+                       if names is None or len(names)}
         key = tuple(sorted((position, None if names is None else tuple(sorted(names)))
                            for position, names in constraints.items()))
         if key not in fits:
