@@ -38,6 +38,10 @@ other item as an anchor by default; ``scheme="add"`` needs the anchors named
 (the rest are free per group in both models): with anchors given the two
 schemes make the same comparison. IC columns are IC(t free) - IC(t equal)
 (negative favours DIF), X2 = 2 (logLik(t free) - logLik(t equal)).
+
+Length: the multiple-group EM, its standard errors and the LR DIF built on
+its fits are one method, read together against mirt's multipleGroup and DIF;
+the bank document it makes lives in `multigroup_bank`.
 """
 
 from __future__ import annotations
