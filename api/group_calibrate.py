@@ -22,6 +22,7 @@ Options (mirt's names where mirt has one):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 
@@ -44,22 +45,27 @@ def _item_list(text):
     return items
 
 
+_OPTIONS = (
+    ("--group", "COLUMN", None, "calibrate in groups: the column holding each person's group"),
+    ("--groups-file", "PERSONS.csv", None, "person attribute CSV (person_id,COLUMN,...) "
+                                           "holding the groups; needed for a long DATA"),
+    ("--reference", "CODE", None, "the group fixed at N(0, 1) (default: the first code, "
+                                  "sorted)"),
+    ("--invariance", "KEY,KEY", _keywords, "mirt's keywords among slopes, intercepts, "
+                                           "free_means, free_var (default: none, as mirt)"),
+    ("--invariant-items", "ID,ID", _item_list, "items whose parameters are equal across "
+                                               "groups (estimated, unlike --anchor's)"),
+)
+
+
 def add_arguments(calibrate):
     """The multiple-group options of `irtcat calibrate`."""
     group = calibrate.add_argument_group("multiple groups (as mirt's multipleGroup)")
-    group.add_argument("--group", metavar="COLUMN",
-                       help="calibrate in groups: the column holding each person's group")
-    group.add_argument("--groups-file", metavar="PERSONS.csv",
-                       help="person attribute CSV (person_id,COLUMN,...) holding the groups; "
-                            "needed for a long DATA")
-    group.add_argument("--reference", metavar="CODE",
-                       help="the group fixed at N(0, 1) (default: the first code, sorted)")
-    group.add_argument("--invariance", type=_keywords, default=(), metavar="KEY,KEY",
-                       help="mirt's keywords among slopes, intercepts, free_means, free_var "
-                            "(default: none, as mirt)")
-    group.add_argument("--invariant-items", type=_item_list, default=(), metavar="ID,ID",
-                       help="items whose parameters are equal across groups (estimated, "
-                            "unlike --anchor's)")
+    for flag, metavar, kind, text in _OPTIONS:
+        if kind is None:
+            group.add_argument(flag, metavar=metavar, help=text)
+        else:
+            group.add_argument(flag, metavar=metavar, type=kind, default=(), help=text)
 
 
 def run(args):
@@ -90,20 +96,16 @@ def run(args):
     unknown = [item for item in args.invariant_items if item not in data.item_ids]
     if unknown:
         raise UsageError(f"--invariant-items: no item {unknown[0]!r} in {args.data}")
-    progress = Progress(args.quiet)
-    with warnings.catch_warnings(record=True) as caught:
+    # Progress lines end before anything else is printed; EM warnings become one line each.
+    with warnings.catch_warnings(record=True) as caught, \
+            contextlib.closing(Progress(args.quiet)) as progress:
         warnings.simplefilter("always", ConvergenceWarning)
-        try:
-            document, _ = multigroup_document(
-                data, models, reference=args.reference,
-                invariance=(*args.invariance, *args.invariant_items),
-                standard_errors=args.se, n_nodes=args.quadpts, max_iter=args.max_iter,
-                tol=args.tol, progress=progress)
-        finally:
-            progress.close()
-    for warning in caught:
-        if issubclass(warning.category, ConvergenceWarning):
-            print(f"irtcat: warning: {warning.message}", file=sys.stderr)
+        document, _ = multigroup_document(
+            data, models, reference=args.reference,
+            invariance=(*args.invariance, *args.invariant_items), standard_errors=args.se,
+            n_nodes=args.quadpts, max_iter=args.max_iter, tol=args.tol, progress=progress)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    print("".join(f"irtcat: warning: {text}\n" for text in messages), end="", file=sys.stderr)
     if not args.quiet:
         record = document["calibration"]
         groups = ", ".join(f"{g['code']}: {g['n_persons']} N({g['mean']:.3f}, {g['var']:.3f})"

@@ -128,7 +128,8 @@ class MultipleGroupCalibrator:
     model : str or sequence of str (one per item); not "1pl"
     invariance : iterable of str
         mirt's keywords (`INVARIANCE`) and item names (those items equal across groups).
-    n_nodes, theta_range, max_iter, tol, accelerate, progress : as `MMLCalibrator`.
+    progress : callable(cycle, log_likelihood, max_change, seconds) or None
+    **settings : n_nodes, theta_range, max_iter, tol, accelerate, as `MMLCalibrator`'s.
 
     Attributes (after `fit`)
     ----------
@@ -138,16 +139,14 @@ class MultipleGroupCalibrator:
     log_likelihood_, n_iter_, converged_, n_persons_, group_sizes_, seconds_
     """
 
-    def __init__(self, model="2pl", *, invariance=(), n_nodes=61, theta_range=(-6.0, 6.0),
-                 max_iter=500, tol=1e-4, accelerate=True, progress=None):
+    def __init__(self, model="2pl", *, invariance=(), progress=None, **settings):
         self.model = model
         self.invariance = tuple(invariance)
-        self.n_nodes = n_nodes
-        self.theta_range = theta_range
-        self.max_iter = max_iter
-        self.tol = tol
-        self.accelerate = accelerate
         self.progress = progress
+        # The per-group E-step and the M-step pieces, holding the EM settings
+        # (n_nodes, theta_range, max_iter, tol, accelerate) as MMLCalibrator does.
+        self._engine = _GroupEStep(model, m_step="newton", **settings)
+        self._engine.m_step_method_ = "newton"
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -258,10 +257,7 @@ class MultipleGroupCalibrator:
                 latent.mean = given.mean if latent.estimate_mean else 0.0
                 latent.var = given.var if latent.estimate_var else 1.0
         self._check_identified(shared, eta_names)
-        self._engine = _GroupEStep(models, n_nodes=self.n_nodes,
-                                   theta_range=self.theta_range, m_step="newton")
-        self._engine.nodes_ = np.linspace(*self.theta_range, self.n_nodes)
-        self._engine.m_step_method_ = "newton"
+        self._engine.nodes_ = np.linspace(*self._engine.theta_range, self._engine.n_nodes)
         self._run()
         return self
 
@@ -323,7 +319,7 @@ class MultipleGroupCalibrator:
         trace, trail = [], []
         converged = False
         cycle = 0
-        for cycle in range(1, self.max_iter + 1):
+        for cycle in range(1, self._engine.max_iter + 1):
             per_group = self._e_step()
             before = self._vector()
             for block in self.blocks_:
@@ -334,19 +330,20 @@ class MultipleGroupCalibrator:
             trace.append(sum(loglik for _, _, loglik in per_group))
             if self.progress is not None:
                 self.progress(cycle, trace[-1], change, time.perf_counter() - started)
-            if change < self.tol:
+            if change < self._engine.tol:
                 converged = True
                 break
             trail.append(np.append(before[: probability.size - _n_latent(self.latents_)],
                                    [0.0, 0.0]))
-            if self.accelerate and cycle % 3 == 0 and len(trail) >= 2:
+            if self._engine.accelerate and cycle % 3 == 0 and len(trail) >= 2:
                 current = np.append(self._item_vector(), [0.0, 0.0])
                 self._engine._ramsay(self.blocks_, trail[-2], trail[-1], current)
         self.converged_ = converged
         self.n_iter_ = cycle
         self.trace_ = trace
         if not converged:
-            warnings.warn(f"multiple-group EM did not converge in {self.max_iter} cycles",
+            warnings.warn(f"multiple-group EM did not converge in {self._engine.max_iter} "
+                          "cycles",
                           ConvergenceWarning, stacklevel=3)
         per_group = self._e_step()
         self.group_log_likelihoods_ = [loglik for _, _, loglik in per_group]
