@@ -167,7 +167,7 @@ class MultipleGroupCalibrator:
         self.group_sizes_ = [int(r.size) for r in rows]
         return rows
 
-    def _sharing(self, item_ids, models, eta_names, equal):
+    def _sharing(self, item_ids, eta_names, equal):
         """Per item, a bool per slope-intercept column: equal across groups?"""
         unknown = [key for key in self.invariance if key not in INVARIANCE
                    and key not in item_ids]
@@ -242,7 +242,7 @@ class MultipleGroupCalibrator:
                     for j in range(n_items)]
         eta_names = [Block(models[j], [j], n_categories[j], defaults[j][None]).parameter_names()
                      for j in range(n_items)]
-        shared = self._sharing(item_ids, models, eta_names, equal)
+        shared = self._sharing(item_ids, eta_names, equal)
         starts = ([start.group_eta(g) for g in range(len(self.groups_))] if start is not None
                   else [defaults] * len(self.groups_))
         self.blocks_ = self._blocks(models, n_categories, shared, starts, eta_names)
@@ -309,8 +309,7 @@ class MultipleGroupCalibrator:
         mask = [np.tile([name.split("@")[0] in ("logit_c", "logit_u")
                          for name in block.parameter_names()], block.eta.shape[0])
                 for block in self.blocks_]
-        n_latent = sum(int(lat.estimate_mean) + int(lat.estimate_var) for lat in self.latents_)
-        return np.concatenate([*mask, np.zeros(n_latent, dtype=bool)])
+        return np.concatenate([*mask, np.zeros(_n_latent(self.latents_), dtype=bool)])
 
     def _run(self):
         nodes = self._engine.nodes_
@@ -343,7 +342,7 @@ class MultipleGroupCalibrator:
         self.trace_ = trace
         if not converged:
             warnings.warn(f"multiple-group EM did not converge in {self._engine.max_iter} "
-                          "cycles",
+                          "cycles; raise the cycle limit (--max-iter) or check the data",
                           ConvergenceWarning, stacklevel=3)
         per_group = self._e_step()
         self.group_log_likelihoods_ = [loglik for _, _, loglik in per_group]
