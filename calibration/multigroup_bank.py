@@ -40,6 +40,7 @@ def multigroup_document(data, models, *, reference=None, invariance=(), standard
     item_ids = list(data.item_ids)
     model_list = _model_list(item_ids, models)
     _check_items(data, item_ids)
+    _check_free_items(data, item_ids, invariance)
     calibrator = MultipleGroupCalibrator(model_list, invariance=invariance, n_nodes=n_nodes,
                                          max_iter=max_iter, tol=tol, progress=progress)
     try:
@@ -103,6 +104,26 @@ def _check_items(data, item_ids):
         if seen.size == 1:
             raise CalibrationInputError(f"item {item!r}: every answer is category "
                                         f"{int(seen[0])}; leave it out of the data")
+
+
+def _check_free_items(data, item_ids, invariance):
+    """An item with parameters free per group must be answered in more than one
+    category within every group (else its group's parameters run off)."""
+    if {"slopes", "intercepts"} <= set(invariance):
+        return
+    codes = np.asarray(data.groups, dtype=str)
+    responses = np.asarray(data.responses, dtype=float)
+    for code in sorted(set(codes.tolist())):
+        answers = responses[codes == code]
+        for position, item in enumerate(item_ids):
+            if item in invariance:
+                continue
+            seen = np.unique(answers[~np.isnan(answers[:, position]), position])
+            if seen.size < 2:
+                raise CalibrationInputError(
+                    f"item {item!r}: group {code!r} answered it in {seen.size} categor"
+                    f"{'y' if seen.size == 1 else 'ies'}: its parameters free in that group "
+                    "cannot be estimated; make it invariant (--invariant-items)")
 
 
 def _item_documents(calibrator, cov):

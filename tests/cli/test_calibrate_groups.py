@@ -128,6 +128,27 @@ def test_invariant_items_are_equal_and_the_others_free(capsys, tmp_path):
             assert focal["slope_intercept"]["a"] != item["slope_intercept"]["a"]
 
 
+def test_an_item_free_in_a_group_that_never_got_it_right_is_refused(capsys, tmp_path):
+    with open(VERBAL, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["group"] == "1":
+            row["S1wantCurse"] = "0"
+    path = tmp_path / "verbal.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    status, out, err = run(capsys, "calibrate", path, "--model", "2pl", "--group", "group",
+                           "--quiet")
+    assert status == 2 and one_error_line(err)
+    assert "item 'S1wantCurse': group '1' answered it in 1 category" in err
+    status, _, err = run(capsys, "calibrate", path, "--model", "2pl", "--group", "group",
+                         "--invariant-items", "S1wantCurse", "--out", tmp_path / "b.json",
+                         "--quiet")
+    assert status == 0, err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--reference", "0"], "--reference needs --group"),
     (["--invariance", "slopes"], "--invariance needs --group"),
