@@ -117,6 +117,7 @@ def _define_score(score):
 
 
 def _define_calibrate(calibrate):
+    from irtcat.api import group_calibrate
     from irtcat.calibration.mml_em import M_STEPS
     from irtcat.engine import MODELS
 
@@ -154,6 +155,7 @@ def _define_calibrate(calibrate):
                                 "M-step solved exactly, to the maximum where mirt stops short")
     calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    group_calibrate.add_arguments(calibrate)
     calibrate.set_defaults(run=run_calibrate)
 
 
@@ -326,9 +328,13 @@ def _by_standard_folder(out):
 
 
 def run_calibrate(args):
+    from irtcat.api import group_calibrate
     from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
+    if args.group:
+        return group_calibrate.run(args)
+    group_calibrate.check_unused(args)
     folder = _by_standard_folder(args.out) if args.by_standard else None
     data = read_response_log(args.data)
     tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \

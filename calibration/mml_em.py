@@ -45,6 +45,7 @@ responses and standard errors live in their own modules.
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -578,8 +579,10 @@ def _m_step_common_slope(block, counts, nodes, priors, max_newton=25):
 
 
 def _view(block, rows):
-    """A Block over some of `block`'s items, for evaluating candidates."""
-    return Block(block.model, block.items[rows], block.n_categories, block.eta[rows])
+    """A Block (of `block`'s own kind) over some of its items, for evaluating candidates."""
+    view = copy.copy(block)
+    view.items, view.eta = block.items[rows], block.eta[rows]
+    return view
 
 
 # --- IRT form <-> slope-intercept ------------------------------------------------------

@@ -1,0 +1,167 @@
+"""A multiple-group calibration as an `irtcat-bank/1` document.
+
+The document stays a plain bank for any `irtcat-bank/1` reader: ``population``
+is the reference group's N(0, 1) and every item's ``a``, ``b`` (``c``, ``u``)
+are the reference group's, so scoring with the bank scores on the reference
+scale. What the groups add is in keys such readers ignore:
+
+- in ``calibration``: ``reference_group``, ``invariance`` (mirt's keywords),
+  ``invariant_items``, ``sabic`` and ``hq`` beside ``aic`` and ``bic``, and
+  ``groups``: one entry per group (the reference first) with its code,
+  ``n_persons``, latent ``mean``, ``var`` and ``sd``, their standard errors
+  (``se``: null where fixed) and its ``loglik``;
+- in each item: ``equal_across_groups`` (the slope-intercept parameters
+  constrained equal) and, for an item with a parameter free across groups,
+  ``groups``: ``{code: {a, b, ..., slope_intercept, se}}`` of every other group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtcat.engine.models import parameter_fields
+
+from .multigroup import MultipleGroupCalibrator
+from .results import _irt_standard_errors, _rounded
+from .workflow import CalibrationInputError
+
+SE_METHOD = "observed information (Oakes): central differences of the Fisher-identity gradient"
+
+
+def multigroup_document(data, models, *, reference=None, invariance=(), standard_errors=False,
+                        n_nodes=61, max_iter=500, tol=1e-4, progress=None):
+    """Calibrate `data` (ResponseData with ``.groups``) in groups: ``(document, calibrator)``.
+
+    models : str or dict {item_id: model}
+    invariance : mirt's keywords and item ids (items equal across groups)
+    """
+    if data.groups is None:
+        raise CalibrationInputError("the data have no group codes")
+    item_ids = list(data.item_ids)
+    model_list = _model_list(item_ids, models)
+    _check_items(data, item_ids)
+    _check_free_items(data, item_ids, invariance)
+    calibrator = MultipleGroupCalibrator(model_list, invariance=invariance, n_nodes=n_nodes,
+                                         max_iter=max_iter, tol=tol, progress=progress)
+    try:
+        calibrator.fit(data.responses, data.groups, reference=reference, item_ids=item_ids)
+    except ValueError as error:
+        raise CalibrationInputError(str(error)) from None
+    cov = calibrator.covariance() if standard_errors else None
+    if cov is not None and not np.all(np.isfinite(cov)):
+        cov = None
+    items = _item_documents(calibrator, cov)
+    ic = calibrator.information_criteria()
+    keywords = [key for key in invariance if key not in item_ids]
+    latent_se = calibrator.latent_standard_errors(cov)
+    groups = []
+    for g, (code, latent) in enumerate(zip(calibrator.groups_, calibrator.latents_,
+                                           strict=True)):
+        groups.append({
+            "code": code, "reference": g == 0, "n_persons": calibrator.group_sizes_[g],
+            "mean": round(latent.mean, 6), "var": round(latent.var, 6),
+            "sd": round(float(np.sqrt(latent.var)), 6),
+            "se": {key: None if value is None else round(value, 6)
+                   for key, value in latent_se[g].items()},
+            "loglik": round(calibrator.group_log_likelihoods_[g], 4)})
+    record = {
+        "model": model_list[0] if len(set(model_list)) == 1 else "mixed",
+        "loglik": round(calibrator.log_likelihood_, 4),
+        "aic": round(float(ic["AIC"]), 4), "bic": round(float(ic["BIC"]), 4),
+        "sabic": round(float(ic["SABIC"]), 4), "hq": round(float(ic["HQ"]), 4),
+        "n_parameters": calibrator.n_parameters_, "iterations": calibrator.n_iter_,
+        "converged": bool(calibrator.converged_), "n_persons": calibrator.n_persons_,
+        "method": "MML-EM, multiple groups", "quadpts": n_nodes, "tol": tol,
+        "reference_group": calibrator.groups_[0], "invariance": keywords,
+        "invariant_items": [item for item in item_ids if item in invariance],
+        "groups": groups, "seconds": round(calibrator.seconds_, 3)}
+    if standard_errors:
+        record["standard_errors"] = SE_METHOD if cov is not None else (
+            "not computed: the information matrix is not positive definite (a parameter is "
+            "not identified by these data)")
+    document = {"format": "irtcat-bank/1", "metric": "logistic",
+                "population": {"mean": 0.0, "sd": 1.0}, "items": items,
+                "calibration": record}
+    return document, calibrator
+
+
+def _model_list(item_ids, models):
+    if isinstance(models, str):
+        return [models] * len(item_ids)
+    missing = [item for item in item_ids if item not in models]
+    if missing:
+        raise CalibrationInputError(f"no model given for item {missing[0]!r}")
+    return [models[item] for item in item_ids]
+
+
+def _check_items(data, item_ids):
+    """Every item answered, in more than one category, by someone."""
+    responses = np.asarray(data.responses, dtype=float)
+    for position, item in enumerate(item_ids):
+        seen = np.unique(responses[~np.isnan(responses[:, position]), position])
+        if seen.size == 0:
+            raise CalibrationInputError(f"item {item!r}: nobody answered it")
+        if seen.size == 1:
+            raise CalibrationInputError(f"item {item!r}: every answer is category "
+                                        f"{int(seen[0])}; leave it out of the data")
+
+
+def _check_free_items(data, item_ids, invariance):
+    """An item with parameters free per group must be answered in more than one
+    category within every group (else its group's parameters run off)."""
+    if {"slopes", "intercepts"} <= set(invariance):
+        return
+    codes = np.asarray(data.groups, dtype=str)
+    responses = np.asarray(data.responses, dtype=float)
+    for code in sorted(set(codes.tolist())):
+        answers = responses[codes == code]
+        for position, item in enumerate(item_ids):
+            if item in invariance:
+                continue
+            seen = np.unique(answers[~np.isnan(answers[:, position]), position])
+            if seen.size < 2:
+                raise CalibrationInputError(
+                    f"item {item!r}: group {code!r} answered it in {seen.size} categor"
+                    f"{'y' if seen.size == 1 else 'ies'}: its parameters free in that group "
+                    "cannot be estimated; make it invariant (--invariant-items)")
+
+
+def _item_documents(calibrator, cov):
+    """One document per item (data order): the reference group's parameters on top,
+    the other groups' under ``groups`` when some parameter differs by group."""
+    documents = [None] * len(calibrator.item_ids_)
+    for number, block in enumerate(calibrator.blocks_):
+        names = block.eta_names
+        equal = [name for position, name in enumerate(names)
+                 if np.all(block.columns[:, position] == block.columns[0, position])]
+        per_group = []
+        for g in range(len(calibrator.groups_)):
+            group_block = block.group_block(g)
+            irt, jacobian = group_block.irt(), group_block.irt_jacobian()
+            entries = []
+            for row in range(len(block.items)):
+                model = calibrator.reported_models_[block.items[row]]
+                entry = {"model": model}
+                entry.update({key: _rounded(value[row]) for key, value in irt.items()
+                              if key in parameter_fields(model)})
+                entry["slope_intercept"] = {name: _rounded(value) for name, value in
+                                            zip(names, group_block.eta[row], strict=True)}
+                if cov is not None:
+                    index = calibrator.item_covariance_index(number, row, g)
+                    item_cov = cov[np.ix_(index, index)]
+                    entry["se"] = _irt_standard_errors(model, jacobian[row], item_cov)
+                    entry["se_slope_intercept"] = {
+                        name: _rounded(np.sqrt(item_cov[i, i])) for i, name in enumerate(names)}
+                entries.append(entry)
+            per_group.append(entries)
+        for row, item in enumerate(block.items):
+            document = {"id": calibrator.item_ids_[item], **per_group[0][row],
+                        "equal_across_groups": equal}
+            if not block.shared:
+                document["groups"] = {
+                    code: {key: value for key, value in per_group[g][row].items()
+                           if key != "model"}
+                    for g, code in enumerate(calibrator.groups_) if g > 0}
+            documents[item] = document
+    return documents
+
