@@ -44,20 +44,34 @@ Differences from mirt's ``itemfit``, all deliberate:
 Infit and outfit (Wright & Masters, 1982) are the information-weighted and
 the unweighted mean squares of the standardised residuals at each person's
 theta (`rasch_infit_outfit`).
+
+Missing responses beyond a few booklets: `item_fit` reports
+`calibration.binned_fit.rest_posterior_q1`'s X2 for every item with enough
+answers. `mirt_itemfit` reproduces mirt's ``itemfit`` table (S-X2, X2, G2,
+Zh, infit / outfit and their z at EAP thetas) for comparison with R.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import chdtrc
 
 from irtcat.engine.estimation import estimate_eap, estimate_theta
-from irtcat.engine.models import category_probability
 from irtcat.engine.quadrature import normal_grid
 from irtcat.engine.validation import check_responses
 
+from .binned_fit import (
+    MIN_REST_ANSWERS,
+    binned_fit,
+    chi_square_sf,
+    infit_outfit_z,
+    residual_moments,
+    rest_posterior_q1,
+    rmsea_fit,
+    zh,
+)
 from .score_tables import collapse_table, group_tables
 
 MAX_ITEM_SETS = 50
@@ -94,6 +108,9 @@ class ItemFit:
     reason : str or None
         Why the item is flagged, or why a statistic is missing; ``"; "``
         joins several reasons.
+    x2, x2_df, x2_p : float, int, float or None
+        `rest_posterior_q1`'s X2, where S-X2 could not be computed (missing
+        responses); None otherwise.
     """
 
     item_index: int
@@ -104,6 +121,9 @@ class ItemFit:
     outfit: float | None
     flagged: bool
     reason: str | None
+    x2: float | None = None
+    x2_df: int | None = None
+    x2_p: float | None = None
 
 
 # --- S-X2 ---------------------------------------------------------------------------
@@ -307,7 +327,7 @@ def rasch_infit_outfit(responses, params, theta):
     person_used = observed.any(axis=1) & ~all_min & ~all_max & np.isfinite(theta)
     used = observed & person_used[:, None]                              # (n_persons, n_items)
 
-    _, expected, variance, _ = _residual_moments(np.where(person_used, theta, 0.0), params)
+    _, expected, variance, _ = residual_moments(np.where(person_used, theta, 0.0), params)
     squared = np.where(used, (x - expected) ** 2, 0.0)
     z_squared = np.divide(squared, variance, out=np.zeros_like(squared), where=used)
     n_used = used.sum(axis=0)
@@ -320,28 +340,16 @@ def rasch_infit_outfit(responses, params, theta):
     return infit, outfit
 
 
-def _residual_moments(theta, params):
-    """Category probabilities and the item score's moments at each person's theta.
-
-    Returns
-    -------
-    prob : ndarray of shape (n_persons, n_items, K)
-    expected, variance, fourth : ndarray of shape (n_persons, n_items)
-        E[x], its variance and the fourth central moment.
-    """
-    prob = category_probability(theta, params)                          # (n, n_items, K)
-    k = np.arange(prob.shape[-1], dtype=float)
-    expected = prob @ k
-    deviation = (k - expected[..., None]) ** 2
-    return (prob, expected, np.sum(prob * deviation, axis=-1),
-            np.sum(prob * deviation**2, axis=-1))
-
-
 # --- everything ---------------------------------------------------------------------
 
 def item_fit(responses, params, n_parameters, *, population_mean=0.0, population_sd=1.0,
              variance_estimated=False, rasch=False, alpha=0.01, n_nodes=61):
     """S-X2 of every item and, for a Rasch-family calibration, infit and outfit.
+
+    Where S-X2 needs booklets the data do not have (scattered missing
+    responses, an adaptive-test log), every item answered at least
+    `MIN_REST_ANSWERS` times gets `rest_posterior_q1`'s X2 instead (in
+    ``x2``, ``x2_df``, ``x2_p``; flagged when ``x2_p < alpha``).
 
     Parameters
     ----------
@@ -366,6 +374,9 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
     fits = s_x2(responses, params, n_parameters, population_mean=population_mean,  # checks
                 population_sd=population_sd, variance_estimated=variance_estimated,
                 n_nodes=n_nodes, alpha=alpha)
+    if fits and fits[0].reason == NEEDS_BOOKLETS:
+        fits = _rest_fits(responses, params, n_parameters, population_mean, population_sd,
+                          n_nodes, alpha)
     if not rasch:
         return fits
     estimate = estimate_theta(responses, params, "wle", prior_mean=population_mean,
@@ -381,179 +392,34 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
             if value < lower or value > upper:
                 mean_square_flag = True
                 reasons.append(f"{name} {value:.2f} outside [{lower:g}, {upper:g}]")
-        out.append(ItemFit(fit.item_index, fit.s_x2, fit.df, fit.p_value, float(item_infit),
-                           float(item_outfit), fit.flagged or mean_square_flag,
-                           "; ".join(reasons) or None))
+        out.append(replace(fit, infit=float(item_infit), outfit=float(item_outfit),
+                           flagged=fit.flagged or mean_square_flag,
+                           reason="; ".join(reasons) or None))
     return out
 
 
-# --- mirt's itemfit on theta estimates: X2 (Q1), G2, Zh, infit / outfit ---------------
-
-N_BINS = 10
-"""Yen's Q1: persons binned by the rank of their theta into 10 bins (mirt's group.bins)."""
-
-MIN_WEIGHT = np.sqrt(1e-5)
-"""mirt's personfit floors a response variance W with W^2 < 1e-5 at this value."""
-
-Q_CAP = 1.4142
-"""mirt caps the Wilson-Hilferty q of the infit and outfit z at this value."""
-
-
-def rank_bins(n_persons, n_bins=N_BINS):
-    """Bin of each rank position, 0-based, shape (n_persons,), as mirt's itemfit cuts it.
-
-    Every bin gets ``n // n_bins`` persons; the remainder ``r`` goes
-    ``r // 2`` to the first bin and the rest to the last.
-    """
-    counts = np.full(n_bins, n_persons // n_bins)
-    extra = n_persons % n_bins
-    counts[0] += extra // 2
-    counts[-1] += extra - extra // 2
-    return np.repeat(np.arange(n_bins), counts)
-
-
-def binned_fit(responses, params, theta, n_parameters, n_bins=N_BINS):
-    """Yen's Q1 (mirt's X2) and McKinley-Mills G2 of every item at given thetas.
-
-    For each item, the persons who answered it are sorted by theta (stable:
-    ties keep their row order) and cut by rank into `n_bins` bins
-    (`rank_bins`); a bin of fewer than 2 persons is skipped. Per bin ``k``:
-    ``O`` the category counts, ``E = N_k P(mean theta of the bin)`` (the ICC at
-    the bin's mean theta), no collapsing::
-
-        X2 = sum (O - E)^2 / E           df = sum_k (K - 1) - n_parameters
-        G2 = 2 sum_{O > 0} O log(O / E)  df = sum_k (categories with O > 0 - 1) - n_parameters
-
-    Parameters
-    ----------
-    responses : array_like of shape (n_persons, n_items), NaN where missing
-    params : ItemParameters
-    theta : array_like of shape (n_persons,)
-    n_parameters : array_like of int, shape (n_items,)
-    n_bins : int
-
-    Returns
-    -------
-    x2, df_x2, g2, df_g2 : ndarray of shape (n_items,)
-        A statistic of exactly 0 is NaN, as mirt reports it.
-    """
-    responses = check_responses(responses, params)
-    theta = np.asarray(theta, dtype=float).reshape(-1)
-    n_parameters = np.broadcast_to(np.asarray(n_parameters, dtype=int), (params.n_items,))
-    x2, g2 = np.zeros(params.n_items), np.zeros(params.n_items)
-    df_x2 = np.zeros(params.n_items, dtype=int)
-    df_g2 = np.zeros(params.n_items, dtype=int)
+def _rest_fits(responses, params, n_parameters, population_mean, population_sd, n_nodes,
+               alpha):
+    """ItemFit records from `rest_posterior_q1`, where S-X2 needs booklets."""
+    rest = rest_posterior_q1(responses, params, n_parameters, population_mean=population_mean,
+                             population_sd=population_sd, n_nodes=n_nodes)
+    fits = []
     for item in range(params.n_items):
-        answered = np.flatnonzero(~np.isnan(responses[:, item]))
-        order = answered[np.argsort(theta[answered], kind="stable")]
-        bins = rank_bins(order.size, n_bins)
-        sizes = np.bincount(bins, minlength=n_bins)
-        used = sizes > 1
-        n_cat = int(params.n_categories[item])
-        observed = np.zeros((n_bins, n_cat))
-        np.add.at(observed, (bins, responses[order, item].astype(np.intp)), 1.0)
-        mean_theta = np.bincount(bins, weights=theta[order], minlength=n_bins)[used] / sizes[used]
-        prob = category_probability(mean_theta, params.subset([item]))[:, 0, :n_cat]
-        observed = observed[used]
-        expected = sizes[used, None] * prob
-        x2[item] = np.sum((observed - expected) ** 2 / expected)
-        df_x2[item] = used.sum() * (n_cat - 1) - n_parameters[item]
-        positive = observed > 0
-        ratio = np.divide(observed, expected, out=np.ones_like(observed), where=positive)
-        g2[item] = 2.0 * np.sum(observed * np.log(ratio))
-        df_g2[item] = np.sum(positive.sum(axis=1) - 1) - n_parameters[item]
-    x2[x2 == 0], g2[g2 == 0] = np.nan, np.nan
-    return x2, df_x2, g2, df_g2
+        statistic, df, p_value = rest["x2"][item], int(rest["df_x2"][item]), rest["p_x2"][item]
+        if np.isnan(statistic) or df <= 0:
+            reason = (f"{NEEDS_BOOKLETS}; X2 not computable: {rest['n_answers'][item]} answers "
+                      f"(needs {MIN_REST_ANSWERS}) or df <= 0")
+            fits.append(ItemFit(item, np.nan, 0, np.nan, None, None, False, reason))
+            continue
+        flagged = bool(p_value < alpha)
+        reason = f"{NEEDS_BOOKLETS}; fit by X2 given the other answers" + (
+            f"; X2 p < {alpha:g}" if flagged else "")
+        fits.append(ItemFit(item, np.nan, 0, np.nan, None, None, flagged, reason,
+                            float(statistic), df, float(p_value)))
+    return fits
 
 
-def zh(responses, params, theta):
-    """Drasgow, Levine & Williams' standardised log-likelihood lz of items and persons.
-
-    With ``L = log P_k(theta)`` of each answer::
-
-        lz = (sum log P(x) - sum E[L]) / sqrt(sum Var[L]),
-        E[L] = sum_k P_k L_k,  Var[L] = sum_k P_k L_k^2 - E[L]^2
-
-    (mirt's ``sum_{c != c'} P_c P_c' L_c (L_c - L_c')``, the same number),
-    summed over the persons who answered an item (mirt's itemfit ``Zh``) or
-    over the items a person answered (mirt's personfit ``Zh``, where an answer
-    whose probability is below machine epsilon adds 0 to the log-likelihood, as
-    there).
-
-    Returns
-    -------
-    item_zh : ndarray of shape (n_items,)
-    person_zh : ndarray of shape (n_persons,)
-    """
-    responses = check_responses(responses, params)
-    observed = ~np.isnan(responses)
-    prob = category_probability(np.asarray(theta, dtype=float).reshape(-1), params)
-    with np.errstate(divide="ignore"):
-        log_p = np.where(prob > 0, np.log(prob), 0.0)                  # (n, J, K)
-    mean = np.sum(prob * log_p, axis=-1)
-    variance = np.where(observed, np.sum(prob * log_p**2, axis=-1) - mean**2, 0.0)
-    mean = np.where(observed, mean, 0.0)
-    x = np.where(observed, responses, 0).astype(np.intp)[..., None]
-    answer_log = np.where(observed, np.take_along_axis(log_p, x, axis=-1)[..., 0], 0.0)
-    answer_prob = np.take_along_axis(prob, x, axis=-1)[..., 0]
-    person_log = np.where(answer_prob < np.finfo(float).eps, 0.0, answer_log)
-    item_zh = (answer_log.sum(axis=0) - mean.sum(axis=0)) / np.sqrt(variance.sum(axis=0))
-    person_zh = (person_log.sum(axis=1) - mean.sum(axis=1)) / np.sqrt(variance.sum(axis=1))
-    return item_zh, person_zh
-
-
-def infit_outfit_z(responses, params, theta):
-    """mirt's item infit and outfit with their Wilson-Hilferty z, at given thetas.
-
-    Over the persons who answered the item, with residual ``x - E``, variance
-    ``W`` (floored at `MIN_WEIGHT` as mirt's personfit does) and fourth central
-    moment ``C``::
-
-        outfit = mean (x - E)^2 / W    q_out^2 = sum C / W^2 / n^2 - 1 / n
-        infit = sum (x - E)^2 / sum W  q_in^2 = sum (C - W^2) / (sum W)^2
-        z = (MS^(1/3) - 1) 3 / q + q / 3,   q capped at `Q_CAP`
-
-    Unlike `rasch_infit_outfit` every answering person is kept, whatever the model.
-
-    Returns
-    -------
-    dict of ndarray of shape (n_items,): outfit, z_outfit, infit, z_infit
-    """
-    responses = check_responses(responses, params)
-    observed = ~np.isnan(responses)
-    _, expected, variance, fourth = _residual_moments(np.asarray(theta, dtype=float).reshape(-1),
-                                                      params)
-    weight = np.where(observed, np.where(variance**2 < 1e-5, MIN_WEIGHT, variance), 0.0)
-    fourth = np.where(observed, fourth, 0.0)
-    squared = np.where(observed, (np.where(observed, responses, 0.0) - expected) ** 2, 0.0)
-    n = observed.sum(axis=0)
-    safe_weight = np.where(observed, weight, 1.0)
-    outfit = np.sum(squared / safe_weight, axis=0) / n
-    q_outfit = np.sqrt(np.sum(fourth / safe_weight**2, axis=0) / n**2 - 1.0 / n)
-    infit = squared.sum(axis=0) / weight.sum(axis=0)
-    q_infit = np.sqrt(np.sum(fourth - weight**2, axis=0) / weight.sum(axis=0) ** 2)
-    return {"outfit": outfit, "z_outfit": _wilson_hilferty(outfit, q_outfit),
-            "infit": infit, "z_infit": _wilson_hilferty(infit, q_infit)}
-
-
-def _wilson_hilferty(mean_square, q):
-    q = np.minimum(q, Q_CAP)
-    return (np.cbrt(mean_square) - 1.0) * 3.0 / q + q / 3.0
-
-
-def rmsea_fit(statistic, df, n_persons):
-    """mirt's item-fit RMSEA: sqrt(max(X2/df - 1, 0) / (N - 1)), NaN where df <= 0."""
-    statistic, df = np.asarray(statistic, dtype=float), np.asarray(df, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.sqrt(np.maximum(statistic / df - 1.0, 0.0) / (n_persons - 1))
-    return np.where(df > 0, value, np.nan)
-
-
-def chi_square_sf(statistic, df):
-    """``pchisq(lower.tail = FALSE)``; NaN where df <= 0 or the statistic is NaN."""
-    df = np.asarray(df, dtype=float)
-    return np.where(df > 0, chdtrc(np.maximum(df, 1.0), statistic), np.nan)
-
+# --- mirt's itemfit -----------------------------------------------------------------
 
 def mirt_itemfit(responses, params, n_parameters, *, population_mean=0.0, population_sd=1.0,
                  variance_estimated=False, n_nodes=121):
