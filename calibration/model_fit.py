@@ -368,3 +368,19 @@ def anova(models):
         rows.append(row)
         previous = (log_likelihood, n_parameters)
     return rows
+
+
+def model_fit_record(calibrator, responses):
+    """The bank's ``calibration.model_fit``: `m2`'s values under lower-case names (m2,
+    df, p, rmsea, rmsea_5, rmsea_95, srmsr, tli, cfi; null where not defined), or
+    ``{"reason": ...}`` when M2 cannot be computed."""
+    try:
+        result = m2(calibrator, responses)
+    except ModelFitError as error:
+        return {"reason": str(error)}
+    record = {}
+    for key, value in result.as_dict().items():
+        finite = value is not None and np.isfinite(value)
+        record[key.lower()] = (int(value) if key == "df" else round(float(value), 6)) \
+            if finite else None
+    return record
