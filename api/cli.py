@@ -35,6 +35,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.demo import add_command as add_demo_command
+from irtcat.api.fit_commands import add_commands as add_fit_commands
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
@@ -71,6 +72,7 @@ def _build_parser():
     commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
                         "test information", define=_define_report)
     add_store_commands(commands)
+    add_fit_commands(commands)
     add_server_commands(commands)
     commands.add_parser("worker", help="run queued calibrations, simulations, reports and "
                                        "exports (irtcat serve starts them; more may run on "

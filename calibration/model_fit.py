@@ -33,7 +33,8 @@ and TLI and CFI relative to the null model (every item independent of theta:
 its fitted category proportions are the observed ones), reported only when the
 null model's M2 exceeds the model's.
 
-`anova` gives the rows of mirt's ``anova(model_1, model_2)``.
+`anova` gives the rows of mirt's ``anova(model_1, model_2)``;
+`marginal_log_likelihood` the log-likelihood of a bank already fitted to the data.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import chdtr, chndtr
+from scipy.special import chdtr, chndtr, logsumexp
 
+from irtcat.engine.estimation import log_likelihood
 from irtcat.engine.quadrature import normal_grid
 
 M2_NODES = 61
@@ -314,6 +316,22 @@ def m2(calibrator, responses, n_categories=None, level=0.9):
 
 # --- nested models ----------------------------------------------------------------------
 
+def marginal_log_likelihood(responses, params, *, population_mean=0.0, population_sd=1.0,
+                            n_nodes=61):
+    """Marginal log-likelihood of responses under fixed item parameters (a bank fitted
+    to them): ``sum_persons log sum_q w_q L(x | theta_q)`` on `n_nodes` nodes over
+    [-6, 6] with N(mean, sd) weights, the quantity MML-EM maximises.
+
+    Parameters
+    ----------
+    responses : ndarray of shape (n_persons, n_items), NaN where missing
+    params : ItemParameters
+    """
+    grid = normal_grid(n_nodes, (-6.0, 6.0), population_mean, population_sd)
+    per_node = log_likelihood(responses, grid.nodes, params) + grid.log_weights  # (n, Q)
+    return float(np.sum(logsumexp(per_node, axis=1)))
+
+
 @dataclass(frozen=True)
 class AnovaRow:
     """One row of mirt's ``anova``: X2, df and p only on the rows after the first."""
@@ -356,17 +374,17 @@ def anova(models):
     """
     rows = []
     previous = None
-    for name, log_likelihood, n_parameters, n_persons in models:
+    for name, loglik, n_parameters, n_persons in models:
         criteria = {key: float(value) for key, value in
-                    information_criteria(log_likelihood, n_parameters, n_persons).items()}
-        row = AnovaRow(name, **criteria, logLik=float(log_likelihood))
+                    information_criteria(loglik, n_parameters, n_persons).items()}
+        row = AnovaRow(name, **criteria, logLik=float(loglik))
         if previous is not None:
-            statistic = 2.0 * (log_likelihood - previous[0])
+            statistic = 2.0 * (loglik - previous[0])
             df = int(abs(n_parameters - previous[1]))
-            row = AnovaRow(name, **criteria, logLik=float(log_likelihood), X2=float(statistic),
+            row = AnovaRow(name, **criteria, logLik=float(loglik), X2=float(statistic),
                            df=df, p=chi_square_p(statistic, df) if df else float("nan"))
         rows.append(row)
-        previous = (log_likelihood, n_parameters)
+        previous = (loglik, n_parameters)
     return rows
 
 
