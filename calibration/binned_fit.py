@@ -268,16 +268,18 @@ def rest_posterior_q1(responses, params, n_parameters, *, population_mean=0.0,
     grouped by the items they took. mirt's X2 (`binned_fit` at EAP thetas)
     predicts from the ICC at estimates shrunk toward the mean, and its EAP
     includes the very answer being tested; on data simulated from a 2PL fitted
-    to tests/data/SAT12_keyed_sparse30.csv it rejected 15% of true items at
-    alpha = .05. PV-Q1 (`pv_q1`) averages over plausible values, which narrows
-    its spread: 1% there. Stone's X2* needs a parametric bootstrap (refits) for
-    its p-value. Given the other answers, the answers to item j are independent
-    with probabilities ``pi``, and the bins depend on the other answers only, so
-    each bin's ``O - E`` is a sum of independent centred terms and X2 is close to
-    chi-square: 5.3% at alpha = .05 (1.0% at .01) in the same simulation
-    (tests/calibration/test_item_fit_mirt.py). It is the summed-score idea of
-    S-X2 with the rest EAP in place of the rest score, which any pattern of
-    missing answers has.
+    to tests/data/SAT12_keyed_sparse30.csv (same missing cells, refitted) it
+    rejected 12 to 16% of the (fitting) items at alpha = .05. PV-Q1 (`pv_q1`)
+    averages over plausible values, which narrows its spread: 1% there. Stone's
+    X2* needs a parametric bootstrap (refits) for its p-value. Given the other
+    answers, the answers to item j are independent with probabilities ``pi``,
+    and the bins depend on the other answers only, so each bin's ``O - E`` is a
+    sum of independent centred terms and X2 is close to chi-square: 4.5 to 6% at
+    alpha = .05 (about 1% at .01) in the same simulation
+    (tests/calibration/test_item_fit_mirt.py). Its G2 is not (11% at .05), so
+    `calibration.item_fit.item_fit` flags by X2. It is S-X2's idea (condition on
+    the other answers) with the rest EAP in place of the rest score, which any
+    pattern of missing answers has.
 
     Parameters
     ----------
