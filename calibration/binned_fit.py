@@ -29,6 +29,24 @@ Q_CAP = 1.4142
 """mirt caps the Wilson-Hilferty q of the infit and outfit z at this value."""
 
 
+def eap_by_pattern(responses, params, *, population_mean=0.0, population_sd=1.0,
+                   n_nodes=121):
+    """`engine.estimation.estimate_eap`'s theta and se, computed once per distinct
+    response pattern (short tests repeat patterns).
+
+    Returns
+    -------
+    theta, se : ndarray of shape (n_persons,)
+    """
+    coded = np.where(np.isnan(responses), -1.0, responses)
+    patterns, which = np.unique(coded, axis=0, return_inverse=True)
+    estimate = estimate_eap(np.where(patterns < 0, np.nan, patterns), params,
+                            prior_mean=population_mean, prior_sd=population_sd,
+                            n_nodes=n_nodes)
+    which = which.reshape(-1)
+    return estimate.theta[which], estimate.se[which]
+
+
 def rank_bins(n_persons, n_bins=N_BINS):
     """Bin of each rank position, 0-based, shape (n_persons,), as mirt's itemfit cuts it.
 
@@ -230,13 +248,13 @@ def pv_q1(responses, params, n_parameters, *, population_mean=0.0, population_sd
     statistic, df, p_value : ndarray of shape (n_items,)
     """
     responses = check_responses(responses, params)
-    estimate = estimate_eap(responses, params, prior_mean=population_mean,
-                            prior_sd=population_sd, n_nodes=n_nodes)
+    theta, se = eap_by_pattern(responses, params, population_mean=population_mean,
+                               population_sd=population_sd, n_nodes=n_nodes)
     rng = np.random.default_rng(seed)
     statistic = np.zeros(params.n_items)
     df = np.zeros(params.n_items)
     for _ in range(draws):
-        plausible = estimate.theta + estimate.se * rng.standard_normal(estimate.theta.size)
+        plausible = theta + se * rng.standard_normal(theta.size)
         x2, df_x2, _, _ = binned_fit(responses, params, plausible, n_parameters)
         statistic += x2
         df += df_x2

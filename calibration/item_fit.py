@@ -58,7 +58,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import chdtrc
 
-from irtcat.engine.estimation import estimate_eap, estimate_theta
+from irtcat.engine.estimation import estimate_theta
 from irtcat.engine.quadrature import normal_grid
 from irtcat.engine.validation import check_responses
 
@@ -66,6 +66,7 @@ from .binned_fit import (
     MIN_REST_ANSWERS,
     binned_fit,
     chi_square_sf,
+    eap_by_pattern,
     infit_outfit_z,
     residual_moments,
     rest_posterior_q1,
@@ -437,8 +438,8 @@ def mirt_itemfit(responses, params, n_parameters, *, population_mean=0.0, popula
     """
     responses = check_responses(responses, params)
     n_persons = responses.shape[0]
-    theta = estimate_eap(responses, params, prior_mean=population_mean,
-                         prior_sd=population_sd, n_nodes=n_nodes).theta
+    theta, _ = eap_by_pattern(responses, params, population_mean=population_mean,
+                              population_sd=population_sd, n_nodes=n_nodes)
     columns = {"Zh": zh(responses, params, theta)[0]}
     for name, values in infit_outfit_z(responses, params, theta).items():
         columns[name.replace("_", ".")] = values
