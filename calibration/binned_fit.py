@@ -102,16 +102,25 @@ def binned_fit(responses, params, theta, n_parameters, n_bins=N_BINS):
         np.add.at(observed, (bins, responses[order, item].astype(np.intp)), 1.0)
         mean_theta = np.bincount(bins, weights=theta[order], minlength=n_bins)[used] / sizes[used]
         prob = category_probability(mean_theta, params.subset([item]))[:, 0, :n_cat]
-        observed = observed[used]
-        expected = sizes[used, None] * prob
-        x2[item] = np.sum((observed - expected) ** 2 / expected)
-        df_x2[item] = used.sum() * (n_cat - 1) - n_parameters[item]
-        positive = observed > 0
-        ratio = np.divide(observed, expected, out=np.ones_like(observed), where=positive)
-        g2[item] = 2.0 * np.sum(observed * np.log(ratio))
-        df_g2[item] = np.sum(positive.sum(axis=1) - 1) - n_parameters[item]
+        x2[item], df_x2[item], g2[item], df_g2[item] = _pearson_and_likelihood_ratio(
+            observed[used], sizes[used, None] * prob, n_parameters[item])
     x2[x2 == 0], g2[g2 == 0] = np.nan, np.nan
     return x2, df_x2, g2, df_g2
+
+
+def _pearson_and_likelihood_ratio(counts, expected, n_parameters):
+    """X2, its df, G2 and its df of one item's observed and expected (bins, K) tables.
+
+    X2 sums over every cell (df: bins x (K - 1) - parameters); G2 over the cells
+    with a count (df: per bin, such cells - 1, summed, - parameters).
+    """
+    positive = counts > 0
+    x2 = np.sum(np.divide((counts - expected) ** 2, expected, out=np.zeros_like(counts),
+                          where=expected > 0))
+    ratio = np.divide(counts, expected, out=np.ones_like(counts), where=positive)
+    g2 = 2.0 * np.sum(counts * np.log(ratio))
+    df_x2 = counts.shape[0] * (counts.shape[1] - 1) - n_parameters
+    return x2, df_x2, g2, np.sum(positive.sum(axis=1) - 1) - n_parameters
 
 
 def zh(responses, params, theta):
@@ -301,11 +310,10 @@ def rest_posterior_q1(responses, params, n_parameters, *, population_mean=0.0,
 
     Parameters
     ----------
-    responses : array_like of shape (n_persons, n_items), NaN where missing
-    params : ItemParameters
-    n_parameters : array_like of int, shape (n_items,)
-    population_mean, population_sd : float
+    responses, params, n_parameters, population_mean, population_sd
+        As `pv_q1`.
     n_nodes, n_bins : int
+        Nodes of the posterior on [-6, 6]; bins of persons.
     min_answers : int
         Items answered fewer times get NaN statistics and df 0.
 
@@ -341,14 +349,9 @@ def rest_posterior_q1(responses, params, n_parameters, *, population_mean=0.0,
         expected = np.zeros((n_bins, n_cat))
         np.add.at(expected, bins, (posterior @ np.exp(log_p[:, item, :n_cat]))[order])
         used = np.bincount(bins, minlength=n_bins) > 1
-        counts, expected = counts[used], expected[used]
-        positive = counts > 0
-        out["x2"][item] = np.sum(np.divide((counts - expected) ** 2, expected,
-                                           out=np.zeros_like(counts), where=expected > 0))
-        ratio = np.divide(counts, expected, out=np.ones_like(counts), where=positive)
-        out["g2"][item] = 2.0 * np.sum(counts * np.log(ratio))
-        out["df_x2"][item] = used.sum() * (n_cat - 1) - n_parameters[item]
-        out["df_g2"][item] = np.sum(positive.sum(axis=1) - 1) - n_parameters[item]
+        (out["x2"][item], out["df_x2"][item], out["g2"][item],
+         out["df_g2"][item]) = _pearson_and_likelihood_ratio(counts[used], expected[used],
+                                                             n_parameters[item])
     out["p_x2"] = chi_square_sf(out["x2"], out["df_x2"])
     out["p_g2"] = chi_square_sf(out["g2"], out["df_g2"])
     return out
