@@ -25,7 +25,7 @@ from irtcat.calibration.model_fit import (
     rmsea,
     rmsea_interval,
 )
-from irtcat.engine.models import ItemParameters
+from irtcat.engine.models import ItemParameters, category_probability
 from irtcat.itembank.io import read_responses
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -147,3 +147,25 @@ def test_too_few_degrees_of_freedom_is_refused():
     with pytest.raises(ModelFitError, match="too few degrees of freedom"):
         m2(calibrator, responses)                         # 6 moments, 6 parameters
     assert "reason" in model_fit_record(calibrator, responses)
+
+
+@pytest.mark.parametrize("model", ("grm", "gpcm"))
+def test_m2_star_is_chi_square_for_polytomous_items(model):
+    # simulation truth: 3-category items from known parameters, refitted; M2* (the item
+    # scores' first and second moments) ~ chi2(df), so its mean over replications is df
+    rng = np.random.default_rng(20261205)
+    n_items = 10
+    params = ItemParameters((model,) * n_items, rng.uniform(0.8, 2.0, n_items),
+                            rng.normal(0.0, 0.5, (n_items, 1)) + [-0.8, 0.8],
+                            np.zeros(n_items), np.ones(n_items))
+    statistics, dfs = [], set()
+    for _ in range(15):
+        prob = category_probability(rng.standard_normal(500), params)      # (n, J, 3)
+        draw = rng.random((500, n_items, 1))
+        responses = (draw > np.cumsum(prob, axis=2)).sum(axis=2).astype(float)
+        result = m2(MMLCalibrator(model, m_step="newton").fit(responses), responses)
+        statistics.append(result.M2)
+        dfs.add(result.df)
+    assert dfs == {10 + 45 - 30}                           # moments - 3 parameters an item
+    # the mean of 15 chi2(25) draws: sd sqrt(50 / 15) = 1.83, so +-3 sd is +-5.5
+    assert np.mean(statistics) == pytest.approx(25.0, abs=5.5)
