@@ -19,7 +19,9 @@ conditional moments of the items of A and B, ``E[x_i^2 | theta]`` where an item 
 in both. It is computed below as the plain products ``M' W M`` plus, per item,
 its conditional variance times the products of the other items' means: no loop
 over moment pairs. The complement ``Dc`` is the trailing columns of the complete
-Householder QR of ``Delta``, as mirt takes it (`_complement`).
+Householder QR of ``Delta``, as mirt takes it (`_complement`); where Delta has
+full column rank and Xi is positive definite the same quadratic form comes from
+a Cholesky factor of Xi (`_through_inverse`), faster on many items.
 
 With missing responses (mirt's rule): each moment is averaged over the persons
 who answered its items, scaled by the square root of their number, and ``C2``
@@ -42,6 +44,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 from scipy.special import chdtr, chndtr, logsumexp
 
@@ -208,9 +211,6 @@ def _implied(moments):
 def _complement(delta, n_dropped):
     """mirt's orthogonal complement: the columns after the first `n_dropped` of the
     complete QR's Q (Householder, as R's ``qr``). shape (n_m, n_m - n_dropped)."""
-    if n_dropped + 1 > delta.shape[0]:
-        raise ModelFitError("M2 cannot be calculated: too few degrees of freedom "
-                            f"({delta.shape[0]} moments for {n_dropped} parameters)")
     q, _ = np.linalg.qr(delta, mode="complete")
     return q[:, n_dropped:]
 
@@ -218,9 +218,16 @@ def _complement(delta, n_dropped):
 def _statistic(moments, n_dropped, observed, n_per_moment, n_persons):
     """M2 and the implied correlations for one set of model moments."""
     implied, delta, xi, correlation = _implied(moments)
-    basis = _complement(delta, n_dropped)                             # (n_m, n_m - n_dropped)
+    if n_dropped + 1 > delta.shape[0]:
+        raise ModelFitError("M2 cannot be calculated: too few degrees of freedom "
+                            f"({delta.shape[0]} moments for {n_dropped} parameters)")
     ratio = np.sqrt(n_per_moment / n_persons)
     residual = np.sqrt(n_per_moment) * (observed - implied) * ratio   # scaled as mirt's C2
+    if n_dropped == delta.shape[1]:
+        value = _through_inverse(delta, xi, residual)
+        if value is not None:
+            return abs(value), correlation
+    basis = _complement(delta, n_dropped)                             # (n_m, n_m - n_dropped)
     projected = basis.T @ residual
     middle = basis.T @ xi @ basis
     try:
@@ -229,6 +236,25 @@ def _statistic(moments, n_dropped, observed, n_per_moment, n_persons):
         raise ModelFitError("M2 cannot be calculated: the orthogonal complement matrix is "
                             "singular") from error
     return abs(value), correlation
+
+
+def _through_inverse(delta, xi, residual):
+    """``r' C2 r`` by the identity ``C2 = Xi^-1 - Xi^-1 D (D' Xi^-1 D)^-1 D' Xi^-1``
+    (Delta of full column rank, Xi positive definite): a Cholesky factor of Xi
+    instead of the complement's (n_m - p)^2 products, several times faster on
+    many items. None when Xi is not positive definite (the complement is used)."""
+    try:
+        factor = cho_factor(xi)
+    except np.linalg.LinAlgError:
+        return None
+    solved_residual = cho_solve(factor, residual)
+    solved_delta = cho_solve(factor, delta)
+    projected = delta.T @ solved_residual
+    try:
+        correction = projected @ np.linalg.solve(delta.T @ solved_delta, projected)
+    except np.linalg.LinAlgError:
+        return None
+    return float(residual @ solved_residual - correction)
 
 
 # --- indices ------------------------------------------------------------------------
