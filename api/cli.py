@@ -35,6 +35,7 @@ from irtcat.api.arguments import (
 )
 from irtcat.api.demo import add_command as add_demo_command
 from irtcat.api.dif_command import add_command as add_dif_command
+from irtcat.api.fit_commands import add_commands as add_fit_commands
 from irtcat.api.info_command import add_command as add_info_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.store_commands import add_commands as add_store_commands
@@ -73,6 +74,7 @@ def _build_parser():
                         "test information", define=_define_report)
     add_info_command(commands)
     add_store_commands(commands)
+    add_fit_commands(commands)
     add_server_commands(commands)
     commands.add_parser("worker", help="run queued calibrations, simulations, reports and "
                                        "exports (irtcat serve starts them; more may run on "

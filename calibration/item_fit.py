@@ -44,20 +44,35 @@ Differences from mirt's ``itemfit``, all deliberate:
 Infit and outfit (Wright & Masters, 1982) are the information-weighted and
 the unweighted mean squares of the standardised residuals at each person's
 theta (`rasch_infit_outfit`).
+
+Missing responses beyond a few booklets: `item_fit` reports
+`calibration.binned_fit.rest_posterior_q1`'s X2 for every item with enough
+answers. `mirt_itemfit` reproduces mirt's ``itemfit`` table (S-X2, X2, G2,
+Zh, infit / outfit and their z at EAP thetas) for comparison with R.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import chdtrc
 
 from irtcat.engine.estimation import estimate_theta
-from irtcat.engine.models import category_probability
 from irtcat.engine.quadrature import normal_grid
 from irtcat.engine.validation import check_responses
 
+from .binned_fit import (
+    MIN_REST_ANSWERS,
+    binned_fit,
+    chi_square_sf,
+    eap_by_pattern,
+    infit_outfit_z,
+    residual_moments,
+    rest_posterior_q1,
+    rmsea_fit,
+    zh,
+)
 from .score_tables import collapse_table, group_tables
 
 MAX_ITEM_SETS = 50
@@ -94,6 +109,9 @@ class ItemFit:
     reason : str or None
         Why the item is flagged, or why a statistic is missing; ``"; "``
         joins several reasons.
+    x2, x2_df, x2_p : float, int, float or None
+        `rest_posterior_q1`'s X2, where S-X2 could not be computed (missing
+        responses); None otherwise.
     """
 
     item_index: int
@@ -104,6 +122,9 @@ class ItemFit:
     outfit: float | None
     flagged: bool
     reason: str | None
+    x2: float | None = None
+    x2_df: int | None = None
+    x2_p: float | None = None
 
 
 # --- S-X2 ---------------------------------------------------------------------------
@@ -314,10 +335,7 @@ def rasch_infit_outfit(responses, params, theta):
     person_used = observed.any(axis=1) & ~all_min & ~all_max & np.isfinite(theta)
     used = observed & person_used[:, None]                              # (n_persons, n_items)
 
-    prob = category_probability(np.where(person_used, theta, 0.0), params)  # (n, n_items, K)
-    k = np.arange(prob.shape[-1], dtype=float)
-    expected = prob @ k                                                 # (n, n_items)
-    variance = np.sum(prob * (k - expected[..., None]) ** 2, axis=-1)   # (n, n_items)
+    _, expected, variance, _ = residual_moments(np.where(person_used, theta, 0.0), params)
     squared = np.where(used, (x - expected) ** 2, 0.0)
     z_squared = np.divide(squared, variance, out=np.zeros_like(squared), where=used)
     n_used = used.sum(axis=0)
@@ -335,6 +353,11 @@ def rasch_infit_outfit(responses, params, theta):
 def item_fit(responses, params, n_parameters, *, population_mean=0.0, population_sd=1.0,
              variance_estimated=False, rasch=False, alpha=0.01, n_nodes=61):
     """S-X2 of every item and, for a Rasch-family calibration, infit and outfit.
+
+    Where S-X2 needs booklets the data do not have (scattered missing
+    responses, an adaptive-test log), every item answered at least
+    `MIN_REST_ANSWERS` times gets `rest_posterior_q1`'s X2 instead (in
+    ``x2``, ``x2_df``, ``x2_p``; flagged when ``x2_p < alpha``).
 
     Parameters
     ----------
@@ -359,6 +382,9 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
     fits = s_x2(responses, params, n_parameters, population_mean=population_mean,  # checks
                 population_sd=population_sd, variance_estimated=variance_estimated,
                 n_nodes=n_nodes, alpha=alpha)
+    if fits and fits[0].reason == NEEDS_BOOKLETS:
+        fits = _rest_fits(responses, params, n_parameters, population_mean, population_sd,
+                          n_nodes, alpha)
     if not rasch:
         return fits
     estimate = estimate_theta(responses, params, "wle", prior_mean=population_mean,
@@ -374,7 +400,63 @@ def item_fit(responses, params, n_parameters, *, population_mean=0.0, population
             if value < lower or value > upper:
                 mean_square_flag = True
                 reasons.append(f"{name} {value:.2f} outside [{lower:g}, {upper:g}]")
-        out.append(ItemFit(fit.item_index, fit.s_x2, fit.df, fit.p_value, float(item_infit),
-                           float(item_outfit), fit.flagged or mean_square_flag,
-                           "; ".join(reasons) or None))
+        out.append(replace(fit, infit=float(item_infit), outfit=float(item_outfit),
+                           flagged=fit.flagged or mean_square_flag,
+                           reason="; ".join(reasons) or None))
     return out
+
+
+def _rest_fits(responses, params, n_parameters, population_mean, population_sd, n_nodes,
+               alpha):
+    """ItemFit records from `rest_posterior_q1`, where S-X2 needs booklets."""
+    rest = rest_posterior_q1(responses, params, n_parameters, population_mean=population_mean,
+                             population_sd=population_sd, n_nodes=n_nodes)
+    fits = []
+    for item in range(params.n_items):
+        statistic, df, p_value = rest["x2"][item], int(rest["df_x2"][item]), rest["p_x2"][item]
+        if np.isnan(statistic) or df <= 0:
+            reason = (f"{NEEDS_BOOKLETS}; X2 not computable: {rest['n_answers'][item]} answers "
+                      f"(needs {MIN_REST_ANSWERS}) or df <= 0")
+            fits.append(ItemFit(item, np.nan, 0, np.nan, None, None, False, reason))
+            continue
+        flagged = bool(p_value < alpha)
+        reason = f"{NEEDS_BOOKLETS}; fit by X2 given the other answers" + (
+            f"; X2 p < {alpha:g}" if flagged else "")
+        fits.append(ItemFit(item, np.nan, 0, np.nan, None, None, flagged, reason,
+                            float(statistic), df, float(p_value)))
+    return fits
+
+
+# --- mirt's itemfit -----------------------------------------------------------------
+
+def mirt_itemfit(responses, params, n_parameters, *, population_mean=0.0, population_sd=1.0,
+                 variance_estimated=False, n_nodes=121):
+    """mirt's ``itemfit(mod, c('S_X2', 'X2', 'G2', 'Zh', 'infit'))`` at EAP thetas.
+
+    The thetas are EAP estimates on `n_nodes` nodes over [-6, 6] (mirt's
+    ``fscores`` default: 121). S-X2 is `s_x2` (needs complete data or
+    booklets, NaN otherwise); the others take the answered responses only.
+
+    Returns
+    -------
+    dict of ndarray of shape (n_items,), keyed by mirt's column names: Zh,
+    outfit, z.outfit, infit, z.infit, X2, df.X2, RMSEA.X2, p.X2, G2, df.G2,
+    RMSEA.G2, p.G2, S_X2, df.S_X2, RMSEA.S_X2, p.S_X2.
+    """
+    responses = check_responses(responses, params)
+    n_persons = responses.shape[0]
+    theta, _ = eap_by_pattern(responses, params, population_mean=population_mean,
+                              population_sd=population_sd, n_nodes=n_nodes)
+    columns = {"Zh": zh(responses, params, theta)[0]}
+    for name, values in infit_outfit_z(responses, params, theta).items():
+        columns[name.replace("_", ".")] = values
+    x2, df_x2, g2, df_g2 = binned_fit(responses, params, theta, n_parameters)
+    sx2 = s_x2(responses, params, n_parameters, population_mean=population_mean,
+               population_sd=population_sd, variance_estimated=variance_estimated)
+    df_sx2 = np.array([fit.df for fit in sx2])
+    for name, statistic, df in (("X2", x2, df_x2), ("G2", g2, df_g2),
+                                ("S_X2", np.array([fit.s_x2 for fit in sx2]), df_sx2)):
+        columns[name], columns[f"df.{name}"] = statistic, df
+        columns[f"RMSEA.{name}"] = rmsea_fit(statistic, df, n_persons)
+        columns[f"p.{name}"] = chi_square_sf(statistic, df)
+    return columns

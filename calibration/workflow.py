@@ -18,6 +18,7 @@ from irtcat.engine.models import category_count, parameters_from_entries
 
 from .item_fit import item_fit
 from .mml_em import MIN_VARIANCE, PRIOR_MODELS, MMLCalibrator
+from .model_fit import model_fit_record
 from .reliability import eap_reliability, marginal_reliability
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
@@ -211,6 +212,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
+    model_fit = _model_fit(calibrator, coords) if fit and extra_fit is None else None
     for document in items:
         if document.get("anchor") or document["id"] in reversed_grm:
             continue
@@ -269,6 +271,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         extra["standard_errors"] = extra_note
     if extra_fit:
         extra["fit"] = extra_fit
+    if model_fit:
+        extra["model_fit"] = model_fit
     if anchors:
         extra["anchors"] = sorted(set(anchors) & set(coords.item_ids))
     if standard is not None:
@@ -443,10 +447,17 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
                   "p": _finite(result.p_value), "flagged": bool(result.flagged)}
         if result.infit is not None:
             record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
+        if result.x2 is not None:     # missing responses: X2 given the other answers
+            record.update(x2=_finite(result.x2), x2_df=result.x2_df, x2_p=_finite(result.x2_p))
         if result.reason:
             record["reason"] = result.reason
         document["fit"] = record
     return True
+
+
+def _model_fit(calibrator, coords):
+    """M2 and its indices for the calibration record (`model_fit.model_fit_record`)."""
+    return model_fit_record(calibrator, _dense(coords))
 
 
 def _finite(value):
