@@ -27,6 +27,9 @@ def check_item_parameters(params, item_ids=None):
                 raise InvalidParameterError(f"{names[i]}: c must be in [0, 1), got {c}")
             if not c < u <= 1:
                 raise InvalidParameterError(f"{names[i]}: u must be in (c, 1], got {u}")
+        elif model == "nominal" and not np.all(np.isfinite(params.ak[i, : thresholds.size + 1])):
+            raise InvalidParameterError(f"{names[i]}: a nominal item has {thresholds.size + 1} "
+                                        "finite category scores ak")
         elif model == "grm" and np.any(np.diff(thresholds) <= 0):
             raise InvalidParameterError(f"{names[i]}: grm thresholds must increase, got "
                                         f"{thresholds.tolist()}")
