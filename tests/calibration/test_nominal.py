@@ -40,7 +40,7 @@ def reference(name):
     return json.loads((DATA / "refs2" / f"{name}__nominal.json").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fitted(name):
     """(item documents with SEs, covariance, calibrator) of the nominal fit."""
     data = read_responses(DATA / f"{name}.csv")
