@@ -10,20 +10,16 @@ groups the items by model family once, at construction:
 - `nominal` (Bock), the gpcm with category scores ak_k in place of k:
   ``P(X = k) ∝ exp(a (ak_k theta - sum_{v <= k} b_v))``.
 
-The nominal model's bank item states ``a``, ``ak`` (K scores) and ``b`` (K - 1
-steps), in the style of FORMATS.md's polytomous items (one key per parameter,
-a list where there is one value per category or step)::
+A nominal item of a bank states ``a``, ``ak`` (its K category scores) and ``b``
+(K - 1 steps), FORMATS.md's style for polytomous items::
 
     {"id": "N1", "model": "nominal", "a": 0.79, "ak": [0, 1.27, 2.30, 3],
      "b": [-0.85, 0.17, 0.69]}
 
-It is mirt's nominal model (`itemtype = 'nominal'`): mirt's a1 is ``a``, its
-ak0..akK-1 are ``ak`` (identified as ak_0 = 0, ak_{K-1} = K - 1; calibration
-writes them so, though any finite scores are read) and its intercepts are
-``d_k = -a (b_1 + ... + b_k)``, d_0 = 0, the gpcm's conversion of FORMATS.md.
-With ``ak_k = k`` the item is a gpcm item. mirt's IRT form (``coef(IRTpars =
-TRUE)``: slopes ``a ak_k`` and intercepts d_k, each centred to sum to 0) is
-`nominal_irt_form`.
+This is mirt's ``itemtype = 'nominal'``: a1 = ``a``, ak0..akK-1 = ``ak`` (calibration
+writes mirt's identification ak_0 = 0, ak_{K-1} = K - 1; any finite scores are read),
+and ``d_k = -a (b_1 + ... + b_k)``, the gpcm's conversion. `nominal_irt_form` gives
+mirt's IRT form (``coef(IRTpars = TRUE)``).
 
 Every response function returns ``theta.shape + (n_items,)`` or, per
 category, ``theta.shape + (n_items, n_categories_max)``; categories beyond an
@@ -40,6 +36,10 @@ probabilities and their derivatives in the linear predictor come from
 `engine.kernel` (the one statement of the response model, shared with
 calibration); this module forms the predictor in IRT form and applies the
 chain rule. Nothing cancels or overflows even at theta = +-300.
+
+Length (a little over 500 lines): `ItemParameters`, its conversions from bank
+documents and columns, and the per-family terms change together whenever a model
+is added, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -157,23 +157,17 @@ class ItemParameters:
 
 
 def _score_matrix(ak, models, width):
-    """Nominal items' category scores as an (n_items, `width`) array padded with NaN,
-    or None when no item is nominal."""
+    """Nominal items' category scores as an (n_items, `width`) array padded with NaN
+    (NaN for other items), or None when no item is nominal."""
     if "nominal" not in models:
         return None
     if ak is None:
         raise ValueError("nominal items need their category scores ak")
-    if isinstance(ak, np.ndarray) and ak.ndim == 2:
-        matrix = np.full((len(models), max(width, ak.shape[1])), np.nan)
-        matrix[:, : ak.shape[1]] = ak
-    else:
-        matrix = np.full((len(models), width), np.nan)
-        for i, row in enumerate(ak):
-            if row is not None and models[i] == "nominal":
-                values = np.asarray(row, dtype=float).reshape(-1)[:width]
-                matrix[i, : values.size] = values
-    matrix[np.array([m != "nominal" for m in models])] = np.nan
-    return matrix[:, :width]
+    matrix = np.full((len(models), width), np.nan)
+    for i, row in enumerate(ak):
+        values = [] if models[i] != "nominal" else np.asarray(row, dtype=float)[:width]
+        matrix[i, : len(values)] = values
+    return matrix
 
 
 def nominal_irt_form(a, ak, b):
