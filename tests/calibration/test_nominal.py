@@ -21,10 +21,11 @@ import pytest
 from numpy.testing import assert_allclose
 
 from irtcat.api.cli import main
+from irtcat.calibration.linking import LinkingConstants, transform_parameters
 from irtcat.calibration.mml_em import MMLCalibrator
 from irtcat.calibration.responses import from_dense
 from irtcat.calibration.results import item_documents
-from irtcat.engine.models import nominal_irt_form
+from irtcat.engine.models import ItemParameters, category_probability, nominal_irt_form
 from irtcat.itembank import read_bank
 from irtcat.itembank.io import read_responses
 
@@ -164,3 +165,14 @@ def test_a_nominal_item_without_its_scores_is_bad_input(capsys, tmp_path):
     status, _, err = run(capsys, "score", DATA / "Bock1997.csv", "--bank", bank_path)
     assert status == 2
     assert err.count("\n") == 1 and "ak" in err and "Traceback" not in err
+
+
+def test_linking_moves_a_nominal_item_to_the_old_scale():
+    # transform_parameters: theta_old = A theta_new + B leaves every probability as it was.
+    new = ItemParameters.create(["nominal", "gpcm"], [0.8, 1.2], [[-0.9, 0.2, 0.7], [0.3, -0.4]],
+                                ak=[[0.0, 1.6, 1.2, 3.0], None])
+    constants = LinkingConstants(1.3, -0.4, "mean-sigma", 2)
+    old = transform_parameters(new, constants)
+    theta_new = np.linspace(-3, 3, 13)
+    assert_allclose(category_probability(constants.A * theta_new + constants.B, old),
+                    category_probability(theta_new, new), rtol=1e-12, atol=1e-15)
