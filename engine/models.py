@@ -233,7 +233,7 @@ def parameter_columns(entries):
                "c": [p.get("c", 0.0) for p in entries], "u": [p.get("u", 1.0) for p in entries]}
     if any(p["model"] == "nominal" for p in entries):
         scores = [list(p["ak"]) if p["model"] == "nominal" else [] for p in entries]
-        columns["ak"] = [row + [None] * (width + 1 - len(row)) for row in scores]
+        columns["ak"] = [(row + [None] * (width + 1))[: width + 1] for row in scores]
     return columns
 
 
