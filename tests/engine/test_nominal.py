@@ -14,14 +14,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import log_softmax
 
+from irtcat.engine import estimation
 from irtcat.engine.design import CATDesign
-from irtcat.engine.estimation import (
-    estimate_eap,
-    estimate_map,
-    estimate_ml,
-    estimate_wle,
-    log_likelihood,
-)
 from irtcat.engine.exceptions import InvalidParameterError
 from irtcat.engine.models import (
     ItemParameters,
@@ -129,7 +123,7 @@ def test_eap_of_mirts_items_is_mirts_score(name):
     scores = reference(name)["scores"]
     responses = np.loadtxt(DATA / f"{name}.csv", delimiter=",", skiprows=1,
                            usecols=range(1, 1 + mirt_form(name)[0].size), max_rows=20)
-    estimate = estimate_eap(responses, mirt_bank(name))
+    estimate = estimation.estimate_eap(responses, mirt_bank(name))
     assert_allclose(estimate.theta, scores["EAP"]["theta"], rtol=0, atol=ATOL)
     assert_allclose(estimate.se, scores["EAP"]["se"], rtol=0, atol=ATOL)
 
@@ -143,12 +137,12 @@ def test_map_ml_and_wle_solve_their_estimating_equations():
                            usecols=range(1, 5), max_rows=20)
 
     def objective(theta, extra):
-        values = np.diagonal(log_likelihood(responses, theta, bank))
+        values = np.diagonal(estimation.log_likelihood(responses, theta, bank))
         return values + extra(theta)
 
-    penalties = {"map": (estimate_map, lambda t: -t**2 / 2),
-                 "ml": (estimate_ml, lambda t: 0.0),
-                 "wle": (estimate_wle,
+    penalties = {"map": (estimation.estimate_map, lambda t: -t**2 / 2),
+                 "ml": (estimation.estimate_ml, lambda t: 0.0),
+                 "wle": (estimation.estimate_wle,
                          lambda t: 0.5 * np.log(information(t, bank).sum(axis=-1)))}
     h = 1e-5
     for method, (estimator, extra) in penalties.items():
