@@ -37,7 +37,7 @@ probabilities and their derivatives in the linear predictor come from
 calibration); this module forms the predictor in IRT form and applies the
 chain rule. Nothing cancels or overflows even at theta = +-300.
 
-Length (a little over 500 lines): `ItemParameters`, its conversions from bank
+Length: a little over 500 lines, as `ItemParameters`, its conversions from bank
 documents and columns, and the per-family terms change together whenever a model
 is added, so they stay in one module.
 """
