@@ -26,6 +26,9 @@ MODEL_PARAMETERS = [
     (["4pl"], {"b": ONE_B}),
     (["pcm"], {"a": FIXED_A, "b": LIST_B, "c": FIXED_C, "u": FIXED_U}),
     (["grm", "gpcm"], {"b": LIST_B, "c": FIXED_C, "u": FIXED_U}),
+    # ak: one category score per category, one more than b's steps (engine.models)
+    (["nominal"], {"b": LIST_B, "ak": {"type": "array", "items": {"type": "number"},
+                                       "minItems": 2}, "c": FIXED_C, "u": FIXED_U}),
 ]
 # Where "data is given exactly when source is upload" (CalibrationRequest), as schemas.
 CALIBRATION_SOURCES = [

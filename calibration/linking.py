@@ -119,8 +119,10 @@ def transform_parameters(params, constants):
 
 
 def _transform(params, scale, shift):
-    return ItemParameters(params.model, params.a / scale, scale * params.b + shift,
-                          params.c, params.u)
+    # A nominal item's step v moves by shift (ak_v - ak_{v-1}): by shift when ak_k = k.
+    score_steps = 1.0 if params.ak is None else np.nan_to_num(np.diff(params.ak, axis=1), nan=1.0)
+    return ItemParameters(params.model, params.a / scale, scale * params.b + shift * score_steps,
+                          params.c, params.u, params.ak)
 
 
 def _check_common(new, old, names=None):

@@ -603,4 +603,8 @@ def eta_from_irt(model, item):
     if model == "grm":
         return np.concatenate([[a], -a * b])
     d = -a * np.cumsum(b)
+    if model == "nominal":   # scores rescaled to ak_0 = 0, ak_K-1 = K - 1 (mirt's)
+        ak = np.asarray(item["ak"], dtype=float)
+        scale = (ak[-1] - ak[0]) / (ak.size - 1)
+        return np.concatenate([[a * scale], (ak[1:-1] - ak[0]) / scale, d])
     return d if model == "pcm" else np.concatenate([[a], d])

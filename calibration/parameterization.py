@@ -20,8 +20,12 @@ Parameters per model (mirt's slope-intercept form; ``z = a theta + d``):
     grm    [a, d_1 .. d_K-1]          P*(X >= k) = expit(a theta + d_k), d decreasing
     gpcm   [a, d_1 .. d_K-1]          P(X = k) ∝ exp(k a theta + d_k), d_0 = 0
     pcm    [d_1 .. d_K-1]             a = 1
+    nominal [a, ak_1 .. ak_K-2, d_1 .. d_K-1]
+                                      P(X = k) ∝ exp(a ak_k theta + d_k),
+                                      ak_0 = 0, ak_K-1 = K - 1, d_0 = 0 (mirt's)
 
-IRT form: b = -d / a; GRM b_k = -d_k / a; GPCM b_k = -(d_k - d_{k-1}) / a.
+IRT form: b = -d / a; GRM b_k = -d_k / a; GPCM and nominal b_k = -(d_k - d_{k-1}) / a
+(the nominal item keeps its scores ak_0 .. ak_K-1).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class Block:
             return ["d"] if self.model == "rasch" else ["a", "d", "logit_c", "logit_u"][
                 : self.n_params]
         steps = [f"d{k}" for k in range(1, self.n_categories)]
+        if self.model == "nominal":
+            return ["a", *(f"ak{k}" for k in range(1, self.n_categories - 1)), *steps]
         return steps if self.model == "pcm" else ["a", *steps]
 
     # --- probabilities and derivatives --------------------------------------------
@@ -122,6 +128,15 @@ class Block:
 
     # --- IRT form -----------------------------------------------------------------
 
+    def category_scores(self, eta=None):
+        """The category scores ak_0 .. ak_K-1 of each item, shape (n, K): k but for
+        the nominal model's free inner scores."""
+        eta = self.eta if eta is None else eta
+        scores = np.tile(np.arange(self.n_categories, dtype=float), (eta.shape[0], 1))
+        if self.model == "nominal":
+            scores[:, 1:-1] = eta[:, 1: self.n_categories - 1]
+        return scores
+
     def slopes(self, eta=None):
         eta = self.eta if eta is None else eta
         if self.model in ("rasch", "pcm"):
@@ -135,10 +150,13 @@ class Block:
             return eta[:, 0]
         if self.model in DICHOTOMOUS_MODELS:
             return eta[:, 1]
+        if self.model == "nominal":
+            return eta[:, self.n_categories - 1:]
         return eta if self.model == "pcm" else eta[:, 1:]
 
     def irt(self, eta=None):
-        """IRT-form parameters: dict of a (n,), b (n,) or (n, K-1), and c, u (n,)."""
+        """IRT-form parameters: dict of a (n,), b (n,) or (n, K-1), and c, u (n,);
+        a nominal item's ak (n, K) too."""
         eta = self.eta if eta is None else eta
         a, d = self.slopes(eta), self.intercepts(eta)
         out = {"a": a}
@@ -151,16 +169,21 @@ class Block:
         else:
             full = np.concatenate([np.zeros((d.shape[0], 1)), d], axis=1)
             out["b"] = -np.diff(full, axis=1) / a[:, None]
+        if self.model == "nominal":
+            out["ak"] = self.category_scores(eta)
         return out
 
     def irt_jacobian(self, eta=None):
         """d(IRT parameters)/d eta per item: shape (n, n_irt, n_params).
 
-        IRT parameters in order: a (when free), b or b_1..b_K-1, c, u (when free).
+        IRT parameters in order: a (when free), b or b_1..b_K-1, c, u (when free);
+        nominal: a, ak_0..ak_K-1 (the first and last fixed: rows of 0), b_1..b_K-1.
         """
         eta = self.eta if eta is None else eta
         n, p = eta.shape
         a, d = self.slopes(eta), self.intercepts(eta)
+        if self.model == "nominal":
+            return _nominal_irt_jacobian(a, d, self.n_categories)
         if self.model == "rasch":
             return -np.ones((n, 1, 1))
         if self.model in DICHOTOMOUS_MODELS:
@@ -192,6 +215,23 @@ class Block:
                 if k:
                     jac[:, offset + k, offset + k - 1] = 1.0 / a
         return jac
+
+
+def _nominal_irt_jacobian(a, d, n_categories):
+    """d(a, ak_0..ak_K-1, b_1..b_K-1)/d(a, ak_1..ak_K-2, d_1..d_K-1): (n, 2K, 2K - 2)."""
+    n, steps = d.shape[0], n_categories - 1
+    jac = np.zeros((n, 1 + n_categories + steps, 2 * steps))
+    jac[:, 0, 0] = 1.0
+    inner = np.arange(1, steps)                                   # free scores ak_1..ak_K-2
+    jac[:, 1 + inner, inner] = 1.0
+    full = np.concatenate([np.zeros((n, 1)), d], axis=1)
+    for k in range(steps):                                        # b_k = -(d_k - d_{k-1}) / a
+        row, column = 1 + n_categories + k, n_categories - 1 + k
+        jac[:, row, 0] = (full[:, k + 1] - full[:, k]) / a**2
+        jac[:, row, column] = -1.0 / a
+        if k:
+            jac[:, row, column - 1] = 1.0 / a
+    return jac
 
 
 # --- the model's terms in eta: engine.kernel's, by the chain rule ---------------------
@@ -254,21 +294,30 @@ def _graded_terms(eta, nodes, derivatives):
 
 def _partial_credit_terms(model, eta, nodes, derivatives):
     n = eta.shape[0]
-    free_a = model == "gpcm"
+    free_a = model in ("gpcm", "nominal")
     a = eta[:, 0] if free_a else np.ones(n)
-    d = eta[:, 1:] if free_a else eta
-    steps = d.shape[1]
-    k = np.arange(steps + 1)
+    if model == "nominal":   # [a, ak_1 .. ak_K-2, d_1 .. d_K-1]
+        steps = eta.shape[1] // 2
+        k = np.concatenate([np.zeros((n, 1)), eta[:, 1:steps], np.full((n, 1), steps)], 1)
+        k, d = k[:, :, None], eta[:, steps:]                               # (n, K, 1)
+    else:
+        d = eta[:, 1:] if free_a else eta
+        steps = d.shape[1]
+        k = np.arange(steps + 1)[None, :, None]
     full_d = np.concatenate([np.zeros((n, 1)), d], axis=1)
-    s = a[:, None, None] * k[None, :, None] * nodes + full_d[:, :, None]   # (n, K, Q)
-    terms = kernel.partial_credit(s, axis=1, derivatives=derivatives)
+    s = a[:, None, None] * k * nodes + full_d[:, :, None]                  # (n, K, Q)
+    scores = k if model == "nominal" else None
+    terms = kernel.partial_credit(s, axis=1, derivatives=derivatives, scores=scores)
     if not derivatives:
         return terms.log_p, None
-    # s_k = k (a theta) + d_k: d/da = (k - mean) theta; d/d d_m = [k = m] - P_m
-    parts = [(k[None, :, None] - terms.mean) * nodes] if free_a else []
-    for m in range(1, steps + 1):
-        parts.append((k[None, :, None] == m) - terms.p[:, m : m + 1])
-    return terms.log_p, np.stack(parts, axis=1)
+    # s_k = ak_k (a theta) + d_k: d/da = (ak_k - mean) theta; d/d d_m = [k = m] - P_m;
+    # nominal d/d ak_m = a theta ([k = m] - P_m)
+    parts = [(k - terms.mean) * nodes] if free_a else []
+    indicator = [(np.arange(steps + 1)[None, :, None] == m) - terms.p[:, m : m + 1]
+                 for m in range(1, steps + 1)]
+    if model == "nominal":
+        parts += [a[:, None, None] * nodes * indicator[m - 1] for m in range(1, steps)]
+    return terms.log_p, np.stack(parts + indicator, axis=1)
 
 
 # --- starting values ----------------------------------------------------------------
@@ -302,6 +351,9 @@ def start_values(model, proportions):
         for k in range(1, d.shape[1]):                                 # strictly decreasing
             d[:, k] = np.minimum(d[:, k], d[:, k - 1] - 1e-3)
         return np.hstack([slope, d])
+    if model == "nominal":   # mirt: inner scores 0.5, intercepts 0
+        inner = np.full((n, n_categories - 2), 0.5)
+        return np.hstack([slope, inner, np.zeros((n, n_categories - 1))])
     quantile = ndtri(proportions)
     d = (quantile[:, 1:] - quantile[:, :1]) / _START_DIVISOR
     return d if model == "pcm" else np.hstack([slope, d])

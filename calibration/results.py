@@ -53,7 +53,8 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
                     document["se_slope_intercept"] = {
                         name: _rounded(np.sqrt(block_cov[i, i]))
                         for i, name in enumerate(block.parameter_names())}
-                    document["se"] = _irt_standard_errors(model, jacobian[row], block_cov)
+                    document["se"] = _irt_standard_errors(
+                        model, jacobian[row], block_cov, {name: irt[name][row] for name in irt})
             else:
                 document["anchor"] = True
             documents[item] = document
@@ -62,19 +63,21 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
     return documents, cov
 
 
-def _irt_standard_errors(model, jacobian, block_cov):
+def _irt_standard_errors(model, jacobian, block_cov, irt):
     """Delta-method SEs of the IRT-form parameters of one item, in the order of
-    `Block.irt_jacobian`'s rows: the model's `parameter_fields`, b one row per threshold."""
+    `Block.irt_jacobian`'s rows: the model's `parameter_fields`, one row per value
+    of each (`irt`: the item's IRT-form values by name). A value that moves with no
+    estimated parameter (a nominal item's fixed first and last score) has SE None."""
     variance = np.einsum("ip,pq,iq->i", jacobian, block_cov, jacobian)
     se = np.sqrt(np.maximum(variance, 0.0))
-    fields = parameter_fields(model)
-    n_b = len(se) - len(fields) + 1                 # b's rows: all but the other fields'
+    fixed = ~np.any(jacobian, axis=1)
     out, position = {}, 0
-    for name in fields:
-        width = n_b if name == "b" else 1
-        values = se[position: position + width]
-        listed = name == "b" and model not in DICHOTOMOUS_MODELS
-        out[name] = _rounded(values) if listed else _rounded(values[0])
+    for name in parameter_fields(model):
+        width = np.size(irt[name])
+        values = [None if fixed[i] else _rounded(se[i])
+                  for i in range(position, position + width)]
+        listed = np.ndim(irt[name]) > 0 and model not in DICHOTOMOUS_MODELS
+        out[name] = values if listed else values[0]
         position += width
     return out
 

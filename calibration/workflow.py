@@ -192,7 +192,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     for document in items:
         if document["id"] in anchors:   # exactly as given, not as re-derived from eta
             given = anchors[document["id"]]
-            for key in ("a", "b", "c", "u"):
+            for key in ("a", "ak", "b", "c", "u"):
                 if key in given:
                     document[key] = given[key]
         code = standard if standard is not None else standards.get(document["id"])

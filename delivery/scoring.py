@@ -71,7 +71,8 @@ def score(store, catalog, answers, method="eap"):
         if at is None:                      # pretest or retired: scored like any item
             entries.append(placeholder(rows[item_id].model, rows[item_id].key))
         else:
-            entries.append({name: columns[name][at] for name in ("model", "a", "b", "c", "u")})
+            entries.append({name: columns[name][at] for name in ("model", "a", "ak", "b", "c", "u")
+                            if name in columns})
         codes.append(code)
     params = parameters_from_entries(entries)
     for answer, n in zip(answers, params.n_categories, strict=True):

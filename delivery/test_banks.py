@@ -68,7 +68,7 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
         columns = store.version_columns(versions[code])
         for position, item in enumerate(loaded.bank.items):
             entries.append({name: columns[name][position]
-                            for name in ("model", "a", "b", "c", "u")})
+                            for name in ("model", "a", "ak", "b", "c", "u") if name in columns})
             items.append({**item, "version_id": versions[code]})
         in_version = {item["id"] for item in loaded.bank.items}
         for record in records.values():                  # pretest items awaiting calibration

@@ -21,9 +21,14 @@ category axis, where there is one, is `axis`):
   computed as ``log P*_k + log(1 - P*_{k+1}) + log(1 - exp(z_{k+1} - z_k))``, whose
   last term does not depend on theta (`graded_gaps`);
 
-- partial credit (gpcm, pcm), K category predictors s_k::
+- partial credit (gpcm, pcm) and Bock's nominal model, K category predictors s_k::
 
       P_k = exp(s_k) / sum_v exp(s_v).
+
+  In theta the predictors are ``s_k = ak_k t + const_k`` with ``t = a theta``:
+  the category scores ak_k are k for gpcm and pcm, and free for the nominal
+  model (mirt's identification: ak_0 = 0, ak_{K-1} = K - 1), so the nominal
+  model is the partial credit family with scores of its own.
 
 Everything is in log space and never subtracts two probabilities close to 1:
 log probabilities stay finite at any finite predictor (a probability below the
@@ -39,11 +44,12 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 DICHOTOMOUS_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl")
-POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm")
+POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm", "nominal")
 MODELS = DICHOTOMOUS_MODELS + POLYTOMOUS_MODELS
 FAMILY = {"rasch": "dichotomous", "1pl": "dichotomous", "2pl": "dichotomous",
           "3pl": "dichotomous", "4pl": "dichotomous",
-          "grm": "graded", "gpcm": "partial_credit", "pcm": "partial_credit"}
+          "grm": "graded", "gpcm": "partial_credit", "pcm": "partial_credit",
+          "nominal": "partial_credit"}
 
 
 def log_expit_pair(z):
@@ -259,22 +265,25 @@ class PartialCreditTerms(NamedTuple):
     variance: np.ndarray | None
 
 
-def partial_credit(s, axis=-1, derivatives=False):
-    """log P_k of the partial credit model from category predictors `s` (..., K).
+def partial_credit(s, axis=-1, derivatives=False, scores=None):
+    """log P_k of the partial credit (and nominal) model from category predictors
+    `s` (..., K).
 
     -inf in `s` for a category an item lacks. With `derivatives`, also P_k and
-    the mean and variance of the score k (keeping `axis` as length 1): for
-    predictors ``s_k = k t + const``, d log P_k / dt = k - mean and
-    d^2 log P_k / dt^2 = -variance; d log P_k / d s_m = [k = m] - P_m.
+    the mean and variance of the category score (keeping `axis` as length 1).
+    The scores are k (gpcm, pcm) unless `scores` gives them (the nominal
+    model's ak_k: an array broadcastable against `s`, finite where `s` is):
+    for predictors ``s_k = score_k t + const``, d log P_k / dt = score_k - mean
+    and d^2 log P_k / dt^2 = -variance; d log P_k / d s_m = [k = m] - P_m.
     """
     log_p = s - logsumexp(s, axis=axis, keepdims=True)
     if not derivatives:
         return PartialCreditTerms(log_p, None, None, None)
     p = np.exp(log_p)
-    shape = [1] * log_p.ndim
-    shape[axis] = log_p.shape[axis]
-    k = np.arange(log_p.shape[axis]).reshape(shape)
-    mean = np.sum(p * k, axis=axis, keepdims=True)
-    variance = np.sum(p * (k - mean) ** 2, axis=axis, keepdims=True)
+    if scores is None:
+        shape = [1] * log_p.ndim
+        shape[axis] = log_p.shape[axis]
+        scores = np.arange(log_p.shape[axis]).reshape(shape)
+    mean = np.sum(p * scores, axis=axis, keepdims=True)
+    variance = np.sum(p * (scores - mean) ** 2, axis=axis, keepdims=True)
     return PartialCreditTerms(log_p, p, mean, variance)
-

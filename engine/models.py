@@ -6,7 +6,20 @@ groups the items by model family once, at construction:
 - dichotomous (`rasch`, `1pl`, `2pl`, `3pl`, `4pl`): the 4PL
   ``P(X = 1) = c + (u - c) L`` with ``L = expit(a (theta - b))``;
 - `grm` (Samejima): ``P*(X >= k) = expit(a (theta - b_k))``;
-- `gpcm` and `pcm` (Muraki): ``P(X = k) ∝ exp(sum_{v <= k} a (theta - b_v))``.
+- `gpcm` and `pcm` (Muraki): ``P(X = k) ∝ exp(sum_{v <= k} a (theta - b_v))``;
+- `nominal` (Bock), the gpcm with category scores ak_k in place of k:
+  ``P(X = k) ∝ exp(a (ak_k theta - sum_{v <= k} b_v))``.
+
+A nominal item of a bank states ``a``, ``ak`` (its K category scores) and ``b``
+(K - 1 steps), FORMATS.md's style for polytomous items::
+
+    {"id": "N1", "model": "nominal", "a": 0.79, "ak": [0, 1.27, 2.30, 3],
+     "b": [-0.85, 0.17, 0.69]}
+
+This is mirt's ``itemtype = 'nominal'``: a1 = ``a``, ak0..akK-1 = ``ak`` (calibration
+writes mirt's identification ak_0 = 0, ak_{K-1} = K - 1; any finite scores are read),
+and ``d_k = -a (b_1 + ... + b_k)``, the gpcm's conversion. `nominal_irt_form` gives
+mirt's IRT form (``coef(IRTpars = TRUE)``).
 
 Every response function returns ``theta.shape + (n_items,)`` or, per
 category, ``theta.shape + (n_items, n_categories_max)``; categories beyond an
@@ -23,6 +36,10 @@ probabilities and their derivatives in the linear predictor come from
 `engine.kernel` (the one statement of the response model, shared with
 calibration); this module forms the predictor in IRT form and applies the
 chain rule. Nothing cancels or overflows even at theta = +-300.
+
+Length: a little over 500 lines, as `ItemParameters`, its conversions from bank
+documents and columns, and the per-family terms change together whenever a model
+is added, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -53,6 +70,9 @@ class ItemParameters:
         NaN beyond an item's last threshold.
     c, u : ndarray of shape (n_items,)
         Lower and upper asymptotes (0 and 1 for every model that fixes them).
+    ak : ndarray of shape (n_items, n_categories_max), or None
+        Category scores of `nominal` items (NaN for every other item and
+        beyond an item's categories); None when the bank has no nominal item.
 
     Construct with `ItemParameters.create`, which validates nothing: use
     `engine.validation.check_item_parameters` at a trust boundary.
@@ -63,9 +83,12 @@ class ItemParameters:
     b: np.ndarray
     c: np.ndarray
     u: np.ndarray
+    ak: np.ndarray | None = None
     _groups: dict = field(init=False, repr=False)
 
     def __post_init__(self):
+        if self.ak is None and "nominal" in self.model:
+            raise ValueError("nominal items need their category scores ak")
         families = np.array([FAMILY[m] for m in self.model], dtype=object)
         groups = {}
         for family in ("dichotomous", "graded", "partial_credit"):
@@ -75,7 +98,7 @@ class ItemParameters:
         object.__setattr__(self, "_groups", groups)
 
     @classmethod
-    def create(cls, model, a, b, c=None, u=None):
+    def create(cls, model, a, b, c=None, u=None, ak=None):
         """Build from per-item values.
 
         Parameters
@@ -88,6 +111,9 @@ class ItemParameters:
             steps for a polytomous one; or a 2-D array padded with NaN.
         c, u : array_like of shape (n_items,), optional
             Default 0 and 1.
+        ak : sequence of length n_items, optional
+            The category scores of each nominal item (None for any other
+            item); or a 2-D array padded with NaN. Needed when an item is nominal.
         """
         a = np.atleast_1d(np.asarray(a, dtype=float))
         n_items = a.shape[0]
@@ -102,7 +128,7 @@ class ItemParameters:
                 b_matrix[i, : row.size] = row
         c = np.zeros(n_items) if c is None else np.asarray(c, dtype=float).reshape(n_items)
         u = np.ones(n_items) if u is None else np.asarray(u, dtype=float).reshape(n_items)
-        return cls(models, a, b_matrix, c, u)
+        return cls(models, a, b_matrix, c, u, _score_matrix(ak, models, b_matrix.shape[1] + 1))
 
     @property
     def n_items(self):
@@ -124,18 +150,59 @@ class ItemParameters:
             item_index = np.flatnonzero(item_index)
         b = self.b[item_index]
         width = max(int(np.max(np.sum(~np.isnan(b), axis=1), initial=1)), 1)
-        return ItemParameters(tuple(self.model[i] for i in item_index), self.a[item_index],
-                              b[:, :width], self.c[item_index], self.u[item_index])
+        models = tuple(self.model[i] for i in item_index)
+        ak = self.ak[item_index, : width + 1] if "nominal" in models else None
+        return ItemParameters(models, self.a[item_index], b[:, :width], self.c[item_index],
+                              self.u[item_index], ak)
+
+
+def _score_matrix(ak, models, width):
+    """Nominal items' category scores as an (n_items, `width`) array padded with NaN
+    (NaN for other items), or None when no item is nominal."""
+    if "nominal" not in models:
+        return None
+    if ak is None:
+        raise ValueError("nominal items need their category scores ak")
+    matrix = np.full((len(models), width), np.nan)
+    for i, row in enumerate(ak):
+        values = [] if models[i] != "nominal" else np.asarray(row, dtype=float)[:width]
+        matrix[i, : len(values)] = values
+    return matrix
+
+
+def nominal_irt_form(a, ak, b):
+    """mirt's IRT form of nominal items (``coef(IRTpars = TRUE)``): the category
+    slopes ``a ak_k`` and intercepts ``d_k = -a (b_1 + ... + b_k)`` (d_0 = 0), each
+    centred to sum to 0 over the item's categories.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n,)
+    ak : ndarray of shape (n, K)
+    b : ndarray of shape (n, K - 1)
+
+    Returns
+    -------
+    slopes, intercepts : ndarray of shape (n, K)
+    """
+    a = np.asarray(a, dtype=float)[:, None]
+    slopes = a * np.asarray(ak, dtype=float)
+    steps = np.asarray(b, dtype=float)
+    intercepts = -a * np.concatenate([np.zeros((steps.shape[0], 1)), np.cumsum(steps, 1)], 1)
+    return (slopes - slopes.mean(axis=1, keepdims=True),
+            intercepts - intercepts.mean(axis=1, keepdims=True))
 
 
 # --- one item's parameters as documents and stored columns state them -----------------
 
 def parameter_fields(model):
     """The parameters an item of `model` states (an `irtcat-bank/1` item's keys):
-    ``("b",)`` for rasch and pcm (a = 1), up to ``("a", "b", "c", "u")`` for the 4pl."""
+    ``("b",)`` for rasch and pcm (a = 1), up to ``("a", "b", "c", "u")`` for the 4pl;
+    ``("a", "ak", "b")`` for the nominal model."""
     if model in ("rasch", "pcm"):
         return ("b",)
-    return {"3pl": ("a", "b", "c"), "4pl": ("a", "b", "c", "u")}.get(model, ("a", "b"))
+    return {"3pl": ("a", "b", "c"), "4pl": ("a", "b", "c", "u"),
+            "nominal": ("a", "ak", "b")}.get(model, ("a", "b"))
 
 
 def category_count(model, b=None, key=None):
@@ -155,13 +222,19 @@ def parameter_columns(entries):
     """Per-item parameters (dicts with "model" and the `parameter_fields` of it, b a
     number or a list) as columns: ``{"model", "a", "b", "c", "u"}``, each a list of
     n_items values, b a list of rows padded with None; a = 1, c = 0, u = 1 where an
-    item does not state them."""
+    item does not state them. With a nominal item, also "ak": rows of its category
+    scores padded with None (all None for another item)."""
     entries = list(entries)
     b = [p["b"] if isinstance(p["b"], list) else [p["b"]] for p in entries]
     width = max((len(row) for row in b), default=1)
-    return {"model": [p["model"] for p in entries], "a": [p.get("a", 1.0) for p in entries],
-            "b": [row + [None] * (width - len(row)) for row in b],
-            "c": [p.get("c", 0.0) for p in entries], "u": [p.get("u", 1.0) for p in entries]}
+    columns = {"model": [p["model"] for p in entries],
+               "a": [p.get("a", 1.0) for p in entries],
+               "b": [row + [None] * (width - len(row)) for row in b],
+               "c": [p.get("c", 0.0) for p in entries], "u": [p.get("u", 1.0) for p in entries]}
+    if any(p["model"] == "nominal" for p in entries):
+        scores = [list(p["ak"]) if p["model"] == "nominal" else [] for p in entries]
+        columns["ak"] = [(row + [None] * (width + 1))[: width + 1] for row in scores]
+    return columns
 
 
 def parameters_from_columns(columns):
@@ -175,8 +248,11 @@ def parameters_from_columns(columns):
             b[i, : row.size] = row
         missing = np.isnan(b)
     b = b[:, : max(1, int((~missing).sum(axis=1).max(initial=0)))]
+    ak = columns.get("ak")
+    if ak is not None:
+        ak = np.array(ak, dtype=float).reshape(len(columns["model"]), -1)   # None: NaN
     return ItemParameters.create(list(columns["model"]), columns["a"], b, c=columns["c"],
-                                 u=columns["u"])
+                                 u=columns["u"], ak=ak)
 
 
 def parameters_from_entries(entries):
@@ -216,6 +292,13 @@ def _prepare_group(family, index, params):
         cumulative = np.concatenate([np.zeros((index.size, 1)), np.cumsum(np.nan_to_num(b), 1)], 1)
         valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
         group.update(cumulative=cumulative, valid=valid)
+        nominal = np.array([params.model[i] == "nominal" for i in index])
+        if nominal.any():
+            # Category scores: ak_k of a nominal item, k of a gpcm or pcm one, 0 beyond
+            # an item's categories: shape (n, width + 1).
+            scores = np.broadcast_to(np.arange(width + 1.0), valid.shape).copy()
+            scores[nominal] = params.ak[index[nominal], : width + 1]
+            group["scores"] = np.where(valid, scores, 0.0)
     group["local"] = local
     return group
 
@@ -256,10 +339,12 @@ def _graded_terms(theta, group, derivatives, paired=False):
 def _partial_credit_terms(theta, group, derivatives, paired=False):
     a = group["a"][:, None]
     valid = group["valid"]
-    k = np.arange(valid.shape[1])
+    scores = group.get("scores")                                 # (n, width + 1), nominal
+    k = np.arange(valid.shape[1]) if scores is None else scores
     shift = theta[:, None] if paired else theta[:, None, None]
     s = a * (k * shift - group["cumulative"])                    # (m, n, width + 1) or (m, w + 1)
-    terms = kernel.partial_credit(np.where(valid, s, -np.inf), derivatives=derivatives)
+    terms = kernel.partial_credit(np.where(valid, s, -np.inf), derivatives=derivatives,
+                                  scores=scores)
     if not derivatives:
         return terms.log_p, None, None
     return (terms.log_p, np.where(valid, a * (k - terms.mean), 0.0),

@@ -8,7 +8,8 @@ spellings, in any case.
 
 mirt's ``itemtype`` values that name a model irtcat fits: ``Rasch``, ``2PL``,
 ``3PL``, ``4PL``, ``graded`` (Samejima's graded response model), ``gpcm`` and
-``gpcmIRT`` (the same model, IRT-parameterised). mirt's ``Rasch`` is also its
+``gpcmIRT`` (the same model, IRT-parameterised) and ``nominal`` (Bock's nominal
+response model, irtcat's ``nominal``). mirt's ``Rasch`` is also its
 partial credit model on polytomous items: irtcat names that one ``pcm``.
 mirt has no ``1PL`` itemtype (a 2PL with equal slopes); irtcat's ``1pl`` is it.
 """

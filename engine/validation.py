@@ -30,6 +30,9 @@ def check_item_parameters(params, item_ids=None):
                 raise InvalidParameterError(f"{names[i]}: c must be in [0, 1), got {c}")
             if not c < u <= 1:
                 raise InvalidParameterError(f"{names[i]}: u must be in (c, 1], got {u}")
+        elif model == "nominal" and not np.all(np.isfinite(params.ak[i, : thresholds.size + 1])):
+            raise InvalidParameterError(f"{names[i]}: a nominal item has {thresholds.size + 1} "
+                                        "finite category scores ak")
         elif model == "grm":
             if a < 0:   # its cumulative form needs a > 0: reverse the categories instead
                 raise InvalidParameterError(f"{names[i]}: a grm item needs a > 0, got {a} "

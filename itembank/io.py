@@ -528,6 +528,13 @@ def item_parameters(item):
         if not free and name in item and _number(item[name], name, item_id) != value:
             raise DataFormatError(f"item {item_id!r}: a {model} item fixes {name} = {value:g}, "
                                   f"got {item[name]}")
+    if model == "nominal":      # category scores, one per category (engine.models)
+        ak = item.get("ak")
+        if not isinstance(ak, list) or len(ak) != len(b) + 1:
+            raise DataFormatError(f"item {item_id!r}: ak of a nominal item is a list of "
+                                  f"{len(b) + 1} category scores")
+        return {"model": model, "a": a, "ak": [_number(v, "ak", item_id) for v in ak], "b": b,
+                "c": c, "u": u}
     return {"model": model, "a": a, "b": b, "c": c, "u": u}
 
 

@@ -26,7 +26,7 @@ from .schema import ITEM_STATUSES
 
 FRAMEWORK_FORMAT = "irtcat-framework/1"
 MAX_ID = 64
-PARAMETER_KEYS = ("a", "b", "c", "u")
+PARAMETER_KEYS = ("a", "ak", "b", "c", "u")
 # Kept with the parameters in a bank version: they describe one calibration.
 STATISTIC_KEYS = ("se", "slope_intercept", "se_slope_intercept", "fit", "anchor")
 IDENTITY_KEYS = ("id", "standard", "model", "status", "content", "key", "tags", "enemies")

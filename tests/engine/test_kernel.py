@@ -11,6 +11,8 @@ the models' textbook closed forms, computed here directly in probability space:
   P*_0 = 1, P*_K = 0
 - generalized partial credit (Muraki 1992; pcm: a = 1):
   P_k = exp(sum_{v<=k} a (theta - b_v)) / sum_h exp(sum_{v<=h} a (theta - b_v)), empty sum 0
+- nominal (Bock 1972, mirt's form): P_k = exp(a ak_k theta + d_k) / sum_h exp(a ak_h theta + d_h)
+  with d_k = -a (b_1 + ... + b_k)
 """
 
 import numpy as np
@@ -39,12 +41,18 @@ ITEMS = {
                                        [-2.0, -1.0, 0.0, 3.0]]),
     "pcm": dict(a=[1.0, 1.0, 1.0], b=[[-1.0, 0.5, 1.2, -0.4], [0.8, -0.6, 0.1, 1.5],
                                       [-2.0, -1.0, 0.0, 3.0]]),
+    # scores with ak_0 = 0, ak_4 = 4 (mirt's identification); out of order in the second
+    "nominal": dict(a=[0.6, 1.2, 2.1], b=[[-1.0, 0.5, 1.2, -0.4], [0.8, -0.6, 0.1, 1.5],
+                                          [-2.0, -1.0, 0.0, 3.0]],
+                    ak=[[0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 2.5, 1.5, 3.2, 4.0],
+                        [0.0, 0.3, 0.9, 3.9, 4.0]]),
 }
 
 
 def engine_params(model):
     spec = ITEMS[model]
-    return ItemParameters.create(model, spec["a"], spec["b"], c=spec.get("c"), u=spec.get("u"))
+    return ItemParameters.create(model, spec["a"], spec["b"], c=spec.get("c"), u=spec.get("u"),
+                                 ak=spec.get("ak"))
 
 
 def block(model):
@@ -65,6 +73,8 @@ def block(model):
     else:
         d = -a[:, None] * np.cumsum(b, axis=1)
         eta = d if model == "pcm" else np.column_stack([a, d])
+        if model == "nominal":    # [a, ak_1 .. ak_K-2, d_1 .. d_K-1]
+            eta = np.column_stack([a, np.asarray(spec["ak"])[:, 1:-1], d])
         n_categories = b.shape[1] + 1
     return Block(model, np.arange(a.size), n_categories, eta)
 
@@ -85,6 +95,11 @@ def closed_form_probability(model, theta):
         ones, zeros = np.ones(star.shape[:2] + (1,)), np.zeros(star.shape[:2] + (1,))
         star = np.concatenate([ones, star, zeros], axis=-1)
         return star[..., :-1] - star[..., 1:]
+    if model == "nominal":
+        d = -a[:, None] * np.cumsum(b, axis=1)
+        d = np.concatenate([np.zeros((a.size, 1)), d], axis=1)                 # (n, K)
+        numerators = np.exp(a[:, None] * np.asarray(spec["ak"]) * t[:, :, None] + d)
+        return numerators / numerators.sum(axis=-1, keepdims=True)
     steps = a[:, None] * (t[:, :, None] - b)                                 # (T, n, K-1)
     numerators = np.exp(np.concatenate([np.zeros(steps.shape[:2] + (1,)),
                                         np.cumsum(steps, axis=-1)], axis=-1))

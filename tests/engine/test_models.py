@@ -47,26 +47,31 @@ BANK_SPECS = {
     "gpcm": dict(a=[0.7, 1.5, 2.2], b=[[-1.0, 0.5, 0.2], [0.3, -0.4], [-1.5, -0.5, 0.5, 1.5]]),
     # 4 and 3 categories
     "pcm": dict(a=[1.0, 1.0], b=[[-1.0, 0.5, 0.2], [0.3, -0.4]]),
+    # 4 and 3 categories; category scores out of order in the first item
+    "nominal": dict(a=[0.8, 1.4], b=[[-0.9, 0.2, 0.7], [0.3, -0.4]],
+                    ak=[[0.0, 1.6, 1.2, 3.0], [0.0, 0.7, 2.0]]),
 }
 assert set(BANK_SPECS) == set(MODELS)
 
 
 def _bank(model):
     spec = BANK_SPECS[model]
-    return ItemParameters.create(model, spec["a"], spec["b"], c=spec.get("c"), u=spec.get("u"))
+    return ItemParameters.create(model, spec["a"], spec["b"], c=spec.get("c"), u=spec.get("u"),
+                                 ak=spec.get("ak"))
 
 
 def _mixed_bank():
     """Every item of every model's bank in one bank (2 to 5 categories)."""
-    model, a, b, c, u = [], [], [], [], []
+    model, a, b, c, u, ak = [], [], [], [], [], []
     for name, spec in BANK_SPECS.items():
         n = len(spec["a"])
+        ak += spec.get("ak", [None] * n)
         model += [name] * n
         a += spec["a"]
         b += spec["b"]
         c += spec.get("c", [0.0] * n)
         u += spec.get("u", [1.0] * n)
-    return ItemParameters.create(model, a, b, c=c, u=u)
+    return ItemParameters.create(model, a, b, c=c, u=u, ak=ak)
 
 
 BANKS = {name: _bank(name) for name in MODELS}
