@@ -22,7 +22,7 @@ import numpy as np
 from irtcat.engine.models import parameter_fields
 
 from .multigroup import MultipleGroupCalibrator
-from .results import _irt_standard_errors, _rounded
+from .results import irt_standard_errors, rounded
 from .workflow import CalibrationInputError
 
 SE_METHOD = "observed information (Oakes): central differences of the Fisher-identity gradient"
@@ -142,16 +142,17 @@ def _item_documents(calibrator, cov):
             for row in range(len(block.items)):
                 model = calibrator.reported_models_[block.items[row]]
                 entry = {"model": model}
-                entry.update({key: _rounded(value[row]) for key, value in irt.items()
+                entry.update({key: rounded(value[row]) for key, value in irt.items()
                               if key in parameter_fields(model)})
-                entry["slope_intercept"] = {name: _rounded(value) for name, value in
+                entry["slope_intercept"] = {name: rounded(value) for name, value in
                                             zip(names, group_block.eta[row], strict=True)}
                 if cov is not None:
                     index = calibrator.item_covariance_index(number, row, g)
                     item_cov = cov[np.ix_(index, index)]
-                    entry["se"] = _irt_standard_errors(model, jacobian[row], item_cov)
+                    entry["se"] = irt_standard_errors(
+                        model, jacobian[row], item_cov, {name: irt[name][row] for name in irt})
                     entry["se_slope_intercept"] = {
-                        name: _rounded(np.sqrt(item_cov[i, i])) for i, name in enumerate(names)}
+                        name: rounded(np.sqrt(item_cov[i, i])) for i, name in enumerate(names)}
                 entries.append(entry)
             per_group.append(entries)
         for row, item in enumerate(block.items):

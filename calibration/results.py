@@ -10,7 +10,7 @@ from irtcat.engine.models import parameter_fields
 from .standard_errors import covariance, parameter_items
 
 
-def _rounded(value, digits=10):
+def rounded(value, digits=10):
     """Floats to `digits` significant digits (a tiny slope must stay > 0)."""
     if isinstance(value, np.ndarray):
         return [float(f"{float(v):.{digits}g}") for v in value]
@@ -39,10 +39,10 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
         for row, item in enumerate(block.items):
             model = calibrator.reported_models_[item]
             document = {"id": item_ids[item], "model": model}
-            document.update({name: _rounded(irt[name][row]) for name in parameter_fields(model)})
+            document.update({name: rounded(irt[name][row]) for name in parameter_fields(model)})
             if not block.fixed:
                 document["slope_intercept"] = {
-                    name: _rounded(value) for name, value in
+                    name: rounded(value) for name, value in
                     zip(block.parameter_names(), block.eta[row], strict=True)}
                 if cov is not None and item in undetermined:
                     document["se_slope_intercept"] = dict.fromkeys(block.parameter_names())
@@ -51,9 +51,9 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
                     index = start + block.free_index(row)
                     block_cov = cov[np.ix_(index, index)]
                     document["se_slope_intercept"] = {
-                        name: _rounded(np.sqrt(block_cov[i, i]))
+                        name: rounded(np.sqrt(block_cov[i, i]))
                         for i, name in enumerate(block.parameter_names())}
-                    document["se"] = _irt_standard_errors(
+                    document["se"] = irt_standard_errors(
                         model, jacobian[row], block_cov, {name: irt[name][row] for name in irt})
             else:
                 document["anchor"] = True
@@ -63,7 +63,7 @@ def item_documents(calibrator, item_ids, data=None, standard_errors=False):
     return documents, cov
 
 
-def _irt_standard_errors(model, jacobian, block_cov, irt):
+def irt_standard_errors(model, jacobian, block_cov, irt):
     """Delta-method SEs of the IRT-form parameters of one item, in the order of
     `Block.irt_jacobian`'s rows: the model's `parameter_fields`, one row per value
     of each (`irt`: the item's IRT-form values by name). A value that moves with no
@@ -74,7 +74,7 @@ def _irt_standard_errors(model, jacobian, block_cov, irt):
     out, position = {}, 0
     for name in parameter_fields(model):
         width = np.size(irt[name])
-        values = [None if fixed[i] else _rounded(se[i])
+        values = [None if fixed[i] else rounded(se[i])
                   for i in range(position, position + width)]
         listed = np.ndim(irt[name]) > 0 and model not in DICHOTOMOUS_MODELS
         out[name] = values if listed else values[0]
