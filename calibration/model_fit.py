@@ -44,8 +44,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import brentq
 from scipy.special import chdtr, chndtr, logsumexp
 
 from irtcat.engine.estimation import log_likelihood
@@ -243,6 +241,9 @@ def _through_inverse(delta, xi, residual):
     (Delta of full column rank, Xi positive definite): a Cholesky factor of Xi
     instead of the complement's (n_m - p)^2 products, several times faster on
     many items. None when Xi is not positive definite (the complement is used)."""
+    # imported here: a calibration that computes no M2 does not import scipy.linalg
+    from scipy.linalg import cho_factor, cho_solve
+
     try:
         factor = cho_factor(xi)
     except np.linalg.LinAlgError:
@@ -270,6 +271,8 @@ def rmsea_interval(statistic, df, n_persons, level=0.9):
     """mirt's ``RMSEA.CI``: sqrt(lambda / (N df)) at the noncentrality parameters where
     the noncentral chi-square cdf at the statistic is (1 + level) / 2 and (1 - level) / 2;
     a bound with no root in mirt's bracket is 0."""
+    from scipy.optimize import brentq  # here: not imported by every calibration
+
     alpha = (1.0 - level) / 2.0
 
     def bound(target, upper):

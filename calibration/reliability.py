@@ -13,19 +13,25 @@ mirt integrates I / (I + s^2) against the N(0, 1) density; for the N(0, 1)
 population of a calibration (every mirt reference) the two are the same
 number. For another population irtcat's is the reliability as defined above.
 
-The integral is taken by adaptive Gauss-Kronrod quadrature on the infinite
-range (scipy's QUADPACK qagi, the routine R's integrate() calls) to an
-absolute error below 1e-9.
+The integral is taken by the trapezoid rule on a grid of step 0.002 over
+[-12, 12] standard deviations of the population (the normal density is below
+1e-31 beyond): for a smooth integrand that decays as fast as this one the rule
+converges geometrically, and its value agrees with adaptive Gauss-Kronrod
+quadrature on the infinite range (QUADPACK's qagi, which R's integrate() calls)
+to better than 1e-9 on every reference bank (tests/calibration/test_reliability.py).
+A fixed grid evaluates the test information in a few vectorised calls, and
+spares `irtcat calibrate` the import of scipy.integrate (0.1 s).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import integrate
 
 from irtcat.engine import estimate_eap, test_information
 
-QUADRATURE_TOLERANCE = 1e-9
+GRID_STEP = 0.002
+GRID_HALF_WIDTH = 12.0
+GRID_CHUNK = 2000                      # thetas per call: bounds memory for large banks
 
 
 def empirical_reliability(theta, se):
@@ -47,14 +53,14 @@ def marginal_reliability(params, mean=0.0, sd=1.0):
 
     params : ItemParameters; mean, sd : the population (a bank's "population").
     """
-    def integrand(standard_theta):
-        info = float(test_information(np.array([mean + sd * standard_theta]), params)[0])
-        scaled = sd**2 * info
-        return scaled / (scaled + 1.0) * np.exp(-0.5 * standard_theta**2) / np.sqrt(2 * np.pi)
-
-    value, _ = integrate.quad(integrand, -np.inf, np.inf, epsabs=QUADRATURE_TOLERANCE,
-                              epsrel=QUADRATURE_TOLERANCE, limit=200)
-    return float(value)
+    standard = np.arange(-GRID_HALF_WIDTH, GRID_HALF_WIDTH + GRID_STEP / 2, GRID_STEP)
+    information = np.concatenate([
+        test_information(mean + sd * standard[start:start + GRID_CHUNK], params)
+        for start in range(0, standard.size, GRID_CHUNK)])
+    scaled = sd**2 * information
+    density = np.exp(-0.5 * standard**2) / np.sqrt(2 * np.pi)
+    values = scaled / (scaled + 1.0) * density
+    return float(GRID_STEP * (values.sum() - 0.5 * (values[0] + values[-1])))
 
 
 def eap_reliability(responses, params, mean=0.0, sd=1.0, n_nodes=121):

@@ -79,3 +79,35 @@ def test_marginal_reliability_does_not_depend_on_the_scale():
     assert 0.2 < standard < 0.9
     assert marginal_reliability(moved, mean, sd) == pytest.approx(standard, abs=1e-8)
 
+
+
+def _adaptive_quadrature(params, mean, sd):
+    """The same integral by QUADPACK's qagi on the infinite range (R's integrate())."""
+    from scipy import integrate
+
+    from irtcat.engine import test_information
+
+    def integrand(z):
+        scaled = sd**2 * float(test_information(np.array([mean + sd * z]), params)[0])
+        return scaled / (scaled + 1.0) * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+    return integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-11, epsrel=1e-11,
+                          limit=400)[0]
+
+
+@pytest.mark.parametrize(("name", "model"), CASES)
+def test_the_grid_integral_equals_adaptive_quadrature(name, model):
+    # The trapezoid grid of marginal_reliability against qagi, on the fitted banks.
+    document, _, _ = fitted(name, model)
+    params = parameters_from_entries(document["items"])
+    mean, sd = document["population"]["mean"], document["population"]["sd"]
+    assert marginal_reliability(params, mean, sd) == pytest.approx(
+        _adaptive_quadrature(params, mean, sd), abs=1e-9)
+
+
+def test_the_grid_integral_resolves_a_sharp_item():
+    # A slope of 8 (calibration's STEEP_SLOPE) off the centre, in another population:
+    # the information peaks over about 0.2 on the theta scale.
+    params = ItemParameters.create("2pl", np.array([8.0, 0.7, 1.5]), np.array([1.3, -0.4, 0.2]))
+    assert marginal_reliability(params, 0.3, 0.8) == pytest.approx(
+        _adaptive_quadrature(params, 0.3, 0.8), abs=1e-9)
