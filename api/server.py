@@ -266,14 +266,24 @@ def _child_exit(server, worker):
     worker_exit(worker.pid)
 
 
+# A job worker's numerical libraries run one thread each (unless the operator set their
+# own): a calibration or report then takes one core at most, and the request workers keep
+# the others for the learners (with a BLAS thread per core, one job worker's matrix
+# products spread over every core, nice 19 or not; benchmarks/RESULTS.md, load).
+ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS")}
+
+
 class JobWorkers:
     """`count` ``irtcat worker`` processes on `database_url` (api/worker.py), started as
-    fresh interpreters (nothing of the arbiter's state is inherited)."""
+    fresh interpreters (nothing of the arbiter's state is inherited), each with one
+    thread of numerical work (`ONE_THREAD`)."""
 
     def __init__(self, count, database_url):
         self.count = count
         self.command = [sys.executable, "-m", "irtcat.api.worker", "--database-url",
                         database_url]
+        self.environment = {**ONE_THREAD, **os.environ}
         self.processes, self.stopped = [], False
 
     def keep(self, log):
@@ -284,7 +294,8 @@ class JobWorkers:
             log.error("job worker (pid:%s) ended; starting another", process.pid)
             self.processes.remove(process)
         while len(self.processes) < self.count:
-            self.processes.append(subprocess.Popen(self.command, stdin=subprocess.DEVNULL))
+            self.processes.append(subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                                   env=self.environment))
 
     def stop(self, timeout):
         """SIGTERM to each (a job in progress goes back to the queue), SIGKILL to any

@@ -374,3 +374,13 @@ def test_prefer_wait_shortens_the_bounded_wait(idle):
     assert accepted.status_code == 202 and time.monotonic() - started < long_work.WAIT_SECONDS
     assert "Preference-Applied" not in accepted.headers
     assert accepted.json["status"] == "queued"
+
+
+def test_job_workers_run_one_thread_of_numerical_work(monkeypatch):
+    # api/server.py ONE_THREAD: a job takes one core at most, unless the operator says.
+    from irtcat.api.server import JobWorkers
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert JobWorkers(1, "sqlite://").environment["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert JobWorkers(1, "sqlite://").environment["OPENBLAS_NUM_THREADS"] == "2"
