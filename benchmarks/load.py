@@ -381,12 +381,12 @@ async def slow_client(number, port, end, opened):
 
 async def _until_done(connection, path, admin, end):
     """Poll the status at `path` (a job or a calibration run) until it is done or
-    failed, or `end`; returns the last status."""
+    failed, or `end`; returns the last status and the body that said it."""
     while True:
         status, body = await connection.call("GET", path, admin)
         if status != 200 or body["status"] in ("done", "failed") \
                 or time.perf_counter() >= end:
-            return body["status"] if status == 200 else f"HTTP {status}"
+            return (body["status"] if status == 200 else f"HTTP {status}"), body
         await asyncio.sleep(0.5)
 
 
@@ -403,21 +403,22 @@ async def long_work(slot, port, admin, end, done):
                 status, body = await connection.call(
                     "GET", f"/v1/calibrations/{1 + slot % 3}/report", admin)
                 if status == 202:
-                    status = await _until_done(connection, f"/v1/jobs/{body['id']}", admin,
-                                               end)
+                    status, body = await _until_done(connection, f"/v1/jobs/{body['id']}",
+                                                     admin, end)
             else:
                 status, body = await connection.call(
                     "POST", "/v1/calibrations", admin,
                     {"standard": CALIBRATED[slot % 2], "source": "log"})
                 if status == 202:
-                    status = await _until_done(connection, f"/v1/calibrations/{body['id']}",
-                                               admin, end)
+                    status, body = await _until_done(
+                        connection, f"/v1/calibrations/{body['id']}", admin, end)
             if status in (200, "done"):
                 done[kind] = done.get(kind, 0) + 1
             elif status in ("queued", "running"):          # the run ended first
                 done["unfinished"] = done.get("unfinished", 0) + 1
             else:                                          # 429 busy included
-                done.setdefault("errors", []).append(f"{kind}: {status} {str(body)[:200]}")
+                reason = body.get("error") if isinstance(body, dict) else body
+                done.setdefault("errors", []).append(f"{kind}: {status} {str(reason)[:200]}")
                 await asyncio.sleep(1.0)
     except (OSError, asyncio.IncompleteReadError) as error:
         done.setdefault("errors", []).append(f"{kind}: {type(error).__name__}: {error}")

@@ -319,6 +319,13 @@ def m2(calibrator, responses, n_categories=None, level=0.9):
     n_persons, n_items = responses.shape
     if n_items > MAX_M2_ITEMS:
         raise ModelFitError(f"M2 is computed for at most {MAX_M2_ITEMS} items, not {n_items}")
+    answered = (~np.isnan(responses)).astype(float)
+    together = answered.T @ answered                  # persons who answered both items
+    never = int(np.sum(np.triu(together == 0, k=1)))
+    if never:
+        raise ModelFitError(f"M2 needs every pair of items answered by some person: "
+                            f"{never} of {n_items * (n_items - 1) // 2} pairs are not "
+                            "(an adaptive-test log: see the items' fit)")
     if n_categories is None:
         n_categories = np.zeros(n_items, dtype=int)
         for block in calibrator.blocks_:

@@ -169,3 +169,22 @@ def test_m2_star_is_chi_square_for_polytomous_items(model):
     assert dfs == {10 + 45 - 30}                           # moments - 3 parameters an item
     # the mean of 15 chi2(25) draws: sd sqrt(50 / 15) = 1.83, so +-3 sd is +-5.5
     assert np.mean(statistics) == pytest.approx(25.0, abs=5.5)
+
+
+def test_a_log_where_two_items_never_meet_gets_a_reason_not_a_failure(rng):
+    # An adaptive-test log: items 0 and 1 are never given to the same person, so their
+    # pair's observed moment does not exist and M2 is undefined; the calibration that
+    # asks for it still succeeds, with the reason in calibration.model_fit.
+    from irtcat.calibration.workflow import calibrate_document
+    from irtcat.engine.simulate import simulate_responses
+    from irtcat.itembank.io import ResponseData
+
+    params = ItemParameters.create("2pl", rng.lognormal(0, 0.3, 8), rng.normal(0, 1, 8))
+    responses = simulate_responses(rng.standard_normal(1500), params, rng).astype(float)
+    responses[:750, 0] = np.nan
+    responses[750:, 1] = np.nan
+    data = ResponseData([f"p{i}" for i in range(1500)], [f"i{j}" for j in range(8)], responses)
+    document, _ = calibrate_document(data, "2pl")
+    reason = document["calibration"]["model_fit"]["reason"]
+    assert reason.startswith("M2 needs every pair of items answered by some person: "
+                             "1 of 28 pairs are not")
