@@ -10,8 +10,7 @@ import types
 
 import numpy as np
 import pytest
-
-from irtcat.api.cli import main
+from command_line import rows, run
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 VERBAL = DATA / "verbal.csv"
@@ -19,16 +18,6 @@ VERBAL_DIF = json.loads((DATA / "refs2" / "verbal__dif.json").read_text())["difM
 SIMDIF = DATA / "refs2" / "simdif_2x2000x40.csv"
 SIMDIF_TRUTH = json.loads((DATA / "refs2" / "simdif_2x2000x40_truth.json").read_text())
 SPARSE_SEED = 20240301
-
-
-def run(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def rows(text):
-    return list(csv.DictReader(text.splitlines()))
 
 
 def test_verbal_purified_as_difR(capsys):

@@ -10,20 +10,11 @@ import json
 
 import numpy as np
 import pytest
+from command_line import rows, run
 
 from irtcat.api.cli import main
 
 N_ITEMS = 60
-
-
-def run(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def rows(text):
-    return list(csv.DictReader(text.splitlines()))
 
 
 @pytest.fixture
