@@ -12,6 +12,8 @@ call itself, returning ``(result, media type)``:
   FORMATS.md (JSON).
 - ``calibration_report`` ``{"run_id"}``: the calibration's HTML report.
 - ``response_export`` ``{"standard"}``: the response log as long CSV.
+- ``dif`` ``{"standard", "attribute", "focal", "method", "purify"}``: DIF on the
+  standard's stored log, persons grouped by a learner attribute (`delivery.dif`; JSON).
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
@@ -26,6 +28,7 @@ import numpy as np
 
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import execute_calibration
+from irtcat.delivery.dif import dif_document
 from irtcat.delivery.errors import ConflictError
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.io import ResponseLog
@@ -33,7 +36,8 @@ from irtcat.itembank.jobs import Jobs
 
 CALIBRATION, SIMULATION = "calibration", "simulation"
 CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
-KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT)
+DIF = "dif"
+KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF)
 JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
@@ -83,6 +87,12 @@ def enqueue_response_export(jobs, standard, requester=""):
     return jobs.enqueue(RESPONSE_EXPORT, {"standard": standard}, requester)
 
 
+def enqueue_dif(jobs, request, requester=""):
+    """Queue DIF: `request` holds ``{"standard", "attribute", "focal", "method",
+    "purify"}``."""
+    return jobs.enqueue(DIF, dict(request), requester)
+
+
 # --- running ------------------------------------------------------------------------
 
 class JobRunner:
@@ -107,7 +117,7 @@ class JobRunner:
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
-                       RESPONSE_EXPORT: self._response_export}
+                       RESPONSE_EXPORT: self._response_export, DIF: self._dif}
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -148,3 +158,7 @@ class JobRunner:
         stream = io.StringIO()
         self.store.write_responses(stream, standard)
         return stream.getvalue(), CSV
+
+    def _dif(self, standard, attribute, focal, method="mh", purify=False):
+        document = dif_document(self.store, standard, attribute, focal, method, purify)
+        return json.dumps(document, separators=(",", ":")), JSON
