@@ -92,8 +92,8 @@ def simulation(test_id, examinees, seed):
     return _queue_and_wait(kinds.enqueue_simulation, test_id, examinees, seed)
 
 
-def calibration_report(run_id):
-    return _queue_and_wait(kinds.enqueue_calibration_report, run_id)
+def calibration_report(run_id, dif_job=None):
+    return _queue_and_wait(kinds.enqueue_calibration_report, run_id, dif_job)
 
 
 def response_export(standard):
@@ -102,6 +102,14 @@ def response_export(standard):
 
 def dif(request):
     return _queue_and_wait(kinds.enqueue_dif, request)
+
+
+def check_dif_job(job_id):
+    """409 before queueing a report unless `job_id` is a done DIF job (404: no job)."""
+    job = _job(job_id)
+    if job["kind"] != kinds.DIF or job["status"] != "done":
+        raise ConflictError(f"job {job_id} is not a done DIF job ({job['kind']}, "
+                            f"{job['status']})")
 
 
 def job_status(job_id):

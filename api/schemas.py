@@ -201,6 +201,14 @@ class ItemsImport(Schema):
         return payload
 
 
+class ReportQuery(Schema):
+    """?dif_job=ID: a done DIF job (POST /v1/dif) whose table the report shows."""
+
+    dif_job = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1),
+                      metadata={"description": "a done DIF job's id (POST /v1/dif): the "
+                                               "report gets a DIF section"})
+
+
 class StandardQuery(Schema):
     """?standard=CODE: one standard's entries (a repeated one: the first)."""
 

@@ -226,3 +226,50 @@ def test_attribute_rules(api):
     error = _envelope(_start(api, attributes={"Group": "F"}), 422)    # a key: no schema
     assert error["code"] == "validation_error" and "Group" in error["message"]
     assert _envelope(_start(api, attributes={"g" * 33: "F"}), 422)
+
+
+# --- the calibration report's DIF section ---------------------------------------------
+
+def test_the_calibration_report_shows_a_dif_job(seeded):
+    queued = _dif(seeded, headers=ASYNC, purify=True)
+    dif_job = queued.json["id"]
+    document = _result(seeded, queued)
+    started = seeded.call("POST", "/v1/calibrations", seeded.admin,
+                          json={"standard": "DIF", "model": "2pl"})
+    assert started.status_code == 202, started.json
+    run_id = started.json["id"]
+    for _ in range(3000):
+        run = seeded.call("GET", f"/v1/calibrations/{run_id}", seeded.admin).json
+        if run["status"] in ("done", "failed"):
+            break
+        seeded.worker.thread.join(0.05)
+    assert run["status"] == "done", run
+    path = f"/v1/calibrations/{run_id}/report"
+    page = _result_page(seeded, seeded.call("GET", f"{path}?dif_job={dif_job}", seeded.admin))
+    assert '<h2 id="dif">' in page
+    large = [row["item"] for row in document["items"] if row["ets_class"] in ("B", "C")]
+    assert set(DIF_ITEMS) <= set(large)
+    for item in large:                      # marked rows, first in the table
+        assert f'<tr class="flagged"><td>{item}</td>' in page
+    assert '<h2 id="dif">' not in _result_page(seeded, seeded.call("GET", path, seeded.admin))
+    assert _envelope(seeded.call("GET", f"{path}?dif_job=999999", seeded.admin),
+                     404)["code"] == "not_found"
+    other = _dif(seeded, headers=ASYNC, focal="nobody").json["id"]      # a failed DIF job
+    _result_page(seeded, seeded.call("GET", f"/v1/jobs/{other}", seeded.admin), done=False)
+    assert _envelope(seeded.call("GET", f"{path}?dif_job={other}", seeded.admin),
+                     409)["code"] == "conflict"
+
+
+def _result_page(api, response, done=True):
+    """The body of a 200, or of the job a 202 or a job status names once it ends."""
+    if response.status_code == 200 and "status" not in (response.get_json(silent=True) or {}):
+        return response.get_data(True)
+    location = response.headers.get("Location") or f"/v1/jobs/{response.json['id']}"
+    location = location.removesuffix("/result")
+    for _ in range(3000):
+        status = api.call("GET", location, api.admin).json["status"]
+        if status in ("done", "failed"):
+            break
+        api.worker.thread.join(0.05)
+    assert status == ("done" if done else "failed")
+    return api.call("GET", f"{location}/result", api.admin).get_data(True) if done else None
