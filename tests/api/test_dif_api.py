@@ -45,32 +45,33 @@ def _items(rng):
     return items
 
 
-def _seed_sessions(api, rng):
-    """Simulated finished CAT sessions of test "dif" with their attributes and answers."""
+def _seed_sessions(api, rng, max_items=12, per_group=PER_GROUP):
+    """Simulated finished CAT sessions of test "dif" (`max_items` of the 20 items) with
+    their attributes and answers: `per_group` persons per group and WITHOUT_ATTRIBUTE."""
     items = _items(rng)
     api.store.import_framework({"format": "irtcat-framework/1",
                                  "standards": [{"code": "DIF", "title": "DIF study"}]})
     api.store.import_items({"format": "irtcat-bank/1", "items": items})
     assert api.call("POST", "/v1/tests", api.admin, json={
         "id": "dif", "standards": ["DIF"],
-        "config": {"stop": {"max_items": 12}}}).status_code == 201
+        "config": {"stop": {"max_items": max_items}}}).status_code == 201
     reference = parameters_from_entries(items)
     focal_items = [dict(item, b=item["b"] + SHIFT) if item["id"] in DIF_ITEMS else item
                    for item in items]
     focal = parameters_from_entries(focal_items)
-    n = 2 * PER_GROUP + WITHOUT_ATTRIBUTE
+    n = 2 * per_group + WITHOUT_ATTRIBUTE
     is_focal = np.arange(n) % 2 == 1
     theta = rng.normal(0.0, 1.0, n) - 0.3 * is_focal         # the focal group is lower
     sheet = np.where(is_focal[:, None], simulate_responses(theta, focal, rng),
                      simulate_responses(theta, reference, rng))
-    design = design_from_config({"stop": {"max_items": 12}},
+    design = design_from_config({"stop": {"max_items": max_items}},
                                 ItemBank(tuple(items), reference))
     cat = run_cat(reference, design, rng, responses=sheet)[0]
     versions = api.store.current_version_ids(["DIF"])
     sessions, answers = [], []
     for person in range(n):
         session_id = f"s_sim{person:05d}"
-        attributes = None if person >= 2 * PER_GROUP else \
+        attributes = None if person >= 2 * per_group else \
             {"group": "F" if is_focal[person] else "R", "site": "north"}
         sessions.append({"id": session_id, "test_id": "dif", "learner_id": f"p{person}",
                          "token_digest": digest(new_token()), "status": "finished",
@@ -154,6 +155,25 @@ def test_lr_on_adaptive_data_is_refused_as_too_sparse(seeded):
     response = _dif(seeded, method="lr")
     error = _envelope(response, 422)
     assert "dense" in error["message"] and "mh" in error["message"]
+
+
+def test_lr_on_a_fixed_form_finds_the_simulated_dif_items(api):
+    """Likelihood-ratio DIF (mirt's DIF() drop scheme) on dense data: every session of a
+    20-item fixed form, 600 persons per group (SEED). With every other item as anchors
+    (DIF items too) an item's test is not exact; at the Bonferroni level .05 / 20 the
+    two DIF items are flagged and at most one other."""
+    _seed_sessions(api, np.random.default_rng(SEED), max_items=N_ITEMS, per_group=600)
+    document = _result(api, _dif(api, method="lr"))
+    assert (document["method"], document["matching"]) == ("lr", None)
+    assert document["persons"] == {"reference": 600, "focal": 600,
+                                   "without_attribute": WITHOUT_ATTRIBUTE}
+    level = 0.05 / N_ITEMS
+    rows = {row["item"]: row for row in document["items"]}
+    assert all(row["tested"] and row["df"] == 2 for row in rows.values())
+    assert all(rows[item]["p"] < level for item in DIF_ITEMS)
+    assert len([item for item, row in rows.items()
+                if item not in DIF_ITEMS and row["p"] < level]) <= 1
+    assert "d_focal" in rows[DIF_ITEMS[0]] and "d_reference" in rows[DIF_ITEMS[0]]
 
 
 def _envelope(response, status):
