@@ -198,6 +198,8 @@ def _define_report(report):
     report.add_argument("bank", metavar="BANK.json", help="irtcat-bank/1 document")
     report.add_argument("--out", metavar="REPORT.html", help="default: standard output")
     report.add_argument("--title", help="the page's title (default: from the file name)")
+    report.add_argument("--dif", metavar="DIF.json", help="add a DIF section: the output "
+                        "of irtcat dif --format json (or of POST /v1/dif)")
     report.set_defaults(run=run_report)
 
 
@@ -513,10 +515,18 @@ def run_report(args):
 
     document = read_json(args.bank)
     title = args.title or f"Item bank report: {os.path.basename(args.bank)}"
+    dif = None
+    if args.dif:
+        from irtcat.api.report_dif import check_dif_document
+
+        try:
+            dif = check_dif_document(read_json(args.dif))
+        except DataFormatError as error:
+            raise DataFormatError(f"{args.dif}: {error}") from None
 
     def page():
         try:
-            return bank_report(document, title=title)
+            return bank_report(document, title=title, dif=dif)
         except DataFormatError as error:
             raise DataFormatError(f"{args.bank}: {error}") from None
 

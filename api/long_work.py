@@ -1,12 +1,12 @@
 """Long admin work over HTTP: queued as jobs, answered when done or with a status URL.
 
-Calibrations, simulations, calibration reports and response exports run in the worker
+Calibrations, simulations, calibration reports, response exports and DIF run in the worker
 processes (`irtcat worker`, api/worker.py), never in a request worker. A route queues
 the job, then:
 
 - ``POST /v1/calibrations`` answers 202 ``{"id", "status"}`` at once (the calibration
   run; ``Location`` is its status, GET /v1/calibrations/{id});
-- the other three wait a bounded time (`WAIT_SECONDS`) for the job, sleeping between
+- the others wait a bounded time (`WAIT_SECONDS`) for the job, sleeping between
   looks at its status (no CPU), and answer its result as before when it finishes in
   time, else 202 with the job's status and ``Location: /v1/jobs/{id}``. A client that
   sends ``Prefer: respond-async`` (RFC 7240) gets the 202 at once (``Prefer: wait=N``
@@ -48,7 +48,7 @@ class Busy(RuntimeError):
 
 def _raise_failure(job):
     """The error a request that waited for `job` answers with: the domain's error for
-    the job's failure code (404, 409, 400), else an internal error (500)."""
+    the job's failure code (404, 409, 422), else an internal error (500)."""
     errors = {"not_found": NotFoundError, "conflict": ConflictError,
               "validation_error": DataFormatError}
     if job["error_code"] in errors:
@@ -92,12 +92,24 @@ def simulation(test_id, examinees, seed):
     return _queue_and_wait(kinds.enqueue_simulation, test_id, examinees, seed)
 
 
-def calibration_report(run_id):
-    return _queue_and_wait(kinds.enqueue_calibration_report, run_id)
+def calibration_report(run_id, dif_job=None):
+    return _queue_and_wait(kinds.enqueue_calibration_report, run_id, dif_job)
 
 
 def response_export(standard):
     return _queue_and_wait(kinds.enqueue_response_export, standard)
+
+
+def dif(request):
+    return _queue_and_wait(kinds.enqueue_dif, request)
+
+
+def check_dif_job(job_id):
+    """409 before queueing a report unless `job_id` is a done DIF job (404: no job)."""
+    job = _job(job_id)
+    if job["kind"] != kinds.DIF or job["status"] != "done":
+        raise ConflictError(f"job {job_id} is not a done DIF job ({job['kind']}, "
+                            f"{job['status']})")
 
 
 def job_status(job_id):

@@ -46,13 +46,14 @@ ITEMS_IMPORT = {"oneOf": [
 # JSON bodies the views return without a schema: the shapes FORMATS.md and
 # itembank.monitoring give them.
 OBJECT_BODIES = {("/simulations", "post", "200"): "the simulation report of FORMATS.md",
+                 ("/dif", "post", "200"): "the DIF table of docs/API.md",
                  ("/ready", "get", "200"): "ready, with the database's schema"}
 # A done job's result has its kind's media type (delivery.jobs): a bank document or a
 # simulation report, a bank report's page, or an exported response log.
 JOB_RESULT = ("/jobs/{job_id}/result", "get", "200")
 JOB_RESULT_CONTENT = {
-    "application/json": {"schema": {"type": "object", "description": "calibrations and "
-                                    "simulations: the bank document or the report"}},
+    "application/json": {"schema": {"type": "object", "description": "calibrations, "
+                                    "simulations, DIF: the bank document or the report"}},
     "text/html": {"schema": {"type": "string", "description": "reports: one HTML page"}},
     "text/csv": {"schema": {"type": "string", "description": "exports: long CSV"}}}
 

@@ -217,7 +217,7 @@ def _style_axes(axes, size=7):
 
 # --- the bank report -----------------------------------------------------------------
 
-def bank_report(document: dict, title: str | None = None) -> str:
+def bank_report(document: dict, title: str | None = None, dif: dict | None = None) -> str:
     """An HTML page describing an `irtcat-bank/1` document.
 
     Sections: a summary (models, number of items, standards, population and
@@ -237,8 +237,11 @@ def bank_report(document: dict, title: str | None = None) -> str:
     figures (one axes each) holding every item's expected-score and
     information curve; the item table always lists every item.
 
+    `dif`: DIF results (`irtcat dif --format json`, POST /v1/dif) to show in a DIF
+    section after the item table (`api.report_dif`).
+
     Raises `itembank.DataFormatError` (one line) if `document` is not a valid
-    bank document.
+    bank document, or `dif` not a DIF document.
     """
     bank, waiting = _calibrated_bank(document)
     items = list(bank.items)
@@ -272,6 +275,10 @@ def bank_report(document: dict, title: str | None = None) -> str:
     page.add(_item_table(document["items"], has_standards
                          or any(item.get("standard") for item in waiting)))
     page.add(_fit_notes(items))
+    if dif is not None:
+        from .report_dif import dif_section
+
+        dif_section(page, dif, [item.get("id") for item in document["items"]])
 
     page.section("item-curves", "Item characteristic and information curves")
     flagged = np.array([bool(item.get("fit", {}).get("flagged")) for item in items])

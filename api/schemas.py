@@ -201,6 +201,14 @@ class ItemsImport(Schema):
         return payload
 
 
+class ReportQuery(Schema):
+    """?dif_job=ID: a done DIF job (POST /v1/dif) whose table the report shows."""
+
+    dif_job = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1),
+                      metadata={"description": "a done DIF job's id (POST /v1/dif): the "
+                                               "report gets a DIF section"})
+
+
 class StandardQuery(Schema):
     """?standard=CODE: one standard's entries (a repeated one: the first)."""
 
@@ -269,9 +277,38 @@ class PublicSessionStart(Strict):
     test_id = fields.String(required=True, validate=ID)
 
 
+def _too_many_attributes():
+    raise ValidationError("at most 8 attributes")
+
+
 class SessionStart(Strict):
     test_id = fields.String(required=True, validate=ID)
     learner_id = fields.String(required=True, validate=NAME)
+    attributes = fields.Dict(
+        keys=fields.String(), values=fields.String(validate=validate.Length(min=1, max=64)),
+        validate=lambda attributes: len(attributes) <= 8 or _too_many_attributes(),
+        metadata={"maxProperties": 8,
+                  "description": "the learner's attributes for DIF analyses (POST /v1/dif), "
+                                 "e.g. {\"group\": \"F\"}: at most 8 names matching "
+                                 "^[a-z][a-z0-9_]{0,31}$ (422 otherwise: OpenAPI 3.0 cannot "
+                                 "constrain an object's keys), each a string of 1 to 64 "
+                                 "characters; stored with the session, never returned"})
+
+
+class DifRequest(Strict):
+    standard = fields.String(required=True, validate=ID)
+    attribute = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z][a-z0-9_]{0,31}$"), metadata={"description": "the learner attribute "
+                                                             "holding each person's group"})
+    focal = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                          metadata={"description": "the focal group's value; every other "
+                                                   "value is the reference group"})
+    method = fields.String(load_default="mh", validate=validate.OneOf(("mh", "lr")),
+                           metadata={"description": "mh: Mantel-Haenszel matched on theta "
+                                                    "(default); lr: likelihood ratio, for "
+                                                    "dense data only"})
+    purify = Bool(load_default=False, metadata={"description": "iterative purification of "
+                                                               "the matching (mh)"})
 
 
 class ItemView(Strict):

@@ -67,7 +67,8 @@ class Worker:
 
         store = Store(Database(database_url))
         self.runner = JobRunner(store, Delivery(store),
-                                lambda document, title: bank_report(document, title=title),
+                                lambda document, title, dif=None: bank_report(
+                                    document, title=title, dif=dif),
                                 simulate_and_report)
         self.jobs = self.runner.jobs
         self.name = name or this_process()

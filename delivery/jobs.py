@@ -10,8 +10,11 @@ call itself, returning ``(result, media type)``:
   the job's result is ``{"id", "status", "version"}`` of the run.
 - ``simulation`` ``{"test_id", "examinees", "seed"}``: the simulation report of
   FORMATS.md (JSON).
-- ``calibration_report`` ``{"run_id"}``: the calibration's HTML report.
+- ``calibration_report`` ``{"run_id", "dif_job"?}``: the calibration's HTML report, with
+  a DIF section from the result of the done ``dif`` job `dif_job` when given.
 - ``response_export`` ``{"standard"}``: the response log as long CSV.
+- ``dif`` ``{"standard", "attribute", "focal", "method", "purify"}``: DIF on the
+  standard's stored log, persons grouped by a learner attribute (`delivery.dif`; JSON).
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
@@ -26,6 +29,7 @@ import numpy as np
 
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import execute_calibration
+from irtcat.delivery.dif import dif_document
 from irtcat.delivery.errors import ConflictError
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.io import ResponseLog
@@ -33,7 +37,8 @@ from irtcat.itembank.jobs import Jobs
 
 CALIBRATION, SIMULATION = "calibration", "simulation"
 CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
-KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT)
+DIF = "dif"
+KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF)
 JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
@@ -75,12 +80,19 @@ def enqueue_simulation(jobs, test_id, examinees, seed, requester=""):
                                      "seed": seed}, requester)
 
 
-def enqueue_calibration_report(jobs, run_id, requester=""):
-    return jobs.enqueue(CALIBRATION_REPORT, {"run_id": run_id}, requester)
+def enqueue_calibration_report(jobs, run_id, dif_job=None, requester=""):
+    payload = {"run_id": run_id, **({} if dif_job is None else {"dif_job": dif_job})}
+    return jobs.enqueue(CALIBRATION_REPORT, payload, requester)
 
 
 def enqueue_response_export(jobs, standard, requester=""):
     return jobs.enqueue(RESPONSE_EXPORT, {"standard": standard}, requester)
+
+
+def enqueue_dif(jobs, request, requester=""):
+    """Queue DIF: `request` holds ``{"standard", "attribute", "focal", "method",
+    "purify"}``."""
+    return jobs.enqueue(DIF, dict(request), requester)
 
 
 # --- running ------------------------------------------------------------------------
@@ -95,7 +107,8 @@ class JobRunner:
     delivery : Delivery
         the store's tests and their banks (simulations).
     bank_report : callable
-        ``bank_report(document, title) -> str``, the HTML report of a bank document.
+        ``bank_report(document, title, dif=None) -> str``, the HTML report of a bank
+        document (`dif`: DIF results for its DIF section).
     simulation_report : callable
         ``simulation_report(params, design, rng, true_theta, seed) -> dict``: runs the
         simulation and formats its report (FORMATS.md); formatting is the caller's.
@@ -107,7 +120,7 @@ class JobRunner:
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
-                       RESPONSE_EXPORT: self._response_export}
+                       RESPONSE_EXPORT: self._response_export, DIF: self._dif}
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -137,14 +150,30 @@ class JobRunner:
                                           seed)
         return json.dumps(document, separators=(",", ":")), JSON
 
-    def _calibration_report(self, run_id):
+    def _calibration_report(self, run_id, dif_job=None):
         run = self.store.calibration_run(run_id)
         if run["status"] != "done":
             raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
         title = f"Calibration {run_id}: {run['standard']}, version {run['version']}"
-        return self.bank_report(run["result"], title), HTML
+        if dif_job is None:
+            return self.bank_report(run["result"], title), HTML
+        return self.bank_report(run["result"], title, dif=self.dif_result(dif_job)), HTML
+
+    def dif_result(self, job_id):
+        """The DIF document of the done ``dif`` job `job_id`; NotFoundError when there is
+        no such job, ConflictError when it is of another kind or not done."""
+        if self.jobs.job(job_id)["kind"] != DIF:
+            raise ConflictError(f"job {job_id} is not a DIF job")
+        status, data, _ = self.jobs.result(job_id)
+        if status != "done":
+            raise ConflictError(f"DIF job {job_id} is {status}, not done")
+        return json.loads(data)
 
     def _response_export(self, standard=None):
         stream = io.StringIO()
         self.store.write_responses(stream, standard)
         return stream.getvalue(), CSV
+
+    def _dif(self, standard, attribute, focal, method="mh", purify=False):
+        document = dif_document(self.store, standard, attribute, focal, method, purify)
+        return json.dumps(document, separators=(",", ":")), JSON

@@ -21,6 +21,7 @@ session finished, scored on what was answered (mirtCAT's `max_time`).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from datetime import datetime, timedelta
 
 from irtcat.engine.models import category_count
 from irtcat.engine.session import Session
-from irtcat.itembank.errors import NotFoundError
+from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.schema import utc_now
 from irtcat.itembank.sessions import (
     add_session,
@@ -55,6 +56,27 @@ from .test_banks import TestBank
 
 CACHED_SESSIONS = 4096
 ANSWER_ATTEMPTS = 8
+MAX_ATTRIBUTES = 8
+MAX_ATTRIBUTE_LENGTH = 64
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def check_attributes(attributes):
+    """A session's learner attributes as stored: None when none are given, else a dict of
+    at most MAX_ATTRIBUTES names matching ATTRIBUTE_NAME, each with a string of at most
+    MAX_ATTRIBUTE_LENGTH characters; DataFormatError naming what breaks the rule."""
+    if not attributes:
+        return None
+    if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
+        raise DataFormatError(f"attributes: an object of at most {MAX_ATTRIBUTES} names")
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
+            raise DataFormatError(f"attribute name {str(name)[:40]!r} must match "
+                                  f"^{ATTRIBUTE_NAME.pattern}$")
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_ATTRIBUTE_LENGTH:
+            raise DataFormatError(f"attribute {name!r}: a string of 1 to "
+                                  f"{MAX_ATTRIBUTE_LENGTH} characters")
+    return dict(attributes)
 
 
 @dataclass(eq=False)
@@ -91,10 +113,12 @@ class Delivery(Definitions):
         """θ of a set of scored items without a session (`scoring.score`)."""
         return score_without_session(self.store, self.catalog, answers, method)
 
-    def start_session(self, test_id, learner_id, key_id=None, public=False):
+    def start_session(self, test_id, learner_id, key_id=None, public=False, attributes=None):
         """Start a session; returns ``{"session_id", "token", "status", "position",
         "max_items", "item"}``. `public`: started from the learner page, without a key,
-        which only a public test allows."""
+        which only a public test allows. `attributes`: the learner's attributes
+        (`check_attributes`), stored with the session for DIF and never returned."""
+        attributes = check_attributes(attributes)
         try:
             test = self.test(test_id)
         except NotFoundError:
@@ -120,7 +144,7 @@ class Delivery(Definitions):
                     token_digest=digest(token), key_id=key_id, status="active",
                     versions=versions, seed=seed, current_item=built.items[first]["id"],
                     position=1, created_at=started, deadline=deadline,
-                    token_expires_at=expires)
+                    token_expires_at=expires, attributes=attributes)
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))

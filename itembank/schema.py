@@ -237,6 +237,9 @@ class DeliverySession(Base):
     # (migration 0005) when the time limit runs out, and when the token stops working
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # (migration 0007) the learner's attributes given at the start ({"group": "F"}), for
+    # DIF; never shown but to an admin's analyses
+    attributes: Mapped[dict | None] = mapped_column(JSON)
 
 
 # --- queued work (migration 0006) ------------------------------------------------------

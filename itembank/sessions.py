@@ -10,11 +10,14 @@ The hot paths use Core statements on a connection, without the ORM.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFoundError
-from .schema import DeliverySession, Response
+from .io import ResponseLog
+from .schema import DeliverySession, Item, Response, Standard
 
 # An answer's two statements, built once: the compare-and-set that moves a session on
 # (its SET clause from the parameters given) and the response row.
@@ -86,5 +89,35 @@ def advance_session(database, session_id, from_position, values, answer=None):
     return True
 
 
-__all__ = ["add_session", "advance_session", "session_key_id", "session_of_token",
-           "session_snapshot"]
+def attributed_response_log(database, standard, attribute):
+    """The scored answers to `standard`'s items with each person's value of the learner
+    attribute `attribute` (one person per session, as `response_log`).
+
+    Returns ``(log, values)``: a `ResponseLog` and a list (n_persons,) of the attribute's
+    value of each person, None for a session started without it (and for answers
+    imported without a session). NotFoundError for an unknown standard.
+    """
+    with database.read_connection() as connection:
+        if connection.execute(select(Standard.code).where(
+                Standard.code == standard)).one_or_none() is None:
+            raise NotFoundError(f"no standard {standard!r}")
+        rows = connection.execute(
+            select(Response.session_id, Response.item_id, Response.score,
+                   DeliverySession.attributes)
+            .join(Item, Item.id == Response.item_id)
+            .outerjoin(DeliverySession, DeliverySession.id == Response.session_id)
+            .where(Item.standard_code == standard).order_by(Response.id)).all()
+    frame = pd.DataFrame(rows, columns=["session_id", "item_id", "score", "attributes"])
+    person_index, persons = pd.factorize(frame["session_id"])
+    item_index, items = pd.factorize(frame["item_id"])
+    first = np.unique(person_index, return_index=True)[1]
+    values = [attributes.get(attribute) if isinstance(attributes, dict) else None
+              for attributes in frame["attributes"].to_numpy()[first]]
+    log = ResponseLog([str(p) for p in persons], [str(i) for i in items],
+                      person_index.astype(np.int32), item_index.astype(np.int32),
+                      frame["score"].to_numpy(dtype=float))
+    return log, values
+
+
+__all__ = ["add_session", "advance_session", "attributed_response_log", "session_key_id",
+           "session_of_token", "session_snapshot"]

@@ -59,16 +59,19 @@ def _calibration_run(run_id):
     return g.store.calibration_run(run_id)
 
 
-@operation("/calibrations/<int:run_id>/report", "GET", roles=("admin",), errors=(409,),
-           queued=True,
+@operation("/calibrations/<int:run_id>/report", "GET", roles=("admin",), errors=(404, 409),
+           queued=True, query=schemas.ReportQuery,
            produces=("text/html", "one self-contained HTML page"),
            summary="the calibration's report: one self-contained HTML page (item table with "
                    "parameters, SEs and fit flags; item, information and SE curves)")
-def calibration_report(run_id):
+def calibration_report(query, run_id):
     run = _calibration_run(run_id)
     if run["status"] != "done":
         raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
-    return long_work.calibration_report(run_id)
+    dif_job = query.get("dif_job")
+    if dif_job is not None:
+        long_work.check_dif_job(dif_job)
+    return long_work.calibration_report(run_id, dif_job)
 
 
 @operation("/calibrations/<int:run_id>/publish", "POST", roles=("admin",),

@@ -12,11 +12,12 @@ from .base import client_identity, operation
 
 
 @operation("/sessions", "POST", roles=("delivery",), body=schemas.SessionStart,
-           answer=schemas.SessionStarted, status=201, errors=(409,),
+           answer=schemas.SessionStarted, status=201, errors=(409, 422),
            summary="start a learner's session")
 def start_session(data):
     g.quotas.hit("keyed_start", g.principal[1])
-    return g.delivery.start_session(data["test_id"], data["learner_id"], g.principal[1])
+    return g.delivery.start_session(data["test_id"], data["learner_id"], g.principal[1],
+                                    attributes=data.get("attributes"))
 
 
 @operation("/public/sessions", "POST", body=schemas.PublicSessionStart,

@@ -49,6 +49,8 @@ def _valid_body(operation, session, suffix):
         # an unknown standard: the route answers 404 before starting a background run
         ("POST", "/calibrations"): {"standard": "NO-SUCH-STANDARD", "source": "log"},
         ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 4},
+        # a standard without a published bank (the parent AI): 409 before queueing DIF
+        ("POST", "/dif"): {"standard": "AI", "attribute": "group", "focal": "F"},
     }
     if (operation.method, operation.rule) in bodies:
         return bodies[(operation.method, operation.rule)]

@@ -80,6 +80,7 @@ def _base_body(operation, session):
                                     "anchored": False, "data": [
                                         {"person_id": "p", "item_id": "i", "response": 1}]},
         ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 2},
+        ("POST", "/dif"): {"standard": "AI", "attribute": "group", "focal": "F"},
     }.get((operation.method, operation.rule))
 
 
@@ -137,7 +138,7 @@ def test_wrong_types_in_every_field(hostile, operation):
             if isinstance(value, (dict, list)) and field_path[-1] not in (
                     "config", "se", "fit", "slope_intercept", "se_slope_intercept", "key",
                     "b", "data", "responses", "levels", "tags", "enemies", "options",
-                    "standards"):
+                    "standards", "attributes"):
                 assert status == 400, (field_path, value, status)
     # unknown fields: refused by the strict schemas, kept as given on items
     body = {**base, "unexpected": 1}
