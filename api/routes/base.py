@@ -55,24 +55,25 @@ def json_body():
         payload = request.get_json(silent=True)
     except RecursionError:
         raise ApiError(400, "the JSON body is nested too deeply", "validation_error") from None
-    check_text([payload], "the body")
+    check_text([payload], "the body", 422)
     return payload
 
 
-def check_text(values, where):
-    """Refuse a string no database can store: a NUL character or a lone surrogate. 400 in
-    a value (the OpenAPI document says of every string it takes that it holds no NUL);
-    422 in a free-form object's key, which OpenAPI 3.0 has no way to constrain."""
-    stack = [(value, False) for value in values]
+def check_text(values, where, status=400):
+    """Refuse a string no database can store: a NUL character or a lone surrogate,
+    anywhere in `values` (keys of objects too). 400 in the URL, whose parameters the
+    OpenAPI document says hold no NUL; the body's check passes 422, since a body may
+    carry free-form objects (an item's extra fields, the CAT configuration) whose keys
+    and values no schema of OpenAPI 3.0 constrains."""
+    stack = list(values)
     while stack:
-        value, is_key = stack.pop()
+        value = stack.pop()
         if isinstance(value, dict):
-            stack.extend((key, True) for key in value)
-            stack.extend((item, False) for item in value.values())
+            stack.extend(value.keys())
+            stack.extend(value.values())
         elif isinstance(value, list):
-            stack.extend((item, False) for item in value)
+            stack.extend(value)
         elif isinstance(value, str):
-            status = 422 if is_key else 400
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
@@ -169,7 +170,7 @@ OPERATIONS: list = []
 
 # Errors an operation may answer, besides `default` (500 and the like): each the envelope.
 ERRORS = {400: "the request does not match this document: the body, a parameter, or "
-               "text no database stores (a NUL character, invalid UTF-8)",
+               "URL text no database stores (a NUL character, invalid UTF-8)",
           401: "no key, or an unknown, revoked or expired one",
           403: "a key of another role, or another session's token",
           404: "no such resource",
@@ -181,7 +182,8 @@ ERRORS = {400: "the request does not match this document: the body, a parameter,
           413: "the body is larger than the server takes",
           422: "a request this document allows, refused by a rule a schema cannot state "
                "(cuts in order, a key among the item's options, the CAT configuration's "
-               "rules), or an answer that is not one of the item's options or categories",
+               "rules, body text no database stores), or an answer that is not one of "
+               "the item's options or categories",
           429: "too many requests (a quota, or the queue of long admin work is full): "
                "retry after Retry-After seconds",
           503: "not ready, or the database is not at this release's schema"}
