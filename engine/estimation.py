@@ -51,8 +51,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
+from .kernel import logsumexp
 from .models import answer_derivatives, category_log_probability, category_terms, pair_terms
 from .quadrature import normal_grid
 

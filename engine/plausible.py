@@ -33,9 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .estimation import CHUNK_ROWS, ThetaEstimate, log_likelihood
+from .kernel import logsumexp
 from .quadrature import normal_grid
 
 
