@@ -133,7 +133,7 @@ def test_a_result_tells_no_item_its_key(api):
         assert [answer["score"] for answer in result["responses"]] == [None]
 
 
-def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api):
+def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api, database_url):
     """Finding 1: solving two EAP values gave each 2PL item's a and b to three decimals.
 
     The attacker spends a day's quota of /v1/score calls on pairs of score patterns that
@@ -142,6 +142,9 @@ def test_two_answer_differences_recover_no_parameter_within_a_days_quota(api):
     within 0.1 than a guess that knows only the bank's typical values (a = 1.2, b = 0).
     The same attack against the posterior SD the route used to return (computed here)
     recovers the slopes: the test can fail."""
+    if database_url.startswith("postgresql"):
+        # /v1/score stores nothing: what the replies tell does not depend on the back end
+        pytest.skip("scoring without a session reads the bank only: SQLite's run covers it")
     rng = np.random.default_rng(20261204)
     items = _two_pl_items(api)
     ids = [item["id"] for item in items]
