@@ -152,9 +152,10 @@ def _define_calibrate(calibrate):
                            help="most EM cycles")
     calibrate.add_argument("--tol", type=positive_number(1.0), default=1e-4,
                            help="converged when no parameter changes more than this")
-    calibrate.add_argument("--m-step", choices=M_STEPS, default="mirt",
+    calibrate.add_argument("--m-step", choices=M_STEPS,
                            help="mirt: R mirt's EM path and estimates (default); newton: each "
-                                "M-step solved exactly, to the maximum where mirt stops short")
+                                "M-step solved exactly, to the maximum where mirt stops short "
+                                "(--group always solves it so)")
     calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
     group_calibrate.add_arguments(calibrate)
@@ -302,8 +303,8 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None):
             document, _ = calibrate_document(
                 data, models, anchors=anchors, standards=standards, standard=standard,
                 priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
-                max_iter=args.max_iter, tol=args.tol, m_step=args.m_step, fit=not args.no_fit,
-                progress=progress)
+                max_iter=args.max_iter, tol=args.tol, m_step=args.m_step or "mirt",
+                fit=not args.no_fit, progress=progress)
         finally:
             progress.close()
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]

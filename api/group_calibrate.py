@@ -83,6 +83,8 @@ def run(args):
                                          ("--priors", args.priors or any(
                                              getattr(args, f"prior_{k}") for k in "abcu")))
                 if value]
+    if args.m_step == "mirt":
+        clashing.append("--m-step mirt (groups are fitted with exact, Newton M-steps)")
     if clashing:
         raise UsageError(f"--group does not combine with {clashing[0]}")
     if args.model is not None:

@@ -158,6 +158,8 @@ def test_an_item_free_in_a_group_that_never_got_it_right_is_refused(capsys, tmp_
     (["--group", "sex"], "no column 'sex'"),
     (["--group", "group", "--anchor", "bank.json"], "does not combine with --anchor"),
     (["--group", "group", "--invariant-items", "Q9"], "no item 'Q9'"),
+    # groups are fitted with Newton M-steps: asking for mirt's path is refused, not ignored
+    (["--group", "group", "--m-step", "mirt"], "does not combine with --m-step mirt"),
 ])
 def test_bad_group_usage_exits_2(capsys, argv, message):
     status, out, err = run(capsys, "calibrate", VERBAL, "--model", "2pl", "--quiet", *argv)
