@@ -118,23 +118,16 @@ def read_responses(path, group=None, groups_path=None):
 
 
 def _person_attribute(path, name):
-    """{person_id: value as str} of column `name` of a person attribute CSV."""
+    """{person_id: value as str} of column `name` of a person attribute CSV (read by
+    `_wide_rows`, as a wide response file's cells are)."""
     header = _read_header(path)
     if header[0] != "person_id" or name not in header[1:]:
         raise DataFormatError(f"{path}: expected a person_id column and a {name!r} column")
-    position = header.index(name)
-    values = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, skipinitialspace=True)
-        next(reader, None)
-        for row in reader:
-            if not row:
-                continue
-            cell = row[position].strip() if position < len(row) else ""
-            if cell in MISSING_CELLS:
-                raise DataFormatError(f"{path}: line {reader.line_num}: no {name}")
-            values[row[0].strip()] = cell
-    return values
+    person_ids, cells, lines = _wide_rows(path, len(header))
+    codes = [_cell_text(cell) for cell in cells[:, header.index(name) - 1]]
+    if "" in codes:
+        raise DataFormatError(f"{path}: line {lines[codes.index('')]}: no {name}")
+    return dict(zip(person_ids, codes, strict=True))
 
 
 def _read_table(path, dtype):
