@@ -222,32 +222,20 @@ def _matching_parameters(data, args, bank):
 
 
 def _add_effects(rows, data, is_focal, models, anchors):
-    from irtcat.calibration.dif_effect import group_effects
-    from irtcat.calibration.workflow import CalibrationInputError
+    from irtcat.calibration.dif_effect import effect_columns
 
-    try:
-        effects = group_effects(data, is_focal, models, anchors)
-    except CalibrationInputError as error:
-        print(f"irtcat: warning: no effect sizes: {error}", file=sys.stderr)
-        for row in rows:
-            row.update(signed_difference=None, unsigned_difference=None,
-                       effect_reason=str(error))
-        return
-    for row, signed, unsigned in zip(rows, effects.signed, effects.unsigned, strict=True):
-        row.update(signed_difference=float(signed), unsigned_difference=float(unsigned),
-                   effect_reason=effects.reasons.get(row["item"], ""))
+    columns, failure = effect_columns(data, is_focal, models, anchors)
+    if failure:
+        print(f"irtcat: warning: {failure}", file=sys.stderr)
+    for row in rows:
+        row.update(columns[row["item"]])
 
 
 def _likelihood_ratio(data, args, bank, reference, anchors):
     from irtcat.api.arguments import UsageError
+    from irtcat.calibration.dif import likelihood_ratio_rows
+    from irtcat.calibration.multigroup import likelihood_ratio_dif
 
-    try:
-        from irtcat.calibration.multigroup import likelihood_ratio_dif
-    except ModuleNotFoundError as error:
-        if error.name not in ("irtcat.calibration.multigroup",):
-            raise
-        raise UsageError("--method lr is not available: this installation has no "
-                         "likelihood-ratio DIF (irtcat.calibration.multigroup)") from None
     model = args.model
     if model is None:
         kinds = set(bank.params.model)
@@ -255,22 +243,10 @@ def _likelihood_ratio(data, args, bank, reference, anchors):
             raise UsageError("--method lr needs one model for every item: give --model")
         model = kinds.pop()
     results = likelihood_ratio_dif(data, model, reference=reference, anchors=anchors)
-    tested = {result["item"]: result for result in results}
     parameter_columns = sorted({f"{name}_{code}" for result in results
                                 for code, values in result.get("groups", {}).items()
                                 for name in values})
-    rows = []
-    for item in data.item_ids:
-        result = tested.get(item)
-        if result is None:
-            reason = "anchor item" if anchors and item in anchors else "not tested"
-            rows.append({"item": item, "tested": False, "reason": reason})
-            continue
-        row = {key: result.get(key) for key in LR_COLUMNS[3:]}
-        row.update(item=item, tested=True, reason="")
-        for code, values in result.get("groups", {}).items():
-            row.update({f"{name}_{code}": value for name, value in values.items()})
-        rows.append(row)
+    rows = likelihood_ratio_rows(results, data.item_ids, anchors)
     return rows, LR_COLUMNS + tuple(parameter_columns), {"matching": None,
                                                           "purification": None}
 

@@ -369,3 +369,30 @@ def eap_matching(responses, params, *, prior_mean=0.0, prior_sd=1.0, n_nodes=121
                             prior_sd=prior_sd, n_nodes=n_nodes).theta
 
     return estimate
+
+
+LR_STATISTICS = ("AIC", "SABIC", "HQ", "BIC", "X2", "df", "p", "p_adjusted")
+
+
+def likelihood_ratio_rows(results, item_ids, anchors=(), label=str):
+    """The rows of a likelihood-ratio DIF table, one per item of `item_ids` in order:
+    ``item, tested, reason``, `LR_STATISTICS` and each group's parameters as
+    ``<name>_<label(code)>``; an item without a result is not tested ("anchor item" or
+    "not tested").
+
+    results : the dicts of `calibration.multigroup.likelihood_ratio_dif`
+    """
+    tested = {result["item"]: result for result in results}
+    rows = []
+    for item in item_ids:
+        result = tested.get(item)
+        if result is None:
+            reason = "anchor item" if item in (anchors or ()) else "not tested"
+            rows.append({"item": item, "tested": False, "reason": reason})
+            continue
+        row = {"item": item, "tested": True, "reason": ""}
+        row.update({key: result.get(key) for key in LR_STATISTICS})
+        for code, values in result.get("groups", {}).items():
+            row.update({f"{name}_{label(code)}": value for name, value in values.items()})
+        rows.append(row)
+    return rows

@@ -123,3 +123,21 @@ def group_effects(data, focal, models, anchors):
         elif item in left_foc:
             reasons[item] = f"focal-group calibration left it out: {left_foc[item]}"
     return GroupEffects(list(data.item_ids), signed, unsigned, reasons, float(mean), float(sd))
+
+
+def effect_columns(data, focal, models, anchors):
+    """The effect-size columns of a DIF table: ``({item: {"signed_difference",
+    "unsigned_difference", "effect_reason"}}, None)``, or, when a group cannot be
+    calibrated, None differences for every item and ``(..., the one-line reason)``."""
+    from .workflow import CalibrationInputError
+
+    try:
+        effects = group_effects(data, focal, models, anchors)
+    except CalibrationInputError as error:
+        reason = f"no effect sizes: {error}"
+        return {item: {"signed_difference": None, "unsigned_difference": None,
+                       "effect_reason": reason} for item in data.item_ids}, reason
+    return {item: {"signed_difference": float(signed), "unsigned_difference": float(unsigned),
+                   "effect_reason": effects.reasons.get(item, "")}
+            for item, signed, unsigned in zip(data.item_ids, effects.signed, effects.unsigned,
+                                              strict=True)}, None

@@ -29,8 +29,7 @@ import math
 
 import numpy as np
 
-from irtcat.calibration.dif import eap_matching, mh_dif_theta
-from irtcat.calibration.workflow import CalibrationInputError
+from irtcat.calibration.dif import eap_matching, likelihood_ratio_rows, mh_dif_theta
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.io import ResponseData
 from irtcat.itembank.sessions import attributed_response_log
@@ -125,22 +124,12 @@ def _mantel_haenszel(data, is_focal, bank, purify):
 
 
 def _effects(data, is_focal, bank, anchors):
-    """{item: {"signed_difference", "unsigned_difference", "effect_reason"}} from each
-    group's calibration (`group_effects`), or the reason for every item when a group
-    cannot be calibrated."""
-    from irtcat.calibration.dif_effect import group_effects
+    """{item: its effect-size columns} (`calibration.dif_effect.effect_columns`)."""
+    from irtcat.calibration.dif_effect import effect_columns
 
     models = {item["id"]: item["model"] for item in bank.bank.items}
-    try:
-        effects = group_effects(data, is_focal, {item: models[item] for item in data.item_ids},
-                                anchors)
-    except CalibrationInputError as error:
-        return {item: {"signed_difference": None, "unsigned_difference": None,
-                       "effect_reason": f"no effect sizes: {error}"} for item in data.item_ids}
-    return {item: {"signed_difference": float(signed), "unsigned_difference": float(unsigned),
-                   "effect_reason": effects.reasons.get(item, "")}
-            for item, signed, unsigned in zip(data.item_ids, effects.signed, effects.unsigned,
-                                              strict=True)}
+    return effect_columns(data, is_focal, {item: models[item] for item in data.item_ids},
+                          anchors)[0]
 
 
 def _likelihood_ratio(data, is_focal, bank):
@@ -158,21 +147,9 @@ def _likelihood_ratio(data, is_focal, bank):
     if len(models) != 1:
         raise DataFormatError("method lr needs one model for every item of the standard; "
                               f"it has {', '.join(sorted(models))}")
-    results = {result["item"]: result for result in
-               likelihood_ratio_dif(data, models.pop(), reference=REFERENCE)}
-    rows = []
-    for item in data.item_ids:
-        result = results.get(item)
-        if result is None:
-            rows.append({"item": item, "tested": False, "reason": "not tested"})
-            continue
-        row = {"item": item, "tested": True, "reason": ""}
-        row.update({key: result.get(key) for key in
-                    ("AIC", "SABIC", "HQ", "BIC", "X2", "df", "p", "p_adjusted")})
-        for code, parameters in result.get("groups", {}).items():
-            group = "focal" if code != REFERENCE else REFERENCE
-            row.update({f"{name}_{group}": value for name, value in parameters.items()})
-        rows.append(row)
+    results = likelihood_ratio_dif(data, models.pop(), reference=REFERENCE)
+    rows = likelihood_ratio_rows(results, data.item_ids,
+                                 label=lambda code: REFERENCE if code == REFERENCE else "focal")
     return rows, {"matching": None, "purification": None}
 
 

@@ -146,17 +146,6 @@ def test_one_group_only_exits_2(capsys, tmp_path):
     assert len(err.strip().splitlines()) == 1 and "one group only" in err
 
 
-def test_lr_without_its_module_exits_2(capsys):
-    try:
-        import irtcat.calibration.multigroup  # noqa: F401
-    except ModuleNotFoundError:
-        status, out, err = run(capsys, "dif", VERBAL, "--group", "group", "--model", "2pl",
-                               "--method", "lr")
-        assert status == 2 and out == "" and "not available" in err
-    else:
-        pytest.skip("irtcat.calibration.multigroup is installed")
-
-
 def test_lr_rows_come_from_the_multigroup_module(capsys, monkeypatch):
     """The wiring of --method lr: the arguments passed and the rows written (the
     statistics themselves are calibration.multigroup's, tested there)."""
