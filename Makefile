@@ -19,7 +19,8 @@ run: install
 	$(BIN)/irtcat demo --port $(PORT)
 
 # One BLAS thread: the tests' fits are small, and on 2 cores BLAS threads only fight the
-# servers the API tests start (a multiple-group DIF test took 84 s with them, 5 s without).
+# servers the API tests start (a multiple-group DIF test took 84 s with them, 5 s without,
+# on a machine other work shared).
 test: install lint
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
