@@ -221,10 +221,11 @@ def operation(rule, method, *, roles=(), token=False, body=None, query=None, ans
 
     def register(view):
         handler = view
+        # Instances, not classes: webargs would build a schema from a class per request.
         if body is not None:
-            handler = v1.arguments(body, arg_name="data")(handler)
+            handler = v1.arguments(body(), arg_name="data")(handler)
         if query is not None:
-            handler = v1.arguments(query, location="query", arg_name="query")(handler)
+            handler = v1.arguments(query(), location="query", arg_name="query")(handler)
         if paginated:
             handler = v1.paginate(flask_smorest.Page)(handler)
         if produces is not None:
@@ -234,25 +235,12 @@ def operation(rule, method, *, roles=(), token=False, body=None, query=None, ans
         else:
             dumped = None if answer is None else answer(many=many or paginated)
             handler = v1.response(status, dumped)(handler)
-        for code in sorted(_errors(declared, body is not None, {*errors, *([412] if if_match
-                                                                          else [])})):
-            handler = v1.alt_response(code, schema=schemas.ErrorEnvelope,
-                                      description=ERRORS[code],
-                                      headers=RETRY_AFTER if code == 429 else None)(handler)
-        if queued:
-            handler = v1.alt_response(
-                202, description="queued: not done within the wait, or `Prefer: "
-                                 "respond-async`; `Location` names the job (GET /v1/jobs/{id})",
-                headers={"Location": {"description": "the job's status URL",
-                                      "schema": {"type": "string"}}})(handler)
-        who = list(roles) + (["session token"] if token else [])
-        doc = {"summary": summary, "operationId": view.__name__}
-        if who:
-            doc.update(security=[{"bearer": []}], description="Who may call: "
-                       + ", ".join(who) + ".")
-        if if_match:
-            doc["parameters"] = [IF_MATCH]
-        handler = v1.doc(**doc)(handler)
+        # The alternative responses and the summary only document: flask-smorest's
+        # decorators for them each wrap the view in one more call per request, so they
+        # decorate a stand-in and the view the route runs takes its documentation.
+        handler._apidoc = _documentation(
+            declared, view.__name__, handler._apidoc, body is not None,
+            {*errors, *([412] if if_match else [])}, if_match, queued)
         parameters = [{"in": "path", "name": name, "required": True,
                        "schema": PATH_PARAMETER[kind or None]}
                       for kind, name in _path_parameters(rule)]
@@ -260,6 +248,33 @@ def operation(rule, method, *, roles=(), token=False, body=None, query=None, ans
                  parameters=parameters or None)(_guarded(declared, handler))
         return view
     return register
+
+
+def _documentation(declared, operation_id, apidoc, has_body, errors, if_match, queued):
+    """flask-smorest's documentation `apidoc` of a view, with the operation's error
+    responses, summary, security and If-Match added."""
+
+    def stand_in():
+        pass
+    stand_in._apidoc = apidoc
+    for code in sorted(_errors(declared, has_body, errors)):
+        stand_in = v1.alt_response(code, schema=schemas.ErrorEnvelope,
+                                   description=ERRORS[code],
+                                   headers=RETRY_AFTER if code == 429 else None)(stand_in)
+    if queued:
+        stand_in = v1.alt_response(
+            202, description="queued: not done within the wait, or `Prefer: "
+                             "respond-async`; `Location` names the job (GET /v1/jobs/{id})",
+            headers={"Location": {"description": "the job's status URL",
+                                  "schema": {"type": "string"}}})(stand_in)
+    who = list(declared.roles) + (["session token"] if declared.token else [])
+    doc = {"summary": declared.summary, "operationId": operation_id}
+    if who:
+        doc.update(security=[{"bearer": []}], description="Who may call: "
+                   + ", ".join(who) + ".")
+    if if_match:
+        doc["parameters"] = [IF_MATCH]
+    return v1.doc(**doc)(stand_in)._apidoc
 
 
 def _path_parameters(rule):
