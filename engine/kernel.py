@@ -147,6 +147,30 @@ def logistic_answer_derivatives(z, category):
     return category - ell, -ell * (1.0 - ell)
 
 
+def dichotomous_information(z, c=None, u=None):
+    """Fisher information in the predictor z of the dichotomous family, elementwise:
+    ``(dP/dz)^2 / (P (1 - P))`` with ``dP/dz = (u - c) L (1 - L)``.
+
+    `c` and `u` None is the logistic model, whose information is ``L (1 - L)``; with
+    asymptotes (arrays broadcastable against `z`) ``P = c + (u - c) L`` and
+    ``1 - P = (1 - u) + (u - c) (1 - L)`` are formed without subtracting from 1. From one
+    exponential, exact to rounding at every finite z (0 where both P and 1 - P underflow).
+    A parameterization multiplies by (dz/dtheta)^2.
+    """
+    small = np.exp(-np.abs(z))                              # e^-|z|, in (0, 1]
+    denominator = 1.0 + small
+    spread = small / (denominator * denominator)            # L (1 - L), symmetric in z
+    if c is None:
+        return spread
+    larger, smaller = 1.0 / denominator, small / denominator   # max(L, 1 - L), min(L, 1 - L)
+    ell, one_minus = np.where(z >= 0, larger, smaller), np.where(z >= 0, smaller, larger)
+    width = u - c
+    p_variance = (c + width * ell) * ((1.0 - u) + width * one_minus)   # P (1 - P)
+    slope = width * spread                                  # dP/dz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p_variance > 0, slope * slope / p_variance, 0.0)
+
+
 def dichotomous_asymptote_log_slopes(terms, upper=True):
     """log |d log P_k / dc| and, with `upper`, log |d log P_k / du| for k = 0, 1.
 
