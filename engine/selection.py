@@ -47,8 +47,8 @@ class BankInformation:
         self.a_squared = self.a * self.a
         self.b = params.b[self.closed, 0]
         c, u = params.c[self.closed], params.u[self.closed]
-        plain = bool(np.all(c == 0.0) and np.all(u == 1.0))
-        self.c, self.u = (None, None) if plain else (c, u)
+        self.c = c if np.any(c != 0.0) else None              # None: no lower asymptote
+        self.u = u if np.any(u != 1.0) else None              # None: no upper asymptote
         self.other_params = params.subset(self.other) if self.other.size else None
 
     def __call__(self, theta):

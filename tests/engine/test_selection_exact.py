@@ -36,18 +36,21 @@ def test_dichotomous_information_is_the_closed_form():
     z = np.linspace(-8.0, 8.0, 41)
     ell = logistic(z)
     assert_allclose(dichotomous_information(z), ell * (1 - ell), rtol=1e-12)
-    c, u = 0.2, 0.9
-    p = c + (u - c) * ell
-    assert_allclose(dichotomous_information(z, c, u),
-                    ((u - c) * ell * (1 - ell)) ** 2 / (p * (1 - p)), rtol=1e-10)
+    for c, u in ((0.2, None), (None, 0.9), (0.2, 0.9)):
+        low, high = c or 0.0, 1.0 if u is None else u
+        p = low + (high - low) * ell
+        assert_allclose(dichotomous_information(z, c, u),
+                        ((high - low) * ell * (1 - ell)) ** 2 / (p * (1 - p)), rtol=1e-10)
 
 
 def test_dichotomous_information_is_finite_far_out():
     # Expected: the limit 0 of the closed forms as |z| grows (no NaN from 0 / 0).
     z = np.array([-800.0, -40.0, 40.0, 800.0])
-    for values in (dichotomous_information(z), dichotomous_information(z, 0.25, 1.0),
-                   dichotomous_information(z, 0.0, 0.95)):
-        assert np.all(np.isfinite(values)) and np.all(values < 1e-15)
+    with np.errstate(all="raise", under="ignore"):
+        for values in (dichotomous_information(z), dichotomous_information(z, 0.25),
+                       dichotomous_information(z, None, 0.95),
+                       dichotomous_information(z, 0.25, 0.95)):
+            assert np.all(np.isfinite(values)) and np.all(values < 1e-15)
 
 
 def test_bank_information_equals_the_models_information_on_a_mixed_bank():
@@ -62,6 +65,10 @@ def test_bank_information_equals_the_models_information_on_a_mixed_bank():
     theta = np.array([-3.7, -0.004, 0.0061, 1.234567, 5.0])
     assert_allclose(BankInformation(params)(theta), information(theta, params),
                     rtol=1e-12, atol=1e-300)
+    only_guessing = ItemParameters.create("3pl", [1.3, 0.8], [0.2, -0.5], c=[0.2, 0.15])
+    only_slipping = ItemParameters.create("4pl", [1.3, 0.8], [0.2, -0.5], u=[0.9, 0.95])
+    for bank in (only_guessing, only_slipping):
+        assert_allclose(BankInformation(bank)(theta), information(theta, bank), rtol=1e-12)
 
 
 def test_bank_information_of_a_2pl_bank_at_the_difficulty():
