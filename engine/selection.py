@@ -17,9 +17,11 @@ top k of the eligible items (randomesque).
 Criteria are exact at the estimate (no table on a theta grid), and every
 deterministic choice among equal values goes to the lowest item position
 (`np.argmax`), so that two engines given the same bank, answers and estimator
-choose the same items (as catR's nextItem does with MFI: Magis & Raiche, 2012,
-"Random generation of response patterns under computerized adaptive testing
-with the R package catR", Journal of Statistical Software 48(8)).
+choose the same items: catR's nextItem, for one, ranks the exact information
+at the estimate (Magis & Raiche, 2012, "Random generation of response patterns
+under computerized adaptive testing with the R package catR", Journal of
+Statistical Software 48(8)); it draws among exact ties, which the lowest
+position makes reproducible.
 """
 
 from __future__ import annotations
