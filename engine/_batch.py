@@ -19,10 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import ability, content, exposure, selection, stopping
-from .models import category_log_probability, information
+from .models import category_log_probability
 from .quadrature import normal_grid
-
-TABLE_NODES = 1201                  # theta grid of the MFI and a-stratified tables: step 0.01
 
 
 class BankTables:
@@ -34,7 +32,8 @@ class BankTables:
     log_p : (n_items, K, n_nodes) log category probabilities at the nodes
     p_flat : (n_nodes, n_items * K) category probabilities, for posterior products
     enemy_matrix : (n_enemy_sets, n_items) 1 where an item belongs to an enemy set
-    table_theta : (TABLE_NODES,); info_table : (TABLE_NODES, n_items) Fisher information
+    information : `selection.BankInformation`, every item's Fisher information at any
+        theta, exact: (r,) -> (r, n_items)
     """
 
     def __init__(self, params, design):
@@ -48,16 +47,10 @@ class BankTables:
         self.log_p = np.ascontiguousarray(np.transpose(log_p, (1, 2, 0)))  # (J, K, Q)
         self.log_p_finite = np.where(np.isfinite(self.log_p), self.log_p, 0.0)
         self.p_flat = np.exp(log_p).reshape(self.nodes.size, -1)            # (Q, J*K)
-        self.table_theta = np.linspace(*scoring.theta_range, TABLE_NODES)
-        self.info_table = information(self.table_theta, params)            # (T, J)
+        self.information = selection.BankInformation(params)
         self.b_center = np.array([np.nanmean(row) for row in params.b])
         self.n_items = params.n_items
         self.enemy_matrix = content.enemy_matrix(design.content.enemies, params.n_items)
-
-    def table_index(self, theta):
-        step = self.table_theta[1] - self.table_theta[0]
-        index = np.rint((theta - self.table_theta[0]) / step).astype(np.intp)
-        return np.clip(index, 0, self.table_theta.size - 1)
 
 
 class Batch:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .selection import best_of
+from .selection import best_of, top_ranked
 
 
 class NoControl:
@@ -59,11 +59,10 @@ class SympsonHetter(NoControl):
     def choose(self, batch, rows, score):
         if self.probability is None:
             return super().choose(batch, rows, score)
-        depth = min(self.depth, score.shape[1])
-        top = np.argpartition(-score, depth - 1, axis=1)[:, :depth]
-        rank = np.argsort(np.argsort(-np.take_along_axis(score, top, axis=1), axis=1), axis=1)
-        order = np.argsort(rank + self.k * batch.rng.random(rank.shape), axis=1)
-        ranked = np.take_along_axis(top, order, axis=1)                  # (r, depth)
+        best = top_ranked(score, self.depth)               # (r, depth) best first, ties by position
+        depth = best.shape[1]
+        order = np.argsort(np.arange(depth) + self.k * batch.rng.random(best.shape), axis=1)
+        ranked = np.take_along_axis(best, order, axis=1)                 # (r, depth)
         finite = np.isfinite(np.take_along_axis(score, ranked, axis=1))
         accept = (batch.rng.random(ranked.shape) < self.probability[ranked]) & finite
         last_finite = np.maximum(finite.sum(axis=1) - 1, 0)             # ranked best first

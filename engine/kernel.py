@@ -147,6 +147,55 @@ def logistic_answer_derivatives(z, category):
     return category - ell, -ell * (1.0 - ell)
 
 
+def _one_plus_exp(z):
+    """1 + exp(z), the exponent held at 700 (where 1 + exp(z) is 1e304 and every use of it
+    here gives an information below the smallest double anyway): no overflow."""
+    value = np.minimum(z, 700.0)
+    np.exp(value, out=value)
+    value += 1.0
+    return value
+
+
+def dichotomous_information(z, c=None, u=None):
+    """Fisher information in the predictor z of the dichotomous family, elementwise:
+    ``(dP/dz)^2 / (P (1 - P))`` with ``dP/dz = (u - c) L (1 - L)``, P = c + (u - c) L.
+
+    Since ``P / L = c (1 + exp(-z)) + (u - c)`` and
+    ``(1 - P) / (1 - L) = (1 - u)(1 + exp(z)) + (u - c)``::
+
+        I = L (1 - L) (u - c) / (c (1 + e^-z) + u - c) (u - c) / ((1 - u)(1 + e^z) + u - c)
+
+    with ``L (1 - L) = e / (1 + e)^2``, e = exp(-|z|): the logistic model's information
+    (`c` and `u` None: 0 and 1), shrunk by each asymptote, with no difference of
+    probabilities near 1 formed. Exact to rounding at every finite z; `c` and `u` arrays
+    broadcastable against `z`, either None when 0 (or 1) for every item. Works in place
+    on its temporaries (fresh arrays and np.where cost more than the arithmetic on a
+    bank of 10,000 items). A parameterization multiplies by (dz/dtheta)^2.
+    """
+    spread = np.abs(z)
+    np.negative(spread, out=spread)
+    np.exp(spread, out=spread)                              # e, in (0, 1]
+    scale = spread + 1.0
+    scale *= scale
+    spread /= scale                                         # L (1 - L), symmetric in z
+    if c is None and u is None:
+        return spread
+    width = (1.0 if u is None else u) - (0.0 if c is None else c)
+    if c is not None:                                       # (u - c) / (P / L)
+        low = _one_plus_exp(np.negative(z))
+        low *= c
+        low += width
+        np.divide(width, low, out=low)
+        spread *= low
+    if u is not None:                                       # (u - c) / ((1 - P) / (1 - L))
+        high = _one_plus_exp(z)
+        high *= 1.0 - u
+        high += width
+        np.divide(width, high, out=high)
+        spread *= high
+    return spread
+
+
 def dichotomous_asymptote_log_slopes(terms, upper=True):
     """log |d log P_k / dc| and, with `upper`, log |d log P_k / du| for k = 0, 1.
 
