@@ -206,15 +206,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
-    reversed_grm = {document["id"] for document in items
-                    if document["id"] in reversed_items and document["model"] == "grm"}
     if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
     model_fit = _model_fit(calibrator, coords) if fit and extra_fit is None else None
     for document in items:
-        if document.get("anchor") or document["id"] in reversed_grm:
+        if document.get("anchor"):
             continue
         slope = document.get("a", 1.0)
         reasons = []
@@ -236,13 +234,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             document["fit"]["reason"] = "; ".join(
                 filter(None, [document["fit"].get("reason"), reason]))
     # A negative slope (mirt's M-step allows one) is a reverse-keyed item: the bank keeps
-    # it (flagged above), except a graded item, whose cumulative form needs a > 0: that one
-    # is left out with the reason (the others were fitted with it).
-    for document in [d for d in items if d["id"] in reversed_grm]:
-        items.remove(document)
-        excluded.append({"id": document["id"], "reason": (
-            f"discrimination {document['a']:.3g} is negative: a graded item measures the "
-            "trait in reverse; reverse-code its categories and calibrate again")})
+    # it, flagged above (a graded one with its thresholds b_k = -d_k / a decreasing).
     undetermined = [item["id"] for item in items if _undetermined(item)]
     if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
         extra_note = ("standard errors not computed: the information matrix is not positive "
