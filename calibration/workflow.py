@@ -433,18 +433,22 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
                        population_sd=calibrator.sd_,
                        variance_estimated=calibrator.latent_.estimate_var, rasch=rasch)
     for document, result in zip(items, results, strict=True):
-        if document.get("anchor"):
-            continue
-        record = {"s_x2": _finite(result.s_x2), "df": int(result.df),
-                  "p": _finite(result.p_value), "flagged": bool(result.flagged)}
-        if result.infit is not None:
-            record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
-        if result.x2 is not None:     # missing responses: X2 given the other answers
-            record.update(x2=_finite(result.x2), x2_df=result.x2_df, x2_p=_finite(result.x2_p))
-        if result.reason:
-            record["reason"] = result.reason
-        document["fit"] = record
+        if not document.get("anchor"):
+            document["fit"] = fit_record(result)
     return True
+
+
+def fit_record(result):
+    """An item's "fit" in the bank document from `item_fit`'s ItemFit `result`."""
+    record = {"s_x2": _finite(result.s_x2), "df": int(result.df),
+              "p": _finite(result.p_value), "flagged": bool(result.flagged)}
+    if result.infit is not None:
+        record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
+    if result.x2 is not None:     # missing responses: X2 given the other answers
+        record.update(x2=_finite(result.x2), x2_df=result.x2_df, x2_p=_finite(result.x2_p))
+    if result.reason:
+        record["reason"] = result.reason
+    return record
 
 
 def _model_fit(calibrator, coords):
