@@ -4,7 +4,8 @@ multipleGroup) from the command line.
 `add_arguments` adds the group options to calibrate's parser; `run_calibrate`
 (api/cli.py) hands the run over to `run` when ``--group`` is given. The bank
 written is an `irtcat-bank/1` document on the reference group's scale with
-the groups in its calibration record (calibration/multigroup_bank.py).
+the groups in its calibration record and each item's fit per group in its
+``fit_by_group`` (calibration/multigroup_bank.py; ``--no-fit`` leaves it out).
 
 Options (mirt's names where mirt has one):
 
@@ -105,7 +106,8 @@ def run(args):
         document, _ = multigroup_document(
             data, models, reference=args.reference,
             invariance=(*args.invariance, *args.invariant_items), standard_errors=args.se,
-            n_nodes=args.quadpts, max_iter=args.max_iter, tol=args.tol, progress=progress)
+            n_nodes=args.quadpts, max_iter=args.max_iter, tol=args.tol, fit=not args.no_fit,
+            progress=progress)
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     print("".join(f"irtcat: warning: {text}\n" for text in messages), end="", file=sys.stderr)
     if not args.quiet:

@@ -31,6 +31,11 @@ Two M-steps (``m_step``):
   needs fewer cycles (faster on large banks) and reaches the maximum where
   mirt's EM stops short.
 
+Both admit a negative slope (a reverse-keyed item, which mirt estimates: its
+slopes are unbounded) of every model with one, graded items included (their
+intercepts stay decreasing, `Block.valid`); a lognormal prior on the slopes
+keeps them positive.
+
 Identification: `rasch` and `pcm` fix every slope at 1 and estimate the
 population variance (mean 0); every other model fixes N(0, 1). With anchor
 items (fixed parameters) the population mean and variance are estimated
@@ -412,7 +417,7 @@ class MMLCalibrator:
         proposal[-2:] = current[-2:]
         saved = [block.eta for block in free]
         self._set_vector(free, proposal)
-        positive = self.m_step_method_ != "bfgs"      # mirt's path admits negative slopes
+        positive = _positive_slopes(self.priors)
         if not all(np.all(block.valid(block.eta, positive)) for block in free):
             for block, eta in zip(free, saved, strict=True):
                 block.eta = eta
@@ -454,6 +459,12 @@ def _max_change(before, after, probability):
 
 
 # --- M-step -------------------------------------------------------------------------
+
+def _positive_slopes(priors):
+    """Must slopes stay positive? Only under a (lognormal) prior on them; else a
+    negative slope is a reverse-keyed item, as mirt's unbounded slopes allow."""
+    return priors is not None and priors.a is not None
+
 
 def _prior_terms(block, eta, priors):
     """Log prior density, its gradient (n, P) and a positive curvature (n, P, P)."""
@@ -499,7 +510,8 @@ def _objective(block, eta, counts, nodes, priors, derivatives=True):
     log_p, dlog = block.terms(eta, nodes, derivatives)
     with np.errstate(invalid="ignore"):
         value = np.sum(np.where(counts > 0, counts * log_p, 0.0), axis=(1, 2))
-    value = np.where(block.valid(eta) & np.isfinite(value), value, -np.inf)
+    value = np.where(block.valid(eta, _positive_slopes(priors)) & np.isfinite(value), value,
+                     -np.inf)
     prior_value, prior_grad, prior_curvature = _prior_terms(block, eta, priors)
     value = value + prior_value
     if not derivatives:

@@ -12,28 +12,39 @@ scale. What the groups add is in keys such readers ignore:
   (``se``: null where fixed) and its ``loglik``;
 - in each item: ``equal_across_groups`` (the slope-intercept parameters
   constrained equal) and, for an item with a parameter free across groups,
-  ``groups``: ``{code: {a, b, ..., slope_intercept, se}}`` of every other group.
+  ``groups``: ``{code: {a, b, ..., slope_intercept, se}}`` of every other group;
+- in each item, unless ``fit=False``: ``fit_by_group``: ``{code: fit}`` for every
+  group (the reference too), the single-group bank's ``fit`` record computed by
+  `calibration.item_fit.item_fit` on that group's persons with that group's item
+  parameters and latent N(mean, var): Orlando and Thissen's S-X2 on complete data
+  (or a few booklets), X2 given the other answers (`binned_fit.rest_posterior_q1`)
+  on scattered missing responses; infit and outfit too when every item is rasch or
+  pcm. The df count every slope-intercept parameter of the item, equal across
+  groups or not (each group's table is judged as a single-group fit's would be).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from irtcat.engine.models import parameter_fields
+from irtcat.engine.models import parameter_fields, parameters_from_entries
 
+from .item_fit import item_fit
 from .multigroup import MultipleGroupCalibrator
 from .results import irt_standard_errors, rounded
-from .workflow import CalibrationInputError
+from .workflow import CalibrationInputError, fit_record
 
 SE_METHOD = "observed information (Oakes): central differences of the Fisher-identity gradient"
 
 
 def multigroup_document(data, models, *, reference=None, invariance=(), standard_errors=False,
-                        n_nodes=61, max_iter=500, tol=1e-4, progress=None):
+                        n_nodes=61, max_iter=500, tol=1e-4, fit=True, progress=None):
     """Calibrate `data` (ResponseData with ``.groups``) in groups: ``(document, calibrator)``.
 
     models : str or dict {item_id: model}
     invariance : mirt's keywords and item ids (items equal across groups)
+    fit : bool
+        Item fit per group in each item's ``fit_by_group`` (see the module docstring).
     """
     if data.groups is None:
         raise CalibrationInputError("the data have no group codes")
@@ -50,7 +61,9 @@ def multigroup_document(data, models, *, reference=None, invariance=(), standard
     cov = calibrator.covariance() if standard_errors else None
     if cov is not None and not np.all(np.isfinite(cov)):
         cov = None
-    items = _item_documents(calibrator, cov)
+    items, group_entries = _item_documents(calibrator, cov)
+    if fit:
+        _attach_group_fit(items, group_entries, calibrator, data)
     ic = calibrator.information_criteria()
     keywords = [key for key in invariance if key not in item_ids]
     latent_se = calibrator.latent_standard_errors(cov)
@@ -128,8 +141,12 @@ def _check_free_items(data, item_ids, invariance):
 
 def _item_documents(calibrator, cov):
     """One document per item (data order): the reference group's parameters on top,
-    the other groups' under ``groups`` when some parameter differs by group."""
+    the other groups' under ``groups`` when some parameter differs by group.
+
+    Returns (documents, by_group): by_group[g][item] is group g's entry of the item
+    (model, IRT parameters, slope_intercept, se), items in data order."""
     documents = [None] * len(calibrator.item_ids_)
+    by_group = [[None] * len(documents) for _ in calibrator.groups_]
     for number, block in enumerate(calibrator.blocks_):
         names = block.eta_names
         equal = [name for position, name in enumerate(names)
@@ -155,6 +172,8 @@ def _item_documents(calibrator, cov):
                         name: rounded(np.sqrt(item_cov[i, i])) for i, name in enumerate(names)}
                 entries.append(entry)
             per_group.append(entries)
+            for row, item in enumerate(block.items):
+                by_group[g][item] = entries[row]
         for row, item in enumerate(block.items):
             document = {"id": calibrator.item_ids_[item], **per_group[0][row],
                         "equal_across_groups": equal}
@@ -164,5 +183,24 @@ def _item_documents(calibrator, cov):
                            if key != "model"}
                     for g, code in enumerate(calibrator.groups_) if g > 0}
             documents[item] = document
-    return documents
+    return documents, by_group
+
+
+def _attach_group_fit(items, group_entries, calibrator, data):
+    """Each item's ``fit_by_group``: `item_fit` on each group's persons, with the
+    group's item parameters and latent distribution."""
+    codes = np.asarray(data.groups, dtype=str)
+    responses = np.asarray(data.responses, dtype=float)
+    rasch = all(model in ("rasch", "pcm") for model in calibrator.reported_models_)
+    for document in items:
+        document["fit_by_group"] = {}
+    for code, latent, entries in zip(calibrator.groups_, calibrator.latents_, group_entries,
+                                     strict=True):
+        n_parameters = np.array([len(entry["slope_intercept"]) for entry in entries])
+        results = item_fit(responses[codes == code], parameters_from_entries(entries),
+                           n_parameters, population_mean=latent.mean,
+                           population_sd=float(np.sqrt(latent.var)),
+                           variance_estimated=latent.estimate_var, rasch=rasch)
+        for document, result in zip(items, results, strict=True):
+            document["fit_by_group"][code] = fit_record(result)
 

@@ -206,15 +206,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
-    reversed_grm = {document["id"] for document in items
-                    if document["id"] in reversed_items and document["model"] == "grm"}
     if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
     model_fit = _model_fit(calibrator, coords) if fit and extra_fit is None else None
     for document in items:
-        if document.get("anchor") or document["id"] in reversed_grm:
+        if document.get("anchor"):
             continue
         slope = document.get("a", 1.0)
         reasons = []
@@ -236,13 +234,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
             document["fit"]["reason"] = "; ".join(
                 filter(None, [document["fit"].get("reason"), reason]))
     # A negative slope (mirt's M-step allows one) is a reverse-keyed item: the bank keeps
-    # it (flagged above), except a graded item, whose cumulative form needs a > 0: that one
-    # is left out with the reason (the others were fitted with it).
-    for document in [d for d in items if d["id"] in reversed_grm]:
-        items.remove(document)
-        excluded.append({"id": document["id"], "reason": (
-            f"discrimination {document['a']:.3g} is negative: a graded item measures the "
-            "trait in reverse; reverse-code its categories and calibrate again")})
+    # it, flagged above (a graded one with its thresholds b_k = -d_k / a decreasing).
     undetermined = [item["id"] for item in items if _undetermined(item)]
     if standard_errors and not any("se" in item for item in items if not item.get("anchor")):
         extra_note = ("standard errors not computed: the information matrix is not positive "
@@ -441,18 +433,22 @@ def _attach_fit(items, calibrator, coords, n_categories, model_list):
                        population_sd=calibrator.sd_,
                        variance_estimated=calibrator.latent_.estimate_var, rasch=rasch)
     for document, result in zip(items, results, strict=True):
-        if document.get("anchor"):
-            continue
-        record = {"s_x2": _finite(result.s_x2), "df": int(result.df),
-                  "p": _finite(result.p_value), "flagged": bool(result.flagged)}
-        if result.infit is not None:
-            record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
-        if result.x2 is not None:     # missing responses: X2 given the other answers
-            record.update(x2=_finite(result.x2), x2_df=result.x2_df, x2_p=_finite(result.x2_p))
-        if result.reason:
-            record["reason"] = result.reason
-        document["fit"] = record
+        if not document.get("anchor"):
+            document["fit"] = fit_record(result)
     return True
+
+
+def fit_record(result):
+    """An item's "fit" in the bank document from `item_fit`'s ItemFit `result`."""
+    record = {"s_x2": _finite(result.s_x2), "df": int(result.df),
+              "p": _finite(result.p_value), "flagged": bool(result.flagged)}
+    if result.infit is not None:
+        record["infit"], record["outfit"] = _finite(result.infit), _finite(result.outfit)
+    if result.x2 is not None:     # missing responses: X2 given the other answers
+        record.update(x2=_finite(result.x2), x2_df=result.x2_df, x2_p=_finite(result.x2_p))
+    if result.reason:
+        record["reason"] = result.reason
+    return record
 
 
 def _model_fit(calibrator, coords):

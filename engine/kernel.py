@@ -19,7 +19,10 @@ category axis, where there is one, is `axis`):
       P*_k = P(X >= k) = expit(z_k),  P_k = P*_k - P*_{k+1}  (P*_0 = 1, P*_K = 0)
 
   computed as ``log P*_k + log(1 - P*_{k+1}) + log(1 - exp(z_{k+1} - z_k))``, whose
-  last term does not depend on theta (`graded_gaps`);
+  last term does not depend on theta (`graded_gaps`). The predictors ``z_k = a theta + d_k``
+  (mirt's, d decreasing) decrease in k for either sign of the slope: a reverse-keyed item
+  (a < 0) needs nothing else, its derivatives in theta are a times those in a common shift
+  (`graded_derivatives`), so its information is a^2-weighted as any other's;
 
 - partial credit (gpcm, pcm) and Bock's nominal model, K category predictors s_k::
 

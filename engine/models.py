@@ -5,7 +5,9 @@ groups the items by model family once, at construction:
 
 - dichotomous (`rasch`, `1pl`, `2pl`, `3pl`, `4pl`): the 4PL
   ``P(X = 1) = c + (u - c) L`` with ``L = expit(a (theta - b))``;
-- `grm` (Samejima): ``P*(X >= k) = expit(a (theta - b_k))``;
+- `grm` (Samejima): ``P*(X >= k) = expit(a (theta - b_k))``, the thresholds ordered so
+  that ``a b_k`` increases: b increasing for a > 0, decreasing for a reverse-keyed item
+  (a < 0; mirt's ``b_k = -d_k / a`` of intercepts d decreasing);
 - `gpcm` and `pcm` (Muraki): ``P(X = k) ∝ exp(sum_{v <= k} a (theta - b_v))``;
 - `nominal` (Bock), the gpcm with category scores ak_k in place of k:
   ``P(X = k) ∝ exp(a (ak_k theta - sum_{v <= k} b_v))``.
@@ -277,13 +279,14 @@ def _prepare_group(family, index, params):
         with np.errstate(divide="ignore", invalid="ignore"):
             group.update(log_c=np.log(c), log_1mu=np.log1p(-u), log_range=np.log(u - c))
     elif family == "graded":
-        # +inf for every threshold an item does not have (its predictor is -inf):
-        # shape (n, width).
-        group["thresholds"] = np.where(np.isnan(b), np.inf, b)
+        # For every threshold an item does not have, +inf (a > 0) or -inf (a < 0, a
+        # reverse-keyed item), so that its predictor a (theta - b_k) is -inf: shape (n, width).
+        group["thresholds"] = np.where(np.isnan(b), np.copysign(np.inf, a)[:, None], b)
         # The theta-free gap terms of each category, -inf beyond an item's last:
-        # shape (n, width + 1). A missing next threshold is an infinite gap (term 0).
-        gaps = np.nan_to_num(np.diff(b, axis=1), nan=np.inf)       # (n, width - 1)
-        log_gap, _ = kernel.graded_gaps(a[:, None] * gaps)
+        # shape (n, width + 1). The gaps z_k - z_{k+1} = a (b_{k+1} - b_k) are > 0 for
+        # either sign of a; a missing next threshold is an infinite gap (term 0).
+        gaps = np.nan_to_num(a[:, None] * np.diff(b, axis=1), nan=np.inf)   # (n, width - 1)
+        log_gap, _ = kernel.graded_gaps(gaps)
         valid = np.arange(width + 1)[None, :] < (n_steps + 1)[:, None]
         log_gap[~valid] = -np.inf
         group.update(log_gap=log_gap, valid=valid)

@@ -33,13 +33,11 @@ def check_item_parameters(params, item_ids=None):
         elif model == "nominal" and not np.all(np.isfinite(params.ak[i, : thresholds.size + 1])):
             raise InvalidParameterError(f"{names[i]}: a nominal item has {thresholds.size + 1} "
                                         "finite category scores ak")
-        elif model == "grm":
-            if a < 0:   # its cumulative form needs a > 0: reverse the categories instead
-                raise InvalidParameterError(f"{names[i]}: a grm item needs a > 0, got {a} "
-                                            "(reverse-code its categories)")
-            if np.any(np.diff(thresholds) <= 0):
-                raise InvalidParameterError(f"{names[i]}: grm thresholds must increase, got "
-                                            f"{thresholds.tolist()}")
+        elif model == "grm" and np.any(a * np.diff(thresholds) <= 0):
+            # z_k = a (theta - b_k) must decrease in k: b increasing, or decreasing for a < 0
+            order = "increase" if a > 0 else "decrease (a < 0: a reverse-keyed item)"
+            raise InvalidParameterError(f"{names[i]}: grm thresholds must {order}, got "
+                                        f"{thresholds.tolist()}")
 
 
 def check_responses(responses, params, item_ids=None, person_ids=None):

@@ -70,10 +70,13 @@ def test_a_bank_with_mirts_negative_slopes_scores_as_mirt(tmp_path, method):
         assert abs(estimate.se[person] - se) <= ATOL, (person, estimate.se[person])
 
 
-def test_a_zero_slope_and_a_negative_graded_slope_stay_refused():
+def test_a_zero_slope_stays_refused_and_a_negative_graded_slope_needs_decreasing_b():
     for model, b in (("2pl", [0.0]), ("grm", [[-0.5, 0.5]])):
-        slope = 0.0 if model == "2pl" else -1.0
-        with pytest.raises(InvalidParameterError, match="a grm item needs a > 0|non-zero"):
-            check_item_parameters(ItemParameters.create(model, [slope], b))
-    check_item_parameters(ItemParameters.create("2pl", [-1.0], [0.0]))      # accepted
+        with pytest.raises(InvalidParameterError, match="non-zero"):
+            check_item_parameters(ItemParameters.create(model, [0.0], b))
+    # a < 0: z_k = a (theta - b_k) decreases in k only when b decreases (mirt's b_k = -d_k / a)
+    with pytest.raises(InvalidParameterError, match="thresholds must decrease"):
+        check_item_parameters(ItemParameters.create("grm", [-1.0], [[-0.5, 0.5]]))
+    check_item_parameters(ItemParameters.create("grm", [-1.0], [[0.5, -0.5]]))   # accepted
+    check_item_parameters(ItemParameters.create("2pl", [-1.0], [0.0]))
     check_item_parameters(ItemParameters.create("gpcm", [-1.0], [[-0.5, 0.5]]))
