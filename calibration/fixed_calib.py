@@ -166,16 +166,17 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
             new, models, anchors=anchors, standard_errors=standard_errors, fit=fit, tol=tol,
             max_iter=max_iter or 500, n_nodes=GAUSSIAN_NODES, progress=progress)
         nodes = calibrator.nodes_
-        weights = _normal_weights(nodes, calibrator.mean_, calibrator.sd_)
+        weights = normal_weights(nodes, calibrator.mean_, calibrator.sd_)
         return _result(document, calibrator, method, anchors, nodes, weights,
                        (calibrator.mean_, calibrator.sd_), len(new.person_ids), 0)
     update, cycles = method.split("-")
     data, n_old = _stack(old, new, anchors)
     n_nodes = GAUSSIAN_NODES if update == "nwu" else HISTOGRAM_NODES
     nodes = np.linspace(-6.0, 6.0, n_nodes)
-    start = _normal_weights(nodes, mean, sd)
+    start = normal_weights(nodes, mean, sd)
     if update != "nwu" and old is not None:   # the old sample's posterior under the old model
-        start = posterior_node_mass(_dense(old), old.item_ids, anchors, nodes, start).sum(axis=0)
+        start = posterior_node_mass(dense_responses(old), old.item_ids, anchors, nodes,
+                                    start).sum(axis=0)
     prior = GridPrior(start, updating=update == "mwu")
     limit = max_iter or (1 if cycles == "oem" else MEM_CYCLES[update])
     with warnings.catch_warnings():
@@ -185,7 +186,7 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
             data, models, anchors=anchors, standard_errors=standard_errors, fit=fit, tol=tol,
             max_iter=limit, n_nodes=n_nodes, progress=progress, latent_prior=prior)
     calibrated = [item for item in document["items"] if not item.get("anchor")]
-    new_rows = _dense(data)[n_old:]
+    new_rows = dense_responses(data)[n_old:]
     ids = list(data.item_ids)
     mass = posterior_node_mass(new_rows, ids, {**anchors, **{i["id"]: i for i in calibrated}},
                                nodes, prior.weights).sum(axis=0)
@@ -219,7 +220,34 @@ def posterior_node_mass(responses, item_ids, items, nodes, weights):
     return np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
 
 
-def _normal_weights(nodes, mean, sd):
+def population_mml(responses, item_ids, items, *, start=(0.0, 1.0), n_nodes=GAUSSIAN_NODES,
+                   tol=1e-7, max_iter=1000):
+    """The MML estimate of the population N(mean, sd) with every item fixed.
+
+    EM on the grid (61 nodes on [-6, 6]): the mean and variance of the
+    persons' summed posterior node mass, repeated to the fixed point, which
+    is where the marginal likelihood's scores in mean and variance vanish.
+
+    responses : ndarray of shape (n_persons, n_items), NaN where not answered
+    items : dict {item_id: item document} for the columns `item_ids` (others ignored)
+
+    Returns (mean, sd).
+    """
+    nodes = np.linspace(-6.0, 6.0, n_nodes)
+    mean, sd = start
+    for _ in range(max_iter):
+        mass = posterior_node_mass(responses, item_ids, items, nodes,
+                                   normal_weights(nodes, mean, sd)).sum(axis=0)
+        new_mean, new_sd = _moments(nodes, mass)
+        moved = max(abs(new_mean - mean), abs(new_sd**2 - sd**2))
+        mean, sd = new_mean, new_sd
+        if moved < tol:
+            break
+    return mean, sd
+
+
+def normal_weights(nodes, mean, sd):
+    """The N(mean, sd) density at `nodes` (shape (n_nodes,)) normalised to sum 1 (mirt's prior)."""
     density = np.exp(-0.5 * ((nodes - mean) / sd) ** 2)
     return density / density.sum()
 
@@ -229,7 +257,8 @@ def _moments(nodes, mass):
     return mean, float(np.sqrt(mass @ (nodes - mean) ** 2 / mass.sum()))
 
 
-def _dense(data):
+def dense_responses(data):
+    """(n_persons, n_items) float matrix, NaN where not answered, of a ResponseData or log."""
     if hasattr(data, "responses"):
         return np.asarray(data.responses, dtype=float)
     dense = np.full((len(data.person_ids), len(data.item_ids)), np.nan)
@@ -239,7 +268,7 @@ def _dense(data):
 
 def _stack(old, new, anchors):
     """The old sample (anchors only) over the new one: (StackedResponses, n_old)."""
-    new_dense = _dense(new)
+    new_dense = dense_responses(new)
     if old is None:
         return StackedResponses(list(new.person_ids), list(new.item_ids), new_dense), 0
     strangers = [item for item in old.item_ids if item not in anchors]
@@ -248,7 +277,7 @@ def _stack(old, new, anchors):
                                     "anchor bank: every old item is held at its bank value")
     item_ids = list(new.item_ids) + [i for i in old.item_ids if i not in set(new.item_ids)]
     position = {item: j for j, item in enumerate(item_ids)}
-    old_dense = _dense(old)
+    old_dense = dense_responses(old)
     stacked = np.full((old_dense.shape[0] + new_dense.shape[0], len(item_ids)), np.nan)
     stacked[:old_dense.shape[0], [position[i] for i in old.item_ids]] = old_dense
     stacked[old_dense.shape[0]:, [position[i] for i in new.item_ids]] = new_dense
