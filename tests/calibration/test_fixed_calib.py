@@ -191,3 +191,32 @@ def test_old_items_must_be_anchors(samples):
     some = {item: ANCHORS[item] for item in list(ANCHORS)[:50]}
     with pytest.raises(CalibrationInputError, match="A51"):
         fixed_calib(new, some, method="mwu", old=old)
+
+
+def test_command_line_records_method_and_population(tmp_path, samples, capsys):
+    from irtcat.api.cli import main
+
+    bank = tmp_path / "anchors.json"
+    bank.write_text(json.dumps({"format": "irtcat-bank/1", "metric": "logistic",
+                                "population": {"mean": 0.0, "sd": 1.0},
+                                "items": list(ANCHORS.values())}))
+    out = tmp_path / "new.json"
+    status = main(["calibrate", str(REFS2 / "fixedcalib_new_2000x80.csv"), "--model", "2pl",
+                   "--anchor", str(bank), "--fixed-method", "MWU", "--old-data",
+                   str(REFS2 / "fixedcalib_old_2000x60.csv"), "--no-fit", "--quiet",
+                   "--out", str(out)])
+    assert status == 0
+    document = json.loads(out.read_text())
+    old, new = samples
+    expected = fixed_calib(new, ANCHORS, method="mwu", old=old)
+    assert document["calibration"]["fixed_calibration"]["method"] == "mwu-mem"
+    assert document["calibration"]["fixed_calibration"]["old_persons"] == 2000
+    assert document["population"] == expected.document["population"]
+    n01 = next(item for item in document["items"] if item["id"] == "N01")
+    assert n01["b"] == pytest.approx(expected.parameters()["N01"]["b"], abs=1e-9)
+    assert main(["calibrate", str(REFS2 / "fixedcalib_new_2000x80.csv"), "--model", "2pl",
+                 "--anchor", str(bank), "--fixed-method", "fixed", "--old-data",
+                 str(REFS2 / "fixedcalib_old_2000x60.csv")]) == 2
+    assert main(["calibrate", str(REFS2 / "fixedcalib_new_2000x80.csv"), "--model", "2pl",
+                 "--fixed-method", "mwu"]) == 2
+    assert "needs --anchor" in capsys.readouterr().err
