@@ -1,18 +1,24 @@
 """Item parameter drift: operational items re-estimated from a newer response log.
 
 Each studied item is re-estimated by MML with every other item of the log
-held at its bank values and the population N(mean, sd) of the new takers
-estimated alongside (fixed-parameter calibration, `calibrate_document` with
-``anchors=``): one item at a time (``mode="each"``, each item against all
-the others fixed) or all studied items at once (``mode="together"``, the
-unstudied items carrying the scale). Per item:
+held at its bank values (the "carriers" of the scale):
+
+- ``mode="each"`` (default): one item at a time, every other item fixed, the
+  population N(mean, sd) of the log's takers held at its MML estimate from the
+  carriers (`fixed_calib.population_mml`); all items' EMs run side by side
+  (`_each_item_em`: the multiple-EM-cycle method of online calibration);
+- ``mode="together"``: all studied items free at once with the unstudied ones
+  fixed and the population estimated alongside (`MMLCalibrator`, as
+  `calibrate_document` with ``anchors=``).
+
+Per item:
 
 - the change of each parameter against its standard error,
   ``z = (new - old) / sqrt(se_new^2 + se_old^2)`` (the bank's SE counts
   where the bank records one): the per-parameter form of Lord's (1980)
-  chi-square for item parameter change, the statistic Donoghue & Isham
-  (1998, "A comparison of procedures to detect item parameter drift",
-  Appl. Psych. Meas. 22(1), 33-51) found among the most effective;
+  chi-square for item parameter change, one of the procedures Donoghue &
+  Isham (1998, "A comparison of procedures to detect item parameter drift",
+  Appl. Psych. Meas. 22(1), 33-51) compared;
   for a polytomous item the threshold with the largest |z| is reported;
 - the expected-score difference of the new and old item curves,
   ``sum_q w_q (E_new(theta_q) - E_old(theta_q)) / (K - 1)`` (signed) and with
@@ -27,11 +33,11 @@ unstudied items carrying the scale). Per item:
 An item is flagged when |z| of a or b exceeds `DriftThresholds.z` (3 by
 default: about 0.5% of stable items flagged by chance over two parameters)
 or its unsigned expected-score difference exceeds
-`DriftThresholds.expected_score` (0.05 of the score range); Wells,
+`DriftThresholds.expected_score` (0.05 of the score range). Wells,
 Subkoviak & Serlin (2002, "The effect of item parameter drift on examinee
-ability estimates", Appl. Psych. Meas. 26(1), 77-87) show that drifts of
-0.4 in b or 0.5 in a on a few items already shift the ability estimates,
-the size these defaults catch from a few hundred answers.
+ability estimates", Appl. Psych. Meas. 26(1), 77-87) simulated drifts of
+0.4 in b and 0.5 in a: sizes these defaults catch from a few hundred answers
+(tests/calibration/test_drift.py).
 """
 
 from __future__ import annotations
@@ -40,9 +46,15 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from irtcat.engine import ConvergenceWarning
-from irtcat.engine.models import category_count, expected_score, parameters_from_entries
+from irtcat.engine.models import (
+    category_count,
+    expected_score,
+    parameter_fields,
+    parameters_from_entries,
+)
 
 from .fixed_calib import (
     dense_responses,
@@ -50,9 +62,10 @@ from .fixed_calib import (
     population_mml,
     posterior_node_mass,
 )
-from .mml_em import MMLCalibrator
+from .mml_em import MMLCalibrator, _m_step, eta_from_irt
+from .parameterization import Block
 from .responses import from_dense
-from .results import item_documents
+from .results import irt_standard_errors, item_documents, rounded
 from .workflow import CalibrationInputError
 
 GRID = np.linspace(-6.0, 6.0, 61)
@@ -178,23 +191,148 @@ def _drift_run(dense, ids, bank, chosen, carriers, mode, weights, thresholds, an
     mean, sd = population_mml(dense[:, carrier_columns], carriers, bank)
     posterior = posterior_node_mass(dense[:, carrier_columns], carriers, bank, GRID,
                                     normal_weights(GRID, mean, sd))
-    groups = [[item] for item in chosen] if mode == "each" else [chosen]
+    if mode == "each":
+        estimates = _each_item_em(dense, ids, bank, chosen, carriers, (mean, sd), max_iter, tol)
+        populations = dict.fromkeys(chosen, (mean, sd))
+    else:
+        fixed = [item for item in carriers if item not in chosen]
+        columns = [ids.index(item) for item in fixed + chosen]
+        documents, population = _reestimate(dense[:, columns], fixed + chosen, bank,
+                                            len(fixed), max_iter, tol)
+        estimates = dict(zip(chosen, documents, strict=True))
+        populations = dict.fromkeys(chosen, population)
     rows = []
-    for free in groups:
-        fixed = [item for item in carriers if item not in free]
-        columns = [ids.index(item) for item in fixed + free]
-        estimates, population = _reestimate(dense[:, columns], fixed + free, bank, len(fixed),
-                                            max_iter, tol)
-        for item, new_item in zip(free, estimates, strict=True):
-            if weights == "takers":
-                theta_weights = posterior[~np.isnan(dense[:, ids.index(item)])].sum(axis=0)
-            else:
-                theta_weights = normal_weights(GRID, *population)
-            rows.append(_row(item, bank[item], new_item, answers[item],
-                             theta_weights / theta_weights.sum(), thresholds))
-    order = {item: position for position, item in enumerate(chosen)}
-    rows.sort(key=lambda row: order[row.item])
+    for item in chosen:
+        if weights == "takers":
+            theta_weights = posterior[~np.isnan(dense[:, ids.index(item)])].sum(axis=0)
+        else:
+            theta_weights = normal_weights(GRID, *populations[item])
+        rows.append(_row(item, bank[item], estimates[item], answers[item],
+                         theta_weights / theta_weights.sum(), thresholds))
     return DriftReport(rows, [], (mean, sd), mode, weights, thresholds)
+
+
+def _each_item_em(dense, ids, bank, chosen, carriers, population, max_iter, tol,
+                  batch_answers=200_000):
+    """Every chosen item by its own EM, all at once: {item: item document}.
+
+    Item i's E-step weighs each of its answers by the person's posterior from
+    the carriers other than i (at their bank values), the population held and
+    i's current parameters; its M-step is Newton's (`mml_em._m_step`), from
+    the bank values. This is the multiple-EM-cycle method of online
+    calibration (Ban, Hanson, Wang, Yi & Harris, 2001, J. Educ. Meas. 38(3),
+    191-212) with the studied item's own answers left out of the others' posterior.
+    SEs come from the observed information: central differences of the
+    Fisher-identity gradient.
+
+    dense : ndarray of shape (n_persons, len(ids)), NaN where not answered
+    """
+    carrier_columns = [ids.index(item) for item in carriers]
+    base = np.log(posterior_node_mass(dense[:, carrier_columns], carriers, bank, GRID,
+                                      normal_weights(GRID, *population)) + 1e-300)
+    out = {}
+    kinds = {}
+    for item in chosen:
+        model = bank[item]["model"]
+        kinds.setdefault((model, category_count(model, b=bank[item].get("b"))), []).append(item)
+    for (model, n_categories), items in kinds.items():
+        batch, total = [], 0
+        for item in items + [None]:
+            size = 0 if item is None else int(np.sum(~np.isnan(dense[:, ids.index(item)])))
+            if batch and (item is None or total + size > batch_answers):
+                out.update(_em_batch(dense, ids, bank, batch, carriers, base, model,
+                                     n_categories, max_iter, tol))
+                batch, total = [], 0
+            if item is not None:
+                batch.append(item)
+                total += size
+    return out
+
+
+def _em_batch(dense, ids, bank, items, carriers, base, model, n_categories, max_iter, tol):
+    """`_each_item_em` for items of one model and category count."""
+    columns = [ids.index(item) for item in items]
+    answered = ~np.isnan(dense[:, columns])
+    person, row = np.nonzero(answered)                       # one entry per answer
+    category = dense[:, columns][person, row].astype(np.intp)
+    bank_block = Block(model, np.arange(len(items)), n_categories,
+                       np.array([eta_from_irt(model, bank[item]) for item in items]))
+    leave_out = base[person]                                 # (n_answers, Q)
+    own = np.array([item in set(carriers) for item in items])[row]
+    if own.any():                                            # the item's own bank term out
+        log_p, _ = bank_block.terms(bank_block.eta, GRID, derivatives=False)
+        leave_out[own] -= log_p[row[own], category[own]]
+    leave_out -= leave_out.max(axis=1, keepdims=True)
+    cell = row * n_categories + category
+    gather = sp.csr_matrix((np.ones(cell.size), (cell, np.arange(cell.size))),
+                           shape=(len(items) * n_categories, cell.size))
+
+    def posterior(eta):
+        log_p, _ = bank_block.terms(eta, GRID, derivatives=False)
+        joint = leave_out + log_p[row, category]
+        joint -= joint.max(axis=1, keepdims=True)
+        weights = np.exp(joint)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def counts(eta):
+        return (gather @ posterior(eta)).reshape(len(items), n_categories, GRID.size)
+
+    block = Block(model, np.arange(len(items)), n_categories, bank_block.eta.copy())
+    converged = False
+    for _ in range(max_iter):
+        updated = _m_step(block, counts(block.eta), GRID, None)
+        change = float(np.max(np.abs(updated - block.eta)))
+        block.eta = updated
+        if change < tol:
+            converged = True
+            break
+    covariance = _item_covariances(block, counts)
+    irt, jacobian = block.irt(), block.irt_jacobian()
+    documents = {}
+    for position, item in enumerate(items):
+        document = {"id": item, "model": model}
+        document.update({name: rounded(irt[name][position])
+                         for name in parameter_fields(model)})
+        if np.isnan(covariance[position]).any():       # not determined by the answers
+            document["se"] = dict.fromkeys(parameter_fields(model))
+        else:
+            document["se"] = irt_standard_errors(model, jacobian[position],
+                                                 covariance[position],
+                                                 {name: irt[name][position] for name in irt})
+        document["converged"] = converged
+        documents[item] = document
+    return documents
+
+
+def _item_covariances(block, counts, step=1e-4):
+    """Inverse observed information of each item's eta: (n, P, P); NaN where singular.
+
+    The gradient of item i's marginal log-likelihood is, by Fisher's identity, the
+    expected complete-data gradient under its posterior (`counts(eta)` weighed by
+    d log P / d eta); its Jacobian is taken by central differences.
+    """
+    n, n_params = block.eta.shape
+
+    def gradient(eta):
+        _, dlog = block.terms(eta, GRID)
+        return np.einsum("nkq,npkq->np", counts(eta), dlog)
+
+    hessian = np.zeros((n, n_params, n_params))
+    for p in range(n_params):
+        shift = np.zeros_like(block.eta)
+        shift[:, p] = step
+        hessian[:, :, p] = (gradient(block.eta + shift) - gradient(block.eta - shift)) / (2 * step)
+    hessian = 0.5 * (hessian + np.transpose(hessian, (0, 2, 1)))
+    covariance = np.full_like(hessian, np.nan)
+    for position in range(n):
+        with np.errstate(all="ignore"):
+            try:
+                candidate = np.linalg.inv(-hessian[position])
+            except np.linalg.LinAlgError:
+                continue
+        if np.all(np.linalg.eigvalsh(candidate) > 0):
+            covariance[position] = candidate
+    return covariance
 
 
 def _reestimate(matrix, ids, bank, n_fixed, max_iter, tol):
