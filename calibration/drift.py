@@ -43,7 +43,7 @@ ability estimates", Appl. Psych. Meas. 26(1), 77-87) simulated drifts of
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -126,6 +126,15 @@ class DriftReport:
     def flagged(self):
         """Ids of the flagged items."""
         return [row.item for row in self.rows if row.flagged]
+
+    def as_dict(self):
+        """A JSON-ready record: settings, population, skipped items and one dict per row."""
+        return {"mode": self.mode, "weights": self.weights,
+                "thresholds": asdict(self.thresholds),
+                "population": {"mean": float(self.population[0]),
+                               "sd": float(self.population[1])},
+                "flagged": self.flagged(), "skipped": list(self.skipped),
+                "items": [asdict(row) for row in self.rows]}
 
 
 def detect_drift(data, items, *, studied=None, mode="each", weights="takers",

@@ -149,7 +149,7 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
         The old sample the anchors were calibrated on (its items all anchors);
         mirt's ``fixedCalib`` stacks it on the new one. Without it the
         histogram methods start from the old model's normal population
-        (`population`) in place of the old sample's posterior.
+        (`population`) in place of the old sample's posterior. Not used by "fixed".
     models : str or dict {item_id: model} for the new items
     population : (mean, sd) of the old model, default (0, 1)
     standard_errors, fit : as `calibrate_document` (SEs given the final prior)

@@ -107,3 +107,15 @@ def test_together_needs_an_item_held_fixed(drifted):
     data, bank = drifted
     with pytest.raises(CalibrationInputError, match="at least one item held"):
         detect_drift(data, bank, mode="together")
+
+
+def test_report_as_json(drifted):
+    import json
+
+    data, bank = drifted
+    report = detect_drift(data, bank, studied=["Q00", "Q10"], purify=False)
+    record = json.loads(json.dumps(report.as_dict()))
+    assert record["flagged"] == report.flagged() == ["Q00"]
+    assert [row["item"] for row in record["items"]] == ["Q00", "Q10"]
+    assert record["thresholds"] == {"z": 3.0, "expected_score": 0.05, "min_answers": 100}
+    assert record["items"][0]["z"]["b"] == pytest.approx(report.rows[0].z["b"])

@@ -220,3 +220,18 @@ def test_command_line_records_method_and_population(tmp_path, samples, capsys):
     assert main(["calibrate", str(REFS2 / "fixedcalib_new_2000x80.csv"), "--model", "2pl",
                  "--fixed-method", "mwu"]) == 2
     assert "needs --anchor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["fixed", "mwu"])
+def test_a_response_log_gives_the_matrix_results(samples, method):
+    from irtcat.itembank.io import ResponseLog
+
+    _, new = samples
+    person, item = np.nonzero(~np.isnan(new.responses))
+    log = ResponseLog(list(new.person_ids), list(new.item_ids), person, item,
+                      new.responses[person, item])
+    from_log = fixed_calib(log, ANCHORS, method=method)
+    from_matrix = fixed_calib(new, ANCHORS, method=method)
+    assert from_log.mean == pytest.approx(from_matrix.mean, abs=1e-9)
+    assert from_log.parameters()["N07"]["b"] == pytest.approx(
+        from_matrix.parameters()["N07"]["b"], abs=1e-9)
