@@ -119,7 +119,7 @@ def _define_score(score):
 
 
 def _define_calibrate(calibrate):
-    from irtcat.api import group_calibrate
+    from irtcat.api import fixed_calibrate, group_calibrate
     from irtcat.calibration.mml_em import M_STEPS
     from irtcat.engine import MODELS
 
@@ -159,6 +159,7 @@ def _define_calibrate(calibrate):
     calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
     group_calibrate.add_arguments(calibrate)
+    fixed_calibrate.add_arguments(calibrate)
     calibrate.set_defaults(run=run_calibrate)
 
 
@@ -333,13 +334,16 @@ def _by_standard_folder(out):
 
 
 def run_calibrate(args):
-    from irtcat.api import group_calibrate
+    from irtcat.api import fixed_calibrate, group_calibrate
     from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
     if args.group:
         return group_calibrate.run(args)
     group_calibrate.check_unused(args)
+    if args.fixed_method:
+        return fixed_calibrate.run(args)
+    fixed_calibrate.check_unused(args)
     folder = _by_standard_folder(args.out) if args.by_standard else None
     data = read_response_log(args.data)
     tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \

@@ -131,6 +131,10 @@ class MMLCalibrator:
         mirt's M-step path (BFGS with mirt's budget) or Newton to full precision.
     progress : callable(cycle, log_likelihood, max_change, seconds) or None
         Called after every cycle.
+    latent_prior : object or None
+        A given population density on the grid instead of N(mean, sd): its
+        ``log_weights(nodes)`` weights the E-step and ``update(node_mass)`` sees
+        each cycle's node mass (`calibration.fixed_calib`); mean and variance stay put.
 
     Attributes (after `fit`)
     ----------
@@ -140,7 +144,8 @@ class MMLCalibrator:
     """
 
     def __init__(self, model="2pl", *, n_nodes=61, theta_range=(-6.0, 6.0), max_iter=500,
-                 tol=1e-4, priors=None, accelerate=True, m_step="mirt", progress=None):
+                 tol=1e-4, priors=None, accelerate=True, m_step="mirt", progress=None,
+                 latent_prior=None):
         if m_step not in M_STEPS:
             raise ValueError(f"unknown M-step {m_step!r}; expected one of {', '.join(M_STEPS)}")
         self.model = model
@@ -152,6 +157,7 @@ class MMLCalibrator:
         self.priors = priors
         self.accelerate = accelerate
         self.progress = progress
+        self.latent_prior = latent_prior
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -214,6 +220,8 @@ class MMLCalibrator:
         latent = _Latent(estimate_mean=bool(fixed), estimate_var=bool(fixed) or all_rasch)
         if fixed and all_rasch:  # anchored Rasch items carry the scale: keep N(0, var) free
             latent.estimate_mean = True
+        if self.latent_prior is not None:
+            latent = _Latent()
         self.history_ = EMHistory()
         started = time.perf_counter()
         free = [b for b in blocks if not b.fixed]
@@ -237,6 +245,8 @@ class MMLCalibrator:
             else:
                 self._m_step_newton(free, data, counts)
             _update_latent(latent, self.nodes_, node_mass)
+            if self.latent_prior is not None:
+                self.latent_prior.update(node_mass)
             after = self._vector(free, latent)
             change = _max_change(before, after, self._probability_columns(free))
             self.history_.log_likelihood.append(loglik)
@@ -282,6 +292,8 @@ class MMLCalibrator:
         return float(sum(_prior_terms(block, block.eta, self.priors)[0].sum() for block in free))
 
     def _log_weights(self, latent):
+        if self.latent_prior is not None:
+            return self.latent_prior.log_weights(self.nodes_)
         log_density = -0.5 * (self.nodes_ - latent.mean) ** 2 / latent.var
         return log_density - logsumexp(log_density)
 

@@ -97,7 +97,7 @@ def _categories_seen(item_index, category, n_items, width):
 
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
                        priors=None, standard_errors=False, n_nodes=61, max_iter=500, tol=1e-4,
-                       m_step="mirt", fit=True, progress=None):
+                       m_step="mirt", fit=True, progress=None, latent_prior=None):
     """Calibrate and return ``(document, calibrator)``.
 
     Parameters
@@ -112,6 +112,9 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         Calibrate only the items of this standard (needs `standards`).
     m_step : {"mirt", "newton"}
         The EM's M-step (see `calibration.mml_em`).
+    latent_prior : a given population density on the grid, optional
+        Held (or updated by EM) instead of estimating N(mean, sd) with the
+        anchors (`calibration.fixed_calib`); see `MMLCalibrator`.
     """
     coords = _coordinates(data)
     anchors = dict(anchors or {})
@@ -186,7 +189,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
              if item in anchors}
     calibrator = MMLCalibrator(model_list, n_nodes=n_nodes, max_iter=max_iter, tol=tol,
-                               priors=priors, m_step=m_step, progress=progress)
+                               priors=priors, m_step=m_step, progress=progress,
+                               latent_prior=latent_prior)
     calibrator.fit(responses, fixed=fixed)
     items, _ = item_documents(calibrator, coords.item_ids, responses, standard_errors)
     for document in items:
