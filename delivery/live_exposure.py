@@ -34,7 +34,7 @@ class LiveEligibility:
 
     def __init__(self, database, seconds=ELIGIBILITY_SECONDS):
         self.database, self.seconds = database, seconds
-        self._cache = {}               # (test_id, id(built)) -> (read at, probabilities)
+        self._cache = {}      # (test_id, id(built)) -> (read at, built, probabilities)
         self._lock = threading.Lock()
 
     def probabilities(self, test_id, built):
@@ -43,8 +43,9 @@ class LiveEligibility:
         key = (test_id, id(built))
         with self._lock:
             cached = self._cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.seconds:
-            return cached[1]
+        if cached is not None and cached[1] is built \
+                and time.monotonic() - cached[0] < self.seconds:
+            return cached[2]
         sessions, administered, ineligible = live_counts(self.database, test_id)
         ids = [item["id"] for item in built.items]
         given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
@@ -55,7 +56,7 @@ class LiveEligibility:
         with self._lock:
             if len(self._cache) > 256:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic(), probability)
+            self._cache[key] = (time.monotonic(), built, probability)
         return probability
 
 

@@ -157,7 +157,7 @@ class Delivery(Definitions):
                     versions=versions, seed=seed, current_item=built.items[first]["id"],
                     position=1, created_at=started, deadline=deadline,
                     token_expires_at=expires, attributes=attributes,
-                    first_step=batch.last_step, first_item=_counted(built, first)[1:],
+                    first_step=batch.last_step, first_item=_counted(built, first),
                     ineligible=[built.items[j]["id"] for j in batch.ineligible])
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline))
@@ -284,7 +284,7 @@ class Delivery(Definitions):
             "learner_id": live.learner_id, "item_id": item_id, "raw_response": _raw(response),
             "score": score, "responded_at": utc_now(), "bank_version_id": item["version_id"],
             "pretest": bool(item["status"] == "pretest")}, step=batch.last_step,
-            given=None if finished else (live.test_id, *_counted(built, next_position)[1:]))
+            given=None if finished else (live.test_id, *_counted(built, next_position)))
         if not moved:
             return None                                   # another request moved it first
         if not finished:
@@ -396,9 +396,9 @@ class Delivery(Definitions):
 
 
 def _counted(built, position):
-    """``(position, item_id, pretest)`` of the item at `position` of `built`."""
+    """``(item_id, pretest)`` of the item at `position` of `built`, as counted."""
     item = built.items[position]
-    return position, item["id"], item["status"] == "pretest"
+    return item["id"], item["status"] == "pretest"
 
 
 def _past(deadline):
