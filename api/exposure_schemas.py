@@ -8,28 +8,29 @@ from marshmallow import fields, validate
 from .schemas import Strict
 
 
+def _described(field, description, **options):
+    """A required field of the class `field` documented by `description`."""
+    return field(required=True, metadata={"description": description}, **options)
+
+
 class ExposureSummary(Strict):
     """Operational figures over a set of sessions."""
 
-    max_rate = fields.Float(required=True, metadata={
-        "description": "highest exposure rate of an operational item"})
-    overlap_rate = fields.Float(required=True, metadata={
-        "description": "expected share of operational items two sessions share"})
-    mean_length = fields.Float(required=True, metadata={
-        "description": "operational items given per session started"})
-    unused_share = fields.Float(required=True, metadata={
-        "description": "share of the bank's operational items given to no session"})
+    max_rate = _described(fields.Float, "highest exposure rate of an operational item")
+    overlap_rate = _described(fields.Float, "expected share of operational items two "
+                                             "sessions share")
+    mean_length = _described(fields.Float, "operational items given per session started")
+    unused_share = _described(fields.Float, "share of the bank's operational items given "
+                                            "to no session")
 
 
 class ItemExposure(Strict):
     item_id = fields.String(required=True)
     pretest = fields.Boolean(required=True)
-    administered = fields.Integer(required=True, metadata={
-        "description": "sessions given the item"})
-    ineligible = fields.Integer(required=True, metadata={
-        "description": "sessions that drew it ineligible (item eligibility)"})
-    rate = fields.Float(required=True, metadata={
-        "description": "administered / sessions started"})
+    administered = _described(fields.Integer, "sessions given the item")
+    ineligible = _described(fields.Integer, "sessions that drew it ineligible (item "
+                                            "eligibility)")
+    rate = _described(fields.Float, "administered / sessions started")
 
 
 class DayExposure(ExposureSummary):

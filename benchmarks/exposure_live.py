@@ -34,11 +34,10 @@ import random
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 
 import numpy as np
 
-from .load import Connection, Server, demo_keys, postgresql_schema
+from .load import Connection, Server, backends, demo_keys
 
 SESSIONS = int(os.environ.get("IRTCAT_EXPOSURE_SESSIONS", "3000"))
 LEARNERS = 100
@@ -158,17 +157,7 @@ HEADER = ["back end", "workers x threads", "sessions started", "sessions finishe
 
 
 def run():
-    backends = [("SQLite", None)]
-    if os.environ.get("IRTCAT_TEST_POSTGRESQL_URL"):
-        backends.append(("PostgreSQL", os.environ["IRTCAT_TEST_POSTGRESQL_URL"]))
-    rows = []
-    for name, url in backends:
-        with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
-            if url is None:
-                url = f"sqlite:///{os.path.join(folder, 'irtcat.db')}"
-            else:
-                url = stack.enter_context(postgresql_schema(url))
-            rows.append(_measure(name, url, folder))
+    rows = [_measure(name, url, folder) for name, url, folder in backends()]
     yield (f"Live exposure: {SESSIONS} sessions of the demo credential under item "
            f"eligibility (target {TARGET}), {LEARNERS} learners at a time over HTTP, "
            f"{WORKERS} workers; answers after the first {WARM_UP:.0f} s", HEADER, rows)

@@ -42,6 +42,19 @@ def uninterrupted(tables, design, seed):
     return items, traces
 
 
+def continued(tables, design, seed, items, answered, **exposure_decisions):
+    """The items of a session rebuilt after its first `answered` answers (with the given
+    exposure decisions) and answered on to its end."""
+    pattern = answers(seed)
+    rebuilt = Session(tables, design, seed, items=items[:answered],
+                      responses=[int(r) for r in pattern[:answered]], **exposure_decisions)
+    given = list(items[:answered])
+    while (item := rebuilt.next_item()) is not None:
+        rebuilt.answer(item, int(pattern[len(given)]))
+        given.append(item)
+    return given
+
+
 @pytest.mark.parametrize("seed", [3, 8, 13])
 def test_a_session_rebuilt_mid_test_under_sympson_hetter_gives_the_same_items(seed):
     # Expected: the uninterrupted session's items. The rebuild gets the answers and the
@@ -51,16 +64,9 @@ def test_a_session_rebuilt_mid_test_under_sympson_hetter_gives_the_same_items(se
     tables = BankTables(bank(), design)
     items, traces = uninterrupted(tables, design, seed)
     assert any("rejected" in trace for trace in traces)       # the control did act
-    pattern = answers(seed)
     for half in (1, 5, 6, 11):
         removed = [j for trace in traces[:half] for j in trace.get("rejected", [])]
-        rebuilt = Session(tables, design, seed, items=items[:half],
-                          responses=[int(r) for r in pattern[:half]], removed=removed)
-        continued = list(items[:half])
-        while (item := rebuilt.next_item()) is not None:
-            rebuilt.answer(item, int(pattern[len(continued)]))
-            continued.append(item)
-        assert continued == items
+        assert continued(tables, design, seed, items, half, removed=removed) == items
 
 
 def test_without_the_rejections_a_rebuild_can_choose_differently():
@@ -71,14 +77,7 @@ def test_without_the_rejections_a_rebuild_can_choose_differently():
     differs = []
     for seed in range(3, 13):
         items, _ = uninterrupted(tables, design, seed)
-        pattern = answers(seed)
-        rebuilt = Session(tables, design, seed, items=items[:6],
-                          responses=[int(r) for r in pattern[:6]])
-        continued = list(items[:6])
-        while (item := rebuilt.next_item()) is not None:
-            rebuilt.answer(item, int(pattern[len(continued)]))
-            continued.append(item)
-        differs.append(continued != items)
+        differs.append(continued(tables, design, seed, items, 6) != items)
     assert any(differs)
 
 
@@ -97,13 +96,7 @@ def test_item_eligibility_draws_are_kept_by_a_rebuild():
         session.answer(item, int(pattern[len(items)]))
         items.append(item)
     assert not set(items) & set(session.ineligible)
-    rebuilt = Session(tables, design, 5, items=items[:4],
-                      responses=[int(r) for r in pattern[:4]], ineligible=session.ineligible)
-    continued = list(items[:4])
-    while (item := rebuilt.next_item()) is not None:
-        rebuilt.answer(item, int(pattern[len(continued)]))
-        continued.append(item)
-    assert continued == items
+    assert continued(tables, design, 5, items, 4, ineligible=session.ineligible) == items
 
 
 def test_replaying_a_session_from_its_log_gives_its_traces_exactly():
