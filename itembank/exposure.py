@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .schema import ExposureCount, ExposureSessions, SessionStep
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_ADD_STEP = SessionStep.__table__.insert()
 
 
 def utc_day(moment=None):
@@ -31,17 +32,33 @@ def utc_day(moment=None):
     return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
 
 
+_COUNT_KEYS = ("test_id", "day", "item_id", "pretest")
+_STATEMENTS = {}         # (dialect, table) -> its add-or-insert statement, built once
+
+
+def _adding(dialect, table, keys, amounts):
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET a = a + excluded.a`` for each of
+    `amounts` on `table`, for `dialect`: built and compiled once per process."""
+    statement = _STATEMENTS.get((dialect, table))
+    if statement is None:
+        inserting = _INSERTS[dialect](table.__table__)
+        statement = inserting.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: getattr(table, name) + getattr(inserting.excluded, name)
+                  for name in amounts})
+        _STATEMENTS[(dialect, table)] = statement
+    return statement
+
+
 def _add(connection, table, keys, rows, amounts):
     """Add `amounts` (column names) of each of `rows` (dicts) to `table`, inserting rows
-    that are not there: one statement, rows sorted by `keys`."""
+    that are not there; rows sorted by `keys`, so that concurrent transactions lock them
+    in one order."""
     if not rows:
         return
     rows = sorted(rows, key=lambda row: tuple(row[key] for key in keys))
-    statement = _INSERTS[connection.dialect.name](table.__table__).values(rows)
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: getattr(table, name) + getattr(statement.excluded, name)
-              for name in amounts}))
+    statement = _adding(connection.dialect.name, table, keys, amounts)
+    connection.execute(statement, rows if len(rows) > 1 else rows[0])
 
 
 def count_start(connection, test_id, first_item, ineligible=(), moment=None):
@@ -52,7 +69,7 @@ def count_start(connection, test_id, first_item, ineligible=(), moment=None):
          [{"test_id": test_id, "day": day, "started": 1}], ("started",))
     rows = {(item_id, False): [0, 1] for item_id in ineligible}
     rows.setdefault(tuple(first_item), [0, 0])[0] += 1
-    _add(connection, ExposureCount, ("test_id", "day", "item_id", "pretest"),
+    _add(connection, ExposureCount, _COUNT_KEYS,
          [{"test_id": test_id, "day": day, "item_id": item_id, "pretest": pretest,
            "administered": administered, "ineligible": drawn}
           for (item_id, pretest), (administered, drawn) in rows.items()],
@@ -61,7 +78,7 @@ def count_start(connection, test_id, first_item, ineligible=(), moment=None):
 
 def count_administered(connection, test_id, item_id, pretest, moment=None):
     """Count one session given the item `item_id` of `test_id`."""
-    _add(connection, ExposureCount, ("test_id", "day", "item_id", "pretest"),
+    _add(connection, ExposureCount, _COUNT_KEYS,
          [{"test_id": test_id, "day": utc_day(moment), "item_id": item_id,
            "pretest": bool(pretest), "administered": 1, "ineligible": 0}],
          ("administered", "ineligible"))
@@ -69,8 +86,8 @@ def count_administered(connection, test_id, item_id, pretest, moment=None):
 
 def add_step(connection, session_id, trace):
     """Store a session's step trace (a dict with its ``step``)."""
-    connection.execute(SessionStep.__table__.insert(),
-                       {"session_id": session_id, "step": trace["step"], "trace": trace})
+    connection.execute(_ADD_STEP, {"session_id": session_id, "step": trace["step"],
+                                   "trace": trace})
 
 
 def session_steps(database, session_id):
