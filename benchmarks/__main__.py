@@ -22,8 +22,7 @@ from .common import machine
 BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
               "store": store.run, "load": load.run, "startup": startup.run,
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
-              "model_fit": model_fit.run, "exposure_live": exposure_live.run,
-              "exposure_cpu": exposure_live.run_answer_cpu}
+              "model_fit": model_fit.run, "exposure_live": exposure_live.run}
 
 
 def main(names):

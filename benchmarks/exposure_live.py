@@ -19,8 +19,6 @@ the first WARM_UP seconds and the round trip of each answer in them (p50, p99:
 acceptance <= 100 ms), errors (must be 0) and the workers' CPU per answer (all
 answers; session starts included).
 
-`answer_cpu` (``python -m benchmarks exposure_cpu``) measures the answer path in
-process: 30 sessions x 30 answers through Flask's test client, CPU per answer.
 ``IRTCAT_EXPOSURE_SESSIONS`` overrides the number of sessions.
 """
 
@@ -32,7 +30,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -161,46 +158,3 @@ def run():
     yield (f"Live exposure: {SESSIONS} sessions of the demo credential under item "
            f"eligibility (target {TARGET}), {LEARNERS} learners at a time over HTTP, "
            f"{WORKERS} workers; answers after the first {WARM_UP:.0f} s", HEADER, rows)
-
-
-def answer_cpu(sessions=30, answers=30, repeats=3):
-    """CPU seconds per answer of the in-process answer path: `sessions` sessions of
-    `answers` answers (a 30-item test on the demo bank, no exposure control) through
-    Flask's test client; the median of `repeats` rounds. Returns (median, all rounds)."""
-    from irtcat.api.app import close_app, create_app
-
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{os.path.join(folder, 'irtcat.db')}"
-        key, admin = demo_keys(url, folder)
-        app = create_app({"DATABASE_URL": url})
-        client = app.test_client()
-        client.post("/v1/tests", headers={"Authorization": f"Bearer {admin}"},
-                    json={"id": "cpu", "standards": ["AI-ML", "AI-DE", "AI-RAI"],
-                          "config": {"stop": {"min_items": answers, "max_items": answers,
-                                              "se": None}}})
-        rng, rounds = random.Random(7), []
-        for _ in range(repeats):
-            spent = 0.0
-            for number in range(sessions):
-                started = client.post("/v1/sessions", headers={"Authorization": f"Bearer {key}"},
-                                      json={"test_id": "cpu", "learner_id": f"c-{number}"}).json
-                item = started["item"]
-                while item is not None:
-                    body = {"item_id": item["item_id"],
-                            "response": rng.choice(item["options"])["id"]}
-                    began = time.process_time()
-                    state = client.post(f"/v1/sessions/{started['session_id']}/responses",
-                                        headers={"Authorization": f"Bearer {started['token']}"},
-                                        json=body).json
-                    spent += time.process_time() - began
-                    item = state["item"]
-            rounds.append(spent / (sessions * answers))
-        close_app(app)
-    return float(np.median(rounds)), rounds
-
-
-def run_answer_cpu():
-    median, rounds = answer_cpu()
-    yield ("Answer path in process: 30 sessions x 30 answers through Flask's test client "
-           "(SQLite), CPU per answer", ["median", "rounds"],
-           [[f"{median * 1e3:.2f} ms", ", ".join(f"{r * 1e3:.2f}" for r in rounds)]])
