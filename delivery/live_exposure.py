@@ -4,7 +4,8 @@ the exposure figures of a test, and session traces as an admin reads them.
 The counts are the store's (`irtcat.itembank.exposure`), moved in the transaction
 that gives each item. A test whose exposure method is "item-eligibility" draws each
 new session's eligible items from probabilities computed from those counts (van der
-Linden & Veldkamp, 2007; `irtcat.engine.exposure.live_eligibility`), which a worker
+Linden & Veldkamp, 2007, with Revuelta & Ponsoda's 1998 restriction of items at the
+target; `irtcat.engine.exposure.live_eligibility`), which a worker
 re-reads at most every ELIGIBILITY_SECONDS. Sympson-Hetter parameters are part of the
 test's configuration (``exposure.parameters``) and apply to every session as is.
 
@@ -50,7 +51,7 @@ class LiveEligibility:
         ids = [item["id"] for item in built.items]
         given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
         drawn_out = np.array([ineligible.get(item_id, 0) for item_id in ids], dtype=float)
-        probability = live_eligibility(given, sessions - drawn_out,
+        probability = live_eligibility(given, sessions - drawn_out, sessions,
                                        built.design.exposure.target)
         probability[pretest_mask(built)] = 1.0
         with self._lock:

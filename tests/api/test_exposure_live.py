@@ -16,6 +16,7 @@ from conftest import Api, demo_items
 from irtcat.api.app import close_app, create_app
 from irtcat.delivery import sessions as delivery_sessions
 from irtcat.delivery.sessions import Delivery
+from irtcat.engine.exposure import live_eligibility
 from irtcat.itembank.exposure import count_start, live_counts
 
 SEED = 424242
@@ -130,27 +131,32 @@ def test_pretest_items_are_counted_apart(api):
 
 
 def test_item_eligibility_follows_the_live_counts(api):
-    # Counts written as 40 sessions would have: item 0 given 20 times and drawn
-    # ineligible 10 times, item 1 given 5 times. Closed form at r_max = 0.2:
-    # P(E_0) = min(1, 0.2 * (40 - 10) / 20) = 0.3, P(E_1) = min(1, 0.2 * 40 / 5) = 1.
+    # Counts written as 100 sessions would have: item 0 given 30 times and drawn
+    # ineligible 10 times, item 1 given 5 times, item 2 given 15 times and drawn
+    # ineligible 40 times. Closed form at r_max = 0.2 (van der Linden & Veldkamp, 2007):
+    # P(E_1) = min(1, 0.2 * 100 / 5) = 1, P(E_2) = 0.2 * 60 / 15 = 0.8; item 0's rate
+    # 30 / 100 is over r_max: restricted, P(E_0) = 0 (Revuelta & Ponsoda, 1998), where
+    # the estimate alone gives min(1, 0.2 * 90 / 30) = 0.6.
     define(api, "eligible", {"method": "item-eligibility", "target": 0.2})
     ids = operational_ids("AI-ML", "AI-DE")
     database = api.store.database
     with database.write_connection() as connection:
-        for number in range(40):
-            first = ids[0] if number < 20 else ids[1] if number < 25 else ids[2]
-            count_start(connection, "eligible", (first, False),
-                        [ids[0]] if 30 <= number else [])
+        for number in range(100):
+            first = ids[0] if number < 30 else ids[1] if number < 35 else \
+                ids[2] if number < 50 else ids[5 + number % 25]
+            drawn = [ids[0]] if number >= 90 else [ids[2]] if number >= 50 else []
+            count_start(connection, "eligible", (first, False), drawn)
     sessions, administered, ineligible = live_counts(database, "eligible")
-    assert (sessions, administered[ids[0]], ineligible[ids[0]]) == (40, 20, 10)
+    assert (sessions, administered[ids[0]], ineligible[ids[0]]) == (100, 30, 10)
     delivery = api.app.extensions["irtcat"]["delivery"]
     test = delivery.test("eligible")
     built = delivery.test_bank("eligible", api.store.current_version_ids(test["standards"]))
     probability = delivery.eligibility.probabilities("eligible", built)
-    assert probability[built.position[ids[0]]] == pytest.approx(0.3)
+    assert probability[built.position[ids[0]]] == 0.0
     assert probability[built.position[ids[1]]] == pytest.approx(1.0)
-    assert probability[built.position[ids[2]]] == pytest.approx(0.2 * 40 / 15)
+    assert probability[built.position[ids[2]]] == pytest.approx(0.8)
     assert probability[built.position[ids[3]]] == 1.0            # never given yet
+    assert live_eligibility([30], [90], 0, 0.2) == pytest.approx([0.6])   # no restriction
 
 
 def test_an_item_no_session_may_see_is_never_given(api):
