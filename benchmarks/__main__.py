@@ -9,6 +9,7 @@ from . import (
     cat,
     commands,
     dif,
+    exposure_live,
     fixed_calib,
     groups,
     load,
@@ -22,7 +23,8 @@ from .common import machine
 BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
               "store": store.run, "load": load.run, "startup": startup.run,
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
-              "model_fit": model_fit.run, "fixed_calib": fixed_calib.run}
+              "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
+              "exposure_live": exposure_live.run}
 
 
 def main(names):

@@ -556,17 +556,25 @@ HEADER = ["back end", "workers x threads", "load", "answers/s (target >= 300)",
           "server CPU per answer", "load generator CPU", "targets met"]
 
 
-def run():
-    backends = [("SQLite", None)]
+def backends():
+    """``(name, url, folder)`` of each back end to measure, each alive until the next is
+    asked for: SQLite (a file in a temporary folder) and, when IRTCAT_TEST_POSTGRESQL_URL
+    names a server, PostgreSQL (in a schema of its own, `postgresql_schema`)."""
+    given = [("SQLite", None)]
     if os.environ.get("IRTCAT_TEST_POSTGRESQL_URL"):
-        backends.append(("PostgreSQL", os.environ["IRTCAT_TEST_POSTGRESQL_URL"]))
-    for name, url in backends:
+        given.append(("PostgreSQL", os.environ["IRTCAT_TEST_POSTGRESQL_URL"]))
+    for name, url in given:
         with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
             if url is None:
                 url = f"sqlite:///{os.path.join(folder, 'irtcat.db')}"
             else:
                 url = stack.enter_context(postgresql_schema(url))
-            rows, notes = _measure(name, url, folder)
+            yield name, url, folder
+
+
+def run():
+    for name, url, folder in backends():
+        rows, notes = _measure(name, url, folder)
         for note in notes:
             print(note, file=sys.stderr)
         yield (f"Load on {name}: {LEARNERS} learners in a test at every moment "

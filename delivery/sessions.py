@@ -17,6 +17,13 @@ finished, its token only reads the final state for the test's
 `finished_token_ttl` seconds (FINISHED_TOKEN_SECONDS by default). A test's
 `time_limit` is enforced: an answer after the deadline is refused and the
 session finished, scored on what was answered (mirtCAT's `max_time`).
+
+Exposure is controlled across workers (`irtcat.delivery.live_exposure`): each
+item given is counted in the store with the step that gives it, and each step's
+decision trace is stored with it (`trace`, admin-only). A rebuild reads the
+exposure decisions back from the traces (items Sympson-Hetter passed over, the
+eligibility draw), so a session continued by another worker, or after a restart,
+chooses exactly as the one it continues.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from datetime import datetime, timedelta
 from irtcat.engine.models import category_count
 from irtcat.engine.session import Session
 from irtcat.itembank.errors import DataFormatError, NotFoundError
+from irtcat.itembank.exposure import session_steps
 from irtcat.itembank.schema import utc_now
 from irtcat.itembank.sessions import (
     add_session,
@@ -50,6 +58,7 @@ from .keys import (
     new_token,
     token_lifetime,
 )
+from .live_exposure import LiveEligibility, exposure_figures, trace_view
 from .results import no_estimate, session_result
 from .scoring import score as score_without_session
 from .test_banks import TestBank
@@ -102,6 +111,7 @@ class Delivery(Definitions):
         self.credentials = Credentials(self.database)
         self._live = OrderedDict()        # session_id -> _Live
         self._owners = OrderedDict()      # session id -> id of the key that started it
+        self.eligibility = LiveEligibility(self.database)
 
     def authenticate(self, secret):
         """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`;
@@ -130,7 +140,9 @@ class Delivery(Definitions):
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
-        batch = Session(built.tables, built.design, seed, built.excluded)
+        eligibility = self.eligibility.probabilities(test_id, built) \
+            if built.design.exposure.method == "item-eligibility" else None
+        batch = Session.start(built.tables, built.design, seed, built.excluded, eligibility)
         first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
@@ -144,7 +156,9 @@ class Delivery(Definitions):
                     token_digest=digest(token), key_id=key_id, status="active",
                     versions=versions, seed=seed, current_item=built.items[first]["id"],
                     position=1, created_at=started, deadline=deadline,
-                    token_expires_at=expires, attributes=attributes)
+                    token_expires_at=expires, attributes=attributes,
+                    first_step=batch.last_step, first_item=_counted(built, first),
+                    ineligible=[built.items[j]["id"] for j in batch.ineligible])
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))
@@ -269,7 +283,8 @@ class Delivery(Definitions):
         moved = advance_session(self.database, session_id, live.position, values, {
             "learner_id": live.learner_id, "item_id": item_id, "raw_response": _raw(response),
             "score": score, "responded_at": utc_now(), "bank_version_id": item["version_id"],
-            "pretest": bool(item["status"] == "pretest")})
+            "pretest": bool(item["status"] == "pretest")}, step=batch.last_step,
+            given=None if finished else (live.test_id, *_counted(built, next_position)))
         if not moved:
             return None                                   # another request moved it first
         if not finished:
@@ -283,10 +298,7 @@ class Delivery(Definitions):
             values.get("result"))
 
     def _keep(self, session_id, live):
-        """Keep a session's engine state for its next answer on this worker. Not under
-        Sympson-Hetter, whose rejected items are not replayed by a rebuild."""
-        if live.built.design.exposure.method == "sympson-hetter":
-            return
+        """Keep a session's engine state for its next answer on this worker."""
         with self._lock:
             remember(self._live, session_id, live, CACHED_SESSIONS)
 
@@ -333,10 +345,32 @@ class Delivery(Definitions):
         return no_estimate(self.test(test_id)["standards"], self.catalog)
 
     def _rebuild(self, built, row, answers):
+        """The engine's session after `answers`, with the exposure decisions its stored
+        traces recorded (read only for a test whose control makes any)."""
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
-        return Session.replay(built.tables, built.design, row.seed, positions, scores,
-                              built.excluded)
+        removed, ineligible = (), ()
+        if built.design.exposure.method in ("sympson-hetter", "item-eligibility"):
+            traces = session_steps(self.database, row.id)
+            removed = [j for trace in traces for j in trace.get("rejected", ())]
+            ineligible = traces[0].get("ineligible", ()) if traces else ()
+        return Session(built.tables, built.design, row.seed, built.excluded, items=positions,
+                       responses=scores, removed=removed, ineligible=ineligible)
+
+    def trace(self, session_id):
+        """A session's decision trace, step by step (admin-only: it holds criterion values
+        and which items are pretest): ``{"session_id", "test_id", "status", "steps"}``."""
+        row, answers = self._snapshot(session_id)
+        built = self._session_bank(row, answers)
+        return {"session_id": row.id, "test_id": row.test_id, "status": row.status,
+                "steps": trace_view(session_steps(self.database, row.id), built)}
+
+    def exposure(self, test_id):
+        """The live exposure of a test's sessions (`live_exposure.exposure_figures`), its
+        operational items those of the bank its new sessions use."""
+        test = self.test(test_id)
+        built = self.test_bank(test_id, self.store.current_version_ids(test["standards"]))
+        return exposure_figures(self.database, test_id, built)
 
     def _result(self, built, batch, test_id):
         return session_result(batch, built.design, self.test(test_id)["standards"],
@@ -359,6 +393,12 @@ class Delivery(Definitions):
         if "correct" in key:
             return int(response == key["correct"])
         return int(key["scores"][response])
+
+
+def _counted(built, position):
+    """``(item_id, pretest)`` of the item at `position` of `built`, as counted."""
+    item = built.items[position]
+    return item["id"], item["status"] == "pretest"
 
 
 def _past(deadline):

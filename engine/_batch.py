@@ -93,6 +93,7 @@ class Batch:
         self.decision = np.zeros(n, dtype=np.intp)
         self.eligibility = None                       # item-eligibility draws, (n, n_items)
         self.last_considered = np.full((0, 0), -1, dtype=np.intp)  # Sympson-Hetter's walk
+        self.last_score = None        # the last selection's criterion, -inf: not eligible
         # (rows, eligible) found by the last stop decision, for the selection that follows
         # it: dropped by any change of the batch
         self.pool = None
@@ -137,6 +138,7 @@ def select_next(batch, rows=None):
     rows = np.flatnonzero(~batch.done) if rows is None else np.asarray(rows, dtype=np.intp)
     chosen = np.full(rows.size, -1, dtype=np.intp)
     batch.last_considered = np.full((0, 0), -1, dtype=np.intp)
+    batch.last_score = None
     pretest = _pretest_now(batch, rows)
     if pretest.any():
         chosen[pretest] = _pick_pretest(batch, rows[pretest])
@@ -155,6 +157,7 @@ def select_next(batch, rows=None):
         picks = np.full(sub.size, -1, dtype=np.intp)
         if has_item.any():
             score = np.where(eligible[has_item], criterion[has_item], -np.inf)
+            batch.last_score = score
             picks[has_item] = batch.exposure.choose(batch, sub[has_item], score)
         chosen[regular] = picks
     return chosen

@@ -108,3 +108,23 @@ def next_eligibility(probability, administered_so_far, examinees_so_far, target)
     rate = administered_so_far / examinees_so_far
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(rate > 0, np.minimum(1.0, target * probability / rate), 1.0)
+
+
+def live_eligibility(administered, eligible, sessions, target):
+    """Item-eligibility probabilities from counts kept live: (n_items,).
+
+    van der Linden & Veldkamp (2007): P(E_i) = min(1, r_max * eps_i / alpha_i), with
+    alpha_i the examinees given item i and eps_i those for whom it was eligible, both
+    (n_items,) counts over `sessions` examinees so far; 1 for an item not given yet.
+    Unlike `next_eligibility` it needs no earlier probability, so any worker computes it
+    from the shared counts alone. Its counts are cumulative, so the early sessions (all
+    items eligible) weigh on it long after; an item whose rate alpha_i / sessions has
+    reached r_max is therefore made ineligible until it falls below (the restricted
+    method of Revuelta & Ponsoda, 1998), which keeps the rate itself at the target.
+    """
+    administered = np.asarray(administered, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = target * np.asarray(eligible, dtype=float) / administered
+    probability = np.where(administered > 0, np.minimum(1.0, ratio), 1.0)
+    return np.where(administered >= target * sessions, 0.0, probability) if sessions \
+        else probability

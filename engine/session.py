@@ -4,6 +4,16 @@ A `Session` is started (or rebuilt from its response log, with the same seed:
 it then makes the same choices), gives its next item, takes the answer, and
 hands out its state as a frozen `SessionResult`. The bank's `BankTables`
 are computed once per bank and design and shared by its sessions.
+
+Each choice leaves a step trace (`Session.last_step`, a small JSON-ready dict,
+`step_trace`): what an auditor needs to see why the item was chosen. The
+exposure decisions in it are what a rebuild needs besides the answers: the
+items Sympson-Hetter passed over (`rejected`, out of the examinee's pool for the
+rest of the test) and, under item eligibility, the items drawn ineligible at the
+start (`ineligible`, drawn from the live probabilities of that moment, which a
+later rebuild cannot know). Given them (`removed`, `ineligible`) a rebuilt
+session makes the same choices as the one it continues; `replay_traces` replays
+a session answer by answer and gives its traces again.
 """
 
 from __future__ import annotations
@@ -15,7 +25,11 @@ import numpy as np
 from . import ability, stopping
 from ._batch import BankTables, next_batch_item, rebuild_batch, record
 
-__all__ = ["BankTables", "GroupEstimate", "Session", "SessionResult"]
+__all__ = ["BankTables", "GroupEstimate", "Session", "SessionResult", "replay_traces",
+           "step_trace"]
+
+TRACE_CANDIDATES = 5            # the best candidates a step trace lists
+ELIGIBILITY_STREAM = 2**32 - 1  # the random stream of the eligibility draw: a step never reached
 
 
 @dataclass(frozen=True)
@@ -55,12 +69,38 @@ class Session:
     """One examinee's test on a bank (`BankTables`) under a `CATDesign`, seeded `seed`.
 
     excluded : (n_items,) bool, items never selected for this examinee (None: none)
+    removed : item positions the exposure control took out of the pool at earlier steps
+        (Sympson-Hetter's passed-over items, the traces' `rejected`)
+    ineligible : item positions drawn ineligible at the start (item eligibility)
     """
 
-    def __init__(self, tables, design, seed, excluded=None, *, items=(), responses=()):
+    def __init__(self, tables, design, seed, excluded=None, *, items=(), responses=(),
+                 removed=(), ineligible=()):
         self.seed = seed
+        if len(removed):
+            excluded = np.zeros(tables.n_items, dtype=bool) if excluded is None \
+                else np.array(excluded, dtype=bool)
+            excluded[np.asarray(removed, dtype=np.intp)] = True
         self._batch = rebuild_batch(tables, design, seed, list(items), list(responses),
                                     excluded)
+        self.ineligible = tuple(sorted(int(j) for j in ineligible))
+        if design.exposure.method == "item-eligibility":
+            drawn = np.ones((1, tables.n_items), dtype=bool)
+            drawn[0, list(self.ineligible)] = False
+            self._batch.eligibility = drawn
+            self._batch.pool = None          # the stop decision's pool ignored the draw
+        self.last_step = None
+
+    @classmethod
+    def start(cls, tables, design, seed, excluded=None, eligibility=None):
+        """A new session; under item eligibility, each item is eligible for it with its
+        probability in `eligibility` ((n_items,), None: every item), drawn from the
+        session's own stream (van der Linden & Veldkamp, 2007)."""
+        ineligible = ()
+        if design.exposure.method == "item-eligibility" and eligibility is not None:
+            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.n_items)
+            ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
+        return cls(tables, design, seed, excluded, ineligible=ineligible)
 
     @classmethod
     def replay(cls, tables, design, seed, items, responses, excluded=None):
@@ -68,8 +108,14 @@ class Session:
         return cls(tables, design, seed, excluded, items=items, responses=responses)
 
     def next_item(self):
-        """The position of the next item, or None when the test is over."""
-        return next_batch_item(self._batch, self.seed)
+        """The position of the next item, or None when the test is over; its step trace
+        is then `last_step`."""
+        batch = self._batch
+        step, ended = int(batch.length[0]) + 1, bool(batch.done[0])
+        theta, se = float(batch.theta[0]), float(batch.se[0])
+        item = next_batch_item(batch, self.seed)
+        self.last_step = step_trace(batch, step, theta, se, item, ended, self.ineligible)
+        return item
 
     def answer(self, item, response):
         """Record the answer `response` (a category) to the item at position `item`."""
@@ -91,3 +137,72 @@ class Session:
             done=bool(batch.done[0]), decision=decision,
             groups={key: GroupEstimate(float(theta[0]), float(se[0]), int(answers[0]))
                     for key, (theta, se, answers) in estimates.items()})
+
+
+def _rounded(value):
+    """A trace's number: 6 significant digits, so that a rebuilt estimate (summed in
+    another order) gives the same trace."""
+    return float(f"{value:.6g}")
+
+
+def step_trace(batch, step, theta, se, item, ended, ineligible=()):
+    """The trace of step `step` of a one-examinee batch: a dict of JSON values.
+
+    ``step`` (1-based position of the item chosen), ``theta`` and ``se`` (the estimate
+    the choice was made at); then either ``stop`` (why the test ended: "max_items",
+    "pool_exhausted" or "rules_met") or ``item`` (the position chosen) with ``pretest``
+    (a pretest slot: chosen at random, no criterion) or ``eligible`` (items with a
+    finite criterion) and ``candidates`` (the best TRACE_CANDIDATES as [position,
+    criterion value], best first, ties by position); ``rejected``: items Sympson-Hetter
+    passed over at this step; ``ineligible`` (step 1): items drawn ineligible.
+    `ended`: the test was over before this step (else a missing item means no item
+    was left).
+    """
+    trace = {"step": step, "theta": _rounded(theta), "se": _rounded(se)}
+    if step == 1 and len(ineligible):
+        trace["ineligible"] = [int(j) for j in ineligible]
+    if item is None:
+        trace["stop"] = _stop_reason(batch, ended)
+        return trace
+    trace["item"] = item
+    score = batch.last_score
+    if score is None:
+        trace["pretest"] = True
+        return trace
+    row = score[0]
+    finite = np.flatnonzero(np.isfinite(row))
+    best = finite[np.lexsort((finite, -row[finite]))[:TRACE_CANDIDATES]]
+    trace["eligible"] = int(finite.size)
+    trace["candidates"] = [[int(j), _rounded(row[j])] for j in best]
+    considered = batch.last_considered
+    rejected = [int(j) for j in considered[0] if j >= 0 and j != item] if considered.size \
+        else []
+    if rejected:
+        trace["rejected"] = rejected
+    return trace
+
+
+def _stop_reason(batch, ended):
+    if batch.scored_length[0] >= batch.design.stopping.max_items:
+        return "max_items"
+    if not ended or (batch.pool is not None and not batch.pool[1].any()):
+        return "pool_exhausted"
+    return "rules_met"
+
+
+def replay_traces(tables, design, seed, items, responses, excluded=None, ineligible=()):
+    """The step traces of a session replayed answer by answer from its log (item
+    positions and answers in order, the items drawn ineligible at its start): a list of
+    len(items) + 1 traces, the last that of the choice (or stop) after the last answer.
+    ValueError if the replay chooses an item other than the log's."""
+    session = Session(tables, design, seed, excluded, ineligible=ineligible)
+    traces = []
+    for item, response in zip(items, responses, strict=True):
+        chosen = session.next_item()
+        traces.append(session.last_step)
+        if chosen != item:
+            raise ValueError(f"step {len(traces)}: the replay chose {chosen}, the log {item}")
+        session.answer(item, response)
+    session.next_item()
+    traces.append(session.last_step)
+    return traces

@@ -273,3 +273,41 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- live exposure and session traces (migration 0008) ---------------------------------
+
+class SessionStep(Base):
+    """One step of a session's decision trace (`irtcat.engine.session.step_trace`): the
+    choice of the item at position `step` (or why the test ended), as JSON with item
+    positions in the session's bank; admin-only (it holds criterion values)."""
+
+    __tablename__ = "session_steps"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trace: Mapped[dict] = mapped_column(JSON)
+
+
+class ExposureCount(Base):
+    """Per test, UTC day and item (operational and pretest apart): how many sessions were
+    given the item, and how many drew it ineligible (item eligibility)."""
+
+    __tablename__ = "exposure_counts"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)      # YYYY-MM-DD
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pretest: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    administered: Mapped[int] = mapped_column(BigInteger, default=0)
+    ineligible: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExposureSessions(Base):
+    """Per test and UTC day, the sessions started: the exposure rates' denominator."""
+
+    __tablename__ = "exposure_sessions"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    started: Mapped[int] = mapped_column(BigInteger, default=0)

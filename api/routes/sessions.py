@@ -7,7 +7,7 @@ import secrets
 
 from flask import g
 
-from .. import observability, schemas
+from .. import exposure_schemas, observability, schemas
 from .base import client_identity, operation
 
 
@@ -74,3 +74,12 @@ def score(data):
     observability.audit("score_request", principal_id=g.principal[1],
                         items=len(data["responses"]), method=data["method"])
     return g.delivery.score(data["responses"], data["method"])
+
+
+@operation("/sessions/<session_id>/trace", "GET", roles=("admin",),
+           answer=exposure_schemas.SessionTrace,
+           summary="the session's decision trace, step by step: eligible items, the best "
+                   "candidates and their criterion values, exposure decisions, estimate, "
+                   "stop reason (admin only)")
+def trace(session_id):
+    return g.delivery.trace(session_id)
