@@ -5,7 +5,8 @@ engine (`Scoring`, `Selection`, `Exposure`, `Content`, `Stopping`, `Pretest`).
 Standards and tags become content groups: item masks keyed ``("standard", code)``
 and ``("tag", tag)``; item ids become positions.
 Every key is optional (the defaults are FORMATS.md's); an unknown key or a
-value out of range is a `DataFormatError` naming it.
+value out of range is a `DataFormatError` naming it, and so is a design the bank
+cannot honour (`engine.validation.check_design`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from irtcat.engine.design import (
     Stopping,
 )
 from irtcat.engine.names import canonical_method
+from irtcat.engine.validation import InfeasibleDesignError, check_design
 from irtcat.itembank.errors import DataFormatError
 
 _KEYS = {
@@ -213,6 +215,11 @@ def design_from_config(config, bank):
         items=pretest_items,
         count=_number(pretest.get("count", 0), "pretest.count", 0, None, True),
         operational=operational)
-    return CATDesign(scoring=scoring_settings, selection=selection_settings,
-                     exposure=exposure_settings, content=content_settings, stopping=stopping,
-                     pretest=pretest_settings)
+    design = CATDesign(scoring=scoring_settings, selection=selection_settings,
+                       exposure=exposure_settings, content=content_settings, stopping=stopping,
+                       pretest=pretest_settings)
+    try:
+        check_design(design, n_items)
+    except InfeasibleDesignError as error:
+        raise DataFormatError(f"the design cannot be honoured: {error}") from None
+    return design
