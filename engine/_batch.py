@@ -131,8 +131,10 @@ def eligible_items(batch, rows):
         eligible &= design.pretest.operational        # selected as scored items
     eligible[:, design.pretest.items] = False
     eligible = content.close_enemy_sets(batch, rows, eligible)
-    eligible = batch.exposure.restrict(batch, rows, eligible)
-    return batch.content.restrict(batch, rows, eligible)
+    # Content first: an exposure restriction that leaves no item falls back to what
+    # content allows, so it never breaks a content minimum.
+    eligible = batch.content.restrict(batch, rows, eligible)
+    return batch.exposure.restrict(batch, rows, eligible)
 
 
 def select_next(batch, rows=None):

@@ -9,7 +9,8 @@ picks one item per row from the criterion `score` (-inf where not eligible).
 - "randomesque": one of the best `exposure.k` at random;
 - "sympson-hetter": an item selected is administered with its probability K_j
   (tuned by `engine.simulate.tune_sympson_hetter`); the items passed over leave
-  the examinee's pool;
+  the examinee's pool, unless the test could then not be completed (its length or
+  a content minimum): a rejection never ends a test early;
 - "item-eligibility" (van der Linden & Veldkamp, 2007): item j is eligible for an
   examinee with a probability updated between batches from the exposure so far.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .selection import best_of
+from .validation import scorable_items
 
 
 class NoControl:
@@ -55,6 +57,7 @@ class SympsonHetter(NoControl):
     def __init__(self, design):
         super().__init__(design)
         self.probability = design.exposure.sympson_hetter
+        self.scorable = None               # (n_items,) bool, set on the first choice
 
     def choose(self, batch, rows, score):
         if self.probability is None:
@@ -76,9 +79,31 @@ class SympsonHetter(NoControl):
         considered = (np.arange(depth)[None, :] <= first[:, None]) & finite
         batch.last_considered = np.where(considered, ranked, -1)
         passed_over = considered & (np.arange(depth)[None, :] < first[:, None])
+        dropped = np.zeros((rows.size, score.shape[1]), dtype=bool)
         person, slot = np.nonzero(passed_over)
-        batch.seen[rows[person], ranked[person, slot]] = True
+        dropped[person, ranked[person, slot]] = True
+        # ... unless that would leave too few to complete the test: then they stay.
+        keep_pool = ~self._can_drop(batch, rows, chosen, dropped)
+        dropped[keep_pool] = False
+        batch.seen[rows] |= dropped
         return chosen
+
+    def _can_drop(self, batch, rows, chosen, dropped):
+        """(r,) bool: whether each row's pool without `dropped` ((r, n_items) bool) and
+        `chosen` (r,) still holds the items its test needs: `max_items` scored items
+        in all, and each content minimum's items in its group."""
+        if self.scorable is None:
+            self.scorable = scorable_items(batch.design, batch.tables.n_items)
+        design = batch.design
+        left = ~(batch.administered[rows] | batch.seen[rows] | dropped) & self.scorable
+        left[np.arange(rows.size), chosen] = False
+        needed = design.stopping.max_items - batch.scored_length[rows] - 1
+        enough = left.sum(axis=1) >= needed
+        for rule in design.content.rules:
+            group = design.content.groups[rule.group]
+            deficit = rule.min - batch.group_counts[rule.group][rows] - group[chosen]
+            enough &= (left & group).sum(axis=1) >= deficit
+        return enough
 
 
 class ItemEligibility(NoControl):
