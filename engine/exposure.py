@@ -69,14 +69,14 @@ class SympsonHetter(NoControl):
         ranked = np.take_along_axis(top, order, axis=1)                  # (r, depth)
         finite = np.isfinite(np.take_along_axis(score, ranked, axis=1))
         accept = (batch.rng.random(ranked.shape) < self.probability[ranked]) & finite
-        last_finite = np.maximum(finite.sum(axis=1) - 1, 0)             # ranked best first
-        rows_dry = np.flatnonzero(~accept.any(axis=1))                  # never run dry
-        accept[rows_dry, last_finite[rows_dry]] = True
+        dry = ~accept.any(axis=1)                 # nothing accepted: walk the window again
+        rows_dry = np.flatnonzero(dry)
+        accept[rows_dry, self._rewalk(batch, ranked[rows_dry], finite[rows_dry])] = True
         first = np.argmax(accept, axis=1)
         chosen = ranked[np.arange(ranked.shape[0]), first]
         # Every item the walk reached was "selected"; those it passed over leave this
         # examinee's pool for the rest of the test (Sympson & Hetter, 1985).
-        considered = (np.arange(depth)[None, :] <= first[:, None]) & finite
+        considered = ((np.arange(depth)[None, :] <= first[:, None]) | dry[:, None]) & finite
         batch.last_considered = np.where(considered, ranked, -1)
         passed_over = considered & (np.arange(depth)[None, :] < first[:, None])
         dropped = np.zeros((rows.size, score.shape[1]), dtype=bool)
@@ -87,6 +87,21 @@ class SympsonHetter(NoControl):
         dropped[keep_pool] = False
         batch.seen[rows] |= dropped
         return chosen
+
+    def _rewalk(self, batch, ranked, finite):
+        """The window position accepted by walking each row's window again and again until
+        an item is accepted: drawn with probability K_i prod_{j<i} (1 - K_j), renormalised
+        (the last finite item when every K is 0). ranked, finite : (r, depth); returns (r,).
+        """
+        k = np.where(finite, self.probability[ranked], 0.0)
+        first_pass = k * np.cumprod(np.hstack([np.ones((k.shape[0], 1)), 1.0 - k[:, :-1]]),
+                                    axis=1)
+        total = first_pass.sum(axis=1)
+        draw = batch.rng.random(k.shape[0]) * total
+        drawn = np.minimum((np.cumsum(first_pass, axis=1) <= draw[:, None]).sum(axis=1),
+                           k.shape[1] - 1)
+        last_finite = np.maximum(finite.sum(axis=1) - 1, 0)
+        return np.where(total > 0, drawn, last_finite)
 
     def _can_drop(self, batch, rows, chosen, dropped):
         """(r,) bool: whether each row's pool without `dropped` ((r, n_items) bool) and
