@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import content
 from .selection import best_of
 from .validation import scorable_items
 
@@ -106,19 +107,26 @@ class SympsonHetter(NoControl):
     def _can_drop(self, batch, rows, chosen, dropped):
         """(r,) bool: whether each row's pool without `dropped` ((r, n_items) bool) and
         `chosen` (r,) still holds the items its test needs: `max_items` scored items
-        in all, and each content minimum's items in its group."""
+        in all (one per enemy set, none past a content maximum), and each content
+        minimum's items in its group."""
         if self.scorable is None:
             self.scorable = scorable_items(batch.design, batch.tables.n_items)
         design = batch.design
-        left = ~(batch.administered[rows] | batch.seen[rows] | dropped) & self.scorable
-        left[np.arange(rows.size), chosen] = False
+        given = batch.administered[rows].copy()
+        given[np.arange(rows.size), chosen] = True
+        left = ~(given | batch.seen[rows] | dropped) & self.scorable
+        left = content.close_enemy_sets(batch, rows, left, given)
         needed = design.stopping.max_items - batch.scored_length[rows] - 1
-        enough = left.sum(axis=1) >= needed
+        room = content.most_items(batch, left)
+        enough = np.ones(rows.size, dtype=bool)
         for rule in design.content.rules:
             group = design.content.groups[rule.group]
-            deficit = rule.min - batch.group_counts[rule.group][rows] - group[chosen]
-            enough &= (left & group).sum(axis=1) >= deficit
-        return enough
+            count = batch.group_counts[rule.group][rows] + group[chosen]
+            in_group = content.most_items(batch, left & group)
+            enough &= in_group >= rule.min - count
+            if rule.max is not None:          # a group's items past its maximum are no room
+                room = room - np.maximum(in_group - (rule.max - count), 0)
+        return enough & (room >= needed)
 
 
 class ItemEligibility(NoControl):
