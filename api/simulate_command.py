@@ -19,6 +19,19 @@ import sys
 from irtcat.api.arguments import UsageError, whole_number
 
 MAX_EXAMINEES = 10_000_000
+FILE_OPTIONS = (
+    ("--out", "REPORT.json", "default: standard output"),
+    ("--theta", "THETAS.csv", "true abilities person_id,theta (default: drawn from the prior)"),
+    ("--responses", "MATRIX.csv", "replay these answers (wide CSV, every item of the bank)"),
+    ("--persons", "PERSONS.csv", "write person_id,true_theta,theta,se,length,items,decision,"
+                                 "responses (length: scored items)"),
+    ("--log", "LOG.csv", "write every answer as a long response log person_id,item_id,"
+                         "response (pretest answers too)"),
+    ("--save-design", "CAT.json", "write the configuration with tuned Sympson-Hetter "
+                                  "parameters"),
+    ("--report", "REPORT.html", "also write an HTML report with plots (self-contained)"),
+)
+"""(option, metavar, help) of the files `irtcat simulate` reads and writes."""
 
 
 def add_command(commands):
@@ -35,21 +48,8 @@ def _define_simulate(simulate):
                           help="examinees drawn from the prior")
     simulate.add_argument("--seed", type=whole_number(0), default=1,
                           help="of the random numbers (the same seed, the same run)")
-    simulate.add_argument("--out", metavar="REPORT.json", help="default: standard output")
-    simulate.add_argument("--theta", metavar="THETAS.csv",
-                          help="true abilities person_id,theta (default: drawn from the prior)")
-    simulate.add_argument("--responses", metavar="MATRIX.csv",
-                          help="replay these answers (wide CSV, every item of the bank)")
-    simulate.add_argument("--persons", metavar="PERSONS.csv",
-                          help="write person_id,true_theta,theta,se,length,items,decision,"
-                               "responses (length: scored items)")
-    simulate.add_argument("--log", metavar="LOG.csv",
-                          help="write every answer as a long response log "
-                               "person_id,item_id,response (pretest answers too)")
-    simulate.add_argument("--save-design", metavar="CAT.json",
-                          help="write the configuration with tuned Sympson-Hetter parameters")
-    simulate.add_argument("--report", metavar="REPORT.html",
-                          help="also write an HTML report with plots (self-contained)")
+    for flag, metavar, text in FILE_OPTIONS:
+        simulate.add_argument(flag, metavar=metavar, help=text)
     simulate.set_defaults(run=run_simulate)
 
 
