@@ -101,10 +101,10 @@ def lowest_exposure_bound(design, n_items):
     """(bound, reason): no run keeps every scored item's exposure rate under `bound`.
 
     The rates of the scored items sum to the mean scored length, which is at least
-    `min_items` (`max_items` for a fixed-length test, since no test ends early while
-    items are left), so the highest is at least that length / the scored items; a
-    content minimum m over a group of g items puts the group's mean rate, and so its
-    highest, at m / g or more.
+    `min_items` and the content minimums of disjoint groups together (`max_items` for a
+    fixed-length test, since no test ends early while items are left), so the highest
+    is at least that length / the scored items; a content minimum m over a group of g
+    items puts the group's mean rate, and so its highest, at m / g or more.
     """
     scorable = scorable_items(design, n_items)
     n_scorable = int(scorable.sum())
@@ -112,7 +112,10 @@ def lowest_exposure_bound(design, n_items):
     fixed = stopping.min_items == stopping.max_items or (
         stopping.se is None and stopping.delta_theta is None
         and stopping.classification is None)
-    length = min(stopping.max_items if fixed else stopping.min_items, n_scorable)
+    rules, needed = _needed_minimums(design, scorable)
+    shortest = min(max(stopping.min_items, sum(rules[i].min for i in needed)),
+                   stopping.max_items)
+    length = min(stopping.max_items if fixed else shortest, n_scorable)
     bound, reason = length / max(n_scorable, 1), (
         f"{length} scored items per test over {n_scorable} operational items")
     for rule in design.content.rules:
@@ -121,6 +124,15 @@ def lowest_exposure_bound(design, n_items):
             bound, reason = rule.min / group, (f"content minimum {rule.min} over the {group} "
                                                f"operational items of {_name(rule.group)}")
     return bound, reason
+
+
+def _needed_minimums(design, scorable):
+    """(rules, indices of rules over pairwise disjoint groups, largest minimums first):
+    every test takes at least the sum of those rules' minimums."""
+    rules = list(design.content.rules)
+    groups = [design.content.groups[rule.group] & scorable for rule in rules]
+    by_min = sorted(range(len(rules)), key=lambda i: -rules[i].min)
+    return rules, [by_min[i] for i in _disjoint([groups[i] for i in by_min])]
 
 
 def _name(key):
@@ -164,8 +176,7 @@ def check_design(design, n_items):
         if rule.min > group.sum():
             raise InfeasibleDesignError(f"content {_name(rule.group)}: min {rule.min} is over "
                                         f"its {int(group.sum())} operational items")
-    by_min = sorted(range(len(rules)), key=lambda i: -rules[i].min)
-    needed = [by_min[i] for i in _disjoint([groups[i] for i in by_min])]
+    _, needed = _needed_minimums(design, scorable)
     if sum(rules[i].min for i in needed) > stopping.max_items:
         raise InfeasibleDesignError(
             "content minimums " + " + ".join(f"{rules[i].min} ({_name(rules[i].group)})"

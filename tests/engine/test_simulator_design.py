@@ -252,3 +252,15 @@ def test_replayed_answers_keep_the_rules():
     batches = run_cat(bank.params, design, np.random.default_rng(14), responses=matrix)
     assert report(batches, design, 0.0)["violations"] == {"content": 0, "length": 0,
                                                           "ended_early": 0}
+
+
+def test_content_minimums_lengthen_the_shortest_test():
+    # Expected: closed form: minimums 8 (S1) + 8 (S2) make every test at least 16 long,
+    # over min_items 5: 16 / 300 = 0.053 is the bound, so 0.05 is refused.
+    config = {"exposure": {"method": "item-eligibility", "target": 0.05},
+              "content": [{"standard": "S1", "min": 8}, {"standard": "S2", "min": 8}],
+              "stop": {"min_items": 5, "max_items": 30, "se": 0.3}}
+    with pytest.raises(DataFormatError, match="under 0.053 = 16 scored items per test"):
+        design_from_config(config, two_standard_bank())
+    design_from_config({**config, "exposure": {"method": "item-eligibility",
+                                               "target": 0.054}}, two_standard_bank())
