@@ -6,7 +6,8 @@ Standards and tags become content groups: item masks keyed ``("standard", code)`
 and ``("tag", tag)``; item ids become positions.
 Every key is optional (the defaults are FORMATS.md's); an unknown key or a
 value out of range is a `DataFormatError` naming it, and so is a design the bank
-cannot honour (`engine.validation.check_design`).
+cannot honour (`engine.validation.check_design`); the default `min_items` (5) is
+lowered to a smaller bank's operational items.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ def design_from_config(config, bank):
     upper = _number(quad_range[1], "scoring.quadrature.range[1]")
     if not lower < upper:
         raise DataFormatError("scoring.quadrature.range must have lower < upper")
-    min_items = _number(stop.get("min_items", 5), "stop.min_items", 1, None, True)
+    # The default minimum is at most the operational items; one asked for is checked.
+    min_items = _number(stop.get("min_items", min(5, max(1, int(operational.sum())))),
+                        "stop.min_items", 1, None, True)
     max_items = _number(stop.get("max_items", 30), "stop.max_items", min_items, None, True)
     rule = None
     if classification is not None:

@@ -147,7 +147,7 @@ def test_the_command_line_calibrates_scores_and_simulates_a_nominal_bank(name, c
                     atol=SCORE_TOL)
 
     config = tmp_path / "cat.json"
-    config.write_text(json.dumps({"stop": {"min_items": 1, "max_items": 5, "se": 0.1}}))
+    config.write_text(json.dumps({"stop": {"max_items": 5, "se": 0.1}}))
     status, out, err = run(capsys, "simulate", "--bank", bank_path, "--config", config,
                            "--examinees", 200, "--seed", 3)
     assert status == 0, err

@@ -264,3 +264,12 @@ def test_content_minimums_lengthen_the_shortest_test():
         design_from_config(config, two_standard_bank())
     design_from_config({**config, "exposure": {"method": "item-eligibility",
                                                "target": 0.054}}, two_standard_bank())
+
+
+def test_the_default_min_items_fits_a_small_bank():
+    # Expected: FORMATS.md's default min_items 5 is lowered to a 3-item bank's 3 (nothing
+    # was asked for); min_items 5 asked for is refused.
+    bank = two_standard_bank(3)
+    assert design_from_config({}, bank).stopping.min_items == 3
+    with pytest.raises(DataFormatError, match="min_items 5 is over the 3 operational"):
+        design_from_config({"stop": {"min_items": 5}}, bank)
