@@ -10,9 +10,9 @@ api/arguments.py) and its libraries imported only when that command runs, so
 or matplotlib (benchmarks/startup.py). Values no run could use are refused while parsing
 (exit 2), before any work.
 
-Length: the analysis commands (score, calibrate, link, simulate, report) with their
-argument definitions and checks, a few lines over the limit; the store's, the server's
-and the demo's commands live in their own modules.
+The analysis commands (score, calibrate, link, report) live here with their argument
+definitions and checks; simulate, the store's, the server's and the demo's commands
+live in their own modules.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.fit_commands import add_commands as add_fit_commands
 from irtcat.api.info_command import add_command as add_info_command
 from irtcat.api.serve import add_commands as add_server_commands
+from irtcat.api.simulate_command import add_command as add_simulate_command
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
 
@@ -45,7 +46,6 @@ MAX_NODES = 1001
 """Most quadrature nodes: mirt's defaults are 61 (calibration) and 121 (scoring)."""
 THETA_LIMIT = 6.0
 """A prior mean beyond +-6 (the estimation range, engine.THETA_BOUNDS) scores nobody."""
-MAX_EXAMINEES = 10_000_000
 MAX_CYCLES = 100_000
 
 _INPUT_ERRORS = (
@@ -68,8 +68,7 @@ def _build_parser():
     commands.add_parser("calibrate", help="estimate item parameters by MML-EM",
                         define=_define_calibrate)
     commands.add_parser("link", help="put a bank on another bank's scale", define=_define_link)
-    commands.add_parser("simulate", help="simulate adaptive tests on a bank",
-                        define=_define_simulate)
+    add_simulate_command(commands)
     commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
                         "test information", define=_define_report)
     add_info_command(commands)
@@ -172,28 +171,6 @@ def _define_link(link):
                       help="linking method")
     link.add_argument("--out", metavar="BANK.json", help="default: standard output")
     link.set_defaults(run=run_link)
-
-
-def _define_simulate(simulate):
-    simulate.add_argument("--bank", required=True, metavar="BANK.json")
-    simulate.add_argument("--config", required=True, metavar="CAT.json",
-                          help="the CAT configuration (spec/FORMATS.md)")
-    simulate.add_argument("--examinees", type=whole_number(1, MAX_EXAMINEES), default=1000,
-                          help="examinees drawn from the prior")
-    simulate.add_argument("--seed", type=whole_number(0), default=1,
-                          help="of the random numbers (the same seed, the same run)")
-    simulate.add_argument("--out", metavar="REPORT.json", help="default: standard output")
-    simulate.add_argument("--theta", metavar="THETAS.csv",
-                          help="true abilities person_id,theta (default: drawn from the prior)")
-    simulate.add_argument("--responses", metavar="MATRIX.csv",
-                          help="replay these answers (wide CSV, every item of the bank)")
-    simulate.add_argument("--persons", metavar="PERSONS.csv",
-                          help="write person_id,true_theta,theta,se,length,items")
-    simulate.add_argument("--save-design", metavar="CAT.json",
-                          help="write the configuration with tuned Sympson-Hetter parameters")
-    simulate.add_argument("--report", metavar="REPORT.html",
-                          help="also write an HTML report with plots (self-contained)")
-    simulate.set_defaults(run=run_simulate)
 
 
 def _define_report(report):
@@ -397,108 +374,6 @@ def run_link(args):
                f"{counted(constants.n_common, 'common item')})")
     print(summary, file=sys.stdout if args.out else sys.stderr)
     write_bank(linked, args.out, sys.stdout)
-    return 0
-
-
-def _true_thetas(path):
-    from irtcat.itembank import read_table_columns
-
-    table = read_table_columns(path, ["person_id", "theta"])
-    return list(table["person_id"]), table["theta"].to_numpy(float)
-
-
-def run_simulate(args):
-    import dataclasses
-    import json
-    import time
-
-    import numpy as np
-
-    from irtcat.api.report import simulation_details, simulation_report_html
-    from irtcat.api.simulation_report import report as simulation_report
-    from irtcat.api.simulation_report import timed_run
-    from irtcat.delivery.cat_config import design_from_config
-    from irtcat.engine.simulate import tune_sympson_hetter
-    from irtcat.itembank import (
-        DataFormatError,
-        align_responses,
-        read_bank,
-        read_json,
-        read_responses,
-        write_json,
-        write_persons,
-    )
-
-    bank = read_bank(args.bank)
-    config = read_json(args.config)
-    try:
-        design = design_from_config(config, bank)
-    except DataFormatError as error:
-        raise UsageError(f"{args.config}: {error}") from None
-    rng = np.random.default_rng(args.seed)
-    true_theta, replay, person_ids = None, None, None
-    if args.responses:
-        data = read_responses(args.responses)
-        missing = sorted(set(bank.item_ids) - set(data.item_ids))
-        if missing:
-            raise UsageError(f"{args.responses}: no column for bank item {missing[0]!r}: a "
-                             "replay needs every item's answer")
-        responses, _, _ = align_responses(data, bank)
-        column = {item: j for j, item in enumerate(data.item_ids)}
-        order = [column[item] for item in bank.item_ids]
-        replay = responses[:, order]
-        if np.isnan(replay).any():
-            row, col = np.argwhere(np.isnan(replay))[0]
-            raise UsageError(f"{args.responses}: person {data.person_ids[row]} has no answer to "
-                             f"{bank.item_ids[col]!r}")
-        replay = replay.astype(np.intp)
-        person_ids = data.person_ids
-    if args.theta:
-        theta_ids, true_theta = _true_thetas(args.theta)
-        if len(set(theta_ids)) != len(theta_ids):
-            raise UsageError(f"{args.theta}: a person_id appears twice")
-        if replay is not None:
-            lookup = dict(zip(theta_ids, true_theta, strict=True))
-            unmatched = [person for person in person_ids if person not in lookup]
-            if unmatched or len(theta_ids) != len(person_ids):
-                raise UsageError("--theta and --responses must hold the same persons"
-                                 + (f": no theta for {unmatched[0]!r}" if unmatched else ""))
-            true_theta = np.array([lookup[person] for person in person_ids])
-        person_ids = person_ids or theta_ids
-    if true_theta is None and replay is None:
-        true_theta = rng.normal(design.scoring.prior_mean, design.scoring.prior_sd,
-                                args.examinees)
-    if (replay.shape[0] if replay is not None else true_theta.size) == 0:
-        raise UsageError("no examinees to simulate: the --theta or --responses file has no rows")
-    if person_ids is None:
-        person_ids = [f"sim{i + 1}" for i in range(true_theta.size)]
-    tuning = None
-    if design.exposure.method == "sympson-hetter" and design.exposure.sympson_hetter is None:
-        started = time.perf_counter()
-        parameters, history = tune_sympson_hetter(bank.params, design, rng)
-        design = dataclasses.replace(design, exposure=dataclasses.replace(
-            design.exposure, sympson_hetter=parameters))
-        tuning = {"rounds": len(history), "max_exposure_by_round": history,
-                  "seconds": round(time.perf_counter() - started, 3)}
-        if args.save_design:
-            saved = json.loads(json.dumps(config))
-            saved.setdefault("exposure", {})["parameters"] = {
-                item: round(float(k), 6) for item, k in zip(bank.item_ids, parameters,
-                                                            strict=True) if k < 1}
-            write_json(saved, args.save_design)
-    batches, seconds = timed_run(bank.params, design, rng, true_theta=true_theta,
-                                 responses=replay)
-    result = simulation_report(batches, design, seconds, true_theta=true_theta, seed=args.seed)
-    if tuning:
-        result["sympson_hetter_tuning"] = tuning
-    if args.persons:
-        write_persons(args.persons, person_ids, true_theta, batches, bank.item_ids)
-    if args.report:
-        details = simulation_details(batches, design, bank.item_ids, true_theta=true_theta)
-        title = (f"CAT simulation: {os.path.basename(args.bank)} with "
-                 f"{os.path.basename(args.config)}")
-        _write_text(simulation_report_html(result, details, title=title), args.report)
-    write_json(result, args.out, sys.stdout)
     return 0
 
 

@@ -5,7 +5,9 @@ engine (`Scoring`, `Selection`, `Exposure`, `Content`, `Stopping`, `Pretest`).
 Standards and tags become content groups: item masks keyed ``("standard", code)``
 and ``("tag", tag)``; item ids become positions.
 Every key is optional (the defaults are FORMATS.md's); an unknown key or a
-value out of range is a `DataFormatError` naming it.
+value out of range is a `DataFormatError` naming it, and so is a design the bank
+cannot honour (`engine.validation.check_design`); the default `min_items` (5) is
+lowered to a smaller bank's operational items.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from irtcat.engine.design import (
     Stopping,
 )
 from irtcat.engine.names import canonical_method
+from irtcat.engine.validation import InfeasibleDesignError, check_design
 from irtcat.itembank.errors import DataFormatError
 
 _KEYS = {
@@ -165,7 +168,9 @@ def design_from_config(config, bank):
     upper = _number(quad_range[1], "scoring.quadrature.range[1]")
     if not lower < upper:
         raise DataFormatError("scoring.quadrature.range must have lower < upper")
-    min_items = _number(stop.get("min_items", 5), "stop.min_items", 1, None, True)
+    # The default minimum is at most the operational items; one asked for is checked.
+    min_items = _number(stop.get("min_items", min(5, max(1, int(operational.sum())))),
+                        "stop.min_items", 1, None, True)
     max_items = _number(stop.get("max_items", 30), "stop.max_items", min_items, None, True)
     rule = None
     if classification is not None:
@@ -213,6 +218,11 @@ def design_from_config(config, bank):
         items=pretest_items,
         count=_number(pretest.get("count", 0), "pretest.count", 0, None, True),
         operational=operational)
-    return CATDesign(scoring=scoring_settings, selection=selection_settings,
-                     exposure=exposure_settings, content=content_settings, stopping=stopping,
-                     pretest=pretest_settings)
+    design = CATDesign(scoring=scoring_settings, selection=selection_settings,
+                       exposure=exposure_settings, content=content_settings, stopping=stopping,
+                       pretest=pretest_settings)
+    try:
+        check_design(design, n_items)
+    except InfeasibleDesignError as error:
+        raise DataFormatError(f"the design cannot be honoured: {error}") from None
+    return design

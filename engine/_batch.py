@@ -93,6 +93,7 @@ class Batch:
         self.decision = np.zeros(n, dtype=np.intp)
         self.eligibility = None                       # item-eligibility draws, (n, n_items)
         self.last_considered = np.full((0, 0), -1, dtype=np.intp)  # Sympson-Hetter's walk
+        self.last_dropped = None      # (r, n_items) bool: the items that walk took out
         self.last_score = None        # the last selection's criterion, -inf: not eligible
         # (rows, eligible) found by the last stop decision, for the selection that follows
         # it: dropped by any change of the batch
@@ -125,8 +126,10 @@ def eligible_items(batch, rows):
         eligible &= design.pretest.operational        # selected as scored items
     eligible[:, design.pretest.items] = False
     eligible = content.close_enemy_sets(batch, rows, eligible)
-    eligible = batch.exposure.restrict(batch, rows, eligible)
-    return batch.content.restrict(batch, rows, eligible)
+    # Content first: an exposure restriction that leaves no item falls back to what
+    # content allows, so it never breaks a content minimum.
+    eligible = batch.content.restrict(batch, rows, eligible)
+    return batch.exposure.restrict(batch, rows, eligible)
 
 
 def select_next(batch, rows=None):
@@ -138,6 +141,7 @@ def select_next(batch, rows=None):
     rows = np.flatnonzero(~batch.done) if rows is None else np.asarray(rows, dtype=np.intp)
     chosen = np.full(rows.size, -1, dtype=np.intp)
     batch.last_considered = np.full((0, 0), -1, dtype=np.intp)
+    batch.last_dropped = None
     batch.last_score = None
     pretest = _pretest_now(batch, rows)
     if pretest.any():

@@ -29,13 +29,27 @@ def enemy_matrix(enemies, n_items):
     return matrix
 
 
-def close_enemy_sets(batch, rows, eligible):
-    """`eligible` without the sets of which an item was given to the row's examinee."""
+def close_enemy_sets(batch, rows, eligible, given=None):
+    """`eligible` without the sets of which an item was given to the row's examinee
+    (`given`: (r, n_items) bool, default the items administered)."""
     if not batch.design.content.enemies:
         return eligible
     members = batch.tables.enemy_matrix
-    taken = (batch.administered[rows] @ members.T) > 0                   # (r, n_sets)
+    given = batch.administered[rows] if given is None else given
+    taken = (given @ members.T) > 0                                       # (r, n_sets)
     return eligible & ~((taken @ members) > 0)
+
+
+def most_items(batch, available):
+    """How many of the `available` items ((r, n_items) bool) one test can take: (r,).
+
+    An enemy set gives one item at most; the count is exact for disjoint sets and an
+    underestimate for overlapping ones."""
+    count = available.sum(axis=1)
+    if batch.design.content.enemies:
+        per_set = available.astype(float) @ batch.tables.enemy_matrix.T   # (r, n_sets)
+        count = count - np.maximum(per_set - 1, 0).sum(axis=1).astype(count.dtype)
+    return count
 
 
 def _restrict(eligible, wanted, rows_to_restrict):

@@ -9,7 +9,8 @@ picks one item per row from the criterion `score` (-inf where not eligible).
 - "randomesque": one of the best `exposure.k` at random;
 - "sympson-hetter": an item selected is administered with its probability K_j
   (tuned by `engine.simulate.tune_sympson_hetter`); the items passed over leave
-  the examinee's pool;
+  the examinee's pool, unless the test could then not be completed (its length or
+  a content minimum): a rejection never ends a test early;
 - "item-eligibility" (van der Linden & Veldkamp, 2007): item j is eligible for an
   examinee with a probability updated between batches from the exposure so far.
 """
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import content
 from .selection import best_of, top_ranked
+from .validation import scorable_items
 
 
 class NoControl:
@@ -55,6 +58,7 @@ class SympsonHetter(NoControl):
     def __init__(self, design):
         super().__init__(design)
         self.probability = design.exposure.sympson_hetter
+        self.scorable = None               # (n_items,) bool, set on the first choice
 
     def choose(self, batch, rows, score):
         if self.probability is None:
@@ -65,19 +69,64 @@ class SympsonHetter(NoControl):
         ranked = np.take_along_axis(best, order, axis=1)                 # (r, depth)
         finite = np.isfinite(np.take_along_axis(score, ranked, axis=1))
         accept = (batch.rng.random(ranked.shape) < self.probability[ranked]) & finite
-        last_finite = np.maximum(finite.sum(axis=1) - 1, 0)             # ranked best first
-        rows_dry = np.flatnonzero(~accept.any(axis=1))                  # never run dry
-        accept[rows_dry, last_finite[rows_dry]] = True
+        dry = ~accept.any(axis=1)                 # nothing accepted: walk the window again
+        rows_dry = np.flatnonzero(dry)
+        accept[rows_dry, self._rewalk(batch, ranked[rows_dry], finite[rows_dry])] = True
         first = np.argmax(accept, axis=1)
         chosen = ranked[np.arange(ranked.shape[0]), first]
         # Every item the walk reached was "selected"; those it passed over leave this
         # examinee's pool for the rest of the test (Sympson & Hetter, 1985).
-        considered = (np.arange(depth)[None, :] <= first[:, None]) & finite
+        considered = ((np.arange(depth)[None, :] <= first[:, None]) | dry[:, None]) & finite
         batch.last_considered = np.where(considered, ranked, -1)
         passed_over = considered & (np.arange(depth)[None, :] < first[:, None])
+        dropped = np.zeros((rows.size, score.shape[1]), dtype=bool)
         person, slot = np.nonzero(passed_over)
-        batch.seen[rows[person], ranked[person, slot]] = True
+        dropped[person, ranked[person, slot]] = True
+        # ... unless that would leave too few to complete the test: then they stay.
+        keep_pool = ~self._can_drop(batch, rows, chosen, dropped)
+        dropped[keep_pool] = False
+        batch.seen[rows] |= dropped
+        batch.last_dropped = dropped
         return chosen
+
+    def _rewalk(self, batch, ranked, finite):
+        """The window position accepted by walking each row's window again and again until
+        an item is accepted: drawn with probability K_i prod_{j<i} (1 - K_j), renormalised
+        (the last finite item when every K is 0). ranked, finite : (r, depth); returns (r,).
+        """
+        k = np.where(finite, self.probability[ranked], 0.0)
+        first_pass = k * np.cumprod(np.hstack([np.ones((k.shape[0], 1)), 1.0 - k[:, :-1]]),
+                                    axis=1)
+        total = first_pass.sum(axis=1)
+        draw = batch.rng.random(k.shape[0]) * total
+        drawn = np.minimum((np.cumsum(first_pass, axis=1) <= draw[:, None]).sum(axis=1),
+                           k.shape[1] - 1)
+        last_finite = np.maximum(finite.sum(axis=1) - 1, 0)
+        return np.where(total > 0, drawn, last_finite)
+
+    def _can_drop(self, batch, rows, chosen, dropped):
+        """(r,) bool: whether each row's pool without `dropped` ((r, n_items) bool) and
+        `chosen` (r,) still holds the items its test needs: `max_items` scored items
+        in all (one per enemy set, none past a content maximum), and each content
+        minimum's items in its group."""
+        if self.scorable is None:
+            self.scorable = scorable_items(batch.design, batch.tables.n_items)
+        design = batch.design
+        given = batch.administered[rows].copy()
+        given[np.arange(rows.size), chosen] = True
+        left = ~(given | batch.seen[rows] | dropped) & self.scorable
+        left = content.close_enemy_sets(batch, rows, left, given)
+        needed = design.stopping.max_items - batch.scored_length[rows] - 1
+        room = content.most_items(batch, left)
+        enough = np.ones(rows.size, dtype=bool)
+        for rule in design.content.rules:
+            group = design.content.groups[rule.group]
+            count = batch.group_counts[rule.group][rows] + group[chosen]
+            in_group = content.most_items(batch, left & group)
+            enough &= in_group >= rule.min - count
+            if rule.max is not None:          # a group's items past its maximum are no room
+                room = room - np.maximum(in_group - (rule.max - count), 0)
+        return enough & (room >= needed)
 
 
 class ItemEligibility(NoControl):

@@ -154,7 +154,8 @@ def step_trace(batch, step, theta, se, item, ended, ineligible=()):
     (a pretest slot: chosen at random, no criterion) or ``eligible`` (items with a
     finite criterion) and ``candidates`` (the best TRACE_CANDIDATES as [position,
     criterion value], best first, ties by position); ``rejected``: items Sympson-Hetter
-    passed over at this step; ``ineligible`` (step 1): items drawn ineligible.
+    passed over at this step and took out of the pool (those it had to keep, for the
+    test to be completed, are not); ``ineligible`` (step 1): items drawn ineligible.
     `ended`: the test was over before this step (else a missing item means no item
     was left).
     """
@@ -174,9 +175,8 @@ def step_trace(batch, step, theta, se, item, ended, ineligible=()):
     best = finite[np.lexsort((finite, -row[finite]))[:TRACE_CANDIDATES]]
     trace["eligible"] = int(finite.size)
     trace["candidates"] = [[int(j), _rounded(row[j])] for j in best]
-    considered = batch.last_considered
-    rejected = [int(j) for j in considered[0] if j >= 0 and j != item] if considered.size \
-        else []
+    dropped = batch.last_dropped
+    rejected = [] if dropped is None else [int(j) for j in np.flatnonzero(dropped[0])]
     if rejected:
         trace["rejected"] = rejected
     return trace

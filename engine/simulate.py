@@ -16,6 +16,7 @@ import numpy as np
 from . import ability, exposure
 from ._batch import BankTables, Batch, record, select_next
 from .models import category_probability
+from .validation import scorable_items
 
 PREDRAW_LIMIT = 20_000_000    # examinees x items drawn up front below this
 
@@ -155,9 +156,12 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
     K_j = min(1, aim / P(S_j)) with aim = target - margin (a fresh simulation
     then varies around the aim, not the target); it stops once the highest
     exposure is within half the margin of the aim. Returns (K of shape (n_items,), history of
-    the highest exposure rate per round).
+    the highest exposure rate of a scored item per round): the target was reached when the
+    last is at most the target (`tuning_reached`). A rejection never makes a test end
+    early (`exposure.SympsonHetter`), so any K lets every test be completed.
     """
     tables = BankTables(params, design)
+    scorable = scorable_items(design, params.n_items)
     probability = np.ones(params.n_items)
     history = []
     target = design.exposure.target - margin
@@ -176,7 +180,7 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
             np.add.at(selected, considered[considered >= 0], 1.0)
             rows, items = rows[items >= 0], items[items >= 0]
             record(batch, rows, items, answer_sheet[rows, items])
-        exposure_rate = batch.administered.sum(axis=0) / n_examinees
+        exposure_rate = batch.administered[:, scorable].sum(axis=0) / n_examinees
         history.append(float(exposure_rate.max()))
         chosen = selected / n_examinees
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -184,3 +188,9 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
         if exposure_rate.max() <= target + margin / 2:
             break
     return probability, history
+
+
+def tuning_reached(design, history):
+    """Whether a `tune_sympson_hetter` run reached the design's target: its last round's
+    highest exposure is at most the target."""
+    return bool(history) and history[-1] <= design.exposure.target

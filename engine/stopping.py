@@ -11,6 +11,8 @@ since the answer before, or the classification against `cut` decided.
   scored answers at cut +- delta;
 - "ci": the confidence interval theta +- z SE excludes the cut.
 
+Before `max_items` a test never ends with a content minimum unmet.
+
 A classification needs at least one scored answer: with none there is no
 evidence either way, and the test gets no decision.
 """
@@ -77,7 +79,18 @@ def rules_met(batch, rows):
         reasons.append(decided)
     if not reasons:
         return np.zeros(rows.size, dtype=bool)
-    return COMBINE[stopping.combine](np.array(reasons))
+    return COMBINE[stopping.combine](np.array(reasons)) & content_minimums_met(batch, rows)
+
+
+def content_minimums_met(batch, rows):
+    """Whether every content minimum of the design is met for `rows`: (r,) bool.
+
+    A test whose rules are met goes on until its minimums are (at `max_items` at the
+    latest, which the content method fills them by)."""
+    met = np.ones(rows.size, dtype=bool)
+    for rule in batch.design.content.rules:
+        met &= batch.group_counts[rule.group][rows] >= rule.min
+    return met
 
 
 def final_decision(rule, decision, theta, scored_length):

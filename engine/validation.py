@@ -66,3 +66,130 @@ def check_responses(responses, params, item_ids=None, person_ids=None):
             f"{item_name}: response {responses[person, item]:g} of {person_name} is not a "
             f"category 0..{params.n_categories[item] - 1}")
     return responses
+
+
+class InfeasibleDesignError(InvalidParameterError):
+    """A test design no run can honour (content minimums over the test length, an exposure
+    target under the lowest rate a bank of that size allows, ...); its message is one line."""
+
+
+CONTROLLED_EXPOSURE = ("sympson-hetter", "item-eligibility")
+"""The exposure methods that aim at `exposure.target` (the others ignore it)."""
+
+
+def scorable_items(design, n_items):
+    """(n_items,) bool: the items a test may give as scored items (not pretest)."""
+    scorable = np.ones(n_items, dtype=bool) if design.pretest.operational is None \
+        else np.array(design.pretest.operational, dtype=bool)
+    scorable[design.pretest.items] = False
+    return scorable
+
+
+def _disjoint(masks):
+    """Indices of a greedy family of pairwise disjoint masks, in the order given."""
+    taken, chosen = None, []
+    for index, mask in enumerate(masks):
+        if taken is None or not (taken & mask).any():
+            chosen.append(index)
+            taken = mask.copy() if taken is None else taken | mask
+    return chosen
+
+
+def lowest_exposure_bound(design, n_items):
+    """(bound, reason): no run keeps every scored item's exposure rate under `bound`.
+
+    The rates of the scored items sum to the mean scored length, which is at least
+    `min_items` and the content minimums of disjoint groups together (`max_items` for a
+    fixed-length test, since no test ends early while items are left), so the highest
+    is at least that length / the scored items; a content minimum m over a group of g
+    items puts the group's mean rate, and so its highest, at m / g or more.
+    """
+    scorable = scorable_items(design, n_items)
+    n_scorable = int(scorable.sum())
+    stopping = design.stopping
+    fixed = stopping.min_items == stopping.max_items or (
+        stopping.se is None and stopping.delta_theta is None
+        and stopping.classification is None)
+    rules, needed = _needed_minimums(design, scorable)
+    shortest = min(max(stopping.min_items, sum(rules[i].min for i in needed)),
+                   stopping.max_items)
+    length = min(stopping.max_items if fixed else shortest, n_scorable)
+    bound, reason = length / max(n_scorable, 1), (
+        f"{length} scored items per test over {n_scorable} operational items")
+    for rule in design.content.rules:
+        group = int((design.content.groups[rule.group] & scorable).sum())
+        if rule.min and group and rule.min / group > bound:
+            bound, reason = rule.min / group, (f"content minimum {rule.min} over the {group} "
+                                               f"operational items of {_name(rule.group)}")
+    return bound, reason
+
+
+def _needed_minimums(design, scorable):
+    """(rules, indices of rules over pairwise disjoint groups, largest minimums first):
+    every test takes at least the sum of those rules' minimums."""
+    rules = list(design.content.rules)
+    groups = [design.content.groups[rule.group] & scorable for rule in rules]
+    by_min = sorted(range(len(rules)), key=lambda i: -rules[i].min)
+    return rules, [by_min[i] for i in _disjoint([groups[i] for i in by_min])]
+
+
+def _name(key):
+    """A content group's key as the configuration names it: ("standard", "S1") -> S1."""
+    return str(key[1]) if isinstance(key, tuple) and len(key) == 2 else str(key)
+
+
+def check_design(design, n_items):
+    """Raise InfeasibleDesignError, with a one-line reason, for a design no run can honour.
+
+    Only sure impossibilities are refused (each check is a necessary condition of a
+    test that keeps every rule): `min_items` over the scored items (or over what the
+    enemy sets leave), a content minimum over its group's scored items, content
+    minimums of disjoint groups summing over `max_items`, content maximums and enemy
+    sets leaving fewer than `min_items`, and a controlled exposure target under
+    `lowest_exposure_bound`.
+    """
+    stopping, content = design.stopping, design.content
+    if not 1 <= stopping.min_items <= stopping.max_items:
+        raise InfeasibleDesignError(f"stop.min_items {stopping.min_items} must be in "
+                                    f"[1, max_items {stopping.max_items}]")
+    scorable = scorable_items(design, n_items)
+    n_scorable = int(scorable.sum())
+    if stopping.min_items > n_scorable:
+        raise InfeasibleDesignError(f"stop.min_items {stopping.min_items} is over the "
+                                    f"{n_scorable} operational items of the bank")
+    enemy_sets = [np.isin(np.arange(n_items), members) & scorable for members in
+                  content.enemies]
+    # At most one item of each enemy set: disjoint sets take |set| - 1 items each away.
+    most = n_scorable - sum(max(int(enemy_sets[i].sum()) - 1, 0)
+                            for i in _disjoint(enemy_sets))
+    if stopping.min_items > most:
+        raise InfeasibleDesignError(f"stop.min_items {stopping.min_items} is over the {most} "
+                                    "operational items a test may take with its enemy sets")
+    rules = list(content.rules)
+    groups = [content.groups[rule.group] & scorable for rule in rules]
+    for rule, group in zip(rules, groups, strict=True):
+        if rule.max is not None and rule.min > rule.max:
+            raise InfeasibleDesignError(f"content {_name(rule.group)}: min {rule.min} is over "
+                                        f"max {rule.max}")
+        if rule.min > group.sum():
+            raise InfeasibleDesignError(f"content {_name(rule.group)}: min {rule.min} is over "
+                                        f"its {int(group.sum())} operational items")
+    _, needed = _needed_minimums(design, scorable)
+    if sum(rules[i].min for i in needed) > stopping.max_items:
+        raise InfeasibleDesignError(
+            "content minimums " + " + ".join(f"{rules[i].min} ({_name(rules[i].group)})"
+                                             for i in needed)
+            + f" = {sum(rules[i].min for i in needed)} are over stop.max_items "
+            f"{stopping.max_items}")
+    capped = [i for i in range(len(rules)) if rules[i].max is not None]
+    capped = [capped[i] for i in _disjoint([groups[i] for i in capped])]
+    longest = n_scorable - sum(max(int(groups[i].sum()) - rules[i].max, 0) for i in capped)
+    if longest < stopping.min_items:
+        raise InfeasibleDesignError(f"content maximums leave at most {longest} items, under "
+                                    f"stop.min_items {stopping.min_items}")
+    if design.exposure.method in CONTROLLED_EXPOSURE:
+        bound, reason = lowest_exposure_bound(design, n_items)
+        if design.exposure.target < bound - 1e-12:
+            raise InfeasibleDesignError(
+                f"exposure.target {design.exposure.target:g} is under {bound:.3f} = {reason}: "
+                "no run can keep every item under it")

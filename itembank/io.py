@@ -731,21 +731,46 @@ def read_table_columns(path, columns):
     return table
 
 
-def write_persons(path, person_ids, true_theta, batches, item_ids):
-    """Simulation results per examinee: person_id,true_theta,theta,se,length,items."""
+def write_persons(path, person_ids, true_theta, batches, item_ids, classified=False):
+    """Simulation results per examinee: person_id,true_theta,theta,se,length,items, then
+    decision (pass, fail, or empty: none, or no classification unless `classified`) and
+    responses (the answers to `items`, in the same order); length counts scored items."""
     theta = np.concatenate([b.theta for b in batches])
     se = np.concatenate([b.se for b in batches])
     length = np.concatenate([b.length for b in batches])
+    scored_length = np.concatenate([b.scored_length for b in batches])
     given = np.concatenate([b.items for b in batches])
+    answers = np.concatenate([b.responses for b in batches])
+    decision = np.concatenate([b.decision for b in batches])
     truth = [""] * theta.size if true_theta is None else [f"{t:.6f}" for t in true_theta]
+    outcome = {1: "pass", -1: "fail", 0: ""} if classified else {1: "", -1: "", 0: ""}
     lines = []
     for i, person in enumerate(_csv_fields(person_ids)):
         items = ";".join(item_ids[j] for j in given[i, : length[i]])
-        lines.append(f"{person},{truth[i]},{theta[i]:.6f},{se[i]:.6f},{length[i]},"
-                     f"{_csv_fields([items])[0]}\n")
+        responses = ";".join(str(r) for r in answers[i, : length[i]])
+        lines.append(f"{person},{truth[i]},{theta[i]:.6f},{se[i]:.6f},{scored_length[i]},"
+                     f"{_csv_fields([items])[0]},{outcome[int(decision[i])]},{responses}\n")
 
     def write(handle):
-        handle.write("person_id,true_theta,theta,se,length,items\n")
+        handle.write("person_id,true_theta,theta,se,length,items,decision,responses\n")
         handle.writelines(lines)
+
+    write_atomically(path, write)
+
+
+def write_simulated_log(path, person_ids, batches, item_ids):
+    """Every answer of simulated tests as a long response log (person_id,item_id,response,
+    what `read_response_log` reads), in the order given, pretest answers included."""
+    given = np.concatenate([b.items for b in batches])
+    answers = np.concatenate([b.responses for b in batches])
+    item_fields = _csv_fields(item_ids)
+
+    def write(handle):
+        handle.write(",".join(LONG_HEADER) + "\n")
+        for person, items, responses in zip(_csv_fields(person_ids), given, answers,
+                                            strict=True):
+            handle.writelines(f"{person},{item_fields[j]},{r}\n"
+                              for j, r in zip(items[items >= 0], responses[items >= 0],
+                                              strict=True))
 
     write_atomically(path, write)

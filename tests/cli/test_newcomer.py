@@ -314,7 +314,8 @@ def test_make_run_takes_a_port():
 
 def test_exposure_caption_mentions_the_target_line_only_when_drawn(capsys, tmp_path,
                                                                    lsat7_bank_path):
-    for exposure, drawn in (({}, False), ({"method": "sympson-hetter", "target": 0.9}, True)):
+    # 5 items, 5 per test: every rate is 1.0, and a target under 1.0 is refused.
+    for exposure, drawn in (({}, False), ({"method": "sympson-hetter", "target": 1.0}, True)):
         config = tmp_path / "cat.json"
         config.write_text(json.dumps({"stop": {"min_items": 5, "max_items": 5},
                                       "exposure": exposure}))
