@@ -1,0 +1,56 @@
+"""Schemas of the online-calibration and drift routes (api/routes/online.py): the gate
+settings a request may override, and a run with its gate table, one row per pretest
+item (`delivery.online_gates`)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from .schemas import Bool, Integer, Number, Strict
+
+ATTRIBUTE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class GateSettings(Strict):
+    """Overrides of the standard's settings (a test's ``online_calibration``); a key left
+    out keeps the standard's value."""
+
+    min_answers = Integer(validate=validate.Range(min=50, max=10**7), metadata={
+        "description": "answers a pretest item needs before it is calibrated (500)"})
+    max_se_a = Number(validate=validate.Range(min=0, min_inclusive=False))
+    max_se_b = Number(validate=validate.Range(min=0, min_inclusive=False))
+    fit_alpha = Number(validate=validate.Range(min=0, max=1))
+    dif_attributes = fields.List(fields.String(validate=ATTRIBUTE),
+                                 validate=validate.Length(max=8))
+    slope_range = fields.List(Number(), validate=validate.Length(equal=2))
+    auto_publish = Bool()
+
+
+class OnlineCalibrationRequest(Strict):
+    settings = fields.Nested(GateSettings, load_default=dict)
+
+
+class GateRow(Strict):
+    """One pretest item: its answers, decision (promoted, held, waiting), the reasons it
+    was held, its calibrated parameters and each gate's ``{"passed", "value",
+    "reason"?}``."""
+
+    item = fields.String(required=True)
+    answers = fields.Integer(required=True)
+    decision = fields.String(required=True)
+    reasons = fields.List(fields.String(), required=True)
+    parameters = fields.Dict(allow_none=True, required=True)
+    gates = fields.Dict(required=True)
+
+
+class OnlineRun(Strict):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    error = fields.String(allow_none=True)
+    n_responses = fields.Integer(allow_none=True)
+    settings = fields.Dict(required=True)
+    version = fields.Integer(allow_none=True, metadata={
+        "description": "the draft version holding the promoted items (null: none)"})
+    created_at = fields.String(required=True)
+    finished_at = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(GateRow), required=True)

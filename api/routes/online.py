@@ -1,0 +1,41 @@
+"""Online calibration of a standard's pretest items, run by the worker processes
+(`delivery.online_calibration`): its runs with their gate tables, and running one now.
+An admin publishes a run's draft version with ``POST /v1/calibrations/{run}/publish``."""
+
+from __future__ import annotations
+
+from flask import g
+
+from irtcat.delivery.errors import ConflictError
+from irtcat.delivery.online_calibration import standard_settings
+from irtcat.itembank.errors import DataFormatError, NotFoundError
+from irtcat.itembank.online import online_runs
+
+from .. import long_work, observability, online_schemas
+from .base import operation
+
+
+@operation("/standards/<code>/online-calibration", "GET", roles=("admin",),
+           answer=online_schemas.OnlineRun, many=True,
+           summary="the standard's online calibrations, newest first (at most 20), each "
+                   "with its gate table: one row per pretest item")
+def list_online_calibrations(code):
+    return [{**run, "items": ((run["result"] or {}).get("calibration") or {})
+             .get("online", {}).get("items", [])} for run in online_runs(g.store.database, code)]
+
+
+@operation("/standards/<code>/online-calibration", "POST", roles=("admin",),
+           body=online_schemas.OnlineCalibrationRequest, errors=(404, 409), queued=True,
+           summary="calibrate and gate the standard's pretest items that have enough answers, "
+                   "now: JSON {run, status, version, published, settings, items}")
+def post_online_calibration(code, data):
+    g.store.standard(code)                              # 404 for an unknown standard
+    try:
+        standard_settings(g.store, code, data["settings"])
+        g.store.current_version_id(code)
+    except ValueError as error:
+        raise DataFormatError(str(error)) from None
+    except NotFoundError as error:                      # 409: nothing to anchor on
+        raise ConflictError(str(error)) from None
+    observability.audit("online_calibration_requested", standard=code)
+    return long_work.online_calibration({"standard": code, "settings": data["settings"]})
