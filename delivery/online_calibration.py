@@ -21,7 +21,7 @@ log once they have enough answers, gated, and promoted into a draft bank version
   (``online``: the run, its answers and every gate's value) stored with its
   parameters; the held ones stay pretest, their reasons in the run's gate table
   (``calibration.online.items``). With ``auto_publish`` the draft is published at once;
-  otherwise an admin publishes it (``POST /v1/standards/{code}/publish``).
+  otherwise an admin publishes it (``POST /v1/calibrations/{run}/publish``).
 """
 
 from __future__ import annotations

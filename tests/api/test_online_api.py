@@ -4,7 +4,7 @@ on a standard seeded with a simulated program (`benchmarks.online.simulate_progr
 the existing route, and the requests refused."""
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from benchmarks.online import simulate_program
 from irtcat.itembank.schema import DeliverySession
@@ -91,3 +91,17 @@ def test_bad_requests_are_refused(api):
     assert "slope_range" in reversed_range.json["error"]["message"]
     assert api.call("POST", "/v1/standards/AI-ML/online-calibration",
                     api.delivery, json={}).status_code == 403
+
+
+def test_an_idle_worker_queues_the_due_online_calibration(seeded, database_url):
+    from irtcat.api.worker import Worker
+    from irtcat.itembank.schema import Job
+
+    worker = Worker(database_url, poll=60)
+    try:
+        assert not worker.run_once()  # no job to claim: idle, so it checks
+    finally:
+        worker.close()
+    with seeded.store.database.reading() as session:
+        jobs = session.scalars(select(Job).where(Job.kind == "online_calibration")).all()
+        assert [job.payload["standard"] for job in jobs] == ["ONL"]
