@@ -54,3 +54,24 @@ class OnlineRun(Strict):
     created_at = fields.String(required=True)
     finished_at = fields.String(allow_none=True)
     items = fields.List(fields.Nested(GateRow), required=True)
+
+
+class DriftRequest(Strict):
+    """Which operational items to study and when to flag them (`delivery.drift`)."""
+
+    items = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                        load_default=None, validate=validate.Length(min=1, max=10_000),
+                        metadata={"description": "the items to study (default: every "
+                                                 "operational item with min_answers)"})
+    mode = fields.String(load_default="each", validate=validate.OneOf(("each", "together")),
+                         metadata={"description": "each: one item free at a time, the others "
+                                                  "fixed; together: the studied items free "
+                                                  "at once"})
+    weights = fields.String(load_default="takers",
+                            validate=validate.OneOf(("takers", "normal")))
+    z = Number(load_default=3.0, validate=validate.Range(min=0, min_inclusive=False),
+               metadata={"description": "|change / SE| of a or b that flags an item"})
+    expected_score = Number(load_default=0.05, validate=validate.Range(min=0, max=1),
+                            metadata={"description": "unsigned expected-score difference "
+                                                     "(share of the score range) that flags"})
+    min_answers = Integer(load_default=100, validate=validate.Range(min=20, max=10**7))

@@ -17,6 +17,9 @@ call itself, returning ``(result, media type)``:
   standard's stored log, persons grouped by a learner attribute (`delivery.dif`; JSON).
 - ``online_calibration`` ``{"standard", "settings"}``: the standard's ready pretest items
   calibrated and gated (`delivery.online_calibration`; JSON: the run and its gate table).
+- ``drift`` ``{"standard", "items", "mode", "weights", "z", "expected_score",
+  "min_answers"}``: the operational items re-estimated on the stored log, one row per
+  item (`delivery.drift`; JSON).
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
@@ -32,6 +35,7 @@ import numpy as np
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import execute_calibration
 from irtcat.delivery.dif import dif_document
+from irtcat.delivery.drift import drift_document
 from irtcat.delivery.errors import ConflictError
 from irtcat.delivery.online_calibration import JOB_KIND as ONLINE_CALIBRATION
 from irtcat.delivery.online_calibration import run_online_calibration
@@ -41,8 +45,9 @@ from irtcat.itembank.jobs import Jobs
 
 CALIBRATION, SIMULATION = "calibration", "simulation"
 CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
-DIF = "dif"
-KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF, ONLINE_CALIBRATION)
+DIF, DRIFT = "dif", "drift"
+KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF, ONLINE_CALIBRATION,
+         DRIFT)
 JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
@@ -107,6 +112,11 @@ def enqueue_online_calibration(jobs, request, requester=""):
                         requester)
 
 
+def enqueue_drift(jobs, request, requester=""):
+    """Queue drift: `request` holds ``{"standard"}`` and `drift_document`'s options."""
+    return jobs.enqueue(DRIFT, dict(request), requester)
+
+
 # --- running ------------------------------------------------------------------------
 
 class JobRunner:
@@ -133,7 +143,7 @@ class JobRunner:
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
                        RESPONSE_EXPORT: self._response_export, DIF: self._dif,
-                       ONLINE_CALIBRATION: self._online_calibration}
+                       ONLINE_CALIBRATION: self._online_calibration, DRIFT: self._drift}
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -194,3 +204,7 @@ class JobRunner:
     def _online_calibration(self, standard, settings=None):
         summary = run_online_calibration(self.store, standard, settings)
         return json.dumps(summary, separators=(",", ":")), JSON
+
+    def _drift(self, standard, **options):
+        document = drift_document(self.store, standard, **options)
+        return json.dumps(document, separators=(",", ":")), JSON

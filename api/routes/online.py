@@ -1,5 +1,6 @@
 """Online calibration of a standard's pretest items, run by the worker processes
-(`delivery.online_calibration`): its runs with their gate tables, and running one now.
+(`delivery.online_calibration`): its runs with their gate tables, and running one now;
+drift of its operational items on the live log (`delivery.drift`), queued too.
 An admin publishes a run's draft version with ``POST /v1/calibrations/{run}/publish``."""
 
 from __future__ import annotations
@@ -39,3 +40,17 @@ def post_online_calibration(code, data):
         raise ConflictError(str(error)) from None
     observability.audit("online_calibration_requested", standard=code)
     return long_work.online_calibration({"standard": code, "settings": data["settings"]})
+
+
+@operation("/standards/<code>/drift", "POST", roles=("admin",),
+           body=online_schemas.DriftRequest, errors=(404, 409), queued=True,
+           summary="drift of the standard's operational items re-estimated on its stored "
+                   "answers with the others fixed: JSON, one row per item")
+def post_drift(code, data):
+    g.store.standard(code)                              # 404 for an unknown standard
+    try:                               # 409 before queueing: drift compares to published
+        g.store.current_version_id(code)
+    except NotFoundError as error:
+        raise ConflictError(str(error)) from None
+    observability.audit("drift_requested", standard=code, mode=data["mode"])
+    return long_work.drift({"standard": code, **data})

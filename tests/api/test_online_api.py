@@ -3,6 +3,7 @@ on a standard seeded with a simulated program (`benchmarks.online.simulate_progr
 4,000 learners): the queued run's gate table, its listing, publishing its draft with
 the existing route, and the requests refused."""
 
+import numpy as np
 import pytest
 from sqlalchemy import insert, select
 
@@ -105,3 +106,43 @@ def test_an_idle_worker_queues_the_due_online_calibration(seeded, database_url):
     with seeded.store.database.reading() as session:
         jobs = session.scalars(select(Job).where(Job.kind == "online_calibration")).all()
         assert [job.payload["standard"] for job in jobs] == ["ONL"]
+
+
+def test_drift_over_the_api(api):
+    """A 10-item standard published with the truth; in the live answers of 1,500
+    learners item E03 is harder by 1.0: the drift job flags it (and only it)."""
+    from irtcat.engine.models import parameters_from_entries
+    from irtcat.engine.simulate import simulate_responses
+    from irtcat.itembank.io import ResponseLog
+
+    rng = np.random.default_rng(20261205)
+    items = [{"id": f"E{j:02d}", "standard": "DRF", "model": "2pl",
+              "a": round(float(rng.uniform(0.8, 1.8)), 3),
+              "b": round(float(rng.uniform(-1.5, 1.5)), 3), "status": "operational",
+              "content": CONTENT, "key": {"correct": "A"}} for j in range(10)]
+    assert api.call("POST", "/v1/standards/DRF/drift", api.admin, json={}).status_code == 404
+    api.store.import_framework({"format": "irtcat-framework/1",
+                                 "standards": [{"code": "DRF", "title": "Drift"}]})
+    assert api.call("POST", "/v1/standards/DRF/drift", api.admin, json={}).status_code == 409
+    pytest.importorskip("irtcat.calibration.drift")           # the numerics
+    api.store.import_items({"format": "irtcat-bank/1", "items": items})
+    live = [dict(item, b=item["b"] + 1.0) if item["id"] == "E03" else item for item in items]
+    answers = simulate_responses(rng.normal(0, 1, 1500), parameters_from_entries(live), rng)
+    person, item = np.nonzero(np.ones_like(answers, dtype=bool))
+    api.store.import_response_log(ResponseLog(
+        [f"p{i}" for i in range(1500)], [entry["id"] for entry in items],
+        person.astype(np.int32), item.astype(np.int32), answers[person, item].astype(float)))
+    assert api.call("POST", "/v1/standards/DRF/drift", api.admin,
+                    json={"mode": "sideways"}).status_code == 400
+    answer = api.call("POST", "/v1/standards/DRF/drift", api.admin,
+                      json={"items": ["E02", "E03", "E04"]}, headers={"Prefer": "wait=60"})
+    if answer.status_code == 202:                     # not done within the bounded wait
+        job = answer.headers["Location"]
+        for _ in range(600):
+            if api.call("GET", job, api.admin).json["status"] in ("done", "failed"):
+                break
+            api.worker.thread.join(0.1)
+        answer = api.call("GET", f"{job}/result", api.admin)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["flagged"] == ["E03"]
+    assert [row["item"] for row in answer.json["items"]] == ["E02", "E03", "E04"]
