@@ -17,8 +17,8 @@ class GateSettings(Strict):
 
     min_answers = Integer(validate=validate.Range(min=50, max=10**7), metadata={
         "description": "answers a pretest item needs before it is calibrated (500)"})
-    max_se_a = Number(validate=validate.Range(min=0, min_inclusive=False))
-    max_se_b = Number(validate=validate.Range(min=0, min_inclusive=False))
+    max_se_a = Number(validate=validate.Range(min=0.001, max=100))
+    max_se_b = Number(validate=validate.Range(min=0.001, max=100))
     fit_alpha = Number(validate=validate.Range(min=0, max=1))
     dif_attributes = fields.List(fields.String(validate=ATTRIBUTE),
                                  validate=validate.Length(max=8))
@@ -69,7 +69,7 @@ class DriftRequest(Strict):
                                                   "at once"})
     weights = fields.String(load_default="takers",
                             validate=validate.OneOf(("takers", "normal")))
-    z = Number(load_default=3.0, validate=validate.Range(min=0, min_inclusive=False),
+    z = Number(load_default=3.0, validate=validate.Range(min=0.001, max=100),
                metadata={"description": "|change / SE| of a or b that flags an item"})
     expected_score = Number(load_default=0.05, validate=validate.Range(min=0, max=1),
                             metadata={"description": "unsigned expected-score difference "

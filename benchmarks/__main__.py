@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from . import calibration, cat, commands, dif, groups, load, model_fit, scoring, startup, store
+from . import (
+    calibration,
+    cat,
+    commands,
+    dif,
+    groups,
+    load,
+    model_fit,
+    online,
+    scoring,
+    startup,
+    store,
+)
 from .common import machine
 
 BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat.run,
               "store": store.run, "load": load.run, "startup": startup.run,
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
-              "model_fit": model_fit.run}
+              "model_fit": model_fit.run, "online": online.run}
 
 
 def main(names):
