@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .schemas import Bool, Integer, Number, Strict
+from irtcat.delivery.drift import MODES, WEIGHTS
+
+from .schemas import Bool, Calibration, Integer, Number, Strict
 
 ATTRIBUTE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -43,16 +45,10 @@ class GateRow(Strict):
     gates = fields.Dict(required=True)
 
 
-class OnlineRun(Strict):
-    id = fields.Integer(required=True)
-    status = fields.String(required=True)
-    error = fields.String(allow_none=True)
-    n_responses = fields.Integer(allow_none=True)
+class OnlineRun(Calibration):
+    """A calibration run with source ``online``: its settings and its gate table."""
+
     settings = fields.Dict(required=True)
-    version = fields.Integer(allow_none=True, metadata={
-        "description": "the draft version holding the promoted items (null: none)"})
-    created_at = fields.String(required=True)
-    finished_at = fields.String(allow_none=True)
     items = fields.List(fields.Nested(GateRow), required=True)
 
 
@@ -63,12 +59,11 @@ class DriftRequest(Strict):
                         load_default=None, validate=validate.Length(min=1, max=10_000),
                         metadata={"description": "the items to study (default: every "
                                                  "operational item with min_answers)"})
-    mode = fields.String(load_default="each", validate=validate.OneOf(("each", "together")),
+    mode = fields.String(load_default="each", validate=validate.OneOf(MODES),
                          metadata={"description": "each: one item free at a time, the others "
                                                   "fixed; together: the studied items free "
                                                   "at once"})
-    weights = fields.String(load_default="takers",
-                            validate=validate.OneOf(("takers", "normal")))
+    weights = fields.String(load_default="takers", validate=validate.OneOf(WEIGHTS))
     z = Number(load_default=3.0, validate=validate.Range(min=0.001, max=100),
                metadata={"description": "|change / SE| of a or b that flags an item"})
     expected_score = Number(load_default=0.05, validate=validate.Range(min=0, max=1),

@@ -21,7 +21,8 @@ from .base import operation
            summary="the standard's online calibrations, newest first (at most 20), each "
                    "with its gate table: one row per pretest item")
 def list_online_calibrations(code):
-    return [{**run, "items": ((run["result"] or {}).get("calibration") or {})
+    return [{**run, "standard": code, "source": "online",
+             "items": ((run["result"] or {}).get("calibration") or {})
              .get("online", {}).get("items", [])} for run in online_runs(g.store.database, code)]
 
 
@@ -30,14 +31,11 @@ def list_online_calibrations(code):
            summary="calibrate and gate the standard's pretest items that have enough answers, "
                    "now: JSON {run, status, version, published, settings, items}")
 def post_online_calibration(code, data):
-    g.store.standard(code)                              # 404 for an unknown standard
+    _check_published(code)
     try:
         standard_settings(g.store, code, data["settings"])
-        g.store.current_version_id(code)
     except ValueError as error:
         raise DataFormatError(str(error)) from None
-    except NotFoundError as error:                      # 409: nothing to anchor on
-        raise ConflictError(str(error)) from None
     observability.audit("online_calibration_requested", standard=code)
     return long_work.online_calibration({"standard": code, "settings": data["settings"]})
 
@@ -47,10 +45,16 @@ def post_online_calibration(code, data):
            summary="drift of the standard's operational items re-estimated on its stored "
                    "answers with the others fixed: JSON, one row per item")
 def post_drift(code, data):
-    g.store.standard(code)                              # 404 for an unknown standard
-    try:                               # 409 before queueing: drift compares to published
+    _check_published(code)
+    observability.audit("drift_requested", standard=code, mode=data["mode"])
+    return long_work.drift({"standard": code, **data})
+
+
+def _check_published(code):
+    """Before queueing: 404 for an unknown standard, 409 without a published version
+    (both jobs compare with its parameters)."""
+    g.store.standard(code)
+    try:
         g.store.current_version_id(code)
     except NotFoundError as error:
         raise ConflictError(str(error)) from None
-    observability.audit("drift_requested", standard=code, mode=data["mode"])
-    return long_work.drift({"standard": code, **data})
