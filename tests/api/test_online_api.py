@@ -146,3 +146,15 @@ def test_drift_over_the_api(api):
     assert answer.status_code == 200, answer.json
     assert answer.json["flagged"] == ["E03"]
     assert [row["item"] for row in answer.json["items"]] == ["E02", "E03", "E04"]
+
+
+def test_a_run_that_promoted_nothing_has_no_version_to_publish(seeded):
+    api = seeded
+    answer = api.call("POST", "/v1/standards/ONL/online-calibration", api.admin,
+                      json={"settings": {"min_answers": 10**6}},
+                      headers={"Prefer": "wait=60"})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["version"] is None
+    assert {row["decision"] for row in answer.json["items"]} == {"waiting"}
+    refused = api.call("POST", f"/v1/calibrations/{answer.json['run']}/publish", api.admin)
+    assert refused.status_code == 409 and "no bank version" in refused.json["error"]["message"]
