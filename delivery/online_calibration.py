@@ -32,7 +32,7 @@ from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.sessions import attributed_response_log
 
 from .errors import ConflictError
-from .online_gates import PROMOTED, GateSettings, calibrate_and_gate
+from .online_gates import HELD, WAITING, GateSettings, calibrate_and_gate
 
 CONFIG_KEY = "online_calibration"
 CHECK_SECONDS = 300.0
@@ -141,8 +141,8 @@ def _document(outcome, population, settings):
 
 def due_items(store, standard, settings=None):
     """The pretest items of `standard` an online calibration would gate anew: at least
-    ``min_answers`` answers, and never gated, or held (or waiting) at a run when they
-    had at most half as many answers as now."""
+    ``min_answers`` answers, and never gated, or waiting at the last run that saw them,
+    or held there with at most half as many answers as now."""
     settings = settings or standard_settings(store, standard)
     models = pretest_items(store, standard)
     counts = online_rows.answer_counts(store.database, models)
@@ -156,8 +156,8 @@ def due_items(store, standard, settings=None):
         if count < settings.min_answers:
             continue
         previous = last.get(item)
-        if previous is None or (previous["decision"] != PROMOTED
-                                and count >= 2 * previous["answers"]):
+        if previous is None or previous["decision"] == WAITING or (
+                previous["decision"] == HELD and count >= 2 * previous["answers"]):
             due.append(item)
     return due
 

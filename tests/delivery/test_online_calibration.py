@@ -63,6 +63,10 @@ def test_a_run_promotes_into_a_draft_with_provenance(store, program):
     assert standard_settings(store, "AI-ML", {"min_answers": 400}).min_answers == 400
     due = due_items(store, "AI-ML")
     assert 0 < len(due) <= len(program.pretest_ids)
+    waiting = run_online_calibration(store, "AI-ML", {"min_answers": 10**6})
+    assert waiting["version"] is None
+    assert {row["decision"] for row in waiting["items"]} == {"waiting"}
+    assert due_items(store, "AI-ML") == due          # waiting then: due once ready
     summary = run_online_calibration(store, "AI-ML")
     rows = {row["item"]: row for row in summary["items"]}
     promoted = [item for item, row in rows.items() if row["decision"] == PROMOTED]
@@ -90,7 +94,8 @@ def test_a_run_promotes_into_a_draft_with_provenance(store, program):
     assert not set(due_items(store, "AI-ML")) & set(promoted)
     assert due_items(store, "AI-ML") == []
     listed = online_runs(store.database, "AI-ML")
-    assert [run["id"] for run in listed] == [summary["run"]] and listed[0]["version"] == 2
+    assert [run["id"] for run in listed] == [summary["run"], waiting["run"]]
+    assert [run["version"] for run in listed] == [2, None]
 
 
 def test_auto_publish_and_the_queued_job(store, program):
