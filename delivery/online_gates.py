@@ -91,9 +91,10 @@ class GateSettings:
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown online calibration setting {unknown[0]!r}")
-        for key in ("dif_attributes", "slope_range"):
-            if key in values:
-                values[key] = tuple(values[key])
+        for key, value in values.items():
+            _check_type(key, value)
+            if key in ("dif_attributes", "slope_range"):
+                values[key] = tuple(value)
         settings = cls(**values)
         if settings.min_answers < 50:
             raise ValueError("min_answers must be at least 50")
@@ -104,6 +105,23 @@ class GateSettings:
     def as_mapping(self):
         return {**asdict(self), "dif_attributes": list(self.dif_attributes),
                 "slope_range": list(self.slope_range)}
+
+
+def _check_type(key, value):
+    """ValueError unless `value` has the JSON type of setting `key`."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if key == "auto_publish":
+        valid = isinstance(value, bool)
+    elif key == "dif_attributes":
+        valid = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+    elif key == "slope_range":
+        valid = isinstance(value, (list, tuple)) and all(number(x) for x in value)
+    else:
+        valid = number(value) and (key != "min_answers" or value == int(value))
+    if not valid:
+        raise ValueError(f"online calibration setting {key!r} has the wrong type: {value!r}")
 
 
 @dataclass

@@ -33,6 +33,10 @@ def test_settings_refuse_unknown_keys_and_bad_values():
         GateSettings.from_mapping({"slope_range": [2, 1]})
     with pytest.raises(ValueError, match="min_answers"):
         GateSettings.from_mapping({"min_answers": 10})
+    for key, value in (("min_answers", "500"), ("auto_publish", 1), ("max_se_a", True),
+                       ("dif_attributes", "group"), ("slope_range", [0.2, "4"])):
+        with pytest.raises(ValueError, match="wrong type"):
+            GateSettings.from_mapping({key: value})
 
 
 def _log(responses, item_ids):
