@@ -12,7 +12,6 @@ reasons, plus the items not studied with why (too few answers).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 
 import numpy as np
 
@@ -39,8 +38,6 @@ def drift_document(store, standard, items=None, mode="each", weights="takers", z
     NotFoundError for an unknown standard, ConflictError without a published version
     or answers, ValueError for a bad option.
     """
-    from irtcat.calibration.drift import DriftThresholds, detect_drift
-
     if mode not in MODES or weights not in WEIGHTS:
         raise ValueError(f"mode must be one of {', '.join(MODES)} and weights one of "
                          f"{', '.join(WEIGHTS)}")
@@ -57,15 +54,12 @@ def drift_document(store, standard, items=None, mode="each", weights="takers", z
     unknown = [item for item in items or () if item not in operational]
     if unknown:
         raise ValueError(f"item {unknown[0]!r} is not an operational item of {standard!r}")
+    from irtcat.calibration.drift import DriftThresholds, detect_drift
+
     thresholds = DriftThresholds(z=z, expected_score=expected_score, min_answers=min_answers)
     report = detect_drift(log, operational, studied=items, mode=mode, weights=weights,
                           thresholds=thresholds)
-    mean, sd = report.population
-    return {"standard": standard, "bank_version": bank.number, "mode": mode,
-            "weights": weights, "thresholds": asdict(thresholds),
-            "population": {"mean": _json(mean), "sd": _json(sd)},
-            "flagged": report.flagged(),
-            "items": [_json(asdict(row)) for row in report.rows], "skipped": report.skipped}
+    return _json({"standard": standard, "bank_version": bank.number, **report.as_dict()})
 
 
 def _json(value):
