@@ -30,7 +30,8 @@ answers one row per pretest item with the value of each gate and its decision:
   thetas (from the operational items) of the persons who answered it.
 
 An item passing every gate is ``promoted``; one failing any is ``held`` with the
-reasons.
+reasons. The gates are for dichotomous items: a polytomous pretest item is calibrated
+but held for review by hand.
 
 Memory: the fit and DIF gates read the log as a dense persons x items matrix (20,000
 learners x 340 items: 54 MB) and each person's log-likelihood on 61 nodes.
@@ -375,7 +376,10 @@ def _plausibility_gate(row, entry, theta_range, settings):
     reasons = []
     if not low <= a <= high:
         reasons.append(f"slope {a:.3f} outside [{low}, {high}]")
-    if isinstance(b, list) or not lowest <= b <= highest:
+    if isinstance(b, list):
+        reasons.append("a polytomous item: the online gates (MH DIF among them) are for "
+                       "dichotomous items; review it by hand")
+    elif not lowest <= b <= highest:
         reasons.append(f"difficulty {b} outside the thetas of those who answered "
                        f"[{lowest:.2f}, {highest:.2f}]")
     gate = {"passed": not reasons, "value": value}
