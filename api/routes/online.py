@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import g
 
 from irtcat.delivery.errors import ConflictError
-from irtcat.delivery.online_calibration import standard_settings
+from irtcat.delivery.online_calibration import pretest_items, standard_settings
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.online import online_runs
 
@@ -32,6 +32,8 @@ def list_online_calibrations(code):
                    "now: JSON {run, status, version, published, settings, items}")
 def post_online_calibration(code, data):
     _check_published(code)
+    if not pretest_items(g.store, code):
+        raise ConflictError(f"standard {code!r} has no pretest items")
     try:
         standard_settings(g.store, code, data["settings"])
     except ValueError as error:
