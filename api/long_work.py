@@ -104,6 +104,14 @@ def dif(request):
     return _queue_and_wait(kinds.enqueue_dif, request)
 
 
+def online_calibration(request):
+    return _queue_and_wait(kinds.enqueue_online_calibration, request)
+
+
+def drift(request):
+    return _queue_and_wait(kinds.enqueue_drift, request)
+
+
 def check_dif_job(job_id):
     """409 before queueing a report unless `job_id` is a done DIF job (404: no job)."""
     job = _job(job_id)

@@ -76,6 +76,7 @@ class Worker:
         self.stopping = threading.Event()
         self.interruptible = False        # True while a job's work may be interrupted
         self._next_reap = 0.0
+        self._next_online_check = 0.0
 
     def run(self):
         """Claim and run jobs until `stop`."""
@@ -105,6 +106,7 @@ class Worker:
                             job["kind"], job["worker"], job["status"])
         job = self.jobs.claim(self.name)
         if job is None:
+            self._queue_online_calibrations()
             return False
         self._run(job)
         return True
@@ -149,6 +151,21 @@ class Worker:
         finally:
             beating.set()
             beats.join()
+
+    def _queue_online_calibrations(self):
+        """While idle, every CHECK_SECONDS: queue the online calibrations that are due
+        (`delivery.online_calibration.queue_ready`)."""
+        from irtcat.delivery.jobs import enqueue_online_calibration
+        from irtcat.delivery.online_calibration import CHECK_SECONDS, queue_ready
+
+        if time.monotonic() < self._next_online_check:
+            return
+        self._next_online_check = time.monotonic() + CHECK_SECONDS
+        try:
+            queue_ready(self.runner.store, lambda code: enqueue_online_calibration(
+                self.jobs, {"standard": code}, self.name))
+        except Exception:                              # noqa: BLE001 - checked again later
+            log.exception("worker %s: the online calibration check failed", self.name)
 
     def _beat(self, job_id, done):
         while not done.wait(self.heartbeat):

@@ -14,6 +14,7 @@ from . import (
     groups,
     load,
     model_fit,
+    online,
     scoring,
     startup,
     store,
@@ -24,7 +25,7 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "store": store.run, "load": load.run, "startup": startup.run,
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
-              "exposure_live": exposure_live.run}
+              "exposure_live": exposure_live.run, "online": online.run}
 
 
 def main(names):

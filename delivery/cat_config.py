@@ -37,7 +37,7 @@ from irtcat.itembank.errors import DataFormatError
 
 _KEYS = {
     "": {"start", "scoring", "selection", "exposure", "content", "content_method", "enemies",
-         "stop", "pretest"},
+         "stop", "pretest", "online_calibration"},   # the last: delivery.online_calibration
     "start": {"theta"},
     "scoring": {"method", "prior", "quadrature"},
     "prior": {"mean", "sd"},

@@ -15,6 +15,11 @@ call itself, returning ``(result, media type)``:
 - ``response_export`` ``{"standard"}``: the response log as long CSV.
 - ``dif`` ``{"standard", "attribute", "focal", "method", "purify"}``: DIF on the
   standard's stored log, persons grouped by a learner attribute (`delivery.dif`; JSON).
+- ``online_calibration`` ``{"standard", "settings"}``: the standard's ready pretest items
+  calibrated and gated (`delivery.online_calibration`; JSON: the run and its gate table).
+- ``drift`` ``{"standard", "items", "mode", "weights", "z", "expected_score",
+  "min_answers"}``: the operational items re-estimated on the stored log, one row per
+  item (`delivery.drift`; JSON).
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
@@ -30,15 +35,19 @@ import numpy as np
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import execute_calibration
 from irtcat.delivery.dif import dif_document
+from irtcat.delivery.drift import drift_document
 from irtcat.delivery.errors import ConflictError
+from irtcat.delivery.online_calibration import JOB_KIND as ONLINE_CALIBRATION
+from irtcat.delivery.online_calibration import run_online_calibration
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.io import ResponseLog
 from irtcat.itembank.jobs import Jobs
 
 CALIBRATION, SIMULATION = "calibration", "simulation"
 CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
-DIF = "dif"
-KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF)
+DIF, DRIFT = "dif", "drift"
+KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF, ONLINE_CALIBRATION,
+         DRIFT)
 JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
@@ -95,6 +104,19 @@ def enqueue_dif(jobs, request, requester=""):
     return jobs.enqueue(DIF, dict(request), requester)
 
 
+def enqueue_online_calibration(jobs, request, requester=""):
+    """Queue an online calibration: `request` holds ``{"standard", "settings"}``
+    (`settings`: overrides of the standard's gate settings, or {})."""
+    return jobs.enqueue(ONLINE_CALIBRATION, {"standard": request["standard"],
+                                             "settings": dict(request.get("settings") or {})},
+                        requester)
+
+
+def enqueue_drift(jobs, request, requester=""):
+    """Queue drift: `request` holds ``{"standard"}`` and `drift_document`'s options."""
+    return jobs.enqueue(DRIFT, dict(request), requester)
+
+
 # --- running ------------------------------------------------------------------------
 
 class JobRunner:
@@ -120,7 +142,8 @@ class JobRunner:
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
-                       RESPONSE_EXPORT: self._response_export, DIF: self._dif}
+                       RESPONSE_EXPORT: self._response_export, DIF: self._dif,
+                       ONLINE_CALIBRATION: self._online_calibration, DRIFT: self._drift}
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -176,4 +199,12 @@ class JobRunner:
 
     def _dif(self, standard, attribute, focal, method="mh", purify=False):
         document = dif_document(self.store, standard, attribute, focal, method, purify)
+        return json.dumps(document, separators=(",", ":")), JSON
+
+    def _online_calibration(self, standard, settings=None):
+        summary = run_online_calibration(self.store, standard, settings)
+        return json.dumps(summary, separators=(",", ":")), JSON
+
+    def _drift(self, standard, **options):
+        document = drift_document(self.store, standard, **options)
         return json.dumps(document, separators=(",", ":")), JSON

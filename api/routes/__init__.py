@@ -1,5 +1,15 @@
 """The v1 routes, one module per resource, on one flask-smorest blueprint (`base.v1`).
 Importing this package declares them all (`base.OPERATIONS`)."""
 
-from . import calibrations, dif, exposure, items, service, sessions, standards, tests  # noqa: F401
+from . import (  # noqa: F401
+    calibrations,
+    dif,
+    exposure,
+    items,
+    online,
+    service,
+    sessions,
+    standards,
+    tests,
+)
 from .base import MAX_BODY, OPERATIONS, STATUS_CODES, ApiError, v1  # noqa: F401

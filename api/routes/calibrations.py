@@ -81,6 +81,8 @@ def publish_calibration(run_id):
     run = _calibration_run(run_id)
     if run["status"] != "done":
         raise ConflictError(f"calibration {run_id} is {run['status']}, not done")
+    if run["version"] is None:                         # an online run that promoted nothing
+        raise ConflictError(f"calibration {run_id} made no bank version")
     return g.store.publish(run["standard"], run["version"])
 
 

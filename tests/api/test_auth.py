@@ -51,6 +51,9 @@ def _valid_body(operation, session, suffix):
         ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 4},
         # a standard without a published bank (the parent AI): 409 before queueing DIF
         ("POST", "/dif"): {"standard": "AI", "attribute": "group", "focal": "F"},
+        # AI-DE has no answers: its pretest items wait (200), its drift is a conflict (409)
+        ("POST", "/standards/<code>/online-calibration"): {"settings": {}},
+        ("POST", "/standards/<code>/drift"): {"mode": "each"},
     }
     if (operation.method, operation.rule) in bodies:
         return bodies[(operation.method, operation.rule)]

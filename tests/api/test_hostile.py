@@ -81,6 +81,12 @@ def _base_body(operation, session):
                                         {"person_id": "p", "item_id": "i", "response": 1}]},
         ("POST", "/simulations"): {"test_id": "ml", "examinees": 3, "seed": 2},
         ("POST", "/dif"): {"standard": "AI", "attribute": "group", "focal": "F"},
+        ("POST", "/standards/<code>/online-calibration"): {"settings": {
+            "min_answers": 500, "max_se_a": 0.3, "max_se_b": 0.3, "fit_alpha": 0.05,
+            "dif_attributes": ["group"], "slope_range": [0.2, 4.0], "auto_publish": False}},
+        ("POST", "/standards/<code>/drift"): {"items": ["ML-001"], "mode": "each",
+                                              "weights": "takers", "z": 3.0,
+                                              "expected_score": 0.05, "min_answers": 100},
     }.get((operation.method, operation.rule))
 
 
@@ -138,7 +144,7 @@ def test_wrong_types_in_every_field(hostile, operation):
             if isinstance(value, (dict, list)) and field_path[-1] not in (
                     "config", "se", "fit", "slope_intercept", "se_slope_intercept", "key",
                     "b", "data", "responses", "levels", "tags", "enemies", "options",
-                    "standards", "attributes"):
+                    "standards", "attributes", "settings", "dif_attributes"):
                 assert status == 400, (field_path, value, status)
     # unknown fields: refused by the strict schemas, kept as given on items
     body = {**base, "unexpected": 1}

@@ -1,0 +1,62 @@
+"""Online calibration of a standard's pretest items, run by the worker processes
+(`delivery.online_calibration`): its runs with their gate tables, and running one now;
+drift of its operational items on the live log (`delivery.drift`), queued too.
+An admin publishes a run's draft version with ``POST /v1/calibrations/{run}/publish``."""
+
+from __future__ import annotations
+
+from flask import g
+
+from irtcat.delivery.errors import ConflictError
+from irtcat.delivery.online_calibration import pretest_items, standard_settings
+from irtcat.itembank.errors import DataFormatError, NotFoundError
+from irtcat.itembank.online import online_runs
+
+from .. import long_work, observability, online_schemas
+from .base import operation
+
+
+@operation("/standards/<code>/online-calibration", "GET", roles=("admin",),
+           answer=online_schemas.OnlineRun, many=True,
+           summary="the standard's online calibrations, newest first (at most 20), each "
+                   "with its gate table: one row per pretest item")
+def list_online_calibrations(code):
+    return [{**run, "standard": code, "source": "online",
+             "items": ((run["result"] or {}).get("calibration") or {})
+             .get("online", {}).get("items", [])} for run in online_runs(g.store.database, code)]
+
+
+@operation("/standards/<code>/online-calibration", "POST", roles=("admin",),
+           body=online_schemas.OnlineCalibrationRequest, errors=(404, 409), queued=True,
+           summary="calibrate and gate the standard's pretest items that have enough answers, "
+                   "now: JSON {run, status, version, published, settings, items}")
+def post_online_calibration(code, data):
+    _check_published(code)
+    if not pretest_items(g.store, code):
+        raise ConflictError(f"standard {code!r} has no pretest items")
+    try:
+        standard_settings(g.store, code, data["settings"])
+    except ValueError as error:
+        raise DataFormatError(str(error)) from None
+    observability.audit("online_calibration_requested", standard=code)
+    return long_work.online_calibration({"standard": code, "settings": data["settings"]})
+
+
+@operation("/standards/<code>/drift", "POST", roles=("admin",),
+           body=online_schemas.DriftRequest, errors=(404, 409), queued=True,
+           summary="drift of the standard's operational items re-estimated on its stored "
+                   "answers with the others fixed: JSON, one row per item")
+def post_drift(code, data):
+    _check_published(code)
+    observability.audit("drift_requested", standard=code, mode=data["mode"])
+    return long_work.drift({"standard": code, **data})
+
+
+def _check_published(code):
+    """Before queueing: 404 for an unknown standard, 409 without a published version
+    (both jobs compare with its parameters)."""
+    g.store.standard(code)
+    try:
+        g.store.current_version_id(code)
+    except NotFoundError as error:
+        raise ConflictError(str(error)) from None
