@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from irtcat.calibration.drift import DriftThresholds, detect_drift
 from irtcat.itembank.errors import NotFoundError
 
 from .errors import ConflictError
@@ -54,8 +55,6 @@ def drift_document(store, standard, items=None, mode="each", weights="takers", z
     unknown = [item for item in items or () if item not in operational]
     if unknown:
         raise ValueError(f"item {unknown[0]!r} is not an operational item of {standard!r}")
-    from irtcat.calibration.drift import DriftThresholds, detect_drift
-
     thresholds = DriftThresholds(z=z, expected_score=expected_score, min_answers=min_answers)
     report = detect_drift(log, operational, studied=items, mode=mode, weights=weights,
                           thresholds=thresholds)

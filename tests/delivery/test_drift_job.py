@@ -20,8 +20,6 @@ from irtcat.itembank.errors import NotFoundError
 from irtcat.itembank.io import ResponseLog
 from irtcat.itembank.jobs import Jobs
 
-pytest.importorskip("irtcat.calibration.drift")
-
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
 CONTENT = {"stem": "Q", "options": [{"id": "A", "text": "a"}, {"id": "B", "text": "b"}]}
 DRIFT_SHIFT = 1.0
