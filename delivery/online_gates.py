@@ -2,14 +2,15 @@
 from a sparse log, then passed through review gates.
 
 `calibrate_and_gate` takes a standard's response log (operational and pretest answers),
-the published operational items (fixed: fixed-parameter calibration by MML-EM,
-`calibration.workflow.calibrate_document` with ``anchors``: EM to convergence, each
-E-step's posterior from the operational and the pretest answers, the population's mean
-and sd estimated alongside; the "multiple EM cycles" (MEM) method, which Ban, Hanson,
-Wang, Yi & Harris (2001, "A comparative study of on-line pretest item
-calibration/scaling methods in computerized adaptive testing", Journal of Educational
-Measurement 38(3), 191-212) found to give the smallest errors of the five online
-methods they compared, at every sample size) and each person's learner attributes, and
+the published operational items (fixed: `calibration.fixed_calib.fixed_calib` with
+mirt's default for `fixedCalib`, multiple weights updating over multiple EM cycles
+(MWU-MEM): each E-step's prior is the previous cycle's posterior over all persons, so
+the pretest items land on the operational scale whatever the takers' distribution;
+the "multiple EM cycles" family is the one Ban, Hanson, Wang, Yi & Harris (2001, "A
+comparative study of on-line pretest item calibration/scaling methods in computerized
+adaptive testing", Journal of Educational Measurement 38(3), 191-212) found to give
+the smallest errors of the online methods they compared, at every sample size) and
+each person's learner attributes, and
 answers one row per pretest item with the value of each gate and its decision:
 
 - ``answers``: at least `GateSettings.min_answers` answers (an item with fewer is
@@ -47,11 +48,12 @@ from scipy.special import logsumexp
 
 from irtcat.calibration.binned_fit import rest_posterior_q1
 from irtcat.calibration.dif import mh_dif_theta
-from irtcat.calibration.workflow import calibrate_document
+from irtcat.calibration.fixed_calib import fixed_calib
 from irtcat.engine import ConvergenceWarning, log_likelihood, normal_grid
 from irtcat.engine.models import parameters_from_entries
 from irtcat.itembank.io import ResponseLog
 
+FIXED_METHOD = "mwu-mem"    # mirt fixedCalib's default: multiple weights updating, EM cycles
 GATES = ("answers", "precision", "fit", "dif", "plausibility")
 PROMOTED, HELD, WAITING = "promoted", "held", "waiting"
 N_NODES = 61
@@ -161,8 +163,9 @@ def calibrate_and_gate(log, models, anchors, pretest_ids, attributes, settings):
     kept = _only(log, [item for item in log.item_ids if item in anchors or item in ready])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        document, _ = calibrate_document(kept, {item: models[item] for item in ready},
-                                         anchors=anchors, standard_errors=True, fit=False)
+        document = fixed_calib(kept, anchors, method=FIXED_METHOD,
+                               models={item: models[item] for item in ready},
+                               standard_errors=True).document
     population = document["population"]
     estimated = {item["id"]: item for item in document["items"] if not item.get("anchor")}
     matrix = _Matrix(kept, anchors, estimated, population)
