@@ -24,6 +24,7 @@ import numpy as np
 
 from . import ability, stopping
 from ._batch import BankTables, next_batch_item, rebuild_batch, record
+from .selection import top_of_row
 
 __all__ = ["BankTables", "GroupEstimate", "Session", "SessionResult", "replay_traces",
            "step_trace"]
@@ -171,9 +172,8 @@ def step_trace(batch, step, theta, se, item, ended, ineligible=()):
         trace["pretest"] = True
         return trace
     row = score[0]
-    finite = np.flatnonzero(np.isfinite(row))
-    best = finite[np.lexsort((finite, -row[finite]))[:TRACE_CANDIDATES]]
-    trace["eligible"] = int(finite.size)
+    best = top_of_row(row, TRACE_CANDIDATES)
+    trace["eligible"] = int(np.isfinite(row).sum())
     trace["candidates"] = [[int(j), _rounded(row[j])] for j in best]
     dropped = batch.last_dropped
     rejected = [] if dropped is None else [int(j) for j in np.flatnonzero(dropped[0])]

@@ -177,3 +177,17 @@ def test_top_ranked_keeps_the_lowest_positions_of_a_tie_at_the_cut():
     assert_array_equal(top_ranked(score, 3), [[0, 1, 2]])
     assert_array_equal(top_ranked(score, 5), [[0, 1, 2, 4, 6]])
     assert_array_equal(top_ranked(score, 8)[0, -3:], [3, 5, 7])     # 1, then -inf, NaN
+
+
+def test_a_rows_best_come_best_first_and_ties_by_position():
+    # closed form: the order of a full sort by (-value, position), finite values only
+    from irtcat.engine.selection import top_of_row
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        n = int(rng.integers(1, 40))
+        row = rng.integers(0, 5, n).astype(float)           # many ties
+        row[rng.random(n) < 0.3] = -np.inf
+        depth = int(rng.integers(1, 8))
+        finite = np.flatnonzero(np.isfinite(row))
+        expected = finite[np.lexsort((finite, -row[finite]))][:depth]
+        assert top_of_row(row, depth).tolist() == expected.tolist()
