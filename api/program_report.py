@@ -34,6 +34,7 @@ from .report import (
 PASS, FAIL = "pass", "FAIL"
 GATE_NAMES = ("answers", "precision", "fit", "dif", "plausibility")
 FLAGGED_ROW = ' class="flagged"'
+MAX_DAY_LABELS = 12       # day labels on the per-day figures' axes at most
 
 
 def _numeric(value, decimals=4):
@@ -130,8 +131,10 @@ def _days_figure(page, days, target):
     count_axes = figure.add_subplot(1, 2, 2)
     count_axes.bar(positions, [day["sessions"] for day in days], color="#55a868")
     count_axes.set_title("sessions started", fontsize=8)
+    step = max(1, len(days) // MAX_DAY_LABELS)
     for axes in (rate_axes, count_axes):
-        axes.set_xticks(positions, [day["day"] for day in days], rotation=45, ha="right")
+        axes.set_xticks(positions[::step], [day["day"] for day in days][::step], rotation=45,
+                        ha="right")
         _style_axes(axes, size=6)
     figure.tight_layout()
     page.figure(figure, "Per UTC day: the highest operational exposure rate (target line) "
