@@ -164,9 +164,7 @@ def gate_report(run, standard, title=None):
           for name in ("promoted", "held", "waiting")],
         ("finished_at", "Finished", run.get("finished_at") or "", False)], caption="Run"))
     page.add(_key_value_table([(f"settings.{key}", key.replace("_", " "),
-                                _numbers(value) if not isinstance(value, list)
-                                or all(isinstance(v, (int, float)) for v in value)
-                                else ", ".join(map(str, value)), False)
+                                _setting_text(value), False)
                                for key, value in settings.items()], caption="Settings"))
     page.add("</div>")
     page.section("gates", "Review gates by item")
@@ -184,6 +182,13 @@ def gate_report(run, standard, title=None):
               "theta, class C or untestable fails; plausibility: slope in slope_range, b "
               "within the theta range of those who answered.")
     return page.render()
+
+
+def _setting_text(value):
+    """A gate setting in one line: numbers as the tables print them, names joined."""
+    if isinstance(value, list) and not all(isinstance(v, (int, float)) for v in value):
+        return ", ".join(map(str, value))
+    return _numbers(value)
 
 
 def _gate_cells(row):
