@@ -120,6 +120,8 @@ def test_the_gate_report_shows_each_gate_of_each_pretest_item(seeded):
     for name in ("promoted", "held", "waiting"):
         assert summary_value(page, name) == str(decisions.count(name))
     assert summary_value(page, "version") == number(run["version"])
+    assert summary_value(page, "settings.min_answers") == "300"       # the test's setting
+    assert summary_value(page, "settings.dif_attributes") == "group"  # the request's
     rows = {cells[0]: (flagged, cells) for flagged, cells in table_rows(page, "One row per")}
     assert set(rows) == {row["item"] for row in run["items"]}
     for row in run["items"]:
