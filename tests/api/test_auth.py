@@ -141,7 +141,9 @@ def test_who_may_call(api, operation):
         if operation.rule not in ("/calibrations/<int:run_id>",
                                   "/calibrations/<int:run_id>/publish",
                                   "/calibrations/<int:run_id>/report", "/calibrations",
-                                  "/jobs/<int:job_id>", "/jobs/<int:job_id>/result"):
+                                  "/jobs/<int:job_id>", "/jobs/<int:job_id>/result",
+                                  "/standards/<code>/online-calibration/<int:run_id>/report",
+                                  "/standards/<code>/drift/<int:job_id>/report"):
             assert status < 300 or (operation.method, status) == ("POST", 409), status
 
 
