@@ -108,29 +108,42 @@ def test_an_idle_worker_queues_the_due_online_calibration(seeded, database_url):
         assert [job.payload["standard"] for job in jobs] == ["ONL"]
 
 
-def test_drift_over_the_api(api):
-    """A 10-item standard published with the truth; in the live answers of 1,500
-    learners item E03 is harder by 1.0: the drift job flags it (and only it)."""
+def operational_items(rng, standard, prefix, n_items):
+    """`n_items` operational 2PL items of `standard` drawn from `rng`."""
+    return [{"id": f"{prefix}{j:02d}", "standard": standard, "model": "2pl",
+             "a": round(float(rng.uniform(0.8, 1.8)), 3),
+             "b": round(float(rng.uniform(-1.5, 1.5)), 3), "status": "operational",
+             "content": CONTENT, "key": {"correct": "A"}} for j in range(n_items)]
+
+
+def publish_and_drift(api, items, drifted, n_persons, person_prefix, rng):
+    """Import `items` and a complete log of `n_persons` N(0, 1) learners answering them
+    with item `drifted` harder by 1.0 (the simulation's truth)."""
     from irtcat.engine.models import parameters_from_entries
     from irtcat.engine.simulate import simulate_responses
     from irtcat.itembank.io import ResponseLog
 
+    api.store.import_items({"format": "irtcat-bank/1", "items": items})
+    live = [dict(item, b=item["b"] + 1.0) if item["id"] == drifted else item
+            for item in items]
+    answers = simulate_responses(rng.normal(0, 1, n_persons), parameters_from_entries(live),
+                                 rng)
+    person, item = np.nonzero(np.ones_like(answers, dtype=bool))
+    api.store.import_response_log(ResponseLog(
+        [f"{person_prefix}{i}" for i in range(n_persons)], [entry["id"] for entry in items],
+        person.astype(np.int32), item.astype(np.int32), answers[person, item].astype(float)))
+
+
+def test_drift_over_the_api(api):
+    """A 10-item standard published with the truth; in the live answers of 1,500
+    learners item E03 is harder by 1.0: the drift job flags it (and only it)."""
     rng = np.random.default_rng(20261205)
-    items = [{"id": f"E{j:02d}", "standard": "DRF", "model": "2pl",
-              "a": round(float(rng.uniform(0.8, 1.8)), 3),
-              "b": round(float(rng.uniform(-1.5, 1.5)), 3), "status": "operational",
-              "content": CONTENT, "key": {"correct": "A"}} for j in range(10)]
+    items = operational_items(rng, "DRF", "E", 10)
     assert api.call("POST", "/v1/standards/DRF/drift", api.admin, json={}).status_code == 404
     api.store.import_framework({"format": "irtcat-framework/1",
                                  "standards": [{"code": "DRF", "title": "Drift"}]})
     assert api.call("POST", "/v1/standards/DRF/drift", api.admin, json={}).status_code == 409
-    api.store.import_items({"format": "irtcat-bank/1", "items": items})
-    live = [dict(item, b=item["b"] + 1.0) if item["id"] == "E03" else item for item in items]
-    answers = simulate_responses(rng.normal(0, 1, 1500), parameters_from_entries(live), rng)
-    person, item = np.nonzero(np.ones_like(answers, dtype=bool))
-    api.store.import_response_log(ResponseLog(
-        [f"p{i}" for i in range(1500)], [entry["id"] for entry in items],
-        person.astype(np.int32), item.astype(np.int32), answers[person, item].astype(float)))
+    publish_and_drift(api, items, "E03", 1500, "p", rng)
     assert api.call("POST", "/v1/standards/DRF/drift", api.admin,
                     json={"mode": "sideways"}).status_code == 400
     answer = api.call("POST", "/v1/standards/DRF/drift", api.admin,

@@ -12,10 +12,6 @@ import numpy as np
 import test_online_api as online_api
 from test_exposure_live import define, take
 
-from irtcat.engine.models import parameters_from_entries
-from irtcat.engine.simulate import simulate_responses
-from irtcat.itembank.io import ResponseLog
-
 seeded = online_api.seeded            # the fixture: a standard ONL with 40 pretest items
 
 
@@ -151,19 +147,10 @@ def test_the_drift_report_lists_flagged_items_first(api):
     """Six 2PL items published with the truth; 1,200 learners answer with item F04 harder
     by 1.0 (simulation truth), so the job flags it and the report puts it first."""
     rng = np.random.default_rng(5150)
-    items = [{"id": f"F{j:02d}", "standard": "DRR", "model": "2pl",
-              "a": round(float(rng.uniform(0.8, 1.8)), 3),
-              "b": round(float(rng.uniform(-1.5, 1.5)), 3), "status": "operational",
-              "content": online_api.CONTENT, "key": {"correct": "A"}} for j in range(6)]
+    items = online_api.operational_items(rng, "DRR", "F", 6)
     api.store.import_framework({"format": "irtcat-framework/1",
                                  "standards": [{"code": "DRR", "title": "Drift report"}]})
-    api.store.import_items({"format": "irtcat-bank/1", "items": items})
-    live = [dict(item, b=item["b"] + 1.0) if item["id"] == "F04" else item for item in items]
-    answers = simulate_responses(rng.normal(0, 1, 1200), parameters_from_entries(live), rng)
-    person, item = np.nonzero(np.ones_like(answers, dtype=bool))
-    api.store.import_response_log(ResponseLog(
-        [f"q{i}" for i in range(1200)], [entry["id"] for entry in items],
-        person.astype(np.int32), item.astype(np.int32), answers[person, item].astype(float)))
+    online_api.publish_and_drift(api, items, "F04", 1200, "q", rng)
     queued = api.call("POST", "/v1/standards/DRR/drift", api.admin, json={},
                       headers={"Prefer": "respond-async"})
     document, job_id = finished(api, queued)
