@@ -56,6 +56,18 @@ class Api:
         assert response.status_code == 201, response.json
         return response.json
 
+    def job_done(self, answer, polls=600):
+        """`answer` itself, or, when it is a 202, the result of the job it names once
+        that job is done or failed (polled every 0.1 s, at most `polls` times)."""
+        if answer.status_code != 202:
+            return answer
+        job = answer.headers["Location"]
+        for _ in range(polls):
+            if self.call("GET", job, self.admin).json["status"] in ("done", "failed"):
+                break
+            self.worker.thread.join(0.1)
+        return self.call("GET", f"{job}/result", self.admin)
+
     def answer(self, session, item_id, response, key=None):
         return self.call("POST", f"/v1/sessions/{session['session_id']}/responses",
                          key or session["token"],

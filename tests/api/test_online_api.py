@@ -48,14 +48,7 @@ def test_a_run_over_the_api_lists_its_gate_table_and_publishes(seeded):
     answer = api.call("POST", "/v1/standards/ONL/online-calibration", api.admin,
                       json={"settings": {"dif_attributes": ["group"]}},
                       headers={"Prefer": "wait=60"})
-    if answer.status_code == 202:                     # not done within the bounded wait
-        job = answer.headers["Location"]
-        for _ in range(600):
-            status = api.call("GET", job, api.admin).json["status"]
-            if status in ("done", "failed"):
-                break
-            api.worker.thread.join(0.1)
-        answer = api.call("GET", f"{job}/result", api.admin)
+    answer = api.job_done(answer)                     # 202: not done within the wait
     assert answer.status_code == 200, answer.json
     summary = answer.json
     assert summary["settings"]["min_answers"] == 300
@@ -148,13 +141,7 @@ def test_drift_over_the_api(api):
                     json={"mode": "sideways"}).status_code == 400
     answer = api.call("POST", "/v1/standards/DRF/drift", api.admin,
                       json={"items": ["E02", "E03", "E04"]}, headers={"Prefer": "wait=60"})
-    if answer.status_code == 202:                     # not done within the bounded wait
-        job = answer.headers["Location"]
-        for _ in range(600):
-            if api.call("GET", job, api.admin).json["status"] in ("done", "failed"):
-                break
-            api.worker.thread.join(0.1)
-        answer = api.call("GET", f"{job}/result", api.admin)
+    answer = api.job_done(answer)                     # 202: not done within the wait
     assert answer.status_code == 200, answer.json
     assert answer.json["flagged"] == ["E03"]
     assert [row["item"] for row in answer.json["items"]] == ["E02", "E03", "E04"]

@@ -56,11 +56,7 @@ def finished(api, answer):
     """The result of a job queued with ``Prefer: respond-async``, once done, and its id."""
     assert answer.status_code == 202, answer.json
     job = answer.headers["Location"]
-    for _ in range(1200):
-        if api.call("GET", job, api.admin).json["status"] in ("done", "failed"):
-            break
-        api.worker.thread.join(0.1)
-    result = api.call("GET", f"{job}/result", api.admin)
+    result = api.job_done(answer, polls=1200)
     assert result.status_code == 200, result.json
     return result.json, int(job.rsplit("/", 1)[1])
 
