@@ -43,13 +43,23 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not POSTGRESQL_URL, reason="IRTCAT_TEST_POSTGRESQL_URL is not set"))]
 
 
-def _empty_postgresql(url):
-    """Drop everything in the public schema of the test database."""
+# Under pytest-xdist each worker empties and uses a schema of its own (named after the
+# worker, gw0, gw1, ...) in the one test database; a plain run uses ``public``.
+POSTGRESQL_SCHEMA = os.environ.get("PYTEST_XDIST_WORKER", "public")
+
+
+def _empty_postgresql(url, schema=POSTGRESQL_SCHEMA):
+    """Drop everything in this run's schema of the test database; returns the URL whose
+    connections use that schema."""
     engine = sqlalchemy.create_engine(url)
     with engine.begin() as connection:
-        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-        connection.exec_driver_sql("CREATE SCHEMA public")
+        connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     engine.dispose()
+    if schema == "public":
+        return url
+    return (sqlalchemy.engine.make_url(url).update_query_dict(
+        {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -57,8 +67,7 @@ def database_url(request, tmp_path):
     """The URL of an empty database, one per back end."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'irtcat.db'}"
-    _empty_postgresql(POSTGRESQL_URL)
-    return POSTGRESQL_URL
+    return _empty_postgresql(POSTGRESQL_URL)
 
 
 @pytest.fixture
