@@ -24,6 +24,10 @@ from contextlib import contextmanager, nullcontext
 
 from .store_commands import first_line
 
+# The key roles of irtcat.itembank.schema.KEY_ROLES, written out: the command line starts
+# without importing the store (tests/api/test_auth.py checks the two agree).
+KEY_ROLES = ("admin", "delivery", "cat-client", "employer")
+
 MAX_WORKERS = 64
 """Most worker processes, and threads per worker."""
 
@@ -68,7 +72,7 @@ def _define_keys(keys):
                                   parser_class=type(keys))
     actions.required = True
     create = actions.add_parser("create", help="a new key, printed once (only a hash is kept)")
-    create.add_argument("--role", choices=("admin", "delivery"), required=True)
+    create.add_argument("--role", choices=KEY_ROLES, required=True)
     create.add_argument("--name", default="", help="who the key is for")
     create.set_defaults(run=run_keys_create)
     listing = actions.add_parser("list", help="the keys (prefixes, roles, whether revoked)")

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 from irtcat.itembank import keys as key_rows
 from irtcat.itembank.errors import DataFormatError
-from irtcat.itembank.schema import utc_now
+from irtcat.itembank.schema import KEY_ROLES, utc_now
 from irtcat.itembank.sessions import session_of_token
 
 from .caches import remember
@@ -44,8 +44,8 @@ def digest(secret):
 
 def create_key(database, role, name=""):
     """A new API key of `role`; returns the key itself, which is stored only hashed."""
-    if role not in ("admin", "delivery"):
-        raise DataFormatError(f"role must be admin or delivery, got {role!r}")
+    if role not in KEY_ROLES:
+        raise DataFormatError(f"role must be one of {', '.join(KEY_ROLES)}, got {role!r}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_rows.add_key(database, key[:12], digest(key), role, name)
     return key

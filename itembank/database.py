@@ -221,8 +221,37 @@ def upgrade(database, revision="head"):
     from alembic import command
 
     with database.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
-        with connection.begin():
+        with _rebuildable_tables(connection), connection.begin():
             command.upgrade(_alembic_config(connection), revision)
+            _check_foreign_keys(connection)
+
+
+@contextmanager
+def _rebuildable_tables(connection):
+    """On SQLite, foreign keys off while migrating: a migration in batch mode rebuilds a
+    table (copy, drop, rename), and dropping a table others reference would fail or cascade
+    with them on (alembic's advice for SQLite). The pragma is a no-op inside a transaction,
+    so it is set on the driver's connection before the migration's transaction begins;
+    `_check_foreign_keys` checks every reference afterwards, inside it."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection):
+    if connection.dialect.name != "sqlite":
+        return                        # PostgreSQL checks every reference as it goes
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, _, parent, _ = broken[0]
+        raise RuntimeError(f"the migration left {len(broken)} rows of {table} without "
+                           f"their {parent} row")
 
 
 def current_revision(database):

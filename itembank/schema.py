@@ -66,6 +66,9 @@ class Standard(Base):
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("standards.code"), index=True)
     levels: Mapped[list] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # the CASE CFItem identifier (migration 0010): None until one is imported or given,
+    # then `itembank.standards.case_identifier` derives a stable one from the code
+    case_identifier: Mapped[str | None] = mapped_column(String(64))
 
 
 class Item(Base):
@@ -168,7 +171,7 @@ class Response(Base):
 
 # --- delivery (migration 0002) ---------------------------------------------------------
 
-KEY_ROLES = ("admin", "delivery")
+KEY_ROLES = ("admin", "delivery", "cat-client", "employer")
 SESSION_STATUSES = ("active", "finished")
 
 
@@ -311,3 +314,16 @@ class ExposureSessions(Base):
     test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     started: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --- signing keys (migration 0010) ------------------------------------------------------
+
+class SigningKey(Base):
+    """A private key of the server, one per purpose (`name`), made on first use."""
+
+    __tablename__ = "signing_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -7,11 +7,23 @@ items or versions takes first.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 
 from .errors import NotFoundError, ReferenceConflict
 from .records import parse_framework
 from .schema import Standard, utc_now
+
+# The namespace of the CASE identifiers derived from standard codes (uuid5 of the code):
+# the same code gives the same CFItem identifier on every server and after every export.
+CASE_NAMESPACE = uuid.UUID("5d0c4a52-3f0e-5b7c-9a57-8f2c1b6e4a10")
+
+
+def case_identifier(code, stored=None):
+    """A standard's CASE identifier: the one stored (imported from a CASE package or set),
+    else the UUID derived from its code."""
+    return stored or str(uuid.uuid5(CASE_NAMESPACE, code))
 
 
 class StandardRepository:
@@ -73,6 +85,21 @@ class StandardRepository:
                 raise NotFoundError(f"no standard {code!r}")
             return _standard_document(row)
 
+    def case_identifiers(self):
+        """``{code: CASE identifier}`` of every standard (`case_identifier`)."""
+        with self.database.reading() as session:
+            return {code: case_identifier(code, stored) for code, stored in
+                    session.execute(select(Standard.code, Standard.case_identifier))}
+
+    def set_case_identifiers(self, identifiers):
+        """Store ``{code: identifier}`` (a CASE import); NotFoundError for an unknown code."""
+        with self.database.writing() as session:
+            for code, identifier in identifiers.items():
+                row = session.get(Standard, code)
+                if row is None:
+                    raise NotFoundError(f"no standard {code!r}")
+                row.case_identifier = identifier
+
     def levels_of(self, code):
         """The proficiency levels that apply to `code`: its own, else its nearest ancestor's."""
         with self.database.reading() as session:
@@ -115,4 +142,4 @@ def _standard_document(row):
             "parent": row.parent_code, "levels": list(row.levels or [])}
 
 
-__all__ = ["StandardRepository", "lock_standards"]
+__all__ = ["CASE_NAMESPACE", "StandardRepository", "case_identifier", "lock_standards"]

@@ -12,8 +12,9 @@ import pytest
 
 from irtcat.api.app import OPERATIONS
 from irtcat.delivery.keys import REVOCATION_CHECK_SECONDS, create_key, revoke_key
+from irtcat.itembank.schema import KEY_ROLES
 
-ROLES = ("admin", "delivery")
+ROLES = KEY_ROLES      # every role: each route refuses the roles it does not name
 
 
 def _label(operation):
@@ -80,6 +81,12 @@ def test_the_table_covers_every_route(api):
                   if method not in ("HEAD", "OPTIONS")}
     assert registered - declared == {("GET", "/v1/openapi.json")}
     assert len(declared) == len(OPERATIONS)
+
+
+def test_the_command_line_offers_every_key_role():
+    from irtcat.api import serve  # written out there: the command line starts fast
+
+    assert serve.KEY_ROLES == KEY_ROLES
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=_label)
