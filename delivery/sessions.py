@@ -180,7 +180,7 @@ class Delivery(Definitions):
         `finished_token_ttl` (TokenExpiredError after)."""
         row, answers = snapshot or self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id)
+            self.finish(session_id, "time_limit")
             row, answers = self._snapshot(session_id)
         if token and row.status == "finished":
             self._check_finished_window(row)
@@ -248,7 +248,7 @@ class Delivery(Definitions):
                 raise ConflictError(f"item {item_id!r} was already answered with another "
                                     "response")
             if row.status == "active" and _past(row.deadline):
-                self.finish(session_id)
+                self.finish(session_id, "time_limit")
                 raise TimeLimitError("the test's time limit has passed: the session is "
                                      "finished on the answers given")
             if row.status != "active":
@@ -302,13 +302,15 @@ class Delivery(Definitions):
         with self._lock:
             remember(self._live, session_id, live, CACHED_SESSIONS)
 
-    def finish(self, session_id):
+    def finish(self, session_id, reason="finished_early"):
         """End a session early and score it; finishing a finished session changes nothing.
 
         A session ended (here, or by its time limit) before its test's minimum length
         gets no estimate (null θ, SE, levels and decision): a session ended after one
         answer would tell that item's key, or that it is a pretest item (θ at the
-        prior's mean)."""
+        prior's mean). Its trace gets a last step saying why it stopped (`reason`:
+        ``finished_early`` when the platform ended it, ``time_limit``) with the final
+        estimate, or none."""
         for _ in range(ANSWER_ATTEMPTS):
             row, answers = self._snapshot(session_id)
             if row.status == "finished":
@@ -320,7 +322,10 @@ class Delivery(Definitions):
                 result = self._no_estimate(row.test_id)
             values = {"status": "finished", "finished_at": utc_now(), "current_item": None,
                       "position": len(answers), "result": result}
-            if advance_session(self.database, session_id, row.position, values):
+            steps = len(session_steps(self.database, session_id))
+            stop = {"step": steps + 1, "theta": result["theta"], "se": result["se"],
+                    "stop": reason} if steps else None     # none: stored before traces
+            if advance_session(self.database, session_id, row.position, values, step=stop):
                 return self.state(session_id)
         raise ConflictError("the session is being answered concurrently; try again")
 
@@ -332,7 +337,7 @@ class Delivery(Definitions):
         answer by answer, which answers were right."""
         row, answers = self._snapshot(session_id)
         if row.status == "active" and _past(row.deadline):
-            self.finish(session_id)
+            self.finish(session_id, "time_limit")
             row, answers = self._snapshot(session_id)
         summary = row.result if row.result is not None else self._no_estimate(row.test_id)
         # No item scores: with them, a delivery key would read the key of every item its

@@ -90,3 +90,25 @@ def test_replaying_a_session_from_its_log_reproduces_its_trace(api, exposure):
         assert replayed == stored
         rejected += sum(len(step.get("rejected", ())) for step in stored)
     assert (rejected > 0) == (exposure["method"] == "sympson-hetter")
+
+
+@pytest.mark.parametrize("answered", [2, 6])
+def test_a_session_the_platform_ends_gets_a_last_step_saying_so(api, answered):
+    # A test of at least 3 and at most 12 items that no SE ends early: ended after 2
+    # answers it has no estimate, after 6 its result's θ and SE.
+    define(api, f"early-{answered}", {"stop": {"min_items": 3, "max_items": 12, "se": 0.01}})
+    session = state = api.start(f"early-{answered}", f"learner-early-{answered}")
+    for n in range(answered):
+        item = state["item"]
+        state = api.answer(session, item["item_id"], item["options"][n % 2]["id"]).json
+    ended = api.call("POST", f"/v1/sessions/{session['session_id']}/finish", api.delivery)
+    assert ended.status_code == 200 and ended.json["status"] == "finished"
+    steps = api.call("GET", f"/v1/sessions/{session['session_id']}/trace", api.admin
+                     ).json["steps"]
+    result = api.call("GET", f"/v1/sessions/{session['session_id']}/result",
+                      api.delivery).json
+    # one step per item given (the last one given unanswered), then the stop
+    assert [step["step"] for step in steps] == list(range(1, answered + 3))
+    assert steps[-1]["stop"] == "finished_early"
+    assert (steps[-1]["theta"], steps[-1]["se"]) == (result["theta"], result["se"])
+    assert (result["theta"] is None) == (answered < 3)
