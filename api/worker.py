@@ -163,7 +163,7 @@ class Worker:
         self._next_online_check = time.monotonic() + CHECK_SECONDS
         try:
             queue_ready(self.runner.store, lambda code: enqueue_online_calibration(
-                self.jobs, {"standard": code}, self.name))
+                self.jobs, {"standard": code}, self.name, unless_waiting=True))
         except Exception:                              # noqa: BLE001 - checked again later
             log.exception("worker %s: the online calibration check failed", self.name)
 

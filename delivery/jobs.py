@@ -104,12 +104,13 @@ def enqueue_dif(jobs, request, requester=""):
     return jobs.enqueue(DIF, dict(request), requester)
 
 
-def enqueue_online_calibration(jobs, request, requester=""):
+def enqueue_online_calibration(jobs, request, requester="", unless_waiting=False):
     """Queue an online calibration: `request` holds ``{"standard", "settings"}``
-    (`settings`: overrides of the standard's gate settings, or {})."""
+    (`settings`: overrides of the standard's gate settings, or {}). `unless_waiting`:
+    none (None returned) when one for the standard is queued or running already."""
     return jobs.enqueue(ONLINE_CALIBRATION, {"standard": request["standard"],
                                              "settings": dict(request.get("settings") or {})},
-                        requester)
+                        requester, once_per_standard=unless_waiting)
 
 
 def enqueue_drift(jobs, request, requester=""):

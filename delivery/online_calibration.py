@@ -164,14 +164,16 @@ def due_items(store, standard, settings=None):
 
 def queue_ready(store, enqueue):
     """Queue an online calibration (`enqueue(standard)`) for every standard with due
-    pretest items and none queued or running; returns the standards queued."""
+    pretest items and none queued or running; returns the standards queued. `enqueue`
+    returns None when it found one queued meanwhile (by another worker checking at the
+    same time: `enqueue_online_calibration(..., unless_waiting=True)` checks and queues
+    in one transaction)."""
     queued = []
     for code in _standards_with_pretest(store):
         if online_rows.waiting_job(store.database, JOB_KIND, code):
             continue
         try:
-            if due_items(store, code):
-                enqueue(code)
+            if due_items(store, code) and enqueue(code) is not None:
                 queued.append(code)
         except (NotFoundError, ValueError):
             continue                 # no published version yet, or a test's bad settings

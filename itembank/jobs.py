@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 
 from .run_records import process_has_ended, this_process
 from .schema import CalibrationRun, Job, utc_now
+from .standards import lock_standards
 from .store import NotFoundError
 
 MAX_ATTEMPTS = 2              # a job whose worker stops is queued again once
@@ -81,10 +82,22 @@ class Jobs:
 
     # --- the API's side --------------------------------------------------------------
 
-    def enqueue(self, kind, payload, requester="", calibration_run_id=None):
-        """Record a queued job; returns its id. `payload` must be JSON-serialisable."""
+    def enqueue(self, kind, payload, requester="", calibration_run_id=None,
+                once_per_standard=False):
+        """Record a queued job; returns its id. `payload` must be JSON-serialisable.
+
+        `once_per_standard`: queue nothing and return None when a job of `kind` for the
+        payload's ``standard`` is queued or running. The check and the write are one
+        transaction holding the standard's row lock (`lock_standards`; SQLite's writers
+        are serialised anyway), so two workers checking at once queue one job."""
         json.dumps(payload)                                # fail here, not in a worker
         with self.database.writing() as session:
+            if once_per_standard:
+                lock_standards(session, [payload["standard"]])
+                waiting = session.scalars(select(Job.payload).where(
+                    Job.kind == kind, Job.status.in_(("queued", "running")))).all()
+                if any(other.get("standard") == payload["standard"] for other in waiting):
+                    return None
             job = Job(kind=kind, payload=payload, requester=requester or "", status="queued",
                       attempts=0, calibration_run_id=calibration_run_id)
             session.add(job)

@@ -115,6 +115,21 @@ def test_auto_publish_and_the_queued_job(store, program):
     assert any(row["decision"] == PROMOTED for row in summary["items"])
 
 
+def test_two_workers_checking_at_once_queue_one_job(store, program):
+    # The other worker queues between this one's check (none waiting) and its write.
+    _load(store, program, SETTINGS)
+    jobs = Jobs(store.database)
+
+    def racing(code):
+        assert enqueue_online_calibration(jobs, {"standard": code}, "other",
+                                          unless_waiting=True) is not None
+        return enqueue_online_calibration(jobs, {"standard": code}, "this",
+                                          unless_waiting=True)
+
+    assert queue_ready(store, racing) == []
+    assert jobs.queued_count() == 1
+
+
 def test_a_standard_without_published_operational_items_is_refused(store):
     store.import_framework(json.loads((DEMO / "framework.json").read_text()))
     store.import_items([{"id": "pt", "standard": "AI-ML", "model": "2pl", "status": "pretest",
