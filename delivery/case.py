@@ -109,13 +109,20 @@ def _document(value):
     for name in ("title", "creator"):
         _text(value.get(name), f"the CFDocument's {name}")
     fields = {name: value[name] for name in DOCUMENT_FIELDS if value.get(name) is not None}
+    if isinstance(fields.get("subject"), str):
+        fields["subject"] = [fields["subject"]]
+    for name, kept in fields.items():
+        if not (isinstance(kept, str) or name == "subject" and isinstance(kept, list)
+                and all(isinstance(entry, str) for entry in kept)):
+            raise DataFormatError(f"the CFDocument's {name} must be a string"
+                                  + (" or a list of strings" if name == "subject" else ""))
     return {"identifier": identifier, "fields": fields}
 
 
 def _items(value, document_identifier):
     """``{identifier: CFItem}`` in the package's order."""
-    if not isinstance(value, list):
-        raise DataFormatError("a CASE package needs a CFItems list")
+    if not isinstance(value, list) or not value:
+        raise DataFormatError("a CASE package needs a non-empty CFItems list")
     items = {}
     for position, item in enumerate(value):
         if not isinstance(item, dict):
