@@ -51,17 +51,21 @@ def _define_standards(standards):
     framework.set_defaults(run=run_standards_import)
     listing = actions.add_parser("list", help="the standards as an irtcat-framework/1 document")
     listing.set_defaults(run=run_standards_list)
-    case_import = actions.add_parser(
-        "import-case", help="create or update standards from a CASE 1.0 package (docs/case.md)")
-    case_import.add_argument("package", metavar="PACKAGE.json", help="a CASE CFPackage")
-    case_import.set_defaults(run=run_standards_import_case)
-    case_export = actions.add_parser("export-case", help="the standards as a CASE 1.0 package")
-    case_export.add_argument("--out", metavar="PACKAGE.json", help="default: standard output")
-    case_export.add_argument("--base-url", metavar="URL",
-                             help="where the server is reached, the start of the package's "
-                                  "URIs (default: IRTCAT_PUBLIC_URL, else "
-                                  "http://localhost:8000)")
-    case_export.set_defaults(run=run_standards_export_case)
+    _define_case_commands(actions)
+
+
+def _define_case_commands(actions):
+    """`standards import-case PACKAGE.json` and `standards export-case` (docs/case.md)."""
+    package = actions.add_parser(
+        "import-case", help="create or update standards from a CASE 1.0 package")
+    package.set_defaults(run=run_standards_import_case)
+    package.add_argument("package", metavar="PACKAGE.json", help="a CASE CFPackage")
+    export = actions.add_parser("export-case", help="the standards as a CASE 1.0 package")
+    export.set_defaults(run=run_standards_export_case)
+    export.add_argument("--out", metavar="PACKAGE.json", help="default: standard output")
+    export.add_argument("--base-url", metavar="URL",
+                        help="where the server is reached, the start of the package's URIs "
+                             "(default: IRTCAT_PUBLIC_URL, else http://localhost:8000)")
 
 
 def _define_bank(bank):

@@ -52,14 +52,21 @@ class CaseLink(Schema):
     uri = fields.String()
 
 
-class CaseDocument(Schema):
-    """The CFDocument: the framework's identifier, title, creator and descriptive fields."""
+class CaseNode(Schema):
+    """What a CFDocument and a CFItem share: a UUID, a URI, the time of the last change;
+    fields not declared are taken as given."""
 
     class Meta:
         unknown = INCLUDE
 
     identifier = fields.String(required=True, validate=UUID)
     uri = fields.String()
+    lastChangeDateTime = fields.String()
+
+
+class CaseDocument(CaseNode):
+    """The CFDocument: the framework's identifier, title, creator and descriptive fields."""
+
     title = fields.String(required=True, validate=[TEXT, VISIBLE])
     creator = fields.String(required=True, validate=[TEXT, VISIBLE])
     officialSourceURL = _optional_text()
@@ -73,21 +80,14 @@ class CaseDocument(Schema):
     statusStartDate = _optional_text()
     statusEndDate = _optional_text()
     notes = _optional_text()
-    lastChangeDateTime = fields.String()
 
 
-class CaseItem(Schema):
+class CaseItem(CaseNode):
     """A CFItem: one standard."""
 
-    class Meta:
-        unknown = INCLUDE
-
-    identifier = fields.String(required=True, validate=UUID)
-    uri = fields.String()
     fullStatement = fields.String(required=True, validate=[TEXT, VISIBLE])
     abbreviatedStatement = _optional_text()
     humanCodingScheme = _optional_text()
-    lastChangeDateTime = fields.String()
 
 
 class CaseAssociation(Schema):
