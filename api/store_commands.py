@@ -51,6 +51,21 @@ def _define_standards(standards):
     framework.set_defaults(run=run_standards_import)
     listing = actions.add_parser("list", help="the standards as an irtcat-framework/1 document")
     listing.set_defaults(run=run_standards_list)
+    _define_case_commands(actions)
+
+
+def _define_case_commands(actions):
+    """`standards import-case PACKAGE.json` and `standards export-case` (docs/case.md)."""
+    package = actions.add_parser(
+        "import-case", help="create or update standards from a CASE 1.0 package")
+    package.set_defaults(run=run_standards_import_case)
+    package.add_argument("package", metavar="PACKAGE.json", help="a CASE CFPackage")
+    export = actions.add_parser("export-case", help="the standards as a CASE 1.0 package")
+    export.set_defaults(run=run_standards_export_case)
+    export.add_argument("--out", metavar="PACKAGE.json", help="default: standard output")
+    export.add_argument("--base-url", metavar="URL",
+                        help="where the server is reached, the start of the package's URIs "
+                             "(default: IRTCAT_PUBLIC_URL, else http://localhost:8000)")
 
 
 def _define_bank(bank):
@@ -244,6 +259,31 @@ def run_standards_list(args):
     with open_store() as store:
         standards = store.standards()
     write_json({"format": "irtcat-framework/1", "standards": standards}, None, sys.stdout)
+    return 0
+
+
+def run_standards_import_case(args):
+    from irtcat.delivery.case import import_case_package
+    from irtcat.itembank import read_json
+
+    with open_store() as store:
+        summary = import_case_package(store, read_json(args.package))
+    print(f"CFDocument {summary.pop('document')}: "
+          + ", ".join(f"{len(codes)} {name}" for name, codes in summary.items())
+          + " standards", file=sys.stderr)
+    return 0
+
+
+def run_standards_export_case(args):
+    import os
+
+    from irtcat.delivery.case import case_package
+    from irtcat.itembank import write_json
+
+    base_url = args.base_url or os.environ.get("IRTCAT_PUBLIC_URL") or "http://localhost:8000"
+    with open_store() as store:
+        package = case_package(store, base_url)
+    write_json(package, args.out, sys.stdout)
     return 0
 
 

@@ -327,3 +327,16 @@ class SigningKey(Base):
     algorithm: Mapped[str] = mapped_column(String(16))
     private_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# --- the CASE framework document (migration 0014) -----------------------------------------
+
+class CaseDocument(Base):
+    """The CFDocument of the last CASE package imported: its identifier and its descriptive
+    fields (``{"title", "creator", ...}``); at most one row."""
+
+    __tablename__ = "case_documents"
+
+    identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fields: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from .errors import NotFoundError, ReferenceConflict
 from .records import parse_framework
-from .schema import Standard, utc_now
+from .schema import CaseDocument, Standard, utc_now
 
 # The namespace of the CASE identifiers derived from standard codes (uuid5 of the code):
 # the same code gives the same CFItem identifier on every server and after every export.
@@ -99,6 +99,39 @@ class StandardRepository:
                 if row is None:
                     raise NotFoundError(f"no standard {code!r}")
                 row.case_identifier = identifier
+
+    def import_case_framework(self, standards, identifiers, document):
+        """A CASE import in one transaction: create or update `standards` (``{code: entry}``
+        as `parse_standard` gives them, parents before children or not), store their CASE
+        `identifiers` (``{code: identifier}``), and make `document` (``{"identifier",
+        "fields"}``, the package's CFDocument) the framework's document. Returns the
+        summary of `import_framework`; nothing is written when anything is refused."""
+        with self.database.writing() as session:
+            summary = self._upsert_standards(session, standards)
+            for code, identifier in identifiers.items():
+                session.get(Standard, code).case_identifier = identifier
+            session.execute(delete(CaseDocument))
+            session.add(CaseDocument(identifier=document["identifier"],
+                                     fields=dict(document["fields"])))
+            return summary
+
+    def case_framework(self):
+        """What a CASE export needs: ``(document, standards)`` where `document` is the stored
+        CFDocument (``{"identifier", "fields", "updated_at"}``) or None, and `standards` every
+        standard as ``{"code", "title", "description", "parent", "case_identifier",
+        "updated_at"}`` (`case_identifier`: stored, else derived), by code."""
+        with self.database.reading() as session:
+            row = session.scalars(select(CaseDocument)).first()
+            document = None if row is None else {
+                "identifier": row.identifier, "fields": dict(row.fields),
+                "updated_at": row.updated_at}
+            standards = [{**_standard_document(standard),
+                          "case_identifier": case_identifier(standard.code,
+                                                             standard.case_identifier),
+                          "updated_at": standard.updated_at}
+                         for standard in session.scalars(select(Standard)
+                                                         .order_by(Standard.code))]
+            return document, standards
 
     def levels_of(self, code):
         """The proficiency levels that apply to `code`: its own, else its nearest ancestor's."""

@@ -55,6 +55,11 @@ def _valid_body(operation, session, suffix):
         # AI-DE has no answers: its pretest items wait (200), its drift is a conflict (409)
         ("POST", "/standards/<code>/online-calibration"): {"settings": {}},
         ("POST", "/standards/<code>/drift"): {"mode": "each"},
+        ("POST", "/case"): {
+            "CFDocument": {"identifier": "0b0e1f7a-5c1d-4c2e-9d3f-3a1b2c4d5e6f",
+                           "title": "Auth check", "creator": "tests"},
+            "CFItems": [{"identifier": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+                         "fullStatement": "Auth check", "humanCodingScheme": "AUTH-CASE"}]},
     }
     if (operation.method, operation.rule) in bodies:
         return bodies[(operation.method, operation.rule)]

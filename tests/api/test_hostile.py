@@ -87,6 +87,19 @@ def _base_body(operation, session):
         ("POST", "/standards/<code>/drift"): {"items": ["ML-001"], "mode": "each",
                                               "weights": "takers", "z": 3.0,
                                               "expected_score": 0.05, "min_answers": 100},
+        ("POST", "/case"): {
+            "CFDocument": {"identifier": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+                           "title": "Hostile", "creator": "tests", "subject": ["AI"]},
+            "CFItems": [{"identifier": "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6a7b",
+                         "fullStatement": "Hostile", "humanCodingScheme": "H-CASE"}],
+            "CFAssociations": [{
+                "associationType": "isChildOf",
+                "originNodeURI": {"title": "Hostile",
+                                  "identifier": "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6a7b",
+                                  "uri": "https://example.org/3e4f5a6b"},
+                "destinationNodeURI": {"title": "Hostile",
+                                       "identifier": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+                                       "uri": "https://example.org/2d3e4f5a"}}]},
     }.get((operation.method, operation.rule))
 
 
@@ -144,7 +157,8 @@ def test_wrong_types_in_every_field(hostile, operation):
             if isinstance(value, (dict, list)) and field_path[-1] not in (
                     "config", "se", "fit", "slope_intercept", "se_slope_intercept", "key",
                     "b", "data", "responses", "levels", "tags", "enemies", "options",
-                    "standards", "attributes", "settings", "dif_attributes"):
+                    "standards", "attributes", "settings", "dif_attributes",
+                    "subject", "CFAssociations", "CFDefinitions", "CFRubrics"):
                 assert status == 400, (field_path, value, status)
     # unknown fields: refused by the strict schemas, kept as given on items
     body = {**base, "unexpected": 1}
