@@ -329,7 +329,7 @@ class SigningKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
-# --- the CASE framework document (migration 0014) -----------------------------------------
+# --- the CASE framework document (migration 0011) -----------------------------------------
 
 class CaseDocument(Base):
     """The CFDocument of the last CASE package imported: its identifier and its descriptive

@@ -2,7 +2,7 @@
 imported (its identifier, and its title, creator and other descriptive fields), which
 the export gives back; at most one row (an import replaces it).
 
-Revision ID: 0014
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05
 """
@@ -10,7 +10,7 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
-revision, down_revision = "0014", "0010"
+revision, down_revision = "0011", "0010"
 
 
 def upgrade():
