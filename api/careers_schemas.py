@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from irtcat.delivery.careers import MAX_CONTACT, MIN_LEVELS, ROLE_ID, ROLES_FORMAT
 
-from .schemas import ID, NAME, Strict, visible_text
+from .schemas import NAME, Strict, visible_text
 
 LEVEL_NAME = visible_text(64)
 
@@ -16,10 +16,13 @@ class JobRole(Strict):
     id = fields.String(required=True, validate=validate.Regexp(f"^{ROLE_ID.pattern}$"))
     title = fields.String(required=True, validate=NAME)
     description = fields.String(load_default="", validate=validate.Length(max=10_000))
-    required = fields.Dict(keys=fields.String(validate=ID), values=fields.String(
-        validate=LEVEL_NAME), required=True, validate=validate.Length(min=1), metadata={
-        "description": "the level required of each standard: {code: level name}, a "
-                       "level the standard has (422 otherwise)"})
+    required = fields.Dict(
+        keys=fields.String(), values=fields.String(validate=LEVEL_NAME), required=True,
+        validate=validate.Length(min=1), metadata={
+            "minProperties": 1,
+            "description": "the level required of each standard: {code: level name}, a "
+                           "standard the store holds (409 otherwise) and a level it has "
+                           "(422 otherwise)"})
 
 
 class CareerFramework(Strict):

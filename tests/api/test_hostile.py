@@ -87,6 +87,10 @@ def _base_body(operation, session):
         ("POST", "/standards/<code>/drift"): {"items": ["ML-001"], "mode": "each",
                                               "weights": "takers", "z": 3.0,
                                               "expected_score": 0.05, "min_answers": 100},
+        ("PUT", "/roles"): {"format": "irtcat-roles/1", "roles": [
+            {"id": "h-role", "title": "Hostile", "description": "d",
+             "required": {"AI-ML": "proficient"}}]},
+        ("POST", "/sessions/<session_id>/consent"): {"contact": "hostile@example.org"},
     }.get((operation.method, operation.rule))
 
 
@@ -144,7 +148,8 @@ def test_wrong_types_in_every_field(hostile, operation):
             if isinstance(value, (dict, list)) and field_path[-1] not in (
                     "config", "se", "fit", "slope_intercept", "se_slope_intercept", "key",
                     "b", "data", "responses", "levels", "tags", "enemies", "options",
-                    "standards", "attributes", "settings", "dif_attributes"):
+                    "standards", "attributes", "settings", "dif_attributes", "required",
+                    "roles"):
                 assert status == 400, (field_path, value, status)
     # unknown fields: refused by the strict schemas, kept as given on items
     body = {**base, "unexpected": 1}
