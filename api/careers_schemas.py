@@ -74,14 +74,16 @@ class TalentQuery(Schema):
 
 
 class Credential(Strict):
-    test_id = fields.String(required=True)
-    passed = fields.Boolean(required=True)
-    finished_on = fields.Date(required=True)
+    """The learner's latest passed session: which test, and the day it finished."""
+
+    test_id, passed = fields.String(required=True), fields.Boolean(required=True)
+    finished_on = fields.Date(required=True, metadata={"description": "a day, no time"})
 
 
 class SharedLevel(Strict):
-    code = fields.String(required=True)
-    title = fields.String(allow_none=True)
+    """A standard's level reached (null: below the first cut, or not measured)."""
+
+    code, title = fields.String(required=True), fields.String(allow_none=True)
     level = fields.String(required=True, allow_none=True)
 
 

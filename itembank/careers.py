@@ -39,17 +39,16 @@ def replace_job_roles(database, roles):
         session.execute(delete(JobRole).where(JobRole.id.in_(summary["removed"])))
         for role_id, role in sorted(wanted.items()):
             row = existing.get(role_id)
-            values = {name: role[name] for name in ("title", "description", "required")}
             if row is None:
-                session.add(JobRole(id=role_id, **values))
-                summary["created"].append(role_id)
-            elif _role_document(row) != role:
-                for name, value in values.items():
-                    setattr(row, name, value)
-                row.updated_at = utc_now()
-                summary["updated"].append(role_id)
+                session.add(JobRole(**role))
+                status = "created"
+            elif _role_document(row) == role:
+                status = "unchanged"
             else:
-                summary["unchanged"].append(role_id)
+                row.title, row.description = role["title"], role["description"]
+                row.required, row.updated_at = role["required"], utc_now()
+                status = "updated"
+            summary[status].append(role_id)
     return summary
 
 

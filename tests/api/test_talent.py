@@ -8,15 +8,16 @@ reply is scanned for every such value of every learner)."""
 
 import json
 import math
-
-from conftest import DEMO, demo_items
+import pathlib
 
 from irtcat.delivery.keys import create_key
 
+DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
 CAREERS = json.loads((DEMO / "careers.json").read_text())
 FRAMEWORK = {s["code"]: s for s in json.loads((DEMO / "framework.json").read_text())
              ["standards"]}
-KEYS = {item["id"]: item.get("key") for item in demo_items()["items"]}
+KEYS = {item["id"]: item.get("key")
+        for item in json.loads((DEMO / "items.json").read_text())["items"]}
 
 
 def levels_of(code):
