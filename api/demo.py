@@ -6,7 +6,8 @@ On the database of IRTCAT_DATABASE_URL (default ``irtcat.db`` here) it
 2. simulates a response log: 1,500 learners answer every operational item, drawn
    from true parameters that follow each item's difficulty hint;
 3. calibrates each standard from that log with irtcat's own MML-EM, and publishes;
-4. defines a test per standard and a credential test over all three with a cut;
+4. defines a test per standard and a credential test over all three with a cut, and
+   the career framework's job roles (demo/careers.json);
 5. creates an admin and a delivery key and prints a copy-paste curl walk-through;
 then serves the API on 127.0.0.1:8000 (``--port``; `make run PORT=8010`). Run
 again, it reuses what is there. A port already in use is reported before anything
@@ -114,6 +115,9 @@ def prepare(store, rng, report=print):
         if test["id"] not in existing:
             delivery.create_test(**{("test_id" if k == "id" else k): v
                                     for k, v in test.items()})
+    if not delivery.careers.roles():
+        roles = delivery.careers.replace_roles(_demo_document("careers.json"))
+        report(f"Career framework: {counted(len(roles['created']), 'job role')}")
     return delivery
 
 

@@ -34,6 +34,8 @@ turns every quota off (for throughput benchmarks only):
   day, which an integrator with more can have raised (IRTCAT_QUOTAS); a prober
   fitting every item's a and b to a day of chosen score patterns recovers none
   better than a guess (tests/api/test_abuse.py replays it with this budget).
+- ``talent_search`` 600/hour per employer key: a recruiter's searches, not a
+  scrape of the talent network.
 
 A fixed window lets up to twice a limit through across the end of one window
 and the start of the next; the limits above allow for that.
@@ -66,6 +68,7 @@ DEFAULTS = {
     "answer_key": "30000/minute",
     "auth_failure": "100/10 minutes",
     "score": "200/day",
+    "talent_search": "600/hour",
 }
 LOG_EVERY = 60.0                       # seconds between two logs of a failing store
 

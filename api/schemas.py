@@ -375,6 +375,22 @@ class Decision(Strict):
     passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
 
 
+class RoleGap(Strict):
+    code = fields.String(required=True)
+    required = fields.String(required=True)
+    level = fields.String(required=True, allow_none=True)
+    short = fields.Integer(required=True, metadata={"description": "levels short"})
+
+
+class RoleFit(Strict):
+    """A job role of the career framework: met by the levels reached, or its gaps."""
+
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    met = fields.Boolean(required=True)
+    gaps = fields.List(fields.Nested(RoleGap), required=True)
+
+
 class Feedback(Strict):
     """What a learner sees of a finished session: no item scores."""
 
@@ -382,6 +398,8 @@ class Feedback(Strict):
     se = fields.Float(allow_none=True)
     standards = fields.List(fields.Nested(StandardResult), required=True)
     decision = fields.Nested(Decision, allow_none=True)
+    roles = fields.List(fields.Nested(RoleFit), metadata={
+        "description": "the career framework's job roles: met, or the gap per standard"})
 
 
 class ScoredAnswer(Strict):
@@ -399,6 +417,8 @@ class Result(Strict):
     se = fields.Float(allow_none=True)
     standards = fields.List(fields.Nested(StandardResult), required=True)
     decision = fields.Nested(Decision, allow_none=True)
+    roles = fields.List(fields.Nested(RoleFit), metadata={
+        "description": "the career framework's job roles: met, or the gap per standard"})
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
 

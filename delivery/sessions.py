@@ -47,6 +47,7 @@ from irtcat.itembank.sessions import (
 )
 
 from .caches import remember
+from .careers import Careers
 from .definitions import Definitions
 from .errors import ConflictError, InvalidAnswerError, TimeLimitError, TokenExpiredError
 from .keys import (
@@ -112,6 +113,7 @@ class Delivery(Definitions):
         self._live = OrderedDict()        # session_id -> _Live
         self._owners = OrderedDict()      # session id -> id of the key that started it
         self.eligibility = LiveEligibility(self.database)
+        self.careers = Careers(self)
 
     def authenticate(self, secret):
         """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`;
@@ -202,6 +204,7 @@ class Delivery(Definitions):
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
             state["result"] = {name: result[name]
                                for name in ("theta", "se", "standards", "decision")}
+            state["result"]["roles"] = self.careers.fit(result["standards"])
         return state
 
     def owner_key(self, session_id):
@@ -343,6 +346,7 @@ class Delivery(Definitions):
         # No item scores: with them, a delivery key would read the key of every item its
         # sessions were given (docs/API.md, "What no caller without the admin role learns").
         return {"session_id": row.id, "status": row.status, **summary,
+                "roles": self.careers.fit(summary["standards"]),
                 "responses": [{"item_id": a.item_id, "response": _parsed(a.raw_response),
                                "score": None} for a in answers]}
 

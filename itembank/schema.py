@@ -340,3 +340,34 @@ class CaseDocument(Base):
     identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
     fields: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+# --- career framework and talent network (migration 0012) ------------------------------
+
+class JobRole(Base):
+    """A job role of the career framework: the level it requires of each standard
+    (``{"AI-ML": "proficient"}``, a name among the standard's levels)."""
+
+    __tablename__ = "job_roles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    required: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Consent(Base):
+    """A learner's consent to be found by employers: given with a session (the learner is
+    that session's `learner_id` under its `key_id`), with the contact handle the learner
+    chose; `revoked_at` once revoked. What is shared is the levels of the learner's latest
+    passed session, read at each search; `id` is the only identifier employers see."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_active", "revoked_at", "learner_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    learner_id: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    contact: Mapped[str] = mapped_column(String(200))
+    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

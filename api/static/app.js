@@ -533,6 +533,7 @@
         list.appendChild(card);
       });
     }
+    if (window.irtcatCareers) { window.irtcatCareers.render(state, saved); }  // careers.js
     show("view-result");
     message("result-message", notice || "");
     focusHeading("result-heading");

@@ -100,6 +100,10 @@ def _base_body(operation, session):
                 "destinationNodeURI": {"title": "Hostile",
                                        "identifier": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
                                        "uri": "https://example.org/2d3e4f5a"}}]},
+        ("PUT", "/roles"): {"format": "irtcat-roles/1", "roles": [
+            {"id": "h-role", "title": "Hostile", "description": "d",
+             "required": {"AI-ML": "proficient"}}]},
+        ("POST", "/sessions/<session_id>/consent"): {"contact": "hostile@example.org"},
     }.get((operation.method, operation.rule))
 
 
@@ -158,7 +162,8 @@ def test_wrong_types_in_every_field(hostile, operation):
                     "config", "se", "fit", "slope_intercept", "se_slope_intercept", "key",
                     "b", "data", "responses", "levels", "tags", "enemies", "options",
                     "standards", "attributes", "settings", "dif_attributes",
-                    "subject", "CFAssociations", "CFDefinitions", "CFRubrics"):
+                    "subject", "CFAssociations", "CFDefinitions", "CFRubrics", "required",
+                    "roles"):
                 assert status == 400, (field_path, value, status)
     # unknown fields: refused by the strict schemas, kept as given on items
     body = {**base, "unexpected": 1}

@@ -167,7 +167,7 @@ def test_a_learner_page_session_shows_its_result_and_nothing_more(api):
     assert state["position"] <= state["max_items"] == 6
     reread = api.call("GET", f"/v1/sessions/{session['session_id']}", session["token"]).json
     assert reread["result"] == state["result"]
-    assert set(state["result"]) == {"theta", "se", "standards", "decision"}
+    assert set(state["result"]) == {"theta", "se", "standards", "decision", "roles"}
     [standard] = state["result"]["standards"]
     assert standard["code"] == "AI-ML" and isinstance(standard["theta"], float)
     keyless = [("/v1/public/tests", listed), ("/v1/public/sessions", session)]

@@ -403,7 +403,7 @@ def test_the_result_has_theta_se_levels_and_decision(api):
     for session, standards in ((credential, ["AI-ML", "AI-DE", "AI-RAI"]), (ml, ["AI-ML"])):
         done = result(api, session)
         assert set(done) == {"session_id", "status", "theta", "se", "standards", "decision",
-                             "responses"}
+                             "roles", "responses"}
         assert done["session_id"] == session["session_id"] and done["status"] == "finished"
         assert math.isfinite(done["theta"]) and 0 < done["se"] < 1
         assert [s["code"] for s in done["standards"]] == standards

@@ -582,3 +582,46 @@ def test_an_expired_token_is_told_plainly_and_a_new_test_offered(page):
     assert notice.startswith("Your test session has expired") and "start again" in notice
     assert page.stored() is None
 
+
+
+def test_the_result_shows_job_roles_and_shares_a_passed_credential(page):
+    """The career section (api/static/careers.js): the roles the result's levels meet and
+    the gaps of the others, as the server computed them; consent given by keyboard makes
+    the learner findable by an employer, and withdrawing it hides them again."""
+    page.start(CREDENTIAL)
+    page.finish_by_clicks(lambda now: page.server.best[now["item_id"]])
+    page.wait_view("result")
+    result = session_state(page)["result"]
+    assert result["decision"]["pass"] is True
+    cards = page.find_all("#careers-roles li.role")
+    assert [(c.get_attribute("data-role"), c.get_attribute("data-met")) for c in cards] == \
+        [(role["id"], str(role["met"]).lower()) for role in result["roles"]]
+    for card, role in zip(cards, result["roles"], strict=True):
+        assert role["title"] in card.text
+        for gap in role["gaps"]:
+            assert f"{gap['code']}: {gap['required'].capitalize()} needed" in card.text
+
+    folder = page.server.log_path.parent
+    env = {**os.environ, "IRTCAT_DATABASE_URL": f"sqlite:///{folder / 'irtcat.db'}"}
+    made = subprocess.run(irtcat("keys", "create", "--role", "employer"), cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=60)
+    employer = re.search(r"irtk_\S+", made.stdout).group(0)
+
+    def contacts():
+        status, found = call(page.server.base, "GET", "/v1/talent", employer)
+        assert status == 200, found
+        return {entry["contact"] for entry in found}
+
+    assert "grace@example.org" not in contacts()
+    field = page.find("#consent-contact")
+    field.click()
+    field.send_keys("grace@example.org", Keys.ENTER)
+    page.wait(lambda: page.find("#consent-status").text.startswith("Shared"),
+              "the consent was not confirmed")
+    assert page.active().get_attribute("id") == "consent-withdraw"
+    assert "grace@example.org" in contacts()
+    page.keys(Keys.ENTER)                                   # withdraw, by keyboard
+    page.wait(lambda: page.find("#consent-status").text.startswith("Withdrawn"),
+              "the withdrawal was not confirmed")
+    assert "grace@example.org" not in contacts()
+    assert page.severe_logs() == []
