@@ -45,18 +45,13 @@ from irtcat.itembank.ims_cat import (
 )
 from irtcat.itembank.signing_keys import signing_key
 
-from .errors import ConflictError, InvalidAnswerError
+from .errors import ConflictError, ForeignError, InvalidAnswerError
 
 STATE_KEY_NAME = "ims-cat-state"
 STATE_VERSION = "v1"
 ENDED_EARLY = "ended_early"       # the stop reason of a session ended before its rules
 CONFIGURATION_FIELDS = ("sectionConfiguration", "qtiMetadata", "qtiUsagedata")
 TRUE_TEXTS, FALSE_TEXTS = ("true",), ("false",)
-
-
-class ForeignError(PermissionError):
-    """A section or session of another key, or a sessionState this server did not sign
-    for this session."""
 
 
 class ImsCat:
@@ -293,4 +288,4 @@ def _b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-__all__ = ["ForeignError", "ImsCat", "item_score", "prior_data", "section_test_id"]
+__all__ = ["ImsCat", "item_score", "prior_data", "section_test_id"]

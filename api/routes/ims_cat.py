@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from irtcat.delivery.ims_cat import ForeignError, ImsCat
+from irtcat.delivery.errors import ForeignError
+from irtcat.delivery.ims_cat import ImsCat
 
 from ..ims_cat_schemas import document
 from .base import ApiError, Operation, authorize, check_text, json_body
@@ -85,6 +86,8 @@ def create_session(key_id, section_id, body):
 
 @_route("/sections/<section_id>/sessions/<session_id>/results", "POST")
 def submit_results(key_id, section_id, session_id, body):
+    g.quotas.hit("answer", session_id)                 # the quotas of a /v1 answer
+    g.quotas.hit("answer_key", key_id)
     return _service().submit_results(key_id, section_id, session_id, body)
 
 
