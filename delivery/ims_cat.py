@@ -70,8 +70,11 @@ class ImsCat:
         test_id = section_test_id(body.get("sectionConfiguration"))
         self.delivery.test(test_id)                     # NotFoundError if unknown
         section_id = "cs_" + secrets.token_hex(10)
-        add_section(self.database, section_id, test_id, key_id,
-                    {name: body.get(name) or "" for name in CONFIGURATION_FIELDS})
+        configuration = {name: body.get(name) or "" for name in CONFIGURATION_FIELDS}
+        if not all(isinstance(value, str) for value in configuration.values()):
+            raise DataFormatError("sectionConfiguration, qtiMetadata, qtiUsagedata: "
+                                  "base64 text")
+        add_section(self.database, section_id, test_id, key_id, configuration)
         return {"sectionIdentifier": section_id}
 
     def section(self, key_id, section_id):
@@ -115,7 +118,8 @@ class ImsCat:
         sessionState."""
         self._check_state(section_id, session_id, body.get("sessionState"))
         self._own_session(key_id, session_id)
-        results = (body.get("assessmentResult") or {}).get("itemResult") or []
+        assessment = body.get("assessmentResult")
+        results = assessment.get("itemResult") if isinstance(assessment, dict) else None
         if not isinstance(results, list) or not results:
             raise DataFormatError("assessmentResult.itemResult: a list of item results")
         state = None
@@ -213,7 +217,9 @@ def section_test_id(configuration):
     """The test id a base64 `sectionConfiguration` names: its text, or the `testId` of
     the JSON object it holds; DataFormatError if it names none."""
     try:
-        text = base64.b64decode(configuration or "", validate=True).decode("utf-8").strip()
+        if not isinstance(configuration, str):
+            raise ValueError("not text")
+        text = base64.b64decode(configuration, validate=True).decode("utf-8").strip()
     except (ValueError, binascii.Error):
         raise DataFormatError("sectionConfiguration: base64 of a test id, or of a JSON "
                               "object with testId") from None

@@ -15,10 +15,12 @@ import base64
 import hashlib
 import json
 
+import jsonschema
 import pytest
 
 import irtcat.delivery.sessions as sessions_module
 from irtcat.api.app import close_app, create_app
+from irtcat.api.ims_cat_schemas import SCHEMAS
 from irtcat.delivery.keys import create_key
 
 PREFIX = "/ims/cat/v1p0"
@@ -96,7 +98,14 @@ def fixed_seed(monkeypatch):
 
 
 def post(api, path, key, body):
-    return api.call("POST", PREFIX + path, key, data=body, content_type="application/json")
+    """POST `body` (text) as the client does; a 2xx reply is checked against the schema
+    the service's OpenAPI document gives it."""
+    reply = api.call("POST", PREFIX + path, key, data=body, content_type="application/json")
+    if reply.status_code < 300:
+        name = {"/sections": "SectionCreated"}.get(path) or (
+            "ResultsReply" if path.endswith("/results") else "SessionCreated")
+        jsonschema.validate(reply.json, SCHEMAS[name])
+    return reply
 
 
 def learner_choice(api, item_id):
