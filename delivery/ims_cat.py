@@ -194,7 +194,8 @@ class ImsCat:
         """ForeignError unless `state` is this server's for this section and session."""
         parts = state.split(".") if isinstance(state, str) else []
         if len(parts) != 3 or parts[0] != STATE_VERSION \
-                or not hmac.compare_digest(self._mac(parts[1]), parts[2]):
+                or not hmac.compare_digest(self._mac(parts[1]).encode(),
+                                           parts[2].encode("utf-8", "replace")):
             raise ForeignError("the sessionState was not issued by this server")
         try:
             payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))

@@ -247,7 +247,7 @@ def test_a_tampered_or_foreign_session_state_is_refused(api, cat_key):
     version, payload, mac = state.split(".")
     flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
     for bad in (f"{version}.{payload}.{flipped}", f"{version}.{payload}.{other_state[-43:]}",
-                other_state, "", "v1.e30.e30"):
+                other_state, "", "v1.e30.e30", f"{version}.{payload}.é{mac[1:]}"):
         reply = post(api, f"/sections/{section}/sessions/{session}/results", cat_key,
                      tao_submit(item_id, 1.0, bad))
         assert reply.status_code == 403, bad
