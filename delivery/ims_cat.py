@@ -114,8 +114,8 @@ class ImsCat:
 
     def submit_results(self, key_id, section_id, session_id, body):
         """Record the `SCORE` of each item result in order; returns the next items
-        (none once the test has ended), the assessmentResult once it has, and a new
-        sessionState."""
+        (none once the test has ended), the assessmentResult once it has, and the
+        sessionState (the same on every reply: it names the section and session)."""
         self._check_state(section_id, session_id, body.get("sessionState"))
         self._own_session(key_id, session_id)
         assessment = body.get("assessmentResult")
