@@ -38,6 +38,7 @@ from . import long_work, observability, schemas
 from .pages import pages
 from .quotas import QuotaExceeded, Quotas
 from .routes import MAX_BODY, OPERATIONS, STATUS_CODES, ApiError, v1
+from .routes.ims_cat import ims_cat
 
 __all__ = ["MAX_BODY", "OPERATIONS", "STATUS_CODES", "ApiError", "close_app", "create_app"]
 log = logging.getLogger("irtcat.api")
@@ -132,12 +133,13 @@ def create_app(config=None):
     api.register_blueprint(v1)
     app.add_url_rule("/v1/openapi.json", "openapi", _openapi, methods=["GET"])
     app.register_blueprint(pages)
+    app.register_blueprint(ims_cat)                    # 1EdTech CAT, its own OpenAPI
     observability.install(app)
     _install_error_handlers(app)
 
     @app.before_request
     def _at_schema():
-        if request.url_rule is not None and request.blueprint == v1.name \
+        if request.url_rule is not None and request.blueprint in (v1.name, ims_cat.name) \
                 and request.path not in ANSWERS_BEFORE_MIGRATION:
             _require_schema(app)
 
@@ -145,7 +147,7 @@ def create_app(config=None):
     def _headers(response):
         # Nothing the API answers may be kept by a browser or proxy: it carries tokens,
         # items and results.
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(("/v1/", "/ims/")):
             response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers.pop("Server", None)

@@ -12,6 +12,7 @@ from . import (
     exposure_live,
     fixed_calib,
     groups,
+    ims_cat,
     load,
     model_fit,
     online,
@@ -25,7 +26,8 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "store": store.run, "load": load.run, "startup": startup.run,
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
-              "exposure_live": exposure_live.run, "online": online.run}
+              "exposure_live": exposure_live.run, "online": online.run,
+              "ims_cat": ims_cat.run}
 
 
 def main(names):

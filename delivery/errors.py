@@ -22,4 +22,10 @@ class TimeLimitError(ConflictError):
     code ``time_limit``)."""
 
 
-__all__ = ["ConflictError", "InvalidAnswerError", "TimeLimitError", "TokenExpiredError"]
+class ForeignError(PermissionError):
+    """A 1EdTech CAT section or session of another key, or a sessionState this server did
+    not sign for this session (HTTP 403)."""
+
+
+__all__ = ["ConflictError", "ForeignError", "InvalidAnswerError", "TimeLimitError",
+           "TokenExpiredError"]

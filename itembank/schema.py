@@ -371,3 +371,28 @@ class Consent(Base):
     contact: Mapped[str] = mapped_column(String(200))
     given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# --- the 1EdTech CAT service's sections and sessions (migration 0013) -------------------
+
+class ImsCatSection(Base):
+    """A section a delivery platform created through the 1EdTech CAT service: the test it
+    delivers, the key that created it, the configuration it sent (base64 strings as
+    sent), and when it ended (None while open)."""
+
+    __tablename__ = "ims_cat_sections"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    test_id: Mapped[str] = mapped_column(ForeignKey("tests.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    configuration: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImsCatSession(Base):
+    """An irtcat session started in a section, with the prior data the platform sent."""
+
+    __tablename__ = "ims_cat_sessions"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    section_id: Mapped[str] = mapped_column(ForeignKey("ims_cat_sections.id"), index=True)
+    prior_data: Mapped[dict | None] = mapped_column(JSON)
