@@ -22,4 +22,10 @@ class TimeLimitError(ConflictError):
     code ``time_limit``)."""
 
 
-__all__ = ["ConflictError", "InvalidAnswerError", "TimeLimitError", "TokenExpiredError"]
+class ProofError(ValueError):
+    """A credential whose proof does not verify, or that cannot be canonicalized; the
+    message says why (one line)."""
+
+
+__all__ = ["ConflictError", "InvalidAnswerError", "ProofError", "TimeLimitError",
+           "TokenExpiredError"]
