@@ -33,6 +33,7 @@ from irtcat.api.arguments import (
     shape_pair,
     whole_number,
 )
+from irtcat.api.credential_command import add_command as add_credential_command
 from irtcat.api.demo import add_command as add_demo_command
 from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.fit_commands import add_commands as add_fit_commands
@@ -80,6 +81,7 @@ def _build_parser():
                                        "other hosts)", define=_define_worker)
     add_demo_command(commands)
     add_dif_command(commands)
+    add_credential_command(commands)
     return parser
 
 

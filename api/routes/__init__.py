@@ -3,6 +3,7 @@ Importing this package declares them all (`base.OPERATIONS`)."""
 
 from . import (  # noqa: F401
     calibrations,
+    credentials,
     dif,
     exposure,
     items,

@@ -15,6 +15,8 @@ from irtcat.delivery.keys import REVOCATION_CHECK_SECONDS, create_key, revoke_ke
 from irtcat.itembank.schema import KEY_ROLES
 
 ROLES = KEY_ROLES      # every role: each route refuses the roles it does not name
+# Routes of what an active session does not have yet (a passed session's credential): 409
+NOT_YET = {"/sessions/<session_id>/credential"}
 
 
 def _label(operation):
@@ -127,7 +129,8 @@ def test_who_may_call(api, operation):
     # session tokens
     if operation.token:
         _envelope(call(other["token"]), 403)                      # another session's token
-        assert call(session["token"]).status_code == operation.status
+        assert call(session["token"]).status_code == (
+            409 if operation.rule in NOT_YET else operation.status)
     elif "<session_id>" in operation.rule:
         _envelope(call(session["token"]), 403)                    # its own, wrong route
         _envelope(call(other["token"]), 403)
@@ -151,7 +154,8 @@ def test_who_may_call(api, operation):
                                   "/jobs/<int:job_id>", "/jobs/<int:job_id>/result",
                                   "/standards/<code>/online-calibration/<int:run_id>/report",
                                   "/standards/<code>/drift/<int:job_id>/report"):
-            assert status < 300 or (operation.method, status) == ("POST", 409), status
+            assert status < 300 or (operation.method, status) == ("POST", 409) or \
+                (operation.rule in NOT_YET and status == 409), status
 
 
 def test_a_token_never_opens_another_sessions_routes(api):
