@@ -212,6 +212,8 @@ def verify(document: dict, *, public_key: bytes | None = None, loader=None) -> d
         raise ProofError("the proof names no verification method")
     key = public_key if public_key is not None else resolve_did_key(method)
     unsigned = {name: value for name, value in document.items() if name != "proof"}
+    if "@context" not in unsigned:
+        raise ProofError("the document has no @context")
     config = {name: value for name, value in proof.items() if name != "proofValue"}
     if "@context" in config and config["@context"] != unsigned.get("@context"):
         raise ProofError("the proof's @context differs from the document's")

@@ -3,13 +3,15 @@
 `GET /v1/sessions/{id}/credential`: the delivery key that started the session, or the
 session's own token (within the finished session's read window), gets the signed
 OpenBadgeCredential: JSON with a Data Integrity proof (eddsa-rdfc-2022) by default,
-the compact VC-JWT (`application/vc+jwt`) with `?format=jwt`. 409 while the session is
-active or when it did not pass. The issuer's name is IRTCAT_ISSUER_NAME (default
-"irtcat").
+the compact VC-JWT (`application/vc+jwt`) with `?format=jwt`. The JSON is compact
+UTF-8 without escapes, so that no byte can change without changing the credential.
+409 while the session is active or when it did not pass. The issuer's name is
+IRTCAT_ISSUER_NAME (default "irtcat").
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from flask import Response, g
@@ -138,4 +140,8 @@ def credential(session_id, query):
     signed = session_credential(g.delivery, session_id, issuer_name, query["format"])
     if query["format"] == "jwt":
         return Response(signed, mimetype=JWT_MEDIA_TYPE)
-    return signed
+    # UTF-8 without \u escapes or white space between tokens: then every changed byte
+    # changes the credential (an escape's hex digits could change case unnoticed)
+    text = json.dumps(OpenBadgeCredential().dump(signed), ensure_ascii=False,
+                      separators=(",", ":"))
+    return Response(text, mimetype="application/json")

@@ -3,6 +3,7 @@ by the server, verified offline by `irtcat credential verify`, refused after any
 changed byte."""
 
 import json
+import random
 
 import jwt
 import pytest
@@ -122,6 +123,27 @@ def test_any_changed_byte_fails_verification(api, passed, tmp_path, capsys):
         path.write_text(changed)
         assert irtcat(["credential", "verify", str(path)]) == 2, field
         assert capsys.readouterr().err.strip(), field
+
+
+def verifies(data):
+    """Whether bytes `data` verify: False for a ProofError or text that is not UTF-8 (the
+    command's exit 2); any other exception fails the test."""
+    try:
+        verify_credential(data.decode("utf-8"))
+    except (ProofError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def test_a_changed_byte_at_random_places_fails(api, passed):
+    """120 positions of the served bytes (seeded), each replaced by another byte value."""
+    served = credential_of(api, passed).get_data()
+    assert verifies(served)
+    rng = random.Random(2026)
+    for at in sorted(rng.sample(range(len(served)), 120)):
+        changed = bytearray(served)
+        changed[at] = (served[at] + rng.randrange(1, 256)) % 256
+        assert not verifies(bytes(changed)), (at, served[max(0, at - 20):at + 20])
 
 
 def test_the_jwt_form_verifies_and_fails_when_changed(api, passed, tmp_path, capsys):
