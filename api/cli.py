@@ -34,6 +34,7 @@ from irtcat.api.arguments import (
     whole_number,
 )
 from irtcat.api.careers_command import add_command as add_roles_command
+from irtcat.api.credential_command import add_command as add_credential_command
 from irtcat.api.demo import add_command as add_demo_command
 from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.fit_commands import add_commands as add_fit_commands
@@ -82,6 +83,7 @@ def _build_parser():
     add_demo_command(commands)
     add_dif_command(commands)
     add_roles_command(commands)
+    add_credential_command(commands)
     return parser
 
 

@@ -27,5 +27,10 @@ class ForeignError(PermissionError):
     not sign for this session (HTTP 403)."""
 
 
-__all__ = ["ConflictError", "ForeignError", "InvalidAnswerError", "TimeLimitError",
-           "TokenExpiredError"]
+class ProofError(ValueError):
+    """A credential whose proof does not verify, or that cannot be canonicalized; the
+    message says why (one line)."""
+
+
+__all__ = ["ConflictError", "ForeignError", "InvalidAnswerError", "ProofError",
+           "TimeLimitError", "TokenExpiredError"]

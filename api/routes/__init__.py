@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     calibrations,
     careers,
     case,
+    credentials,
     dif,
     exposure,
     items,

@@ -515,6 +515,9 @@
           + " the cut score θ = " + fmt(decision.cut)
           + (method ? ", decided by " + method : "") + "."));
         spoken += " Credential decision: " + verdict + ".";
+        if (decision.pass && window.irtcatBadges && saved) {   // badges.js: the download link
+          window.irtcatBadges.offer(decisionBox, saved.session_id, saved.token);
+        }
       }
       (result.standards || []).forEach(function (standard) {
         var card = el("li", "card standard");
