@@ -12,6 +12,22 @@ from .schemas import NAME, Strict, visible_text
 LEVEL_NAME = visible_text(64)
 
 
+class RoleGap(Strict):
+    code = fields.String(required=True)
+    required = fields.String(required=True)
+    level = fields.String(required=True, allow_none=True)
+    short = fields.Integer(required=True, metadata={"description": "levels short"})
+
+
+class RoleFit(Strict):
+    """A job role of the career framework: met by the levels reached, or its gaps."""
+
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    met = fields.Boolean(required=True)
+    gaps = fields.List(fields.Nested(RoleGap), required=True)
+
+
 class JobRole(Strict):
     id = fields.String(required=True, validate=validate.Regexp(f"^{ROLE_ID.pattern}$"))
     title = fields.String(required=True, validate=NAME)

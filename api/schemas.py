@@ -380,20 +380,9 @@ class Decision(Strict):
     passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
 
 
-class RoleGap(Strict):
-    code = fields.String(required=True)
-    required = fields.String(required=True)
-    level = fields.String(required=True, allow_none=True)
-    short = fields.Integer(required=True, metadata={"description": "levels short"})
-
-
-class RoleFit(Strict):
-    """A job role of the career framework: met by the levels reached, or its gaps."""
-
-    id = fields.String(required=True)
-    title = fields.String(required=True)
-    met = fields.Boolean(required=True)
-    gaps = fields.List(fields.Nested(RoleGap), required=True)
+def _role_fit():
+    from .careers_schemas import RoleFit  # imported late: that module imports this one
+    return RoleFit()
 
 
 class Feedback(Strict):
@@ -403,7 +392,7 @@ class Feedback(Strict):
     se = fields.Float(allow_none=True)
     standards = fields.List(fields.Nested(StandardResult), required=True)
     decision = fields.Nested(Decision, allow_none=True)
-    roles = fields.List(fields.Nested(RoleFit), metadata={
+    roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
 
 
@@ -422,7 +411,7 @@ class Result(Strict):
     se = fields.Float(allow_none=True)
     standards = fields.List(fields.Nested(StandardResult), required=True)
     decision = fields.Nested(Decision, allow_none=True)
-    roles = fields.List(fields.Nested(RoleFit), metadata={
+    roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
