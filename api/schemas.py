@@ -1,12 +1,8 @@
 """Marshmallow schemas of the v1 API: they validate every request body and shape every
 response (a response is dumped through its schema, so a field that is not declared,
 an answer key say, cannot reach a client). The OpenAPI document is generated from
-them (`api.openapi`).
-
-Length: over 500 lines because the shapes the session, item, standard and test routes
-share (a result, a standard's levels, a session's state) are read together here; a route
-family with shapes of its own keeps them beside its routes (`api.exposure_schemas`,
-`api.online_schemas`, `api.ims_cat_schemas`)."""
+them (`api.openapi`). A route family with shapes of its own keeps them beside its
+routes (`api.exposure_schemas`, `api.online_schemas`, `api.careers_schemas`, ...)."""
 
 from __future__ import annotations
 
