@@ -270,7 +270,7 @@ def test_sigterm_gives_an_unfinished_job_back_and_keeps_a_finished_one(idle, wor
     assert process.wait(30) == 0
     assert jobs.status(finished) == "done"
     back = jobs.job(unfinished)
-    assert back["status"] == "queued" and back["attempts"] == 0 and back["error"] is None
+    assert back["status"] == "queued" and back["attempts"] == 0 and back["error"] is None, back
 
 
 # --- irtcat serve ------------------------------------------------------------------------
