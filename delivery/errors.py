@@ -22,4 +22,13 @@ class TimeLimitError(ConflictError):
     code ``time_limit``)."""
 
 
-__all__ = ["ConflictError", "InvalidAnswerError", "TimeLimitError", "TokenExpiredError"]
+class LaunchRejected(Exception):
+    """An LTI login or launch refused (`delivery.lti`); the message is the reason."""
+
+
+class PassbackFailed(ConflictError):
+    """The LTI platform refused the token request or the score; the message says which."""
+
+
+__all__ = ["ConflictError", "InvalidAnswerError", "LaunchRejected", "PassbackFailed",
+           "TimeLimitError", "TokenExpiredError"]

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     dif,
     exposure,
     items,
+    lti,
     online,
     service,
     sessions,

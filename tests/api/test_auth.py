@@ -55,6 +55,10 @@ def _valid_body(operation, session, suffix):
         # AI-DE has no answers: its pretest items wait (200), its drift is a conflict (409)
         ("POST", "/standards/<code>/online-calibration"): {"settings": {}},
         ("POST", "/standards/<code>/drift"): {"mode": "each"},
+        ("POST", "/lti/platforms"): {
+            "issuer": f"https://lms-{suffix}.example", "client_id": "auth",
+            "deployment_ids": ["1"], "auth_login_url": "https://lms.example/auth",
+            "token_url": "https://lms.example/token", "jwks_url": "https://lms.example/jwks"},
     }
     if (operation.method, operation.rule) in bodies:
         return bodies[(operation.method, operation.rule)]
@@ -64,7 +68,8 @@ def _valid_body(operation, session, suffix):
 
 def _path(operation, session_id):
     values = {"code": "AI-DE", "item_id": "ML-002", "test_id": "credential",
-              "session_id": session_id, "run_id": "987654", "job_id": "987654"}
+              "session_id": session_id, "run_id": "987654", "job_id": "987654",
+              "platform_id": "987654"}
     names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", operation.rule)
     unknown = [name for name in names if name not in values]
     assert not unknown, f"no id for path parameter {unknown[0]!r}: add one here"
@@ -150,7 +155,8 @@ def test_who_may_call(api, operation):
                                   "/calibrations/<int:run_id>/report", "/calibrations",
                                   "/jobs/<int:job_id>", "/jobs/<int:job_id>/result",
                                   "/standards/<code>/online-calibration/<int:run_id>/report",
-                                  "/standards/<code>/drift/<int:job_id>/report"):
+                                  "/standards/<code>/drift/<int:job_id>/report",
+                                  "/lti/platforms/<int:platform_id>"):
             assert status < 300 or (operation.method, status) == ("POST", 409), status
 
 
