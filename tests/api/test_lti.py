@@ -33,13 +33,14 @@ CLIENT_ID, DEPLOYMENT = "irtcat-tool", "deployment-1"
 class MockPlatform:
     """An LMS: an RSA key (kid ``platform-1``), its JWKS, a token endpoint that checks the
     tool's assertion against the tool's JWKS, and one line item recording the scores
-    posted to it. `failures` answers that many score posts 503 first."""
+    posted to it. `failures` answers that many score posts 503 first; `pages` maps a
+    path to an HTML page it serves (the platform's side of a browser's launch)."""
 
     def __init__(self, tool_jwks):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "platform-1"
         self.tool_keys = jwt.PyJWKSet.from_dict(tool_jwks)
-        self.token_requests, self.scores, self.failures = [], [], 0
+        self.token_requests, self.scores, self.failures, self.pages = [], [], 0, {}
         self.access_token = "at-" + secrets.token_hex(8)
         platform = self
 
@@ -56,6 +57,13 @@ class MockPlatform:
                 self.wfile.write(data)
 
             def do_GET(self):
+                if self.path in platform.pages:
+                    data = platform.pages[self.path].encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    return self.wfile.write(data)
                 if self.path == "/jwks":
                     public = jwt.algorithms.RSAAlgorithm.to_jwk(platform.key.public_key(),
                                                                 as_dict=True)
