@@ -149,6 +149,7 @@ class JobRunner:
                        RESPONSE_EXPORT: self._response_export, DIF: self._dif,
                        ONLINE_CALIBRATION: self._online_calibration, DRIFT: self._drift,
                        LTI_SCORE: self._lti_score}
+        self.lti = LtiTool(store, delivery)
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -215,5 +216,5 @@ class JobRunner:
         return json.dumps(document, separators=(",", ":")), JSON
 
     def _lti_score(self, session_id):
-        posted = LtiTool(self.store, self.delivery).post_score(session_id)
+        posted = self.lti.post_score(session_id)
         return json.dumps(posted, separators=(",", ":")), JSON

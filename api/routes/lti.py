@@ -7,9 +7,10 @@ from marshmallow import fields, validate
 
 from irtcat.delivery.lti import check_platform
 from irtcat.itembank import lti as rows
+from irtcat.itembank.errors import NotFoundError
 
 from ..schemas import Strict, visible_text
-from .base import operation
+from .base import MAX_RUN_ID, operation
 
 URL = [validate.Length(min=8, max=1000),
        validate.Regexp(r"^https?://[^\s\x00]+$", error="an http(s) URL")]
@@ -51,5 +52,7 @@ def post_platform(data):
 @operation("/lti/platforms/<int:platform_id>", "DELETE", roles=("admin",), status=204,
            errors=(404,), summary="remove a platform, its logins and launches")
 def delete_platform(platform_id):
+    if platform_id > MAX_RUN_ID:                      # beyond the database's integers
+        raise NotFoundError(f"no LTI platform {platform_id}")
     rows.remove_platform(g.store.database, platform_id)
     return None

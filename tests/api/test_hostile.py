@@ -87,6 +87,10 @@ def _base_body(operation, session):
         ("POST", "/standards/<code>/drift"): {"items": ["ML-001"], "mode": "each",
                                               "weights": "takers", "z": 3.0,
                                               "expected_score": 0.05, "min_answers": 100},
+        ("POST", "/lti/platforms"): {
+            "issuer": "https://lms.example", "client_id": "h", "deployment_ids": ["1"],
+            "auth_login_url": "https://lms.example/auth",
+            "token_url": "https://lms.example/token", "jwks_url": "https://lms.example/jwks"},
     }.get((operation.method, operation.rule))
 
 
