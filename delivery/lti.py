@@ -86,13 +86,21 @@ def check_platform(data):
     platform["deployment_ids"] = list(dict.fromkeys(deployments))
     for name in ("auth_login_url", "token_url", "jwks_url"):
         value = data.get(name)
-        parts = urlsplit(value) if isinstance(value, str) and len(value) <= 1000 else None
-        if parts is None or not parts.netloc or not (
-                parts.scheme == "https" or (parts.scheme == "http"
-                                            and parts.hostname in LOCAL_HOSTS)):
+        if not isinstance(value, str) or len(value) > 1000 or not _web_url(value):
             raise DataFormatError(f"{name}: an https URL (http only for localhost)")
         platform[name] = value
     return platform
+
+
+def _web_url(text):
+    """Whether `text` is an https URL with a host, or an http one of this machine."""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:                    # a bracketed host that is no IPv6 address, ...
+        return False
+    return bool(parts.netloc) and (parts.scheme == "https"
+                                   or (parts.scheme == "http" and host in LOCAL_HOSTS))
 
 
 def scores_url(lineitem):
@@ -176,7 +184,10 @@ class Tool:
             raise LaunchRejected("login: unknown issuer or client id" if not candidates else
                                  "login: the issuer has several client ids: send client_id")
         platform = candidates[0]
-        wanted, given = urlsplit(launch_url), urlsplit(target)
+        try:
+            wanted, given = urlsplit(launch_url), urlsplit(target)
+        except ValueError:
+            raise LaunchRejected("login: target_link_uri is not a URL") from None
         if (given.scheme, given.netloc, given.path) != (wanted.scheme, wanted.netloc,
                                                         wanted.path):
             raise LaunchRejected("login: target_link_uri is not this tool's launch URL")

@@ -9,11 +9,12 @@ from irtcat.delivery.lti import check_platform
 from irtcat.itembank import lti as rows
 from irtcat.itembank.errors import NotFoundError
 
-from ..schemas import Strict, visible_text
+from ..schemas import WHITE_SPACE, Strict, visible_text
 from .base import MAX_RUN_ID, operation
 
+# no white space (the class spelled out: `\s` differs between Python and OpenAPI's ECMA)
 URL = [validate.Length(min=8, max=1000),
-       validate.Regexp(r"^https?://[^\s\x00]+$", error="an http(s) URL")]
+       validate.Regexp(rf"^https?://[^\x00{WHITE_SPACE}]+$", error="an http(s) URL")]
 
 
 class LtiPlatformBody(Strict):
