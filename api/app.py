@@ -22,6 +22,7 @@ from irtcat.delivery.errors import (
     TimeLimitError,
     TokenExpiredError,
 )
+from irtcat.delivery.lti import Tool as LtiTool
 from irtcat.delivery.sessions import Delivery
 from irtcat.itembank.database import Database, current_revision, head_revision
 from irtcat.itembank.errors import (
@@ -35,6 +36,7 @@ from irtcat.itembank.errors import (
 from irtcat.itembank.store import Store
 
 from . import long_work, observability, schemas
+from .lti_pages import lti_pages
 from .pages import pages
 from .quotas import QuotaExceeded, Quotas
 from .routes import MAX_BODY, OPERATIONS, STATUS_CODES, ApiError, v1
@@ -123,8 +125,10 @@ def create_app(config=None):
         "IRTCAT_QUOTAS": app.config["QUOTAS"] or "",
         "IRTCAT_RATE_LIMIT_STORAGE": app.config["RATE_LIMIT_STORAGE"] or ""})
     api = Api(app)
+    lti = LtiTool(store, delivery)
+    delivery.finish_hooks.append(lti.score_when_finished)
     app.extensions["irtcat"] = {"store": store, "delivery": delivery, "quotas": quotas,
-                                "api": api, "at_schema": False}
+                                "api": api, "at_schema": False, "lti": lti}
 
     @app.before_request
     def _bind():
@@ -134,6 +138,7 @@ def create_app(config=None):
     app.add_url_rule("/v1/openapi.json", "openapi", _openapi, methods=["GET"])
     app.register_blueprint(pages)
     app.register_blueprint(ims_cat)                    # 1EdTech CAT, its own OpenAPI
+    app.register_blueprint(lti_pages)
     observability.install(app)
     _install_error_handlers(app)
 

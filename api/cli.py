@@ -39,6 +39,7 @@ from irtcat.api.demo import add_command as add_demo_command
 from irtcat.api.dif_command import add_command as add_dif_command
 from irtcat.api.fit_commands import add_commands as add_fit_commands
 from irtcat.api.info_command import add_command as add_info_command
+from irtcat.api.lti_commands import add_command as add_lti_command
 from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.simulate_command import add_command as add_simulate_command
 from irtcat.api.store_commands import add_commands as add_store_commands
@@ -84,6 +85,7 @@ def _build_parser():
     add_dif_command(commands)
     add_roles_command(commands)
     add_credential_command(commands)
+    add_lti_command(commands)
     return parser
 
 

@@ -32,5 +32,13 @@ class ProofError(ValueError):
     message says why (one line)."""
 
 
-__all__ = ["ConflictError", "ForeignError", "InvalidAnswerError", "ProofError",
-           "TimeLimitError", "TokenExpiredError"]
+class LaunchRejected(Exception):
+    """An LTI login or launch refused (`delivery.lti`); the message is the reason."""
+
+
+class PassbackFailed(ConflictError):
+    """The LTI platform refused the token request or the score; the message says which."""
+
+
+__all__ = ["ConflictError", "ForeignError", "InvalidAnswerError", "LaunchRejected",
+           "PassbackFailed", "ProofError", "TimeLimitError", "TokenExpiredError"]

@@ -20,6 +20,8 @@ call itself, returning ``(result, media type)``:
 - ``drift`` ``{"standard", "items", "mode", "weights", "z", "expected_score",
   "min_answers"}``: the operational items re-estimated on the stored log, one row per
   item (`delivery.drift`; JSON).
+- ``lti_score`` ``{"session_id"}``: an LTI-launched session's score posted to its line
+  item (`delivery.lti`; JSON: what was posted and the platform's status).
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
@@ -37,6 +39,8 @@ from irtcat.delivery.calibration_runs import execute_calibration
 from irtcat.delivery.dif import dif_document
 from irtcat.delivery.drift import drift_document
 from irtcat.delivery.errors import ConflictError
+from irtcat.delivery.lti import JOB_KIND as LTI_SCORE
+from irtcat.delivery.lti import Tool as LtiTool
 from irtcat.delivery.online_calibration import JOB_KIND as ONLINE_CALIBRATION
 from irtcat.delivery.online_calibration import run_online_calibration
 from irtcat.itembank.errors import DataFormatError, NotFoundError
@@ -47,7 +51,7 @@ CALIBRATION, SIMULATION = "calibration", "simulation"
 CALIBRATION_REPORT, RESPONSE_EXPORT = "calibration_report", "response_export"
 DIF, DRIFT = "dif", "drift"
 KINDS = (CALIBRATION, SIMULATION, CALIBRATION_REPORT, RESPONSE_EXPORT, DIF, ONLINE_CALIBRATION,
-         DRIFT)
+         DRIFT, LTI_SCORE)
 JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
@@ -144,7 +148,9 @@ class JobRunner:
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
                        RESPONSE_EXPORT: self._response_export, DIF: self._dif,
-                       ONLINE_CALIBRATION: self._online_calibration, DRIFT: self._drift}
+                       ONLINE_CALIBRATION: self._online_calibration, DRIFT: self._drift,
+                       LTI_SCORE: self._lti_score}
+        self.lti = LtiTool(store, delivery)
 
     def run(self, job):
         if job.kind not in self._kinds:
@@ -209,3 +215,7 @@ class JobRunner:
     def _drift(self, standard, **options):
         document = drift_document(self.store, standard, **options)
         return json.dumps(document, separators=(",", ":")), JSON
+
+    def _lti_score(self, session_id):
+        posted = self.lti.post_score(session_id)
+        return json.dumps(posted, separators=(",", ":")), JSON

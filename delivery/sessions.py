@@ -28,6 +28,7 @@ chooses exactly as the one it continues.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections import OrderedDict
@@ -69,6 +70,7 @@ ANSWER_ATTEMPTS = 8
 MAX_ATTRIBUTES = 8
 MAX_ATTRIBUTE_LENGTH = 64
 ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+log = logging.getLogger("irtcat.delivery")
 
 
 def check_attributes(attributes):
@@ -114,6 +116,9 @@ class Delivery(Definitions):
         self._owners = OrderedDict()      # session id -> id of the key that started it
         self.eligibility = LiveEligibility(self.database)
         self.careers = Careers(self)
+        # called with (session_id, learner_id) once a session's end is committed: each
+        # only queues work (the LTI score), the answer that ended the session waits for it
+        self.finish_hooks = []
 
     def authenticate(self, secret):
         """``("key", id, role)``, ``("token", session_id, None)`` or None for `secret`;
@@ -290,7 +295,9 @@ class Delivery(Definitions):
             given=None if finished else (live.test_id, *_counted(built, next_position)))
         if not moved:
             return None                                   # another request moved it first
-        if not finished:
+        if finished:
+            self._finished(session_id, live.learner_id)
+        else:
             self._keep(session_id, replace(live, position=values["position"],
                                            current_item=values["current_item"]))
         return self._state_view(
@@ -329,8 +336,18 @@ class Delivery(Definitions):
             stop = {"step": steps + 1, "theta": result["theta"], "se": result["se"],
                     "stop": reason} if steps else None     # none: stored before traces
             if advance_session(self.database, session_id, row.position, values, step=stop):
+                self._finished(session_id, row.learner_id)
                 return self.state(session_id)
         raise ConflictError("the session is being answered concurrently; try again")
+
+    def _finished(self, session_id, learner_id):
+        """Run the finish hooks; one that fails is logged, the session stays finished."""
+        for hook in self.finish_hooks:
+            try:
+                hook(session_id, learner_id)
+            except Exception:                       # noqa: BLE001 - the end is committed
+                log.exception("finish hook %s failed for session %s",
+                              getattr(hook, "__name__", hook), session_id)
 
     def result(self, session_id):
         """The delivery platform's view: θ, SE, per-standard levels, decision, answers.

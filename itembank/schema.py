@@ -396,3 +396,49 @@ class ImsCatSession(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
     section_id: Mapped[str] = mapped_column(ForeignKey("ims_cat_sections.id"), index=True)
     prior_data: Mapped[dict | None] = mapped_column(JSON)
+# --- LTI 1.3 (migration 0014) -----------------------------------------------------------
+
+class LtiPlatform(Base):
+    """An LMS registered as an LTI 1.3 platform: its issuer and the client id it gave
+    this tool, the deployment ids it may launch from (JSON list of strings), and its OIDC
+    authorization, OAuth 2 token and JWKS URLs."""
+
+    __tablename__ = "lti_platforms"
+    __table_args__ = (UniqueConstraint("issuer", "client_id",
+                                       name="uq_lti_platforms_issuer_client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    deployment_ids: Mapped[list] = mapped_column(JSON)
+    auth_login_url: Mapped[str] = mapped_column(String(1000))
+    token_url: Mapped[str] = mapped_column(String(1000))
+    jwks_url: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class LtiNonce(Base):
+    """One OIDC login: the `state` and `nonce` sent to the platform, used by one launch
+    only (`used_at` set then: the nonce's replay is refused)."""
+
+    __tablename__ = "lti_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platforms.id"))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LtiLaunch(Base):
+    """The session an LTI launch started: the platform, its user (`subject`, the id
+    token's ``sub``), the deployment, and the AGS line item its score is posted to."""
+
+    __tablename__ = "lti_launches"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platforms.id"))
+    subject: Mapped[str] = mapped_column(String(255))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    lineitem: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

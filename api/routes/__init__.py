@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     dif,
     exposure,
     items,
+    lti,
     online,
     service,
     sessions,

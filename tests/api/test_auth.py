@@ -68,6 +68,10 @@ def _valid_body(operation, session, suffix):
             {"id": "ml-engineer", "title": "ML engineer", "required": {"AI-ML": "proficient"}}]},
         # the session is active: consent is refused (409) once past authorization
         ("POST", "/sessions/<session_id>/consent"): {"contact": "ada@example.org"},
+        ("POST", "/lti/platforms"): {
+            "issuer": f"https://lms-{suffix}.example", "client_id": "auth",
+            "deployment_ids": ["1"], "auth_login_url": "https://lms.example/auth",
+            "token_url": "https://lms.example/token", "jwks_url": "https://lms.example/jwks"},
     }
     if (operation.method, operation.rule) in bodies:
         return bodies[(operation.method, operation.rule)]
@@ -77,7 +81,8 @@ def _valid_body(operation, session, suffix):
 
 def _path(operation, session_id):
     values = {"code": "AI-DE", "item_id": "ML-002", "test_id": "credential",
-              "session_id": session_id, "run_id": "987654", "job_id": "987654"}
+              "session_id": session_id, "run_id": "987654", "job_id": "987654",
+              "platform_id": "987654"}
     names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", operation.rule)
     unknown = [name for name in names if name not in values]
     assert not unknown, f"no id for path parameter {unknown[0]!r}: add one here"
@@ -164,7 +169,8 @@ def test_who_may_call(api, operation):
                                   "/calibrations/<int:run_id>/report", "/calibrations",
                                   "/jobs/<int:job_id>", "/jobs/<int:job_id>/result",
                                   "/standards/<code>/online-calibration/<int:run_id>/report",
-                                  "/standards/<code>/drift/<int:job_id>/report"):
+                                  "/standards/<code>/drift/<int:job_id>/report",
+                                  "/lti/platforms/<int:platform_id>"):
             assert status < 300 or (operation.method, status) == ("POST", 409) or \
                 ((operation.method, operation.rule) in NOT_YET and status == 409), status
 

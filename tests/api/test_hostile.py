@@ -104,6 +104,10 @@ def _base_body(operation, session):
             {"id": "h-role", "title": "Hostile", "description": "d",
              "required": {"AI-ML": "proficient"}}]},
         ("POST", "/sessions/<session_id>/consent"): {"contact": "hostile@example.org"},
+        ("POST", "/lti/platforms"): {
+            "issuer": "https://lms.example", "client_id": "h", "deployment_ids": ["1"],
+            "auth_login_url": "https://lms.example/auth",
+            "token_url": "https://lms.example/token", "jwks_url": "https://lms.example/jwks"},
     }.get((operation.method, operation.rule))
 
 
