@@ -7,7 +7,8 @@
   named in the URL fragment (``#lti_session=...&lti_token=...``), which never reaches a
   server or a Referer header; api/static/lti.js hands it to the page;
 - ``GET /lti/jwks``: the tool's public keys (the platform checks the tool's token
-  request assertions with them).
+  request assertions with them);
+- ``GET /lti/openapi.json``: the OpenAPI document of these routes (`api.lti_openapi`).
 
 A refused login or launch answers 400 with the error envelope (code ``lti_rejected``, the
 reason as message) and logs an audit line ``lti_launch_failed`` with the reason.
@@ -21,7 +22,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 
 from irtcat.delivery.lti import LaunchRejected
 
-from . import observability
+from . import lti_openapi, observability
 
 lti_pages = Blueprint("lti", __name__, url_prefix="/lti")
 
@@ -68,3 +69,8 @@ def jwks():
     response = jsonify(_tool().jwks())
     response.headers["Cache-Control"] = "max-age=3600"
     return response
+
+
+@lti_pages.get("/openapi.json")
+def openapi():
+    return jsonify(lti_openapi.document())
