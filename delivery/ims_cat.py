@@ -6,10 +6,11 @@ irtcat's tests and sessions (docs/ims-cat.md).
   `testId` names it. The section remembers the key that created it; no other key sees it.
 - A session is an irtcat session of that test (`Delivery.start_session`): its
   `sessionIdentifier` is the irtcat session id, so it lives in the store and continues on
-  any worker and after a restart. `priorData` is recorded with it; irtcat's sessions start
-  at the prior of the test's CAT configuration, so `initialEstimatedAbility` is kept but
-  does not move the start (a session through this service chooses exactly as the same
-  test through /v1).
+  any worker and after a restart. `priorData` is recorded with it, and its
+  `initialEstimatedAbility` (a number, or numeric text as TAO's client sends it) is the
+  θ the first item is chosen at (`Delivery.start_session(start_theta=...)`); without it
+  the test's start. Every later choice is made at the estimate from the answers, so a
+  session chooses exactly as the same test through /v1 started at that θ.
 - An item result's `SCORE` is the scored answer: it is recorded as the response that
   scores so (the correct option for 1, another option for 0, the option of that score on
   a scored-options item, the category itself on an item without a key), through
@@ -106,7 +107,8 @@ class ImsCat:
         prior = prior_data((body or {}).get("priorData"))
         learner = str(prior.get("learnerIdentifier") or prior.get("sourcedId")
                       or f"ims-cat:{section_id}")[:200]
-        started = self.delivery.start_session(row.test_id, learner, key_id=key_id)
+        started = self.delivery.start_session(row.test_id, learner, key_id=key_id,
+                                              start_theta=_initial_ability(prior))
         session_id = started["session_id"]
         add_section_session(self.database, session_id, section_id, prior or None)
         return {"sessionIdentifier": session_id, **self._reply(section_id, session_id,
@@ -233,6 +235,21 @@ def section_test_id(configuration):
         raise DataFormatError("sectionConfiguration names no test (base64 of a test id, "
                               "or of a JSON object with testId)")
     return text
+
+
+def _initial_ability(prior):
+    """The `initialEstimatedAbility` of `prior` as a float (TAO's client sends text such
+    as ``"0.0"``), or None without one; DataFormatError for text that is not a number."""
+    value = prior.get("initialEstimatedAbility")
+    if value is None or value == "":
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise DataFormatError("priorData: initialEstimatedAbility is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise DataFormatError("priorData: initialEstimatedAbility is not a finite number")
+    return value
 
 
 def prior_data(entries):

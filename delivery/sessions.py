@@ -130,11 +130,16 @@ class Delivery(Definitions):
         """θ of a set of scored items without a session (`scoring.score`)."""
         return score_without_session(self.store, self.catalog, answers, method)
 
-    def start_session(self, test_id, learner_id, key_id=None, public=False, attributes=None):
+    def start_session(self, test_id, learner_id, key_id=None, public=False, attributes=None,
+                      start_theta=None):
         """Start a session; returns ``{"session_id", "token", "status", "position",
         "max_items", "item"}``. `public`: started from the learner page, without a key,
         which only a public test allows. `attributes`: the learner's attributes
-        (`check_attributes`), stored with the session for DIF and never returned."""
+        (`check_attributes`), stored with the session for DIF and never returned.
+        `start_theta`: the θ the first item is chosen at, instead of the test's start
+        (the 1EdTech CAT service's ``initialEstimatedAbility``); it moves only that
+        choice, which the step trace records (every later one is made at the estimate
+        from the answers), so a rebuilt session needs nothing more."""
         attributes = check_attributes(attributes)
         try:
             test = self.test(test_id)
@@ -149,7 +154,8 @@ class Delivery(Definitions):
         seed = secrets.randbits(62)
         eligibility = self.eligibility.probabilities(test_id, built) \
             if built.design.exposure.method == "item-eligibility" else None
-        batch = Session.start(built.tables, built.design, seed, built.excluded, eligibility)
+        batch = Session.start(built.tables, _started_at(built.design, start_theta), seed,
+                              built.excluded, eligibility)
         first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
@@ -419,6 +425,17 @@ class Delivery(Definitions):
         if "correct" in key:
             return int(response == key["correct"])
         return int(key["scores"][response])
+
+
+def _started_at(design, start_theta):
+    """`design` with its start θ moved to `start_theta` (None: as it is); DataFormatError
+    for a value that is not a finite number within the design's θ range."""
+    if start_theta is None:
+        return design
+    low, high = design.scoring.theta_range
+    if not isinstance(start_theta, (int, float)) or not low <= start_theta <= high:
+        raise DataFormatError(f"the start θ must be a number within [{low:g}, {high:g}]")
+    return replace(design, scoring=replace(design.scoring, start_theta=float(start_theta)))
 
 
 def _counted(built, position):

@@ -321,3 +321,44 @@ def test_the_service_has_its_own_openapi_document(api):
         "/sections/{sectionIdentifier}/sessions",
         "/sections/{sectionIdentifier}/sessions/{sessionIdentifier}/results",
         "/sections/{sectionIdentifier}/sessions/{sessionIdentifier}"}
+
+
+def _first_items(api, key, section, abilities):
+    """The first item of a session of `section` per prior ability (None: no priorData)."""
+    first = []
+    for ability in abilities:
+        body = "{}" if ability is None else json.dumps(
+            {"priorData": [{"key": "initialEstimatedAbility", "value": ability}]})
+        reply = post(api, f"/sections/{section}/sessions", key, body)
+        assert reply.status_code == 201, reply.json
+        first.append(tao_session(reply.json)[0][0])
+    return first
+
+
+def test_the_initial_ability_is_where_the_first_item_is_chosen(api, cat_key):
+    # "ml" (tests/api/conftest.py) has no pretest, randomesque or exposure control: MFI's
+    # first choice is the most informative item at the start θ. Through the service with
+    # initialEstimatedAbility x, the first item is that of the same test through /v1 with
+    # start.theta x; without prior data, the test's own start (0, as TAO's "0.0").
+    for theta in (-2.0, 2.0):
+        body = {"id": f"ml-start-{theta:+.0f}", "standards": ["AI-ML"],
+                "config": {"stop": {"max_items": 8, "se": 0.35}, "start": {"theta": theta}}}
+        assert api.call("POST", "/v1/tests", api.admin, json=body).status_code == 201
+    expected = [api.start(f"ml-start-{theta:+.0f}", "v1")["item"]["item_id"]
+                for theta in (-2.0, 2.0)] + [api.start("ml", "v1")["item"]["item_id"]] * 2
+    section = start_section(api, cat_key, "ml")
+    assert _first_items(api, cat_key, section, ["-2.0", 2.0, "0.0", None]) == expected
+    assert expected[0] != expected[1]                  # the start θ moved the choice
+    # the step trace records the θ of that choice
+    session = post(api, f"/sections/{section}/sessions", cat_key, json.dumps(
+        {"priorData": [{"key": "initialEstimatedAbility", "value": "1.5"}]})).json
+    trace = api.call("GET", f"/v1/sessions/{session['sessionIdentifier']}/trace", api.admin)
+    assert trace.json["steps"][0]["theta"] == 1.5
+
+
+@pytest.mark.parametrize("value", ["high", "NaN", "1e9"])
+def test_an_initial_ability_that_is_not_a_theta_is_refused(api, cat_key, value):
+    section = start_section(api, cat_key, "ml")
+    reply = post(api, f"/sections/{section}/sessions", cat_key, json.dumps(
+        {"priorData": [{"key": "initialEstimatedAbility", "value": value}]}))
+    assert reply.status_code in (400, 422) and set(reply.json) == {"error"}
