@@ -23,6 +23,7 @@ if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -77,7 +78,8 @@ def test_a_launch_opens_the_test_on_the_learner_page(api, served, driver):
             '<button id="go" type="submit">Launch</button></form>')
         driver.get(f"{platform.base}/launch")
         driver.find_element(By.ID, "go").click()
-        WebDriverWait(driver, 20).until(
+        # the body found may be the launch form's, gone stale as the browser moves on
+        WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-view") == "item")
         assert driver.current_url == f"{served}/"           # the token left the address bar
         stored = driver.execute_script(
