@@ -34,6 +34,7 @@ from datetime import timedelta, timezone
 
 from sqlalchemy import func, select
 
+from .online import job_waiting
 from .run_records import process_has_ended, this_process
 from .schema import CalibrationRun, Job, utc_now
 from .standards import lock_standards
@@ -94,9 +95,7 @@ class Jobs:
         with self.database.writing() as session:
             if once_per_standard:
                 lock_standards(session, [payload["standard"]])
-                waiting = session.scalars(select(Job.payload).where(
-                    Job.kind == kind, Job.status.in_(("queued", "running")))).all()
-                if any(other.get("standard") == payload["standard"] for other in waiting):
+                if job_waiting(session, kind, payload["standard"]):
                     return None
             job = Job(kind=kind, payload=payload, requester=requester or "", status="queued",
                       attempts=0, calibration_run_id=calibration_run_id)

@@ -63,10 +63,16 @@ def online_runs(database, standard, limit=20):
 def waiting_job(database, kind, standard):
     """Whether a job of `kind` for `standard` is queued or running."""
     with database.reading() as session:
-        payloads = session.scalars(select(Job.payload).where(
-            Job.kind == kind, Job.status.in_(("queued", "running")))).all()
+        return job_waiting(session, kind, standard)
+
+
+def job_waiting(session, kind, standard):
+    """`waiting_job` inside the transaction of `session` (the enqueue that checks and
+    writes in one, `itembank.jobs.Jobs.enqueue`)."""
+    payloads = session.scalars(select(Job.payload).where(
+        Job.kind == kind, Job.status.in_(("queued", "running")))).all()
     return any(payload.get("standard") == standard for payload in payloads)
 
 
 __all__ = ["ONLINE", "answer_counts", "complete_without_version", "online_runs",
-           "waiting_job"]
+           "job_waiting", "waiting_job"]
