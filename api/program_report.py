@@ -178,8 +178,9 @@ def gate_report(run, standard, title=None):
                             "pass or FAIL"))
     page.note("answers: at least min_answers; precision: SE(a) and SE(b) at most max_se_a "
               "and max_se_b; fit: Yen's Q1 from the rest posterior, p adjusted by "
-              "Benjamini-Hochberg, not below fit_alpha; dif: Mantel-Haenszel matched on "
-              "theta, class C or untestable fails; plausibility: slope in slope_range, b "
+              "Benjamini-Hochberg, not below fit_alpha; dif: Mantel-Haenszel (dichotomous) or "
+              "Mantel's ordinal test and SMD/SD (polytomous) matched on theta, class C or "
+              "untestable fails; plausibility: slope in slope_range, b (every threshold) "
               "within the theta range of those who answered.")
     return page.render()
 
@@ -213,20 +214,26 @@ def _gate_value(name, value):
     if value is None:
         return "n/a"
     if name == "precision":
-        return f"SE(a) {_number(value.get('a'))}, SE(b) {_number(value.get('b'))}"
+        return f"SE(a) {_number(value.get('a'))}, SE(b) {_numbers(value.get('b'))}"
     if name == "fit":
         return (f"Q1 {_number(value.get('x2'))} on {_number(value.get('df'))} df, "
                 f"p adj. {_number(value.get('p_adjusted'))}")
     if name == "dif":
         return "; ".join(f"{test['attribute']}={test['focal']}: class "
-                         f"{test.get('class') or 'untested'}"
-                         + (f" (delta {_number(test['delta'])})"
-                            if test.get("delta") is not None else "")
+                         f"{test.get('class') or 'untested'}" + _dif_size(test)
                          for test in value) or "none tested"
     if name == "plausibility":
         low, high = value["theta_range"]
         return f"theta range [{_number(low)}, {_number(high)}]"
     return _numbers(value)
+
+
+def _dif_size(test):
+    """A DIF test's effect size in brackets: delta (dichotomous) or SMD/SD (polytomous)."""
+    for key, label in (("delta", "delta"), ("smd_sd", "SMD/SD")):
+        if test.get(key) is not None:
+            return f" ({label} {_number(test[key])})"
+    return ""
 
 
 # --- drift -------------------------------------------------------------------------------------

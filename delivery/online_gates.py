@@ -16,23 +16,27 @@ answers one row per pretest item with the value of each gate and its decision:
 - ``answers``: at least `GateSettings.min_answers` answers (an item with fewer is
   ``waiting`` and not calibrated in this run);
 - ``precision``: SE(a) <= `max_se_a` and SE(b) <= `max_se_b` (the calibration's
-  standard errors from the information matrix);
+  standard errors from the information matrix; a polytomous item's every threshold);
 - ``fit``: Yen's Q1 with each person placed and predicted by the posterior given their
   other answers (`calibration.binned_fit.rest_posterior_q1`, built for adaptive-test
-  logs), its p adjusted over the calibrated pretest items by Benjamini & Hochberg
+  logs; K categories a bin, df 10 (K - 1) minus the item's K parameters for a grm or
+  gpcm item), its p adjusted over the calibrated pretest items by Benjamini & Hochberg
   (1995), not below `fit_alpha`;
-- ``dif``: Mantel-Haenszel matched on theta (`calibration.dif.mh_dif_theta`; the theta
-  from the operational items plus the studied item, Zwick, Thayer & Wingersky 1994) on
-  each configured learner attribute, every value held by at least `MIN_GROUP` persons
-  against the others (the most frequent value is only a reference); an ETS class C
-  fails the gate, and so does an item that cannot be tested (too few answers in a
-  group): its DIF is unknown;
-- ``plausibility``: slope within `slope_range`, difficulty within the range of the EAP
-  thetas (from the operational items) of the persons who answered it.
+- ``dif``: on each configured learner attribute, every value held by at least
+  `MIN_GROUP` persons against the others (the most frequent value is only a
+  reference), matched on theta (from the operational items plus the studied item,
+  Zwick, Thayer & Wingersky 1994): Mantel-Haenszel for a dichotomous item
+  (`calibration.dif.mh_dif_theta`, ETS class from delta), Mantel's (1963) ordinal test
+  with the standardized mean difference for a grm or gpcm item
+  (`calibration.dif_ordinal.mantel_dif_theta`, ETS class from SMD/SD, Zwick, Thayer &
+  Mazzeo 1997); an ETS class C fails the gate, and so does an item that cannot be
+  tested (too few answers in a group): its DIF is unknown;
+- ``plausibility``: slope within `slope_range`, difficulty (every threshold of a
+  polytomous item) within the range of the EAP thetas (from the operational items) of
+  the persons who answered it.
 
 An item passing every gate is ``promoted``; one failing any is ``held`` with the
-reasons. The gates are for dichotomous items: a polytomous pretest item is calibrated
-but held for review by hand.
+reasons.
 
 Memory: the fit and DIF gates read the log as a dense persons x items matrix (20,000
 learners x 340 items: 54 MB) and each person's log-likelihood on 61 nodes.
@@ -48,6 +52,7 @@ from scipy.special import logsumexp
 
 from irtcat.calibration.binned_fit import rest_posterior_q1
 from irtcat.calibration.dif import mh_dif_theta
+from irtcat.calibration.dif_ordinal import mantel_dif_theta
 from irtcat.calibration.fixed_calib import fixed_calib
 from irtcat.engine import ConvergenceWarning, log_likelihood, normal_grid
 from irtcat.engine.models import parameters_from_entries
@@ -278,20 +283,23 @@ class _Matrix:
 def _precision_gate(row, entry, settings):
     se = entry.get("se") or {}
     value = {"a": se.get("a"), "b": se.get("b")}
-    if value["a"] is None or value["b"] is None:
+    thresholds = value["b"] if isinstance(value["b"], list) else [value["b"]]
+    if value["a"] is None or any(se_b is None for se_b in thresholds):
         _fail(row, "precision", value, "standard errors not determined by the data")
         return
-    passed = value["a"] <= settings.max_se_a and value["b"] <= settings.max_se_b
+    largest = max(thresholds)       # a polytomous item: its least precise threshold
+    passed = value["a"] <= settings.max_se_a and largest <= settings.max_se_b
     gate = {"passed": passed, "value": value}
     if not passed:
         gate["reason"] = (f"SE(a) {value['a']:.3f} (at most {settings.max_se_a}), "
-                          f"SE(b) {value['b']:.3f} (at most {settings.max_se_b})")
+                          f"SE(b) {largest:.3f} (at most {settings.max_se_b})")
     row["gates"]["precision"] = gate
 
 
 def _fit_gate(matrix, items, settings):
     """{item: gate}: rest-posterior Q1, p adjusted by Benjamini-Hochberg over `items`."""
-    n_parameters = np.where(matrix.operational, 0, 2)
+    n_categories = matrix.params.n_categories
+    n_parameters = np.where(matrix.operational, 0, np.where(n_categories > 2, n_categories, 2))
     result = rest_posterior_q1(matrix.responses, matrix.params, n_parameters,
                                population_mean=matrix.population["mean"],
                                population_sd=matrix.population["sd"])
@@ -327,10 +335,13 @@ def benjamini_hochberg(p):
 
 def _dif_gate(matrix, attributes, settings):
     """{item: gate}: every value of every attribute in `settings.dif_attributes` against
-    the persons with another value; class C or untestable fails."""
+    the persons with another value (Mantel-Haenszel for a dichotomous item, Mantel's
+    ordinal test and SMD/SD for a polytomous one); class C or untestable fails."""
     pretest = [item for item, operational in zip(matrix.item_ids, matrix.operational,
                                                   strict=True) if not operational]
     operational = [item for item in matrix.item_ids if item not in pretest]
+    polytomous = [item for item in pretest
+                  if matrix.params.n_categories[matrix.column(item)] > 2]
     values_by_item = {item: [] for item in pretest}
     for attribute in settings.dif_attributes:
         values = np.array(attributes.get(attribute, [None] * matrix.responses.shape[0]),
@@ -349,25 +360,38 @@ def _dif_gate(matrix, attributes, settings):
             analysis = mh_dif_theta(matrix.responses[present], is_focal, matrix.item_ids,
                                     estimate, anchors=operational)
             for result in analysis.items:
-                if result.item in values_by_item:
+                if result.item in values_by_item and result.item not in polytomous:
                     values_by_item[result.item].append({
                         "attribute": attribute, "focal": str(focal),
                         "delta": _number(result.delta_mh), "p": _number(result.p),
                         "class": result.ets_class or None,
                         "reason": result.reason or None})
+            for result in mantel_dif_theta(matrix.responses[present], is_focal,
+                                           matrix.item_ids, estimate, items=polytomous,
+                                           anchors=operational):
+                values_by_item[result.item].append({
+                    "attribute": attribute, "focal": str(focal), "method": "mantel",
+                    "smd": _number(result.smd), "smd_sd": _number(result.smd_sd),
+                    "p": _number(result.p), "class": result.ets_class or None,
+                    "reason": result.reason or None})
     gates = {}
     for item, tests in values_by_item.items():
         failing = [test for test in tests if test["class"] in (None, "C")]
         gate = {"passed": not failing, "value": tests}
         if failing:
-            gate["reason"] = "; ".join(
-                f"DIF class C on {t['attribute']} = {t['focal']} (delta {t['delta']})"
-                if t["class"] == "C" else
-                f"DIF not testable on {t['attribute']}"
-                + (f" = {t['focal']}" if t["focal"] else "") + f": {t['reason']}"
-                for t in failing)
+            gate["reason"] = "; ".join(_dif_reason(test) for test in failing)
         gates[item] = gate
     return gates if settings.dif_attributes else {}
+
+
+def _dif_reason(test):
+    """Why one DIF test (an entry of the gate's value) fails the gate."""
+    if test["class"] == "C":
+        size = (f"SMD/SD {test['smd_sd']}" if test.get("method") == "mantel"
+                else f"delta {test['delta']}")
+        return f"DIF class C on {test['attribute']} = {test['focal']} ({size})"
+    return (f"DIF not testable on {test['attribute']}"
+            + (f" = {test['focal']}" if test["focal"] else "") + f": {test['reason']}")
 
 
 def _plausibility_gate(row, entry, theta_range, settings):
@@ -379,11 +403,11 @@ def _plausibility_gate(row, entry, theta_range, settings):
     reasons = []
     if not low <= a <= high:
         reasons.append(f"slope {a:.3f} outside [{low}, {high}]")
-    if isinstance(b, list):
-        reasons.append("a polytomous item: the online gates (MH DIF among them) are for "
-                       "dichotomous items; review it by hand")
-    elif not lowest <= b <= highest:
-        reasons.append(f"difficulty {b} outside the thetas of those who answered "
+    thresholds = b if isinstance(b, list) else [b]
+    outside = [value for value in thresholds if not lowest <= value <= highest]
+    if outside:
+        name = "threshold" if isinstance(b, list) else "difficulty"
+        reasons.append(f"{name} {outside[0]} outside the thetas of those who answered "
                        f"[{lowest:.2f}, {highest:.2f}]")
     gate = {"passed": not reasons, "value": value}
     if reasons:
