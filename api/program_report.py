@@ -20,6 +20,7 @@ import numpy as np
 
 from .report import (
     FLAG_COLOR,
+    PRETEST_COLOR,
     _cell,
     _esc,
     _key_value_table,
@@ -72,8 +73,8 @@ def exposure_report(figures, target, method, title=None):
               "(Chen, Ankenmann & Spray, 2003). Pretest items are kept out of every summary "
               "figure and listed on their own.")
     page.section("operational", "Operational item rates")
-    if operational:
-        _rates_figure(page, operational, target)
+    if operational or pretest:
+        _rates_figure(page, operational, pretest, target)
     page.add(_table(("Item", "Administered", "Ineligible", "Rate"),
                     [_exposure_cells(row) for row in operational], css="items",
                     row_attributes=[FLAGGED_ROW if row["rate"] > target else ""
@@ -105,20 +106,33 @@ def _exposure_cells(row):
             _numeric(row["rate"])]
 
 
-def _rates_figure(page, operational, target):
+def _rates_figure(page, operational, pretest, target):
+    """Bars of the operational rates, then the pretest ones in their own colour.
+
+    operational, pretest : the figures' rows (each with "rate"), highest rate first
+    """
     rates = np.array([row["rate"] for row in operational])            # (n_operational,)
+    pretest_rates = np.array([row["rate"] for row in pretest])        # (n_pretest,)
     figure = _new_figure(7.5, 3.0)
     axes = figure.add_subplot()
-    axes.bar(np.arange(rates.size), rates, width=1.0, color="#4c72b0")
+    axes.bar(np.arange(rates.size), rates, width=1.0, color="#4c72b0", label="operational")
+    if pretest_rates.size:
+        axes.bar(rates.size + np.arange(pretest_rates.size), pretest_rates, width=1.0,
+                 color=PRETEST_COLOR, label="pretest (unscored)")
     axes.axhline(target, color=FLAG_COLOR, linewidth=1.2, label=f"target {target:g}")
-    axes.set_xlabel("operational items, by rate", fontsize=8)
+    axes.set_xlabel("operational items, by rate"
+                    + (", then pretest items" if pretest_rates.size else ""), fontsize=8)
     axes.set_ylabel("exposure rate", fontsize=8)
-    axes.set_ylim(0, max(1.05 * rates.max(initial=0.0), 1.1 * target, 0.05))
+    axes.set_ylim(0, max(1.05 * rates.max(initial=0.0), 1.05 * pretest_rates.max(initial=0.0),
+                         1.1 * target, 0.05))
     axes.legend(fontsize=7)
     _style_axes(axes)
     figure.tight_layout()
     page.figure(figure, "Exposure rate of each operational item given, highest first, "
-                "against the target.", "bar chart of operational item exposure rates")
+                "against the target"
+                + (f"; then the {pretest_rates.size} pretest items, in their own colour (not "
+                   "held to the target)." if pretest_rates.size else "."),
+                "bar chart of operational and pretest item exposure rates")
 
 
 def _days_figure(page, days, target):

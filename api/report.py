@@ -67,6 +67,7 @@ CATEGORY_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab
 GROUP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 FLAG_COLOR = "#b2182b"
+PRETEST_COLOR = "#e69f00"      # pretest (unscored) items in the exposure figures
 NO_STANDARD = "(no standard)"
 
 STYLE = """
@@ -647,14 +648,17 @@ def simulation_details(batches, design, item_ids, *, true_theta=None):
 
     Returns
     -------
-    dict: item_ids, exposure (rate per item), lengths (scored length per
-    examinee), theta, se and true_theta (per examinee), exposure_method,
-    exposure_target, min_items, max_items, and classification_by_theta (with a
-    classification and true thetas).
+    dict: item_ids, exposure (rate per item), pretest (per item, True for a pretest
+    item), lengths (scored length per examinee), theta, se and true_theta (per
+    examinee), exposure_method, exposure_target, min_items, max_items, and
+    classification_by_theta (with a classification and true thetas).
     """
     numbers = report_details(batches, design, true_theta=true_theta)
+    pretest = np.zeros(len(item_ids), dtype=bool)
+    pretest[design.pretest.items] = True
     details = {"item_ids": list(item_ids),
                "exposure": [float(v) for v in numbers["exposure"]],
+               "pretest": pretest.tolist(),
                "lengths": [int(v) for v in numbers["lengths"]],
                "theta": [float(v) for v in numbers["theta"]],
                "se": [float(v) for v in numbers["se"]],
@@ -700,7 +704,8 @@ def simulation_report_html(report: dict, details: dict, title: str | None = None
         The simulation report JSON (spec/FORMATS.md, "Simulation report JSON").
     details : dict
         What the report lacks, as `simulation_details` returns it: ``item_ids``
-        and ``exposure`` (one rate per item), ``lengths`` (one per examinee);
+        and ``exposure`` (one rate per item), optionally ``pretest`` (per item,
+        drawn apart), ``lengths`` (one per examinee);
         optionally ``theta`` and ``true_theta`` (a scatter plot),
         ``classification_by_theta`` (accuracy per theta bin),
         ``exposure_method`` and ``exposure_target`` (the target line).
@@ -812,44 +817,78 @@ def _scatter_figure(page, true_theta, theta):
                 "Scatter plot of estimated theta against true theta with the identity line.")
 
 
-def _exposure_section(page, report, details):
+def exposure_series(details):
+    """The exposure figure's data: {"operational": (ids, rates), "pretest": (ids, rates)},
+    each highest rate first (ties in bank order); rates ndarray (n_kind,). Pretest items
+    (``details["pretest"]``, none when absent) are kept apart, as the report's JSON keeps
+    them out of its exposure figures."""
     rates = np.asarray(details["exposure"], dtype=float)
     ids = list(details.get("item_ids") or [f"item {j + 1}" for j in range(rates.size)])
-    order = np.argsort(-rates, kind="stable")
+    pretest = np.asarray(details.get("pretest") or [False] * rates.size, dtype=bool)
+    series = {}
+    for name, members in (("operational", np.flatnonzero(~pretest)),
+                          ("pretest", np.flatnonzero(pretest))):
+        order = members[np.argsort(-rates[members], kind="stable")]
+        series[name] = ([ids[j] for j in order], rates[order])
+    return series
+
+
+def _exposure_section(page, report, details):
+    series = exposure_series(details)
+    ids, rates = series["operational"]
+    pretest_ids, pretest_rates = series["pretest"]
     target = details.get("exposure_target") \
         if details.get("exposure_method", "none") != "none" else None
     figure = _new_figure(8.0, 3.4)
     bar_axes, histogram_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    bar_axes.bar(np.arange(1, rates.size + 1), rates[order], width=1.0, color="#1f4e79",
-                 linewidth=0)
-    bar_axes.set_xlim(0.5, rates.size + 0.5)
-    bar_axes.set_xlabel("items, most exposed first", fontsize=9)
+    bar_axes.bar(np.arange(1, rates.size + 1), rates, width=1.0, color="#1f4e79",
+                 linewidth=0, label="operational")
+    if pretest_rates.size:      # after the operational bars, in their own colour
+        bar_axes.bar(np.arange(rates.size + 1, rates.size + pretest_rates.size + 1),
+                     pretest_rates, width=1.0, color=PRETEST_COLOR, linewidth=0,
+                     label="pretest (unscored)")
+    bar_axes.set_xlim(0.5, rates.size + pretest_rates.size + 0.5)
+    bar_axes.set_xlabel("items, most exposed first"
+                        + (" (operational, then pretest)" if pretest_rates.size else ""),
+                        fontsize=9)
     bar_axes.set_ylabel("exposure rate", fontsize=9)
-    histogram_axes.hist(rates, bins=np.linspace(0.0, max(float(rates.max()), 1e-9), 21),
-                        color="#1f4e79", alpha=0.85)
-    histogram_axes.set_xlabel("exposure rate", fontsize=9)
+    highest = max(float(rates.max(initial=0.0)), float(pretest_rates.max(initial=0.0)), 1e-9)
+    histogram_axes.hist(rates, bins=np.linspace(0.0, highest, 21), color="#1f4e79",
+                        alpha=0.85)
+    histogram_axes.set_xlabel("exposure rate (operational items)", fontsize=9)
     histogram_axes.set_ylabel("items", fontsize=9)
     if target is not None:
         bar_axes.axhline(target, color=FLAG_COLOR, linewidth=1.0, linestyle="--",
                          label=f"target {target:g}")
+    if target is not None or pretest_rates.size:
         bar_axes.legend(fontsize=7, frameon=False)
     for axes in (bar_axes, histogram_axes):
         _style_axes(axes, 8)
     figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.95, wspace=0.25)
     exposure = report.get("exposure", {})
+    pretest_text = (f" The {pretest_rates.size} pretest items (unscored, kept out of every "
+                    f"summary figure) are the last bars: highest "
+                    f"{_number(float(pretest_rates.max()))}." if pretest_rates.size else "")
     page.add('<div class="columns">')
     page.figure(figure,
-                f"Exposure rates of the {rates.size} items: sorted (left"
+                f"Exposure rates of the {rates.size} "
+                f"{'operational ' if pretest_rates.size else ''}items: sorted (left"
                 f"{'' if target is None else '; the dashed line is the target'}) and their "
                 f"distribution (right). Highest "
                 f"{_number(exposure.get('max'))}, mean {_number(exposure.get('mean'))}, "
-                f"never used {_number(exposure.get('unused_share'))} of the items.",
+                f"never used {_number(exposure.get('unused_share'))} of the items."
+                + pretest_text,
                 "Bar chart of every item's exposure rate sorted from the most exposed, and a "
                 "histogram of the exposure rates.")
-    top = order[: min(10, rates.size)]
+    top = range(min(10, rates.size))
     page.add(_table(["Item", "Exposure rate"],
                     [[_cell(ids[j]), _cell(_number(rates[j]), True)] for j in top],
-                    "top-exposure", caption="Most exposed items"))
+                    "top-exposure", caption="Most exposed operational items"))
+    if pretest_rates.size:
+        page.add(_table(["Item", "Exposure rate"],
+                        [[_cell(item), _cell(_number(rate), True)]
+                         for item, rate in zip(pretest_ids, pretest_rates, strict=True)],
+                        "pretest-exposure", caption="Pretest items (unscored)"))
     page.add("</div>")
 
 
