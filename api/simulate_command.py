@@ -126,6 +126,8 @@ def _tuned(args, bank, config, design, rng):
     tuning = {"rounds": len(history), "max_exposure_by_round": history,
               "target_met": tuning_reached(design, history),
               "seconds": round(time.perf_counter() - started, 3)}
+    if history.unreachable:
+        tuning["unreachable"] = history.unreachable
     if args.save_design:
         saved = json.loads(json.dumps(config))
         saved.setdefault("exposure", {})["parameters"] = {
@@ -183,6 +185,9 @@ def run_simulate(args):
     if tuning:
         result["sympson_hetter_tuning"] = tuning
     warning = exposure_warning(result["exposure"])
+    if tuning and tuning.get("unreachable"):
+        stopped = f"the Sympson-Hetter tuning stopped: {tuning['unreachable']}"
+        warning = f"{warning}; {stopped}" if warning else stopped
     if warning:
         print(f"irtcat: warning: {warning}", file=sys.stderr)
     if args.persons:
