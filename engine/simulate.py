@@ -225,8 +225,9 @@ def tune_sympson_hetter(params, design, rng, *, n_examinees=3000, iterations=20,
         stalled = stalled + 1 if far and not fallen else 0
         if stalled >= patience:
             history.unreachable = (
-                f"the highest exposure has not fallen below {lowest:.3f} in {patience} "
-                f"rounds: the target {design.exposure.target:g} is out of reach")
+                f"the highest exposure has stayed at {lowest:.3f} or above (no fall over "
+                f"{margin / 2:g}) for {patience} rounds: the target "
+                f"{design.exposure.target:g} is out of reach")
             break
     return probability, history
 
