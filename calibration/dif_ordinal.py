@@ -32,8 +32,6 @@ items plus the studied item (Zwick, Thayer & Wingersky 1994), in strata of fixed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import stats
 
@@ -41,22 +39,6 @@ from .dif import ALPHA, MIN_ANSWERS, STRATUM_WIDTH, theta_strata
 
 SMD_SD_B = 0.17
 SMD_SD_C = 0.25
-
-
-@dataclass
-class MantelItem:
-    """The ordinal Mantel result of one item; the numbers are NaN when not tested."""
-
-    item: str
-    tested: bool
-    n_reference: int
-    n_focal: int
-    chi2: float = float("nan")
-    p: float = float("nan")
-    smd: float = float("nan")
-    smd_sd: float = float("nan")
-    ets_class: str = ""
-    reason: str = ""
 
 
 def ordinal_tables(scores, focal, strata, n_categories, n_strata):
@@ -118,7 +100,9 @@ def mantel_dif_theta(responses, focal, item_ids, estimate, *, items, anchors,
     items : the ids to test; anchors : the ids matched on (with the studied item)
     width : the strata's width in theta (`theta_strata`)
     min_answers : fewest answers per group for an item to be tested
-    Returns list of `MantelItem`, one per entry of `items`.
+    Returns one dict per entry of `items`: item, tested, n_reference, n_focal (the
+    persons of each group who answered it), chi2, p, smd, smd_sd (NaN when not tested),
+    ets_class ("" when not tested) and reason (why not tested, else "").
     """
     responses = np.asarray(responses, dtype=float)
     focal = np.asarray(focal, dtype=bool)
@@ -128,11 +112,13 @@ def mantel_dif_theta(responses, focal, item_ids, estimate, *, items, anchors,
         j = item_ids.index(item)
         answered = ~np.isnan(responses[:, j])
         n_ref, n_foc = int(np.sum(answered & ~focal)), int(np.sum(answered & focal))
-        result = MantelItem(item, False, n_ref, n_foc)
+        result = {"item": item, "tested": False, "n_reference": n_ref, "n_focal": n_foc,
+                  **dict.fromkeys(("chi2", "p", "smd", "smd_sd"), float("nan")),
+                  "ets_class": "", "reason": ""}
         results.append(result)
         if min(n_ref, n_foc) < min_answers:
-            result.reason = (f"{min(n_ref, n_foc)} answers in the smaller group, "
-                             f"{min_answers} needed")
+            result["reason"] = (f"{min(n_ref, n_foc)} answers in the smaller group, "
+                                f"{min_answers} needed")
             continue
         used = anchor.copy()
         used[j] = True
@@ -144,10 +130,9 @@ def mantel_dif_theta(responses, focal, item_ids, estimate, *, items, anchors,
         values = mantel_ordinal(tables)
         spread = float(np.std(scores))
         if not values["variance"] > 0 or spread == 0:
-            result.reason = "no variance within the strata: not testable"
+            result["reason"] = "no variance within the strata: not testable"
             continue
-        result.tested = True
-        result.chi2, result.p, result.smd = values["chi2"], values["p"], values["smd"]
-        result.smd_sd = values["smd"] / spread
-        result.ets_class = ets_polytomous_class(result.smd_sd, result.p)
+        result.update(tested=True, chi2=values["chi2"], p=values["p"], smd=values["smd"],
+                      smd_sd=values["smd"] / spread)
+        result["ets_class"] = ets_polytomous_class(result["smd_sd"], result["p"])
     return results

@@ -369,11 +369,11 @@ def _dif_gate(matrix, attributes, settings):
             for result in mantel_dif_theta(matrix.responses[present], is_focal,
                                            matrix.item_ids, estimate, items=polytomous,
                                            anchors=operational):
-                values_by_item[result.item].append({
+                values_by_item[result["item"]].append({
                     "attribute": attribute, "focal": str(focal), "method": "mantel",
-                    "smd": _number(result.smd), "smd_sd": _number(result.smd_sd),
-                    "p": _number(result.p), "class": result.ets_class or None,
-                    "reason": result.reason or None})
+                    "smd": _number(result["smd"]), "smd_sd": _number(result["smd_sd"]),
+                    "p": _number(result["p"]), "class": result["ets_class"] or None,
+                    "reason": result["reason"] or None})
     gates = {}
     for item, tests in values_by_item.items():
         failing = [test for test in tests if test["class"] in (None, "C")]
