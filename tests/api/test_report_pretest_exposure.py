@@ -97,3 +97,30 @@ def test_the_live_exposure_reports_figure_draws_pretest_items_apart(bars):
     np.testing.assert_allclose(drawn["pretest (unscored)"][0], [0.12, 0.05])
     assert drawn["pretest (unscored)"][1] == PRETEST_COLOR
     assert "then the 2 pretest items" in page
+
+
+def test_the_gate_report_shows_a_polytomous_items_thresholds_and_smd():
+    # The row's shape is `calibrate_and_gate`'s for a grm item (its values from
+    # tests/delivery/test_online_gates_polytomous.py's biased item, rounded).
+    from irtcat.api.program_report import gate_report
+
+    row = {"item": "biased", "answers": 2444, "decision": "held",
+           "reasons": ["DIF class C on group = F (SMD/SD -0.3859)"],
+           "parameters": {"model": "grm", "a": 1.07, "b": [-0.77, 0.17, 1.3]},
+           "gates": {"answers": {"passed": True, "value": 2444},
+                     "precision": {"passed": True, "value": {"a": 0.05, "b": [0.05, 0.04,
+                                                                              0.06]}},
+                     "fit": {"passed": True, "value": {"x2": 20.6, "df": 26, "p": 0.76,
+                                                       "p_adjusted": 0.76}},
+                     "dif": {"passed": False, "reason": "DIF class C on group = F",
+                             "value": [{"attribute": "group", "focal": "F",
+                                        "method": "mantel", "smd": -0.4562,
+                                        "smd_sd": -0.3859, "p": 0.0, "class": "C",
+                                        "reason": None}]},
+                     "plausibility": {"passed": True, "value": {
+                         "a": 1.07, "b": [-0.77, 0.17, 1.3], "slope_range": [0.2, 4.0],
+                         "theta_range": [-2.6, 2.5]}}}}
+    page = gate_report({"id": 1, "status": "done", "items": [row]}, "AI-ML")
+    assert "-0.7700, 0.1700, 1.3000" in page                     # the thresholds
+    assert "SE(b) 0.0500, 0.0400, 0.0600" in page
+    assert "group=F: class C (SMD/SD -0.3859)" in page
