@@ -102,9 +102,12 @@ def grid_log_likelihood(responses, items, nodes):
 
 def posterior_moments(log_post, nodes):
     """Mean (N, m) and covariance (N, m, m) of the normalised log posterior (N, Q)."""
-    post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
+    post = log_post - log_post.max(axis=1, keepdims=True)
+    np.exp(post, out=post)
+    post /= post.sum(axis=1, keepdims=True)
+    m = nodes.shape[1]
     mean = post @ nodes
-    second = np.einsum("nq,qk,ql->nkl", post, nodes, nodes)
+    second = (post @ (nodes[:, :, None] * nodes[:, None, :]).reshape(-1, m * m)).reshape(-1, m, m)
     return mean, second - mean[:, :, None] * mean[:, None, :]
 
 
