@@ -9,6 +9,8 @@ left in the examinee's pool after the content rules and exposure control:
 - content: per standard (the items' ``standard``), at most ``max`` items; when the
   items left to give only just cover the unmet minimums, only the standards below
   their minimum stay open (the light rule of `engine.content`);
+- focus (optional): with per-factor SE targets, only items loading on a factor not
+  yet at its target are candidates;
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
@@ -53,7 +55,9 @@ class McatDesign:
     se : one threshold per factor, or None; composite_weights (m,) with composite_se
     and/or cut (classification of the composite by its confidence interval at alpha);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
-    triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j.
+    triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
+    focus: with `se`, only items loading on a factor still above its threshold are
+    candidates (while there is one).
     """
 
     criterion: str = "dprule"
@@ -70,6 +74,7 @@ class McatDesign:
     exposure: str = "none"
     randomesque: int = 1
     exposure_probability: tuple | None = None
+    focus: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "criterion", canonical_criterion(self.criterion))
@@ -98,6 +103,7 @@ class McatTables:
         self.correlation = np.asarray(correlation, dtype=float)
         self.precision = np.linalg.inv(self.correlation)
         self.outer = items.slopes[:, :, None] * items.slopes[:, None, :]
+        self.loads = (items.slopes != 0).astype(float)                          # (n, m)
         needs_grid = design.scoring == "eap" or design.criterion == "kl"
         self.grid = grid or (latent_grid(self.mean, self.correlation) if needs_grid else None)
         self.node_log_p = None                     # (n, K, Q), when it fits in _NODE_TABLE
@@ -199,6 +205,11 @@ class McatBatch:
             narrowed = eligible & wanted
             use = tight & narrowed.any(axis=1)
             eligible = np.where(use[:, None], narrowed, eligible)
+        if design.focus and tables.se is not None:
+            unfinished = (self.se[rows] > tables.se).astype(float)             # (r, m)
+            wanted = unfinished @ tables.loads.T > 0                           # (r, n)
+            narrowed = eligible & wanted
+            eligible = np.where(narrowed.any(axis=1)[:, None], narrowed, eligible)
         return eligible
 
     def criterion(self, rows, eligible):

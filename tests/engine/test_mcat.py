@@ -205,3 +205,21 @@ def test_a_session_refuses_an_answer_it_cannot_take():
     session.answer(session.next_item(), 0)
     assert session.next_item() is None and session.last_step["stop"] == "max_items"
     assert session.result().done and len(session.result().items) == 2
+
+
+def test_focus_gives_no_item_of_a_standard_already_precise():
+    """With focus and simple structure, once a factor's SE is at its target no item of it
+    is chosen while another factor's is above its own (re-scored step by step)."""
+    items = simple_structure(15, 3, seed=7, log_slope=0.4)
+    design = McatDesign(criterion="dprule", max_items=45, se=(0.5, 0.5, 0.5), focus=True)
+    truth = np.random.default_rng(15).multivariate_normal(np.zeros(3), CORRELATION, 20)
+    run = simulate(McatTables(items, np.zeros(3), CORRELATION, design), truth, seed=6)
+    factor_of = np.argmax(items.slopes != 0, axis=1)
+    for person in range(20):
+        pattern = np.full((1, 45), np.nan)
+        for step in range(run.length[person]):
+            se = estimate_eap(pattern, items, np.zeros(3), CORRELATION).se[0]
+            item = run.items[person, step]
+            if np.any(se > 0.5):
+                assert se[factor_of[item]] > 0.5
+            pattern[0, item] = run.answers[person, step]
