@@ -110,3 +110,72 @@ def test_malformed_item_is_refused_by_name(capsys, tmp_path, data_path):
     path.write_text(json.dumps(document))
     status, _, err = run(capsys, "score", data_path, "--bank", path)
     assert status == 2 and "'i04'" in err and "3 finite slopes" in err
+
+
+# --- simulate -----------------------------------------------------------------------
+
+def write_config(tmp_path, config):
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_simulate_reports_per_factor_and_composite_figures(capsys, tmp_path, bank_path):
+    config = {"scoring": {"method": "eap"}, "selection": {"method": "DPrule"},
+              "stop": {"min_items": 6, "max_items": 24, "se": {"F1": 0.6, "F2": 0.6, "F3": 0.6},
+                       "composite": {"weights": [1 / 3, 1 / 3, 1 / 3], "se": 0.3},
+                       "classification": {"cut": 0.5, "method": "ci", "alpha": 0.05}},
+              "content": [{"standard": "F1", "min": 2, "max": 10}]}
+    persons = tmp_path / "persons.csv"
+    status, out, err = run(capsys, "simulate", "--bank", bank_path, "--config",
+                           write_config(tmp_path, config), "--examinees", 120, "--seed", 3,
+                           "--persons", persons)
+    assert status == 0 and err == ""
+    report = json.loads(out)
+    assert report["examinees"] == 120 and report["seed"] == 3
+    assert set(report["factors"]) == {"F1", "F2", "F3"}
+    assert 6 <= report["mean_length"] <= 24
+    assert set(report["composite"]) == {"weights", "rmse", "bias", "mean_se"}
+    assert 0.8 <= report["classification"]["accuracy"] <= 1.0
+    table = rows(persons.read_text())
+    assert list(table[0])[:7] == ["person_id", "true_F1", "true_F2", "true_F3", "theta_F1",
+                                  "se_F1", "theta_F2"]
+    lengths = np.array([int(r["length"]) for r in table])
+    assert lengths.mean() == pytest.approx(report["mean_length"], abs=1e-3)
+    for r in table:
+        given = r["items"].split(";")
+        assert len(given) == int(r["length"]) and len(set(given)) == len(given)
+        assert sum(item <= "i15" for item in given) >= 2             # F1's minimum
+        assert r["decision"] in ("pass", "fail")
+    # simulation truth: the report's RMSE is that of the persons file's columns
+    truth = np.array([[float(r[f"true_F{f}"]) for f in (1, 2, 3)] for r in table])
+    theta = np.array([[float(r[f"theta_F{f}"]) for f in (1, 2, 3)] for r in table])
+    assert report["rmse"] == pytest.approx(np.sqrt(np.mean((theta - truth) ** 2)), abs=1e-4)
+
+
+def test_simulate_reads_true_thetas_per_factor(capsys, tmp_path, bank_path):
+    thetas = tmp_path / "theta.csv"
+    thetas.write_text("person_id,F1,F2,F3\na,-1,0,1\nb,0.5,0.5,0.5\n")
+    config = {"selection": {"method": "trule"}, "stop": {"min_items": 5, "max_items": 5}}
+    persons = tmp_path / "persons.csv"
+    status, out, _ = run(capsys, "simulate", "--bank", bank_path, "--config",
+                         write_config(tmp_path, config), "--theta", thetas, "--persons", persons)
+    assert status == 0
+    assert json.loads(out)["examinees"] == 2
+    table = rows(persons.read_text())
+    assert [r["person_id"] for r in table] == ["a", "b"]
+    assert [r["true_F3"] for r in table] == ["1.000000", "0.500000"]
+    assert all(r["length"] == "5" for r in table)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"selection": {"method": "mfi"}}, "selects by one of"),
+    ({"stop": {"se": {"F1": 0.3}}}, "one value per factor"),
+    ({"stop": {"classification": {"cut": 0.5, "method": "sprt"}}}, "method 'ci'"),
+    ({"exposure": {"method": "sympson-hetter"}}, "needs 'parameters'"),
+    ({"scoring": {"method": "wle"}}, "scoring method must be eap or map"),
+])
+def test_simulate_refusals(capsys, tmp_path, bank_path, config, message):
+    status, _, err = run(capsys, "simulate", "--bank", bank_path, "--config",
+                         write_config(tmp_path, config), "--examinees", 5)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -212,10 +212,10 @@ def test_focus_gives_no_item_of_a_standard_already_precise():
     is chosen while another factor above its own has items left (re-scored step by step)."""
     items = simple_structure(15, 3, seed=7, log_slope=0.4)
     design = McatDesign(criterion="dprule", max_items=45, se=(0.5, 0.5, 0.5), focus=True)
-    truth = np.random.default_rng(15).multivariate_normal(np.zeros(3), CORRELATION, 20)
+    truth = np.random.default_rng(15).multivariate_normal(np.zeros(3), CORRELATION, 6)
     run = simulate(McatTables(items, np.zeros(3), CORRELATION, design), truth, seed=6)
     factor_of = np.argmax(items.slopes != 0, axis=1)
-    for person in range(20):
+    for person in range(6):
         pattern = np.full((1, 45), np.nan)
         for step in range(run.length[person]):
             se = estimate_eap(pattern, items, np.zeros(3), CORRELATION).se[0]
