@@ -9,7 +9,8 @@ the multidimensional one does).
 - Multidimensional: D-rule with the prior (mirtCAT's 'DPrule': det of the posterior
   information, prior precision + the administered items' information + the
   candidate's, at the EAP), EAP on the 25^3 whitened grid with the bank's N(0, R)
-  prior; stop when every standard's SE <= 0.40 (or the bank is used up).
+  prior; stop when every standard's SE <= 0.40 (or the bank is used up); with
+  "focus", only items of standards still above 0.40 are candidates.
 - Unidimensional: per standard, its own items, unidimensional MFI + EAP (121 nodes,
   N(0, 1)), stop at SE <= 0.40 (or the standard's items used up); lengths add up.
 - Classification: the equal-weight composite (mean of the three thetas) against a
@@ -90,13 +91,14 @@ def _unidimensional(items, factor):
     return ItemParameters.create(list(items.models[index]), a, b), index
 
 
-def compare(items, correlation, n=SIMULEES, seed=SEED):
+def compare(items, correlation, n=SIMULEES, seed=SEED, focus=False):
     """The study on one bank: a dict of the two arms' figures."""
     rng = np.random.default_rng(seed)
     truth = rng.multivariate_normal(np.zeros(3), correlation, n)
     answers = draw_answers(items, truth, rng)
     true_side = truth.mean(axis=1) >= CUT
-    design = McatDesign(criterion="dprule", max_items=items.n_items, se=(TARGET_SE,) * 3)
+    design = McatDesign(criterion="dprule", max_items=items.n_items, se=(TARGET_SE,) * 3,
+                        focus=focus)
     started = time.perf_counter()
     multi = simulate(McatTables(items, np.zeros(3), correlation, design), truth, seed, answers)
     multi_seconds = time.perf_counter() - started
@@ -122,14 +124,15 @@ def compare(items, correlation, n=SIMULEES, seed=SEED):
 
 
 def study_rows():
-    banks = (("shared/refs2, 45 items (15 a standard), R of the truth", refs_bank(),
-              CORRELATION),
-             ("demo credential, 153 items (54/50/49), R of refs2", demo_bank(), CORRELATION),
-             ("demo credential, 153 items, independent standards (R = I)", demo_bank(),
-              np.eye(3).tolist()))
+    refs, demo, identity = refs_bank(), demo_bank(), np.eye(3).tolist()
+    banks = (("shared/refs2, 45 items (15 a standard), R of the truth", refs, CORRELATION, False),
+             ("demo credential, 153 items (54/50/49), R of refs2", demo, CORRELATION, False),
+             ("the same, with focus", demo, CORRELATION, True),
+             ("demo credential, independent standards (R = I), with focus", demo, identity,
+              True))
     rows = []
-    for name, items, correlation in banks:
-        f = compare(items, correlation)
+    for name, items, correlation, focus in banks:
+        f = compare(items, correlation, focus=focus)
         saving = 1 - f["multi_length"] / f["uni_length"]
         rows.append((name, f"{f['multi_length']:.1f}", f"{f['uni_length']:.1f}",
                      f"{100 * saving:.1f} %",
