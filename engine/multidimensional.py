@@ -58,20 +58,23 @@ class MultidimensionalItems:
 
     @property
     def n_items(self):
-        return self.slopes.shape[0]
+        """n, the number of items."""
+        return len(self.models)
 
     @property
     def n_factors(self):
-        return self.slopes.shape[1]
+        """m, the number of factors."""
+        return len(self.factors)
 
-    @property
+    @functools.cached_property
     def n_categories(self):
-        """Categories per item, shape (n,)."""
-        return 1 + np.sum(~np.isnan(self.intercepts), axis=1)
+        """Categories per item (intercepts + 1), shape (n,)."""
+        return np.count_nonzero(np.isfinite(self.intercepts), axis=1) + 1
 
     @property
     def max_categories(self):
-        return int(self.n_categories.max(initial=2))
+        """K: the intercepts' columns are trimmed to the widest item's."""
+        return self.intercepts.shape[1] + 1
 
     @classmethod
     def from_entries(cls, items, dimensions):
@@ -112,17 +115,17 @@ class MultidimensionalItems:
         return entries
 
     def subset(self, index):
-        """The items at `index` (int array or bool mask), in that order."""
-        index = np.asarray(index)
-        if index.dtype == bool:
-            index = np.flatnonzero(index)
-        intercepts = self.intercepts[index]
-        width = max(int(np.max(np.sum(~np.isnan(intercepts), axis=1), initial=1)), 1)
-        ids = tuple(self.ids[i] for i in index) if self.ids else ()
-        standards = tuple(self.standards[i] for i in index) if self.standards else ()
-        return MultidimensionalItems(self.models[index], self.slopes[index],
-                                     intercepts[:, :width], self.c[index], self.u[index],
-                                     self.factors, ids, standards)
+        """The items at positions `index` (ints, in that order) or of a bool mask (n,)."""
+        positions = np.arange(self.n_items)[index]
+        width = max(int(self.n_categories[positions].max(initial=2)) - 1, 1)
+
+        def picked(labels):
+            return tuple(labels[p] for p in positions) if labels else ()
+
+        return MultidimensionalItems(self.models[positions], self.slopes[positions],
+                                     self.intercepts[positions, :width], self.c[positions],
+                                     self.u[positions], self.factors, picked(self.ids),
+                                     picked(self.standards))
 
     @functools.cached_property
     def _groups(self):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irtcat.api.cli import main
 from irtcat.engine.mcat_scoring import estimate_map
 from irtcat.engine.multidimensional import MultidimensionalItems
+from tests.cli.command_line import rows, run
 
 REFS = Path(__file__).resolve().parents[2] / ".." / "shared" / "refs2"
 TRUTH = REFS / "simmdim_3000x45_truth.json"
@@ -29,16 +29,6 @@ def truth_bank():
             "items": [{"id": item["id"], "standard": item["factor"], "model": "2pl",
                        "a": [item["a1"], item["a2"], item["a3"]], "d": item["d"]}
                       for item in truth["items"]]}
-
-
-def run(capsys, *argv):
-    status = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def rows(text):
-    return list(csv.DictReader(text.splitlines()))
 
 
 @pytest.fixture(scope="module")
