@@ -276,8 +276,7 @@ class McatBatch:
                 self.log_post[rows] += log_p[local, answers]
         if tables.design.scoring == "eap":
             log_post = self.log_post if every else self.log_post[rows]
-            self.theta[rows], self.covariance[rows] = posterior_moments(log_post,
-                                                                        tables.grid.nodes)
+            self.theta[rows], self.covariance[rows] = posterior_moments(log_post, tables.grid)
         else:
             responses = np.full((rows.size, tables.items.n_items), np.nan)
             for i, row in enumerate(rows):

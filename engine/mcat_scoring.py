@@ -19,6 +19,7 @@ The prior is the bank's population N(mean, Sigma) (Sigma the factor correlation)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,14 @@ class LatentGrid:
 
     nodes: np.ndarray
     log_weights: np.ndarray
+
+    @functools.cached_property
+    def moment_basis(self):
+        """theta and its outer products at each node, (Q, m + m^2): one product with a
+        posterior (N, Q) gives the first and second moments."""
+        m = self.nodes.shape[1]
+        outer = (self.nodes[:, :, None] * self.nodes[:, None, :]).reshape(-1, m * m)
+        return np.ascontiguousarray(np.concatenate([self.nodes, outer], axis=1))
 
 
 def latent_grid(mean, correlation, n_points=None, bound=None):
@@ -100,14 +109,14 @@ def grid_log_likelihood(responses, items, nodes):
     return indicator.reshape(observed.shape[0], -1) @ log_p.reshape(log_p.shape[0], -1).T
 
 
-def posterior_moments(log_post, nodes):
-    """Mean (N, m) and covariance (N, m, m) of the normalised log posterior (N, Q)."""
+def posterior_moments(log_post, grid):
+    """Mean (N, m) and covariance (N, m, m) of a log posterior (N, Q) on `grid`."""
     post = log_post - log_post.max(axis=1, keepdims=True)
     np.exp(post, out=post)
-    post /= post.sum(axis=1, keepdims=True)
-    m = nodes.shape[1]
-    mean = post @ nodes
-    second = (post @ (nodes[:, :, None] * nodes[:, None, :]).reshape(-1, m * m)).reshape(-1, m, m)
+    moments = (post @ grid.moment_basis) / post.sum(axis=1)[:, None]      # (N, m + m^2)
+    m = grid.nodes.shape[1]
+    mean = moments[:, :m]
+    second = moments[:, m:].reshape(-1, m, m)
     return mean, second - mean[:, :, None] * mean[:, None, :]
 
 
@@ -121,7 +130,7 @@ def estimate_eap(responses, items, mean, correlation, grid=None):
     for start in range(0, n_persons, rows):
         chunk = slice(start, start + rows)
         log_post = grid_log_likelihood(responses[chunk], items, grid.nodes) + grid.log_weights
-        theta[chunk], covariance[chunk] = posterior_moments(log_post, grid.nodes)
+        theta[chunk], covariance[chunk] = posterior_moments(log_post, grid)
     return MultidimensionalEstimate(theta, covariance, "eap")
 
 
