@@ -179,6 +179,22 @@ def _exposure(config, items):
     return method, probability
 
 
+def _content(rules, items, max_items):
+    """(standard, min, max) triples of the configuration's content rules, checked."""
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and "standard" in r
+                                              for r in rules):
+        raise UsageError("'content' must be a list of {standard, min, max} objects")
+    known = set(items.standards)
+    triples = []
+    for rule in rules:
+        if rule["standard"] not in known:
+            raise UsageError(f"content: no item of the bank has standard {rule['standard']!r}")
+        triples.append((rule["standard"], int(rule.get("min", 0)), int(rule.get("max", 10**6))))
+    if sum(low for _, low, _ in triples) > max_items:
+        raise UsageError("content: the minimums add up to more than stop.max_items")
+    return tuple(triples)
+
+
 def design_from_config(config, items):
     """The McatDesign of a CAT configuration (a dict) on `items`; UsageError if malformed."""
     from irtcat.engine.mcat import McatDesign
@@ -213,8 +229,7 @@ def design_from_config(config, items):
     se_value = stop.get("se", DEFAULT_SE if composite is None and classification is None
                         else None)
     se = None if se_value is None else _per_factor(se_value, factors, "stop.se")
-    content = tuple((rule["standard"], int(rule.get("min", 0)), int(rule.get("max", 10**6)))
-                    for rule in config.get("content", []))
+    content = _content(config.get("content", []), items, int(stop.get("max_items", 30)))
     method, probability = _exposure(config, items)
     try:
         return McatDesign(

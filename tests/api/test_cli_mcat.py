@@ -164,6 +164,9 @@ def test_simulate_reads_true_thetas_per_factor(capsys, tmp_path, bank_path):
     ({"stop": {"classification": {"cut": 0.5, "method": "sprt"}}}, "method 'ci'"),
     ({"exposure": {"method": "sympson-hetter"}}, "needs 'parameters'"),
     ({"scoring": {"method": "wle"}}, "scoring method must be eap or map"),
+    ({"content": [{"standard": "F9", "min": 1}]}, "no item of the bank has standard 'F9'"),
+    ({"content": [{"standard": "F1", "min": 20}, {"standard": "F2", "min": 20}]},
+     "minimums add up to more than"),
 ])
 def test_simulate_refusals(capsys, tmp_path, bank_path, config, message):
     status, _, err = run(capsys, "simulate", "--bank", bank_path, "--config",
