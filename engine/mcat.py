@@ -10,7 +10,7 @@ left in the examinee's pool after the content rules and exposure control:
   items left to give only just cover the unmet minimums, only the standards below
   their minimum stay open (the light rule of `engine.content`);
 - focus (optional): with per-factor SE targets, only items loading on a factor not
-  yet at its target are candidates;
+  yet at its target are candidates; when none is left the test ends (pool_exhausted);
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
@@ -57,7 +57,7 @@ class McatDesign:
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
     focus: with `se`, only items loading on a factor still above its threshold are
-    candidates (while there is one).
+    candidates (the test ends when none is left).
     """
 
     criterion: str = "dprule"
@@ -182,8 +182,10 @@ class McatBatch:
         if design.cut is not None:
             rules |= np.abs(value - design.cut) >= tables.z * spread
         rules &= minimums & (length >= design.min_items) & (length > 0)
-        left = (self.pool[rows] & ~self.administered[rows]).any(axis=1)
-        stop = np.where(length >= design.max_items, 1, np.where(~left, 2, np.where(rules, 3, 0)))
+        left = self.pool[rows] & ~self.administered[rows]
+        wanted = self._focus(rows)
+        left = (left if wanted is None else left & wanted).any(axis=1)
+        stop = np.where(length >= design.max_items, 1, np.where(rules, 3, np.where(~left, 2, 0)))
         self.reason[rows] = stop
         if design.cut is not None:
             self.decision[rows] = np.where(length > 0, np.where(value >= design.cut, 1, -1), 0)
@@ -205,12 +207,18 @@ class McatBatch:
             narrowed = eligible & wanted
             use = tight & narrowed.any(axis=1)
             eligible = np.where(use[:, None], narrowed, eligible)
-        if design.focus and tables.se is not None:
-            unfinished = (self.se[rows] > tables.se).astype(float)             # (r, m)
-            wanted = unfinished @ tables.loads.T > 0                           # (r, n)
-            narrowed = eligible & wanted
-            eligible = np.where(narrowed.any(axis=1)[:, None], narrowed, eligible)
-        return eligible
+        wanted = self._focus(rows)
+        return eligible if wanted is None else eligible & wanted
+
+    def _focus(self, rows):
+        """With focus: the items loading on a factor still above its SE target (r, n), all
+        items for a row whose every factor is at its target; without focus None."""
+        tables = self.tables
+        if not tables.design.focus or tables.se is None:
+            return None
+        unfinished = self.se[rows] > tables.se                                 # (r, m)
+        wanted = unfinished.astype(float) @ tables.loads.T > 0                 # (r, n)
+        return wanted | ~unfinished.any(axis=1)[:, None]     # every factor done: any item
 
     def criterion(self, rows, eligible):
         """The design's criterion at each row's estimate: (r, n), -inf where not eligible."""

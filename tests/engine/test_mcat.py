@@ -205,7 +205,8 @@ def test_a_session_refuses_an_answer_it_cannot_take():
 
 def test_focus_gives_no_item_of_a_standard_already_precise():
     """With focus and simple structure, once a factor's SE is at its target no item of it
-    is chosen while another factor above its own has items left (re-scored step by step)."""
+    is chosen (re-scored step by step); a test whose unfinished factors have no item left
+    ends there (pool_exhausted) with a factor above its target."""
     items = simple_structure(15, 3, seed=7, log_slope=0.4)
     design = McatDesign(criterion="dprule", max_items=45, se=(0.5, 0.5, 0.5), focus=True)
     truth = np.random.default_rng(15).multivariate_normal(np.zeros(3), CORRELATION, 6)
@@ -216,10 +217,11 @@ def test_focus_gives_no_item_of_a_standard_already_precise():
         for step in range(run.length[person]):
             se = estimate_eap(pattern, items, np.zeros(3), CORRELATION).se[0]
             item = run.items[person, step]
-            left = np.isnan(pattern[0])
-            if np.any(left & (se[factor_of] > 0.5)):        # an unfinished factor has items
-                assert se[factor_of[item]] > 0.5
+            assert se[factor_of[item]] > 0.5
             pattern[0, item] = run.answers[person, step]
+        if run.reason[person] == 2:
+            unfinished = run.se[person] > 0.5
+            assert unfinished.any() and np.all(~np.isnan(pattern[0, unfinished[factor_of]]))
 
 
 def test_kl_values_are_the_posterior_weighted_divergence():
