@@ -247,8 +247,7 @@ class McatBatch:
         if design.exposure == "sympson-hetter":
             chosen = self._sympson_hetter(rows, score)
         else:
-            k = design.randomesque if design.exposure != "none" or design.randomesque > 1 else 1
-            chosen = best_of(self.rng, score, k)
+            chosen = best_of(self.rng, score, design.randomesque)
         return np.where(none, -1, chosen)
 
     def _sympson_hetter(self, rows, score):
