@@ -27,10 +27,11 @@ shared simulation), the identity (the demo's own log draws its standards
 independently: the control where no strength can be borrowed), and 0.8 everywhere
 (closely related standards).
 
-"information bound" (`information_saving_bound`): the most test information a
-multidimensional test can save at that correlation and SE target, a closed bound on
-the items saved (item information roughly proportional to length): 14.0 % for the
-refs2 matrix, 0 for independent standards, 30.7 % at 0.8.
+"information saved at most" (`information_saving_bound`): the most test information a
+multidimensional test can save at that correlation and SE target (14.0 % for the refs2
+matrix, 0 for independent standards, 30.7 % at 0.8). Items saved can exceed it: an
+adaptive test's first items are its most informative, so the items a test no longer
+needs are its weakest.
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def information_saving_bound(correlation, se=TARGET_SE):
     Separate tests need ``1/se^2 - 1`` information each (prior variance 1). Together, with
     simple structure, the posterior precision is ``R^-1 + diag(I)``; the least total
     information ``sum(I)`` with every diagonal element of its inverse at most se^2 is found
-    by SLSQP. Item information being about proportional to length, this bounds the items
-    saved.
+    by SLSQP. It measures what the correlation allows; it bounds the items
+    saved only roughly (an adaptive test's last items carry the least information).
     """
     from scipy.optimize import minimize
 
@@ -175,7 +176,7 @@ def study_rows():
             f"SE <= {TARGET_SE} in every standard, {SIMULEES} simulees, seed {SEED}, "
             f"cut {CUT} on the equal-weight composite",
             ("bank", "MCAT mean length", "3 x CAT mean length", "items saved",
-             "information bound",
+             "information saved at most",
              "accuracy MCAT / 3 x CAT", "reached SE MCAT / 3 x CAT",
              "RMSE per standard MCAT / 3 x CAT", "MCAT time"), rows)
 
