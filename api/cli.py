@@ -120,6 +120,8 @@ def _define_score(score):
                        help="default: the bank's population sd")
     score.add_argument("--quadpts", type=_node_count, default=121,
                        help="EAP quadrature nodes on [-6, 6] (default 121, as mirt)")
+    score.add_argument("--weights", metavar="W1,W2,...", help="a multidimensional bank: "
+                       "the composite's weights, one per factor (adds composite,composite_se)")
     score.set_defaults(run=run_score)
 
 
@@ -217,7 +219,14 @@ def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts
 
 
 def run_score(args):
+    from irtcat.api import mirt_commands
     from irtcat.itembank import write_scores
+
+    document = mirt_commands.multidimensional_document(args.bank)
+    if document is not None:
+        return mirt_commands.run_score(args, document)
+    if args.weights is not None:
+        raise UsageError("--weights go with a multidimensional bank (one with 'dimensions')")
 
     if args.method != "pv" and (args.draws is not None or args.seed is not None):
         raise UsageError("--draws and --seed go with --method pv")

@@ -154,6 +154,7 @@ def run_simulate(args):
 
     import numpy as np
 
+    from irtcat.api import mirt_commands
     from irtcat.api.report import simulation_details, simulation_report_html
     from irtcat.api.simulation_report import report as simulation_report
     from irtcat.api.simulation_report import timed_run
@@ -168,6 +169,9 @@ def run_simulate(args):
     )
     from irtcat.itembank.io import write_atomically
 
+    document = mirt_commands.multidimensional_document(args.bank)
+    if document is not None:
+        return mirt_commands.run_simulate(args, document)
     bank = read_bank(args.bank)
     config = read_json(args.config)
     try:
