@@ -57,6 +57,16 @@ class Number(fields.Float):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class Slope(Number):
+    """An item's a: read as a number; shown as held, so a multidimensional item's list of
+    slopes (imported with `irtcat bank import`) is listed as it is."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, list):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class Bool(fields.Boolean):
     """true or false, nothing else."""
 
@@ -133,8 +143,8 @@ class ItemDoc(Schema):
     id = fields.String(required=True, validate=ID)
     standard = fields.String(required=True, validate=ID)
     model = fields.String(required=True, validate=validate.OneOf(MODELS))
-    a = Number(validate=validate.Range(min=0, min_inclusive=False),
-               metadata={"exclusiveMinimum": True})       # OpenAPI 3.0's spelling of > 0
+    a = Slope(validate=validate.Range(min=0, min_inclusive=False),
+              metadata={"exclusiveMinimum": True})        # OpenAPI 3.0's spelling of > 0
     b = Difficulty(metadata={"description": "a number, or a list for polytomous items",
                              "oneOf": [{"type": "number"},
                                        {"type": "array", "items": {"type": "number"},

@@ -213,3 +213,27 @@ def test_a_test_over_a_multidimensional_bank_is_refused_for_now(framework_store)
     with pytest.raises(DataFormatError, match="multidimensional; tests and sessions over "
                                               "multidimensional banks are not supported yet"):
         Delivery(framework_store).create_test("t", "T", ["F1"], {})
+
+
+def test_the_http_item_listing_shows_slope_lists(database_url):
+    # the bank as imported (docs/bank-record.md): GET /v1/items shows each item's slopes
+    from irtcat.api.app import close_app, create_app
+    from irtcat.delivery.keys import create_key
+    from irtcat.itembank.database import Database, upgrade
+
+    database = Database(database_url)
+    upgrade(database)
+    database.dispose()
+    app = create_app({"DATABASE_URL": database_url})
+    try:
+        store = app.extensions["irtcat"]["store"]
+        store.import_framework(FRAMEWORK)
+        bank = multidimensional_bank()
+        store.import_items(copy.deepcopy(bank))
+        headers = {"Authorization": f"Bearer {create_key(store.database, 'admin')}"}
+        answer = app.test_client().get("/v1/items/g1", headers=headers)
+        assert answer.status_code == 200
+        assert answer.json["a"] == bank["items"][10]["a"]
+        assert answer.json["d"] == bank["items"][10]["d"]
+    finally:
+        close_app(app)
