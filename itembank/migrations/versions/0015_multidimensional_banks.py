@@ -13,11 +13,15 @@ from alembic import op
 revision, down_revision = "0015", "0014"
 
 
+DIMENSIONS = "dimensions"
+
+
 def upgrade():
-    with op.batch_alter_table("bank_versions") as table:
-        table.add_column(sa.Column("dimensions", sa.JSON(), nullable=True))
+    # a nullable column: a plain ALTER TABLE ... ADD COLUMN on SQLite and PostgreSQL
+    op.add_column("bank_versions", sa.Column(DIMENSIONS, sa.JSON(), nullable=True))
 
 
 def downgrade():
+    # SQLite drops a column by copying the table (batch mode)
     with op.batch_alter_table("bank_versions") as table:
-        table.drop_column("dimensions")
+        table.drop_column(DIMENSIONS)
