@@ -49,22 +49,16 @@ class Strict(Schema):
 # boolean and "3" or 3.0 for an integer.
 
 class Number(fields.Float):
-    """A JSON number (not a string, not a boolean), finite."""
+    """A JSON number (not a string, not a boolean), finite; a list is shown as held (a
+    multidimensional item's slopes, imported with `irtcat bank import`)."""
+
+    def _serialize(self, value, *args, **kwargs):
+        return value if isinstance(value, list) else super()._serialize(value, *args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
-
-
-class Slope(Number):
-    """An item's a: read as a number; shown as held, so a multidimensional item's list of
-    slopes (imported with `irtcat bank import`) is listed as it is."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if isinstance(value, list):
-            return value
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class Bool(fields.Boolean):
@@ -143,8 +137,8 @@ class ItemDoc(Schema):
     id = fields.String(required=True, validate=ID)
     standard = fields.String(required=True, validate=ID)
     model = fields.String(required=True, validate=validate.OneOf(MODELS))
-    a = Slope(validate=validate.Range(min=0, min_inclusive=False),
-              metadata={"exclusiveMinimum": True})        # OpenAPI 3.0's spelling of > 0
+    a = Number(validate=validate.Range(min=0, min_inclusive=False),
+               metadata={"exclusiveMinimum": True})       # OpenAPI 3.0's spelling of > 0
     b = Difficulty(metadata={"description": "a number, or a list for polytomous items",
                              "oneOf": [{"type": "number"},
                                        {"type": "array", "items": {"type": "number"},

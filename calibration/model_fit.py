@@ -35,10 +35,8 @@ and TLI and CFI relative to the null model (every item independent of theta:
 its fitted category proportions are the observed ones), reported only when the
 null model's M2 exceeds the model's.
 
-`m2_statistics` takes the model at any nodes instead (several factors, bifactor or
-quasi-Monte Carlo sets): its category probabilities there, the nodes' weights and
-the derivatives of its conditional means (`moment_jacobian`); on the grid above
-with one factor it is `m2`.
+`m2_statistics` takes a model at any nodes (several factors, bifactor, quasi-Monte
+Carlo); on the grid above with one factor it is `m2`.
 
 `anova` gives the rows of mirt's ``anova(model_1, model_2)``;
 `marginal_log_likelihood` the log-likelihood of a bank already fitted to the data.
