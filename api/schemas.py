@@ -49,7 +49,11 @@ class Strict(Schema):
 # boolean and "3" or 3.0 for an integer.
 
 class Number(fields.Float):
-    """A JSON number (not a string, not a boolean), finite."""
+    """A JSON number (not a string, not a boolean), finite; a list is shown as held (a
+    multidimensional item's slopes, imported with `irtcat bank import`)."""
+
+    def _serialize(self, value, *args, **kwargs):
+        return value if isinstance(value, list) else super()._serialize(value, *args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)):

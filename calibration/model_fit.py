@@ -35,6 +35,9 @@ and TLI and CFI relative to the null model (every item independent of theta:
 its fitted category proportions are the observed ones), reported only when the
 null model's M2 exceeds the model's.
 
+`m2_statistics` takes a model at any nodes (several factors, bifactor, quasi-Monte
+Carlo); on the grid above with one factor it is `m2`.
+
 `anova` gives the rows of mirt's ``anova(model_1, model_2)``;
 `marginal_log_likelihood` the log-likelihood of a bank already fitted to the data.
 """
@@ -315,8 +318,64 @@ def m2(calibrator, responses, n_categories=None, level=0.9):
     ModelFitError
         Too many items (`MAX_M2_ITEMS`) or too few degrees of freedom.
     """
+    responses = _checked(responses)
+    n_items = responses.shape[1]
+    if n_categories is None:
+        n_categories = np.zeros(n_items, dtype=int)
+        for block in calibrator.blocks_:
+            n_categories[block.items] = block.n_categories
+    return _m2_family(responses, _model_moments(calibrator, n_items),
+                      calibrator.n_parameters_, n_categories, level)
+
+
+def m2_statistics(responses, log_probability, log_weights, n_parameters, mean_jacobian,
+                  *, n_categories=None, level=0.9):
+    """mirt's ``M2(mod)`` family for a model given at arbitrary quadrature nodes.
+
+    The nodes may be a product grid over several factors, a bifactor or quasi-Monte
+    Carlo set: only the category probabilities there, the nodes' weights and the
+    derivatives of the conditional item means enter (local independence given the
+    nodes). On mirt's 61-node grid of a one-factor model this is `m2`.
+
+    Parameters
+    ----------
+    responses : ndarray (n_persons, n_items)
+        Categories 0..K-1, NaN where missing.
+    log_probability : ndarray (n_nodes, n_items, n_max_categories)
+        log P(x_i = k | node); -inf for the categories an item does not have.
+    log_weights : ndarray (n_nodes,)
+        Log weights of the nodes (normalized here: mirt's ``Prior / sum(Prior)``).
+    n_parameters : int
+        All estimated parameters (latent ones included): df = n_moments - n_parameters.
+    mean_jacobian : ndarray (n_items, n_columns, n_nodes)
+        d E[x_i | node] / d (free item parameter), zero for another item's parameters;
+        only its column space matters (any reparameterization gives the same M2).
+        `compensatory_mean_jacobian` builds it for the multidimensional models.
+    n_categories : array_like of int (n_items,), optional
+        For the null model; default: the categories with a finite log probability.
+    level : float
+        Of the RMSEA interval (mirt: 0.9).
+
+    Returns
+    -------
+    M2Result
+    """
+    responses = _checked(responses)
+    probability = np.exp(np.asarray(log_probability, dtype=float))      # (Q, J, K)
+    score = np.arange(probability.shape[2], dtype=float)
+    weights = np.exp(np.asarray(log_weights, dtype=float) - logsumexp(log_weights))
+    moments = _Moments(mean=(probability @ score).T, square=(probability @ score**2).T,
+                       jacobian=np.asarray(mean_jacobian, dtype=float), weights=weights)
+    if n_categories is None:
+        n_categories = np.isfinite(log_probability).any(axis=0).sum(axis=1)
+    return _m2_family(responses, moments, n_parameters, n_categories, level)
+
+
+def _checked(responses):
+    """The responses as floats, refused where M2 is not computed (too many items, a
+    pair of items nobody answered both of)."""
     responses = np.asarray(responses, dtype=float)
-    n_persons, n_items = responses.shape
+    n_items = responses.shape[1]
     if n_items > MAX_M2_ITEMS:
         raise ModelFitError(f"M2 is computed for at most {MAX_M2_ITEMS} items, not {n_items}")
     answered = (~np.isnan(responses)).astype(float)
@@ -326,15 +385,16 @@ def m2(calibrator, responses, n_categories=None, level=0.9):
         raise ModelFitError(f"M2 needs every pair of items answered by some person: "
                             f"{never} of {n_items * (n_items - 1) // 2} pairs are not "
                             "(an adaptive-test log: see the items' fit)")
-    if n_categories is None:
-        n_categories = np.zeros(n_items, dtype=int)
-        for block in calibrator.blocks_:
-            n_categories[block.items] = block.n_categories
+    return responses
+
+
+def _m2_family(responses, moments, n_parameters, n_categories, level):
+    """M2, its p, RMSEA (with interval), SRMSR, TLI and CFI from the model's moments."""
+    n_persons, n_items = responses.shape
     observed, n_per_moment, correlation = _observed(responses)
-    moments = _model_moments(calibrator, n_items)
     statistic, implied_correlation = _statistic(moments, moments.jacobian.shape[1], observed,
                                                 n_per_moment, n_persons)
-    df = observed.size - calibrator.n_parameters_
+    df = observed.size - n_parameters
     lower = np.tril_indices(n_items, -1)
     srmsr = float(np.sqrt(np.mean((correlation - implied_correlation)[lower] ** 2)))
     null_moments, null_parameters = _null_moments(responses, np.asarray(n_categories))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, insert, select
 
+from .dimensions import parse_dimensions
 from .errors import DataFormatError, NotFoundError, ReferenceConflict
 from .io import BANK_FORMAT, parse_population
 from .records import ItemRecord, parse_items
@@ -45,16 +46,17 @@ class ItemRepository:
         items without parameters wait for a calibration. Returns ``{"created",
         "updated", "unchanged": int, "versions": [{"standard", "version"}]}``.
         """
-        records = parse_items(document)
+        dimensions = parse_dimensions(document)
+        records = parse_items(document, dimensions)
         population = parse_population(document)
         calibration = document.get("calibration") if isinstance(document, dict) else None
         with self.database.writing() as session:
             if precondition is not None:
                 lock_standards(session, {record.standard for record in records.values()})
                 precondition(session)
-            return self._import_items(session, records, population, calibration)
+            return self._import_items(session, records, population, calibration, dimensions)
 
-    def _import_items(self, session, records, population, calibration):
+    def _import_items(self, session, records, population, calibration, dimensions=None):
         codes = {record.standard for record in records.values()}
         known = set(lock_standards(session, codes))
         for record in records.values():
@@ -97,7 +99,7 @@ class ItemRepository:
         for code in sorted(codes):
             number, changed_parameters = _publish_changes(
                 session, code, [r for r in records.values() if r.standard == code],
-                population, calibration)
+                population, calibration, dimensions)
             changed |= changed_parameters - {row["id"] for row in new_rows}
             if number is not None:
                 versions.append({"standard": code, "version": number})
@@ -205,8 +207,12 @@ class ItemRepository:
                 .where(Item.id.in_(list(item_ids))))}
 
 
-def _publish_changes(session, code, records, population, calibration):
+def _publish_changes(session, code, records, population, calibration, dimensions=None):
     """Publish a new version of `code` if `records` change its published items.
+
+    `dimensions`: of a multidimensional import; an import without parameters keeps
+    the current version's. A version is wholly unidimensional or wholly on the new
+    version's factors (DataFormatError otherwise).
 
     Returns ``(version number or None, ids of items whose parameters changed)``."""
     current = current_version(session, code)
@@ -227,15 +233,35 @@ def _publish_changes(session, code, records, population, calibration):
         population = population or {"mean": current.population_mean,
                                     "sd": current.population_sd}
         calibration = calibration if calibration is not None else current.calibration
+        if dimensions is None and all(record.parameters is None for record in records):
+            dimensions = current.dimensions
+    _check_dimensionality(code, candidate, dimensions)
     changed = {item_id for item_id, parameters in candidate.items()
                if entries.get(item_id) != parameters}
-    same_scale = current is None or population == {"mean": current.population_mean,
-                                                   "sd": current.population_sd}
+    same_scale = current is None or (
+        population == {"mean": current.population_mean, "sd": current.population_sd}
+        and dimensions == current.dimensions)
     if not candidate or (not changed and same_scale):
         return None, changed
-    version = add_version(session, code, candidate, population, calibration)
+    version = add_version(session, code, candidate, population, calibration,
+                          dimensions=dimensions)
     publish_version(session, version)
     return version.number, changed
+
+
+def _check_dimensionality(code, entries, dimensions):
+    """Every item of a version has a number `a` (unidimensional) or a list of one slope
+    per factor of `dimensions`; DataFormatError naming the first that does not."""
+    size = None if dimensions is None else len(dimensions["factors"])
+    for item_id, parameters in entries.items():
+        slopes = parameters.get("a")
+        listed = isinstance(slopes, list)
+        if (size is None and listed) or (size is not None and (not listed
+                                                                or len(slopes) != size)):
+            kind = "unidimensional" if size is None else f"{size}-dimensional"
+            raise DataFormatError(f"standard {code!r}: item {item_id!r} does not fit its "
+                                  f"new {kind} bank version; import its parameters on the "
+                                  "same factors")
 
 
 def _without_status(parameters):
@@ -254,6 +280,12 @@ def _bank_document(items, versions):
                               "scales; export one standard at a time")
     mean, sd = populations.pop() if populations else (0.0, 1.0)
     document["population"] = {"mean": mean, "sd": sd}
+    dimensions = [v.dimensions for v in versions]
+    if any(d != dimensions[0] for d in dimensions):
+        raise DataFormatError("the standards' bank versions have different dimensions; "
+                              "export one standard at a time")
+    if dimensions and dimensions[0] is not None:
+        document["dimensions"] = dimensions[0]
     document["items"] = items
     calibrations = [v.calibration for v in versions if v.calibration is not None]
     if calibrations and all(c == calibrations[0] for c in calibrations) \

@@ -20,6 +20,7 @@ from irtcat.engine import (
 )
 from irtcat.engine.models import category_count, parameters_from_entries
 
+from .dimensions import MULTIDIMENSIONAL_KEYS, multidimensional_parameters
 from .errors import DataFormatError, ReferenceConflict
 from .io import bank_items, check_model, item_parameters
 from .schema import ITEM_STATUSES
@@ -200,8 +201,11 @@ def _key(value, model, content, n_categories, where):
     return {"scores": dict(scores)}
 
 
-def parse_item(item, position):
-    """One item document as an `ItemRecord`; DataFormatError naming the item."""
+def parse_item(item, position, factors=None):
+    """One item document as an `ItemRecord`; DataFormatError naming the item.
+
+    `factors`: the factor names of a multidimensional bank (its items' parameters are
+    slope lists and intercepts ``d``, `dimensions.multidimensional_parameters`)."""
     if not isinstance(item, dict):
         raise DataFormatError(f"item at position {position} must be an object")
     item_id = _text(item.get("id"), f"item at position {position}: id", MAX_ID)
@@ -213,7 +217,11 @@ def parse_item(item, position):
         raise DataFormatError(f"{where}: status must be one of {', '.join(ITEM_STATUSES)}, "
                               f"got {status!r}")
     parameters, n_categories = None, None
-    if any(name in item for name in PARAMETER_KEYS):
+    parameter_keys = PARAMETER_KEYS if factors is None else MULTIDIMENSIONAL_KEYS
+    if factors is not None and any(name in item for name in (*parameter_keys, "b", "ak")):
+        parameters, n_categories = multidimensional_parameters(item, factors)
+        parameters.update({name: item[name] for name in STATISTIC_KEYS if name in item})
+    elif any(name in item for name in PARAMETER_KEYS):
         entry = item_parameters(item)
         try:
             check_item_parameters(parameters_from_entries([entry]), [where])
@@ -222,7 +230,7 @@ def parse_item(item, position):
         parameters = {name: item[name] for name in (*PARAMETER_KEYS, *STATISTIC_KEYS)
                       if name in item}
         n_categories = category_count(model, b=entry["b"])
-    elif any(name in item for name in STATISTIC_KEYS):
+    if parameters is None and any(name in item for name in STATISTIC_KEYS):
         raise DataFormatError(f"{where}: standard errors or fit without parameters")
     for name in ("se", "slope_intercept", "se_slope_intercept", "fit"):
         if name in item and not isinstance(item[name], dict):
@@ -233,18 +241,20 @@ def parse_item(item, position):
     if item_id in enemies:
         raise DataFormatError(f"{where} cannot be its own enemy")
     extra = {name: value for name, value in item.items()
-             if name not in IDENTITY_KEYS + PARAMETER_KEYS + STATISTIC_KEYS}
+             if name not in IDENTITY_KEYS + parameter_keys + PARAMETER_KEYS + STATISTIC_KEYS}
     return ItemRecord(item_id, standard, model, status, content, key,
                       _string_list(item.get("tags"), f"{where}: tags"), enemies, extra,
                       parameters)
 
 
-def parse_items(document):
-    """The items of a bank document (or a bare list of item documents), by id."""
+def parse_items(document, dimensions=None):
+    """The items of a bank document (or a bare list of item documents), by id;
+    `dimensions` the checked ``dimensions`` of a multidimensional bank."""
     items = bank_items(document, bare_list=True)
+    factors = None if dimensions is None else dimensions["factors"]
     records = {}
     for position, item in enumerate(items):
-        record = parse_item(item, position)
+        record = parse_item(item, position, factors)
         if record.id in records:
             raise DataFormatError(f"duplicate item id {record.id!r}")
         records[record.id] = record

@@ -121,6 +121,9 @@ class BankVersion(Base):
     # status): what delivery loads, in one read. Written once, like the version.
     arrays: Mapped[dict] = mapped_column(JSON, deferred=True)
     calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
+    # migration 0015: a multidimensional version's ``dimensions`` (factors, structure,
+    # mean, correlation, se, rotation) as its bank document states them; null otherwise
+    dimensions: Mapped[dict | None] = mapped_column(JSON)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from irtcat.engine.models import parameter_columns, parameters_from_columns
 
 from .bank import ItemBank
-from .errors import NotFoundError
+from .errors import DataFormatError, NotFoundError
 from .schema import BankVersion, BankVersionItem, Publication, Standard, utc_now
 from .standards import lock_standards
 
@@ -56,16 +56,17 @@ class VersionRepository:
     `self._cache` (an OrderedDict) under `self._cache_lock`."""
 
     def add_draft_version(self, code, entries, population=None, calibration=None,
-                          run_id=None):
+                          run_id=None, dimensions=None):
         """Store a calibration's result as an unpublished version; returns its number.
 
-        `entries`: ``{item_id: {"model", "a", "b", ..., "status"}}``.
+        `entries`: ``{item_id: {"model", "a", "b", ..., "status"}}`` (a multidimensional
+        version: ``{"model", "a": [...], "d", ..., "status"}`` with its `dimensions`).
         """
         with self.database.writing() as session:
             if session.get(Standard, code) is None:
                 raise NotFoundError(f"no standard {code!r}")
             return add_version(session, code, entries, population, calibration,
-                                     run_id).number
+                               run_id, dimensions).number
 
     def publish(self, code, number=None):
         """Make version `number` (default: the newest) the one new sessions use. Publishing
@@ -158,6 +159,11 @@ class VersionRepository:
             if version is None:
                 raise NotFoundError(f"no bank version {version_id}")
             columns = version.arrays
+            if version.dimensions is not None:
+                raise DataFormatError(
+                    f"standard {version.standard_code!r}: bank version {version.number} is "
+                    "multidimensional; tests and sessions over multidimensional banks are "
+                    "not supported yet")
         params = parameters_from_columns(columns)
         items = tuple({"id": item_id, "standard": version.standard_code, "model": model,
                        "status": status} for item_id, model, status in zip(
@@ -167,15 +173,18 @@ class VersionRepository:
                             ItemBank(items, params, population, version.calibration), columns)
 
 
-def add_version(session, code, entries, population, calibration, run_id=None):
-    """A new draft version of `code` holding `entries` ({item_id: parameters})."""
+def add_version(session, code, entries, population, calibration, run_id=None,
+                dimensions=None):
+    """A new draft version of `code` holding `entries` ({item_id: parameters}); a
+    multidimensional one with its `dimensions`."""
     population = population or DEFAULT_POPULATION
     number = session.scalar(select(func.coalesce(func.max(BankVersion.number), 0))
                             .where(BankVersion.standard_code == code)) + 1
     version = BankVersion(standard_code=code, number=number,
                           population_mean=population["mean"],
                           population_sd=population["sd"], calibration=calibration,
-                          arrays=_columns(entries), calibration_run_id=run_id,
+                          arrays=_columns(entries, dimensions is not None),
+                          calibration_run_id=run_id, dimensions=dimensions,
                           published=False)
     session.add(version)
     session.flush()
@@ -216,11 +225,13 @@ def version_by_number(session, code, number):
     return version
 
 
-def _columns(entries):
-    """The parameters of `entries` ({item_id: parameters}) as columns, b padded with None."""
+def _columns(entries, multidimensional=False):
+    """The parameters of `entries` ({item_id: parameters}) as columns, b padded with None;
+    of a multidimensional version only ids, models and statuses (not delivered yet)."""
     values = list(entries.values())
-    return {"id": list(entries), **parameter_columns(values),
-            "status": [p["status"] for p in values]}
+    parameters = ({"model": [p["model"] for p in values]} if multidimensional
+                  else parameter_columns(values))
+    return {"id": list(entries), **parameters, "status": [p["status"] for p in values]}
 
 
 __all__ = ["DeliveryBank", "VersionRepository", "add_version", "current_version",
