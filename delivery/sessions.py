@@ -297,7 +297,7 @@ class Delivery(Definitions):
         moved = advance_session(self.database, session_id, live.position, values, {
             "learner_id": live.learner_id, "item_id": item_id, "raw_response": _raw(response),
             "score": score, "responded_at": utc_now(), "bank_version_id": item["version_id"],
-            "pretest": bool(item["status"] == "pretest")}, step=batch.last_step,
+            "pretest": bool(item["status"] == "pretest"), "trace": batch.last_step},
             given=None if finished else (live.test_id, *_counted(built, next_position)))
         if not moved:
             return None                                   # another request moved it first
@@ -339,9 +339,11 @@ class Delivery(Definitions):
             values = {"status": "finished", "finished_at": utc_now(), "current_item": None,
                       "position": len(answers), "result": result}
             steps = len(session_steps(self.database, session_id))
-            stop = {"step": steps + 1, "theta": result["theta"], "se": result["se"],
-                    "stop": reason} if steps else None     # none: stored before traces
-            if advance_session(self.database, session_id, row.position, values, step=stop):
+            if steps:                                    # none: stored before traces
+                values["steps"] = [*(row.steps or ()), {
+                    "step": steps + 1, "theta": result["theta"], "se": result["se"],
+                    "stop": reason}]
+            if advance_session(self.database, session_id, row.position, values):
                 self._finished(session_id, row.learner_id)
                 return self.state(session_id)
         raise ConflictError("the session is being answered concurrently; try again")

@@ -10,8 +10,10 @@ so a count never disagrees with the sessions stored, whatever the number of work
 Rows of one statement are sorted by key, so concurrent transactions lock them in
 one order (no deadlock on PostgreSQL).
 
-A session's step traces (`irtcat.engine.session.step_trace`) are rows of
-``session_steps``, written in the same transactions.
+A session's step traces (`irtcat.engine.session.step_trace`) are written in the same
+transactions on rows written anyway (migration 0015): each answer's ``responses`` row
+carries the trace of the step it led to, the session's row (``steps``) the first step
+and the last step of a session ended early; `session_steps` reads them back in order.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .schema import ExposureCount, ExposureSessions, SessionStep
+from .schema import DeliverySession, ExposureCount, ExposureSessions, Response
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_ADD_STEP = SessionStep.__table__.insert()
 
 
 def utc_day(moment=None):
@@ -84,19 +85,17 @@ def count_administered(connection, test_id, item_id, pretest, moment=None):
          ("administered", "ineligible"))
 
 
-def add_step(connection, session_id, trace):
-    """Store a session's step trace (a dict with its ``step``)."""
-    connection.execute(_ADD_STEP, {"session_id": session_id, "step": trace["step"],
-                                   "trace": trace})
-
-
 def session_steps(database, session_id):
     """A session's step traces in order: a list of dicts (empty for a session stored
     before traces were kept)."""
     with database.read_connection() as connection:
-        return [row.trace for row in connection.execute(
-            select(SessionStep.trace).where(SessionStep.session_id == session_id)
-            .order_by(SessionStep.step))]
+        kept = connection.execute(select(DeliverySession.steps).where(
+            DeliverySession.id == session_id)).scalar_one_or_none()
+        carried = connection.execute(
+            select(Response.trace).where(Response.session_id == session_id)
+            .order_by(Response.id)).scalars().all()
+    traces = [trace for trace in (*(kept or ()), *carried) if trace]
+    return sorted(traces, key=lambda trace: trace["step"])
 
 
 def live_counts(database, test_id):
@@ -132,5 +131,5 @@ def daily_counts(database, test_id):
              for r in rows])
 
 
-__all__ = ["add_step", "count_administered", "count_start", "daily_counts", "live_counts",
+__all__ = ["count_administered", "count_start", "daily_counts", "live_counts",
            "session_steps", "utc_day"]
