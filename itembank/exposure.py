@@ -10,6 +10,11 @@ so a count never disagrees with the sessions stored, whatever the number of work
 Rows of one statement are sorted by key, so concurrent transactions lock them in
 one order (no deadlock on PostgreSQL).
 
+A test with θ bands (``exposure.theta_bands``) also has, per band, the sessions given
+an item at a θ in it, and per band and item those given the item there and those
+that drew it ineligible there (`count_in_band`, in the same transactions); a test
+without bands writes nothing more.
+
 A session's step traces (`irtcat.engine.session.step_trace`) are written in the same
 transactions on rows written anyway (migration 0015): each answer's ``responses`` row
 carries the trace of the step it led to, the session's row (``steps``) the first step
@@ -23,7 +28,14 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .schema import DeliverySession, ExposureCount, ExposureSessions, Response
+from .schema import (
+    DeliverySession,
+    ExposureBandCount,
+    ExposureBandSessions,
+    ExposureCount,
+    ExposureSessions,
+    Response,
+)
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -85,6 +97,44 @@ def count_administered(connection, test_id, item_id, pretest, moment=None):
          ("administered", "ineligible"))
 
 
+_BAND_KEYS = ("test_id", "band", "item_id", "pretest")
+
+
+def count_in_band(connection, test_id, band, given, entered=None):
+    """Count the item `given` ``(item_id, pretest)`` given at a θ in band `band` of
+    `test_id`; `entered`: None when the session had been given an item in this band
+    before, else the ids of the operational items it drew ineligible there (its first
+    item in the band: the band counts one session more)."""
+    rows = {tuple(given): [1, 0]}
+    if entered is not None:
+        _add(connection, ExposureBandSessions, ("test_id", "band"),
+             [{"test_id": test_id, "band": band, "sessions": 1}], ("sessions",))
+        for item_id in entered:
+            rows.setdefault((item_id, False), [0, 0])[1] += 1
+    _add(connection, ExposureBandCount, _BAND_KEYS,
+         [{"test_id": test_id, "band": band, "item_id": item_id, "pretest": bool(pretest),
+           "administered": administered, "ineligible": drawn}
+          for (item_id, pretest), (administered, drawn) in rows.items()],
+         ("administered", "ineligible"))
+
+
+def band_counts(database, test_id):
+    """``(sessions, rows)`` of `test_id` per θ band: {band: sessions given an item in it}
+    and a list of ``(band, item_id, pretest, administered, ineligible)``, by band and item."""
+    with database.read_connection() as connection:
+        sessions = dict(connection.execute(
+            select(ExposureBandSessions.band, ExposureBandSessions.sessions)
+            .where(ExposureBandSessions.test_id == test_id)).all())
+        rows = connection.execute(
+            select(ExposureBandCount.band, ExposureBandCount.item_id, ExposureBandCount.pretest,
+                   ExposureBandCount.administered, ExposureBandCount.ineligible)
+            .where(ExposureBandCount.test_id == test_id)
+            .order_by(ExposureBandCount.band, ExposureBandCount.item_id)).all()
+    return ({int(band): int(n) for band, n in sessions.items()},
+            [(int(r.band), r.item_id, bool(r.pretest), int(r.administered), int(r.ineligible))
+             for r in rows])
+
+
 def session_steps(database, session_id):
     """A session's step traces in order: a list of dicts (empty for a session stored
     before traces were kept)."""
@@ -131,5 +181,5 @@ def daily_counts(database, test_id):
              for r in rows])
 
 
-__all__ = ["count_administered", "count_start", "daily_counts", "live_counts",
-           "session_steps", "utc_day"]
+__all__ = ["band_counts", "count_administered", "count_in_band", "count_start",
+           "daily_counts", "live_counts", "session_steps", "utc_day"]

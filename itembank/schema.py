@@ -436,3 +436,30 @@ class LtiLaunch(Base):
     deployment_id: Mapped[str] = mapped_column(String(255))
     lineitem: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# --- live exposure per θ band (migration 0015) -----------------------------------------
+
+class ExposureBandCount(Base):
+    """Per test, θ band and item (for a test with ``exposure.theta_bands``): the sessions
+    given the item at a θ in the band, and those that drew it ineligible there."""
+
+    __tablename__ = "exposure_band_counts"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pretest: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    administered: Mapped[int] = mapped_column(BigInteger, default=0)
+    ineligible: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExposureBandSessions(Base):
+    """Per test and θ band, the sessions given an item at a θ in the band: the band's
+    rates' denominator."""
+
+    __tablename__ = "exposure_band_sessions"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sessions: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFoundError
-from .exposure import count_administered, count_start
+from .exposure import count_administered, count_in_band, count_start
 from .io import ResponseLog
 from .schema import DeliverySession, Item, Response, Standard
 
@@ -34,10 +34,12 @@ _MOVE = (update(DeliverySession.__table__)
 _RECORD = insert(Response.__table__)
 
 
-def add_session(database, first_step=None, first_item=None, ineligible=(), **values):
+def add_session(database, first_step=None, first_item=None, ineligible=(), band=None,
+                **values):
     """Store a new session (`values`: the columns of ``sessions``) with the trace of its
     first step (`first_step`) and, given `first_item` ``(item_id, pretest)``, count it
-    started with that item and the operational item ids it drew `ineligible`."""
+    started with that item and the operational item ids it drew `ineligible`; `band`
+    ``(band, ineligible ids there)``: count the first item in that θ band too."""
     if first_step is not None:
         values["steps"] = [first_step]
     with database.writing() as session:
@@ -46,6 +48,9 @@ def add_session(database, first_step=None, first_item=None, ineligible=(), **val
         if first_item is not None:
             count_start(session.connection(), values["test_id"], first_item, ineligible,
                         values.get("created_at"))
+            if band is not None:
+                count_in_band(session.connection(), values["test_id"], band[0], first_item,
+                              band[1])
 
 
 def session_snapshot(database, session_id):
@@ -84,12 +89,14 @@ def session_key_id(database, session_id):
     return found.key_id
 
 
-def advance_session(database, session_id, from_position, values, answer=None, given=None):
+def advance_session(database, session_id, from_position, values, answer=None, given=None,
+                    band=None):
     """Set `values` on an active session still at `from_position` and, given `answer`
     (a ``responses`` row without its session id, with the ``trace`` of the step it led
     to), record it, in one transaction; in it too, count the item `given`, ``(test_id,
-    item_id, pretest)``, as administered. A step no answer carries goes in `values`
-    (``steps``: the session's, with it appended).
+    item_id, pretest)``, as administered, and, given `band` ``(band, entered)``, in that
+    θ band (`count_in_band`). A step no answer carries goes in `values` (``steps``: the
+    session's, with it appended).
 
     Returns False, recording nothing, if the session has moved (or finished) or the
     answer's (session, item) is already recorded: another request moved it first."""
@@ -103,6 +110,8 @@ def advance_session(database, session_id, from_position, values, answer=None, gi
                 connection.execute(_RECORD, {"session_id": session_id, **answer})
             if given is not None:
                 count_administered(connection, *given)
+                if band is not None:
+                    count_in_band(connection, given[0], band[0], given[1:], band[1])
     except IntegrityError:
         return False
     return True

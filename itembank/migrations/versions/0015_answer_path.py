@@ -2,7 +2,8 @@
 row carries the trace of the step it led to (``trace``), and the session's row the
 steps no answer carries (``steps``: the first item's choice, the last step of a session
 ended early). ``session_steps`` is dropped once its rows are moved: an answer writes
-one row fewer.
+one row fewer. Two tables keep the live exposure counts per θ band, for tests with
+``exposure.theta_bands`` (written only for those).
 
 A session's step k (k >= 2) is the trace its (k - 1)-th answer led to; step 1, and a
 step past the last answer, stay with the session.
@@ -60,9 +61,27 @@ def upgrade():
             connection.execute(_sessions.update().where(_sessions.c.id == session_id)
                                .values(steps=kept))
     op.drop_table("session_steps")
+    op.create_table(
+        "exposure_band_counts",
+        sa.Column("test_id", sa.String(64), nullable=False),
+        sa.Column("band", sa.Integer(), nullable=False),
+        sa.Column("item_id", sa.String(64), nullable=False),
+        sa.Column("pretest", sa.Boolean(), nullable=False),
+        sa.Column("administered", sa.BigInteger(), nullable=False),
+        sa.Column("ineligible", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("test_id", "band", "item_id", "pretest",
+                                name="pk_exposure_band_counts"))
+    op.create_table(
+        "exposure_band_sessions",
+        sa.Column("test_id", sa.String(64), nullable=False),
+        sa.Column("band", sa.Integer(), nullable=False),
+        sa.Column("sessions", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("test_id", "band", name="pk_exposure_band_sessions"))
 
 
 def downgrade():
+    op.drop_table("exposure_band_sessions")
+    op.drop_table("exposure_band_counts")
     op.create_table(
         "session_steps",
         sa.Column("session_id", sa.String(64), nullable=False),
