@@ -121,18 +121,26 @@ def count_in_band(connection, test_id, band, given, entered=None):
 def band_counts(database, test_id):
     """``(sessions, rows)`` of `test_id` per θ band: {band: sessions given an item in it}
     and a list of ``(band, item_id, pretest, administered, ineligible)``, by band and item."""
+    return _counts_by(database, test_id, "band", ExposureBandSessions.sessions,
+                      ExposureBandCount)
+
+
+def _counts_by(database, test_id, key, totals, counts):
+    """``({key: total}, rows)``: the column `totals` of `test_id`'s rows by their `key`
+    column (its table's), and ``(key, item_id, pretest, administered, ineligible)`` rows of
+    the table `counts`, by key and item."""
     with database.read_connection() as connection:
         sessions = dict(connection.execute(
-            select(ExposureBandSessions.band, ExposureBandSessions.sessions)
-            .where(ExposureBandSessions.test_id == test_id)).all())
+            select(getattr(totals.class_, key), totals)
+            .where(totals.class_.test_id == test_id)).all())
         rows = connection.execute(
-            select(ExposureBandCount.band, ExposureBandCount.item_id, ExposureBandCount.pretest,
-                   ExposureBandCount.administered, ExposureBandCount.ineligible)
-            .where(ExposureBandCount.test_id == test_id)
-            .order_by(ExposureBandCount.band, ExposureBandCount.item_id)).all()
-    return ({int(band): int(n) for band, n in sessions.items()},
-            [(int(r.band), r.item_id, bool(r.pretest), int(r.administered), int(r.ineligible))
-             for r in rows])
+            select(getattr(counts, key), counts.item_id, counts.pretest, counts.administered,
+                   counts.ineligible)
+            .where(counts.test_id == test_id)
+            .order_by(getattr(counts, key), counts.item_id)).all()
+    return ({name: int(n) for name, n in sessions.items()},
+            [(row[0], row.item_id, bool(row.pretest), int(row.administered),
+              int(row.ineligible)) for row in rows])
 
 
 def session_steps(database, session_id):
@@ -167,18 +175,7 @@ def live_counts(database, test_id):
 def daily_counts(database, test_id):
     """``(sessions, counts)`` of `test_id` per day: {day: sessions started} and a list
     of ``(day, item_id, pretest, administered, ineligible)`` rows, by day and item."""
-    with database.read_connection() as connection:
-        sessions = dict(connection.execute(
-            select(ExposureSessions.day, ExposureSessions.started)
-            .where(ExposureSessions.test_id == test_id)).all())
-        rows = connection.execute(
-            select(ExposureCount.day, ExposureCount.item_id, ExposureCount.pretest,
-                   ExposureCount.administered, ExposureCount.ineligible)
-            .where(ExposureCount.test_id == test_id)
-            .order_by(ExposureCount.day, ExposureCount.item_id)).all()
-    return ({day: int(n) for day, n in sessions.items()},
-            [(r.day, r.item_id, bool(r.pretest), int(r.administered), int(r.ineligible))
-             for r in rows])
+    return _counts_by(database, test_id, "day", ExposureSessions.started, ExposureCount)
 
 
 __all__ = ["band_counts", "count_administered", "count_in_band", "count_start",
