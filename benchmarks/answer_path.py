@@ -1,9 +1,10 @@
 """The answer path's cost in process: CPU and SQLite WAL pages per answer.
 
-The load benchmark's in-process twin: `irtcat demo --no-serve` prepares a SQLite
-store, then SESSIONS learners take the demo credential one after another through
-Flask's test client (no HTTP, no other process), answering at random. Measured
-over the answers only (``POST /v1/sessions/{id}/responses``):
+The load benchmark's in-process twin below the HTTP layer: `irtcat demo --no-serve`
+prepares a SQLite store, then SESSIONS learners take the demo credential one after
+another through the delivery layer (`irtcat.delivery.sessions.Delivery`, what
+``POST /v1/sessions/{id}/responses`` calls: the benchmarks import no API module),
+answering at random. Measured over the answers only (`Delivery.answer`):
 
 - CPU per answer: this process's CPU time (`time.process_time`) over the answers;
   the median of RUNS runs, each on a fresh store.
@@ -81,51 +82,45 @@ def _btree_names(path):
 def measure(seed=2026, profile=None):
     """``(answers, cpu seconds, wal pages)`` of SESSIONS sessions on a fresh demo store;
     wal pages: a Counter {b-tree name: pages written}."""
-    from irtcat.api.app import close_app, create_app
+    from irtcat.delivery.sessions import Delivery
+    from irtcat.itembank.database import Database
+    from irtcat.itembank.store import Store
 
     with tempfile.TemporaryDirectory(prefix="irtcat-answer-path-") as folder:
         path = os.path.join(folder, "irtcat.db")
         url = f"sqlite:///{path}"
-        key, _ = demo_keys(url, folder)
+        demo_keys(url, folder)
         with sqlite3.connect(path) as connection:
             page_size = connection.execute("PRAGMA page_size").fetchone()[0]
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        app = create_app({"DATABASE_URL": url})
-        engine = app.extensions["irtcat"]["store"].database.engine
-        engine.dispose()
+        database = Database(url)
 
-        @event.listens_for(engine, "connect")
+        @event.listens_for(database.engine, "connect")
         def _no_checkpoints(dbapi_connection, _record):
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
-        client, rng = app.test_client(), random.Random(seed)
+        delivery, rng = Delivery(Store(database)), random.Random(seed)
         answers, cpu, written = 0, 0.0, []
         try:
             for number in range(SESSIONS):
-                started = client.post("/v1/sessions", headers={"Authorization": f"Bearer {key}"},
-                                      json={"test_id": TEST_ID, "learner_id": f"bench-{number}"})
-                assert started.status_code == 201, started.json
-                session = started.json
-                headers = {"Authorization": f"Bearer {session['token']}"}
-                path_of = f"/v1/sessions/{session['session_id']}/responses"
+                session = delivery.start_session(TEST_ID, f"bench-{number}")
                 item = session["item"]
                 while item is not None and answers < (number + 1) * MAX_ANSWERS:
-                    body = {"item_id": item["item_id"],
-                            "response": rng.choice(item["options"])["id"]}
+                    choice = rng.choice(item["options"])["id"]
                     frames = _wal_frames(path, page_size)
                     before_cpu = time.process_time()
                     if profile is not None:
                         profile.enable()
-                    state = client.post(path_of, headers=headers, json=body)
+                    state = delivery.answer(session["session_id"], item["item_id"], choice,
+                                            token=True)
                     if profile is not None:
                         profile.disable()
                     cpu += time.process_time() - before_cpu
                     written += _wal_pages(path, page_size, frames)
-                    assert state.status_code == 200, state.json
                     answers += 1
-                    item = state.json["item"]
+                    item = state["item"]
         finally:
-            close_app(app)
+            database.dispose()
         names = _btree_names(path)
     return answers, cpu, collections.Counter(names.get(page, "other") for page in written)
 
@@ -142,6 +137,6 @@ def run():
     where = ", ".join(f"{name} {count / answers:.2f}" for name, count in by_tree.most_common())
     rows = [[f"{SESSIONS} x up to {MAX_ANSWERS}", str(answers), f"{cpu:.2f}",
              " / ".join(f"{1000 * s / n:.2f}" for n, s, _ in results), f"{pages:.2f}", where]]
-    return [("Answer path in process (demo credential, Flask test client, SQLite)",
+    return [("Answer path in process (demo credential, delivery layer, SQLite)",
              ["sessions", "answers (run 1)", "CPU ms per answer (median)", "runs",
               "WAL pages per answer (median)", "pages by b-tree (run 1)"], rows)]
