@@ -38,6 +38,15 @@ class DayExposure(ExposureSummary):
     sessions = fields.Integer(required=True)
 
 
+class BandExposure(Strict):
+    band = fields.Integer(required=True)
+    low = fields.Float(required=True, allow_none=True, metadata={"description": "θ from"})
+    high = fields.Float(required=True, allow_none=True, metadata={"description": "θ below"})
+    sessions = _described(fields.Integer, "sessions given an item at a θ in the band")
+    max_rate = _described(fields.Float, "highest rate of an operational item in the band")
+    items = fields.List(fields.Nested(ItemExposure), required=True)
+
+
 class TestExposure(ExposureSummary):
     __test__ = False
 
@@ -45,6 +54,8 @@ class TestExposure(ExposureSummary):
     sessions = fields.Integer(required=True, metadata={"description": "sessions started"})
     items = fields.List(fields.Nested(ItemExposure), required=True)
     days = fields.List(fields.Nested(DayExposure), required=True)
+    bands = fields.List(fields.Nested(BandExposure), metadata={
+        "description": "per θ band (a test with exposure.theta_bands only)"})
 
 
 class Candidate(Strict):
@@ -66,6 +77,9 @@ class TraceStep(Strict):
         "description": "items Sympson-Hetter passed over at this step"})
     ineligible = fields.List(fields.String(), metadata={
         "description": "items drawn ineligible at the start (item eligibility)"})
+    band = fields.Integer(metadata={"description": "θ band chosen in (exposure.theta_bands)"})
+    ineligible_bands = fields.List(fields.List(fields.String()), metadata={
+        "description": "per θ band, items drawn ineligible at the start"})
     stop = fields.String(validate=validate.OneOf(("max_items", "pool_exhausted",
                                                   "rules_met")),
                          metadata={"description": "why the test ended"})

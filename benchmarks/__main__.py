@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from . import (
+    answer_path,
     calibration,
     cat,
     commands,
@@ -28,7 +29,7 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
               "exposure_live": exposure_live.run, "online": online.run,
-              "ims_cat": ims_cat.run, "mcat": mcat.run}
+              "ims_cat": ims_cat.run, "mcat": mcat.run, "answer_path": answer_path.run}
 
 
 def main(names):

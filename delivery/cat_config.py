@@ -43,7 +43,7 @@ _KEYS = {
     "prior": {"mean", "sd"},
     "quadrature": {"nodes", "range"},
     "selection": {"method", "randomesque", "strata", "progressive"},
-    "exposure": {"method", "target", "k", "parameters"},
+    "exposure": {"method", "target", "k", "parameters", "theta_bands"},
     "stop": {"min_items", "max_items", "se", "delta_theta", "classification", "combine"},
     "classification": {"cut", "method", "delta", "alpha", "beta"},
     "pretest": {"count", "items"},
@@ -86,6 +86,16 @@ def _probability(value, name):
     if not 0 < value < 0.5:
         raise DataFormatError(f"{name} must be in (0, 0.5), got {value!r}")
     return value
+
+
+def _band_edges(edges):
+    """``exposure.theta_bands``: at most 20 increasing θ values cutting the scale into bands."""
+    if not isinstance(edges, list) or len(edges) > 20:
+        raise DataFormatError("exposure.theta_bands must be a list of at most 20 θ values")
+    values = tuple(_number(v, f"exposure.theta_bands[{i}]") for i, v in enumerate(edges))
+    if np.any(np.diff(values) <= 0):
+        raise DataFormatError("exposure.theta_bands must be increasing")
+    return values
 
 
 def _choice(value, name, options):
@@ -203,7 +213,7 @@ def design_from_config(config, bank):
         method=_choice(exposure.get("method", "none"), "exposure.method", EXPOSURE_METHODS),
         target=_number(exposure.get("target", 0.25), "exposure.target", 0, 1),
         k=_number(exposure.get("k", 5), "exposure.k", 1, None, True),
-        sympson_hetter=sympson_hetter)
+        sympson_hetter=sympson_hetter, theta_bands=_band_edges(exposure.get("theta_bands", [])))
     content_settings = Content(
         rules=tuple(content), groups=groups, enemies=enemies,
         method=_choice(top.get("content_method", "kingsbury-zara"), "content_method",

@@ -9,6 +9,11 @@ target; `irtcat.engine.exposure.live_eligibility`), which a worker
 re-reads at most every ELIGIBILITY_SECONDS. Sympson-Hetter parameters are part of the
 test's configuration (``exposure.parameters``) and apply to every session as is.
 
+A test with θ bands (``exposure.theta_bands``) keeps its counts per band of the θ
+each item was chosen at too; under item eligibility each band's probabilities come
+from that band's counts (conditional item eligibility: van der Linden & Veldkamp,
+2007, with r_max the target in every band), and its figures give each band's rates.
+
 Rates count operational and pretest items apart: the maximum, the overlap rate
 (the expected share of items two sessions have in common, Chen, Ankenmann & Spray,
 2003: sum c_i (c_i - 1) / (n (n - 1)) / mean length) and the pool use (share of the
@@ -23,7 +28,7 @@ import time
 import numpy as np
 
 from irtcat.engine.exposure import live_eligibility
-from irtcat.itembank.exposure import daily_counts, live_counts
+from irtcat.itembank.exposure import band_counts, daily_counts, live_counts
 
 ELIGIBILITY_SECONDS = 1.0          # how long a worker reuses the counts it read
 ROUNDING = 4
@@ -40,25 +45,46 @@ class LiveEligibility:
 
     def probabilities(self, test_id, built):
         """(n_items,) probability that each of `built`'s items is eligible for a new
-        session (1 for pretest items, which the control never restricts)."""
+        session (1 for pretest items, which the control never restricts); with θ bands
+        (n_bands, n_items), a row per band from that band's counts."""
         key = (test_id, id(built))
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and cached[1] is built \
                 and time.monotonic() - cached[0] < self.seconds:
             return cached[2]
-        sessions, administered, ineligible = live_counts(self.database, test_id)
-        ids = [item["id"] for item in built.items]
-        given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
-        drawn_out = np.array([ineligible.get(item_id, 0) for item_id in ids], dtype=float)
-        probability = live_eligibility(given, sessions - drawn_out, sessions,
-                                       built.design.exposure.target)
-        probability[pretest_mask(built)] = 1.0
+        exposure = built.design.exposure
+        if exposure.theta_bands:
+            probability = self._by_band(test_id, built)
+        else:
+            sessions, administered, ineligible = live_counts(self.database, test_id)
+            ids = [item["id"] for item in built.items]
+            given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
+            drawn_out = np.array([ineligible.get(item_id, 0) for item_id in ids], dtype=float)
+            probability = live_eligibility(given, sessions - drawn_out, sessions,
+                                           exposure.target)
+        probability[..., pretest_mask(built)] = 1.0
         with self._lock:
             if len(self._cache) > 256:
                 self._cache.clear()
             self._cache[key] = (time.monotonic(), built, probability)
         return probability
+
+
+    def _by_band(self, test_id, built):
+        """(n_bands, n_items) eligibility probabilities, each band's from its counts."""
+        sessions, rows = band_counts(self.database, test_id)
+        n_bands = len(built.design.exposure.theta_bands) + 1
+        column = {item["id"]: j for j, item in enumerate(built.items)}
+        given = np.zeros((n_bands, len(built.items)))
+        drawn_out = np.zeros_like(given)
+        for band, item_id, pretest, administered, ineligible in rows:
+            if not pretest and item_id in column and band < n_bands:
+                given[band, column[item_id]] = administered
+                drawn_out[band, column[item_id]] = ineligible
+        return np.array([live_eligibility(given[band], sessions.get(band, 0) - drawn_out[band],
+                                          sessions.get(band, 0), built.design.exposure.target)
+                         for band in range(n_bands)])
 
 
 def pretest_mask(built):
@@ -90,7 +116,30 @@ def exposure_figures(database, test_id, built):
                     if d == day and not pretest}
         figures["days"].append({"day": day, "sessions": started,
                                 **_summary(that_day, started, operational_ids)})
+    edges = built.design.exposure.theta_bands
+    if edges:
+        figures["bands"] = _band_figures(database, test_id, edges, operational_ids)
     return figures
+
+
+def _band_figures(database, test_id, edges, operational_ids):
+    """Per θ band: its edges (None: open), the sessions given an item in it, its
+    operational maximum and its items' counts and rates."""
+    sessions, rows = band_counts(database, test_id)
+    bounds = [None, *edges, None]
+    bands = []
+    for band in range(len(edges) + 1):
+        started = sessions.get(band, 0)
+        items = [{"item_id": item_id, "pretest": pretest, "administered": administered,
+                  "ineligible": ineligible, "rate": _rate(administered, started)}
+                 for b, item_id, pretest, administered, ineligible in rows if b == band]
+        given = {item["item_id"]: item["administered"] for item in items
+                 if not item["pretest"]}
+        bands.append({"band": band, "low": bounds[band], "high": bounds[band + 1],
+                      "sessions": started,
+                      "max_rate": _summary(given, started, operational_ids)["max_rate"],
+                      "items": items})
+    return bands
 
 
 def _rate(count, sessions):
@@ -126,6 +175,9 @@ def trace_view(traces, built):
         for name in ("rejected", "ineligible"):
             if name in step:
                 step[name] = [item_id(j) for j in step[name]]
+        if "ineligible_bands" in step:
+            step["ineligible_bands"] = [[item_id(j) for j in band]
+                                        for band in step["ineligible_bands"]]
         if "candidates" in step:
             step["candidates"] = [{"item_id": item_id(j), "value": value}
                                   for j, value in step["candidates"]]

@@ -104,6 +104,7 @@ class _Live:
     learner_id: str
     seed: int
     deadline: datetime | None = None
+    bands: frozenset = frozenset()    # θ bands the session was given an item in
 
 
 class Delivery(Definitions):
@@ -171,9 +172,11 @@ class Delivery(Definitions):
                     position=1, created_at=started, deadline=deadline,
                     token_expires_at=expires, attributes=attributes,
                     first_step=batch.last_step, first_item=_counted(built, first),
-                    ineligible=[built.items[j]["id"] for j in batch.ineligible])
+                    ineligible=[built.items[j]["id"] for j in batch.ineligible],
+                    band=_band_count(built, batch, frozenset()))
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
-                                     learner_id, seed, deadline))
+                                     learner_id, seed, deadline,
+                                     frozenset(() if batch.band is None else (batch.band,))))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
                 "max_items": built.design.stopping.max_items, "deadline": deadline,
@@ -273,9 +276,9 @@ class Delivery(Definitions):
             at = built.position[item_id]
             score = self._score_answer(item_id, response,
                                        int(built.bank.params.n_categories[at]))
-            live = _Live(row.position, row.current_item, built,
-                         self._rebuild(built, row, answers), row.test_id, row.learner_id,
-                         row.seed, aware(row.deadline))
+            batch, bands = self._rebuild(built, row, answers, with_bands=True)
+            live = _Live(row.position, row.current_item, built, batch, row.test_id,
+                         row.learner_id, row.seed, aware(row.deadline), bands)
             done = self._step(session_id, live, item_id, response, score, at)
             if done is not None:
                 return done
@@ -297,15 +300,17 @@ class Delivery(Definitions):
         moved = advance_session(self.database, session_id, live.position, values, {
             "learner_id": live.learner_id, "item_id": item_id, "raw_response": _raw(response),
             "score": score, "responded_at": utc_now(), "bank_version_id": item["version_id"],
-            "pretest": bool(item["status"] == "pretest")}, step=batch.last_step,
-            given=None if finished else (live.test_id, *_counted(built, next_position)))
+            "pretest": bool(item["status"] == "pretest"), "trace": batch.last_step},
+            given=None if finished else (live.test_id, *_counted(built, next_position)),
+            band=None if finished else _band_count(built, batch, live.bands))
         if not moved:
             return None                                   # another request moved it first
         if finished:
             self._finished(session_id, live.learner_id)
         else:
+            bands = live.bands if batch.band is None else live.bands | {batch.band}
             self._keep(session_id, replace(live, position=values["position"],
-                                           current_item=values["current_item"]))
+                                           current_item=values["current_item"], bands=bands))
         return self._state_view(
             session_id, live.test_id, built, "finished" if finished else "active",
             values["position"],
@@ -339,9 +344,11 @@ class Delivery(Definitions):
             values = {"status": "finished", "finished_at": utc_now(), "current_item": None,
                       "position": len(answers), "result": result}
             steps = len(session_steps(self.database, session_id))
-            stop = {"step": steps + 1, "theta": result["theta"], "se": result["se"],
-                    "stop": reason} if steps else None     # none: stored before traces
-            if advance_session(self.database, session_id, row.position, values, step=stop):
+            if steps:                                    # none: stored before traces
+                values["steps"] = [*(row.steps or ()), {
+                    "step": steps + 1, "theta": result["theta"], "se": result["se"],
+                    "stop": reason}]
+            if advance_session(self.database, session_id, row.position, values):
                 self._finished(session_id, row.learner_id)
                 return self.state(session_id)
         raise ConflictError("the session is being answered concurrently; try again")
@@ -376,18 +383,26 @@ class Delivery(Definitions):
     def _no_estimate(self, test_id):
         return no_estimate(self.test(test_id)["standards"], self.catalog)
 
-    def _rebuild(self, built, row, answers):
+    def _rebuild(self, built, row, answers, with_bands=False):
         """The engine's session after `answers`, with the exposure decisions its stored
-        traces recorded (read only for a test whose control makes any)."""
+        traces recorded (read only for a test whose control makes any, or with θ bands);
+        `with_bands`: ``(session, the θ bands it was given an item in)``."""
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
-        removed, ineligible = (), ()
-        if built.design.exposure.method in ("sympson-hetter", "item-eligibility"):
+        removed, ineligible, by_band, traces = (), (), None, ()
+        exposure = built.design.exposure
+        if exposure.method in ("sympson-hetter", "item-eligibility") or exposure.theta_bands:
             traces = session_steps(self.database, row.id)
             removed = [j for trace in traces for j in trace.get("rejected", ())]
             ineligible = traces[0].get("ineligible", ()) if traces else ()
-        return Session(built.tables, built.design, row.seed, built.excluded, items=positions,
-                       responses=scores, removed=removed, ineligible=ineligible)
+            by_band = traces[0].get("ineligible_bands") if traces else None
+        session = Session(built.tables, built.design, row.seed, built.excluded,
+                          items=positions, responses=scores, removed=removed,
+                          ineligible=ineligible, ineligible_bands=by_band)
+        if not with_bands:
+            return session
+        return session, frozenset(trace["band"] for trace in traces
+                                  if "band" in trace and "item" in trace)
 
     def trace(self, session_id):
         """A session's decision trace, step by step (admin-only: it holds criterion values
@@ -436,6 +451,19 @@ def _started_at(design, start_theta):
     if not isinstance(start_theta, (int, float)) or not low <= start_theta <= high:
         raise DataFormatError(f"the start θ must be a number within [{low:g}, {high:g}]")
     return replace(design, scoring=replace(design.scoring, start_theta=float(start_theta)))
+
+
+def _band_count(built, batch, visited):
+    """``(band, entered)`` of the item `batch` just chose, for the θ-band counts: None
+    for a test without bands; `entered` None if the session was given an item in that
+    band before (`visited`), else the ids of the operational items it drew ineligible
+    there."""
+    if batch.band is None:
+        return None
+    if batch.band in visited:
+        return batch.band, None
+    drawn = batch.ineligible_bands[batch.band] if batch.ineligible_bands is not None else ()
+    return batch.band, [built.items[j]["id"] for j in drawn]
 
 
 def _counted(built, position):

@@ -73,12 +73,14 @@ class Selection:
 @dataclass(frozen=True)
 class Exposure:
     """Exposure control: `target` the highest exposure rate aimed at, `k` the randomesque
-    group size, `sympson_hetter` the (n_items,) administration probabilities (None: untuned)."""
+    group size, `sympson_hetter` the (n_items,) administration probabilities (None: untuned),
+    `theta_bands` increasing θ edges of the bands live counts are kept per (() none)."""
 
     method: str = "none"
     target: float = 0.25
     k: int = 5
     sympson_hetter: np.ndarray | None = None
+    theta_bands: tuple = ()
 
     def __post_init__(self):
         _check(self.method, EXPOSURE_METHODS, "exposure method")

@@ -14,6 +14,14 @@ start (`ineligible`, drawn from the live probabilities of that moment, which a
 later rebuild cannot know). Given them (`removed`, `ineligible`) a rebuilt
 session makes the same choices as the one it continues; `replay_traces` replays
 a session answer by answer and gives its traces again.
+
+A design with θ bands (`Exposure.theta_bands`) has each trace say the band of the
+θ the choice was made at (`band`); under item eligibility it then draws one
+uniform number per item at the start and an item is eligible in band g when its
+number is below its probability for that band (conditional item eligibility, van
+der Linden & Veldkamp, 2007): the items ineligible in each band
+(`ineligible_bands`) are in the first trace, and at each step the draw of the
+band of the current θ applies.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from ._batch import BankTables, next_batch_item, rebuild_batch, record
 from .selection import top_of_row
 
 __all__ = ["BankTables", "GroupEstimate", "Session", "SessionResult", "replay_traces",
-           "step_trace"]
+           "step_trace", "theta_band"]
 
 TRACE_CANDIDATES = 5            # the best candidates a step trace lists
 ELIGIBILITY_STREAM = 2**32 - 1  # the random stream of the eligibility draw: a step never reached
@@ -73,10 +81,12 @@ class Session:
     removed : item positions the exposure control took out of the pool at earlier steps
         (Sympson-Hetter's passed-over items, the traces' `rejected`)
     ineligible : item positions drawn ineligible at the start (item eligibility)
+    ineligible_bands : per θ band, the item positions drawn ineligible in it (item
+        eligibility with θ bands; None: one draw for every θ)
     """
 
     def __init__(self, tables, design, seed, excluded=None, *, items=(), responses=(),
-                 removed=(), ineligible=()):
+                 removed=(), ineligible=(), ineligible_bands=None):
         self.seed = seed
         if len(removed):
             excluded = np.zeros(tables.n_items, dtype=bool) if excluded is None \
@@ -90,18 +100,34 @@ class Session:
             drawn[0, list(self.ineligible)] = False
             self._batch.eligibility = drawn
             self._batch.pool = None          # the stop decision's pool ignored the draw
+        self.edges = np.asarray(design.exposure.theta_bands, dtype=float)
+        self.band = None                     # the band of the last choice's θ
+        self.ineligible_bands, self._drawn_by_band = None, None
+        if design.exposure.method == "item-eligibility" and ineligible_bands is not None:
+            self.ineligible_bands = tuple(tuple(sorted(int(j) for j in band))
+                                          for band in ineligible_bands)
+            self._drawn_by_band = np.ones((len(self.ineligible_bands), tables.n_items),
+                                          dtype=bool)
+            for band, positions in enumerate(self.ineligible_bands):
+                self._drawn_by_band[band, list(positions)] = False
         self.last_step = None
 
     @classmethod
     def start(cls, tables, design, seed, excluded=None, eligibility=None):
         """A new session; under item eligibility, each item is eligible for it with its
-        probability in `eligibility` ((n_items,), None: every item), drawn from the
-        session's own stream (van der Linden & Veldkamp, 2007)."""
-        ineligible = ()
+        probability in `eligibility` ((n_items,), None: every item; with θ bands
+        (n_bands, n_items), one row per band), drawn from the session's own stream (van
+        der Linden & Veldkamp, 2007)."""
+        ineligible, by_band = (), None
         if design.exposure.method == "item-eligibility" and eligibility is not None:
             draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.n_items)
-            ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
-        return cls(tables, design, seed, excluded, ineligible=ineligible)
+            eligibility = np.asarray(eligibility, dtype=float)
+            if eligibility.ndim == 2:
+                by_band = [np.flatnonzero(draw >= row) for row in eligibility]
+            else:
+                ineligible = np.flatnonzero(draw >= eligibility)
+        return cls(tables, design, seed, excluded, ineligible=ineligible,
+                   ineligible_bands=by_band)
 
     @classmethod
     def replay(cls, tables, design, seed, items, responses, excluded=None):
@@ -114,8 +140,17 @@ class Session:
         batch = self._batch
         step, ended = int(batch.length[0]) + 1, bool(batch.done[0])
         theta, se = float(batch.theta[0]), float(batch.se[0])
+        if self.edges.size:
+            self.band = theta_band(self.edges, theta)
+            if self._drawn_by_band is not None:
+                batch.eligibility = self._drawn_by_band[self.band:self.band + 1]
+                batch.pool = None            # the stop decision's pool used another draw
         item = next_batch_item(batch, self.seed)
         self.last_step = step_trace(batch, step, theta, se, item, ended, self.ineligible)
+        if self.edges.size:
+            self.last_step = {**self.last_step, "band": self.band}
+            if step == 1 and self.ineligible_bands is not None:
+                self.last_step["ineligible_bands"] = [list(b) for b in self.ineligible_bands]
         return item
 
     def answer(self, item, response):
@@ -138,6 +173,12 @@ class Session:
             done=bool(batch.done[0]), decision=decision,
             groups={key: GroupEstimate(float(theta[0]), float(se[0]), int(answers[0]))
                     for key, (theta, se, answers) in estimates.items()})
+
+
+def theta_band(edges, theta):
+    """The band of `theta` among the increasing θ `edges` ((n_edges,)): 0 below the first
+    edge, n_edges from the last one on."""
+    return int(np.searchsorted(edges, theta, side="right"))
 
 
 def _rounded(value):
@@ -190,12 +231,14 @@ def _stop_reason(batch, ended):
     return "rules_met"
 
 
-def replay_traces(tables, design, seed, items, responses, excluded=None, ineligible=()):
+def replay_traces(tables, design, seed, items, responses, excluded=None, ineligible=(),
+                  ineligible_bands=None):
     """The step traces of a session replayed answer by answer from its log (item
-    positions and answers in order, the items drawn ineligible at its start): a list of
-    len(items) + 1 traces, the last that of the choice (or stop) after the last answer.
-    ValueError if the replay chooses an item other than the log's."""
-    session = Session(tables, design, seed, excluded, ineligible=ineligible)
+    positions and answers in order, the items drawn ineligible at its start, per θ band
+    with bands): a list of len(items) + 1 traces, the last that of the choice (or stop)
+    after the last answer. ValueError if the replay chooses an item other than the log's."""
+    session = Session(tables, design, seed, excluded, ineligible=ineligible,
+                      ineligible_bands=ineligible_bands)
     traces = []
     for item, response in zip(items, responses, strict=True):
         chosen = session.next_item()

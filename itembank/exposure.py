@@ -10,8 +10,15 @@ so a count never disagrees with the sessions stored, whatever the number of work
 Rows of one statement are sorted by key, so concurrent transactions lock them in
 one order (no deadlock on PostgreSQL).
 
-A session's step traces (`irtcat.engine.session.step_trace`) are rows of
-``session_steps``, written in the same transactions.
+A test with θ bands (``exposure.theta_bands``) also has, per band, the sessions given
+an item at a θ in it, and per band and item those given the item there and those
+that drew it ineligible there (`count_in_band`, in the same transactions); a test
+without bands writes nothing more.
+
+A session's step traces (`irtcat.engine.session.step_trace`) are written in the same
+transactions on rows written anyway (migration 0015): each answer's ``responses`` row
+carries the trace of the step it led to, the session's row (``steps``) the first step
+and the last step of a session ended early; `session_steps` reads them back in order.
 """
 
 from __future__ import annotations
@@ -21,10 +28,16 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .schema import ExposureCount, ExposureSessions, SessionStep
+from .schema import (
+    DeliverySession,
+    ExposureBandCount,
+    ExposureBandSessions,
+    ExposureCount,
+    ExposureSessions,
+    Response,
+)
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-_ADD_STEP = SessionStep.__table__.insert()
 
 
 def utc_day(moment=None):
@@ -84,19 +97,63 @@ def count_administered(connection, test_id, item_id, pretest, moment=None):
          ("administered", "ineligible"))
 
 
-def add_step(connection, session_id, trace):
-    """Store a session's step trace (a dict with its ``step``)."""
-    connection.execute(_ADD_STEP, {"session_id": session_id, "step": trace["step"],
-                                   "trace": trace})
+_BAND_KEYS = ("test_id", "band", "item_id", "pretest")
+
+
+def count_in_band(connection, test_id, band, given, entered=None):
+    """Count the item `given` ``(item_id, pretest)`` given at a θ in band `band` of
+    `test_id`; `entered`: None when the session had been given an item in this band
+    before, else the ids of the operational items it drew ineligible there (its first
+    item in the band: the band counts one session more)."""
+    rows = {tuple(given): [1, 0]}
+    if entered is not None:
+        _add(connection, ExposureBandSessions, ("test_id", "band"),
+             [{"test_id": test_id, "band": band, "sessions": 1}], ("sessions",))
+        for item_id in entered:
+            rows.setdefault((item_id, False), [0, 0])[1] += 1
+    _add(connection, ExposureBandCount, _BAND_KEYS,
+         [{"test_id": test_id, "band": band, "item_id": item_id, "pretest": bool(pretest),
+           "administered": administered, "ineligible": drawn}
+          for (item_id, pretest), (administered, drawn) in rows.items()],
+         ("administered", "ineligible"))
+
+
+def band_counts(database, test_id):
+    """``(sessions, rows)`` of `test_id` per θ band: {band: sessions given an item in it}
+    and a list of ``(band, item_id, pretest, administered, ineligible)``, by band and item."""
+    return _counts_by(database, test_id, "band", ExposureBandSessions.sessions,
+                      ExposureBandCount)
+
+
+def _counts_by(database, test_id, key, totals, counts):
+    """``({key: total}, rows)``: the column `totals` of `test_id`'s rows by their `key`
+    column (its table's), and ``(key, item_id, pretest, administered, ineligible)`` rows of
+    the table `counts`, by key and item."""
+    with database.read_connection() as connection:
+        sessions = dict(connection.execute(
+            select(getattr(totals.class_, key), totals)
+            .where(totals.class_.test_id == test_id)).all())
+        rows = connection.execute(
+            select(getattr(counts, key), counts.item_id, counts.pretest, counts.administered,
+                   counts.ineligible)
+            .where(counts.test_id == test_id)
+            .order_by(getattr(counts, key), counts.item_id)).all()
+    return ({name: int(n) for name, n in sessions.items()},
+            [(row[0], row.item_id, bool(row.pretest), int(row.administered),
+              int(row.ineligible)) for row in rows])
 
 
 def session_steps(database, session_id):
     """A session's step traces in order: a list of dicts (empty for a session stored
     before traces were kept)."""
     with database.read_connection() as connection:
-        return [row.trace for row in connection.execute(
-            select(SessionStep.trace).where(SessionStep.session_id == session_id)
-            .order_by(SessionStep.step))]
+        kept = connection.execute(select(DeliverySession.steps).where(
+            DeliverySession.id == session_id)).scalar_one_or_none()
+        carried = connection.execute(
+            select(Response.trace).where(Response.session_id == session_id)
+            .order_by(Response.id)).scalars().all()
+    traces = [trace for trace in (*(kept or ()), *carried) if trace]
+    return sorted(traces, key=lambda trace: trace["step"])
 
 
 def live_counts(database, test_id):
@@ -118,19 +175,8 @@ def live_counts(database, test_id):
 def daily_counts(database, test_id):
     """``(sessions, counts)`` of `test_id` per day: {day: sessions started} and a list
     of ``(day, item_id, pretest, administered, ineligible)`` rows, by day and item."""
-    with database.read_connection() as connection:
-        sessions = dict(connection.execute(
-            select(ExposureSessions.day, ExposureSessions.started)
-            .where(ExposureSessions.test_id == test_id)).all())
-        rows = connection.execute(
-            select(ExposureCount.day, ExposureCount.item_id, ExposureCount.pretest,
-                   ExposureCount.administered, ExposureCount.ineligible)
-            .where(ExposureCount.test_id == test_id)
-            .order_by(ExposureCount.day, ExposureCount.item_id)).all()
-    return ({day: int(n) for day, n in sessions.items()},
-            [(r.day, r.item_id, bool(r.pretest), int(r.administered), int(r.ineligible))
-             for r in rows])
+    return _counts_by(database, test_id, "day", ExposureSessions.started, ExposureCount)
 
 
-__all__ = ["add_step", "count_administered", "count_start", "daily_counts", "live_counts",
-           "session_steps", "utc_day"]
+__all__ = ["band_counts", "count_administered", "count_in_band", "count_start",
+           "daily_counts", "live_counts", "session_steps", "utc_day"]

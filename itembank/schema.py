@@ -170,6 +170,9 @@ class Response(Base):
     responded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     bank_version_id: Mapped[int | None] = mapped_column(ForeignKey("bank_versions.id"))
     pretest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # (migration 0015) the decision trace of the step this answer led to (the next item's
+    # choice, or why the test ended: `irtcat.engine.session.step_trace`); admin-only
+    trace: Mapped[dict | None] = mapped_column(JSON)
 
 
 # --- delivery (migration 0002) ---------------------------------------------------------
@@ -246,6 +249,9 @@ class DeliverySession(Base):
     # (migration 0007) the learner's attributes given at the start ({"group": "F"}), for
     # DIF; never shown but to an admin's analyses
     attributes: Mapped[dict | None] = mapped_column(JSON)
+    # (migration 0015) the step traces no answer carries: the first item's choice, and the
+    # last step of a session ended early; a session's trace is these and its answers'
+    steps: Mapped[list | None] = mapped_column(JSON)
 
 
 # --- queued work (migration 0006) ------------------------------------------------------
@@ -281,19 +287,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-# --- live exposure and session traces (migration 0008) ---------------------------------
-
-class SessionStep(Base):
-    """One step of a session's decision trace (`irtcat.engine.session.step_trace`): the
-    choice of the item at position `step` (or why the test ended), as JSON with item
-    positions in the session's bank; admin-only (it holds criterion values)."""
-
-    __tablename__ = "session_steps"
-
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
-    step: Mapped[int] = mapped_column(Integer, primary_key=True)
-    trace: Mapped[dict] = mapped_column(JSON)
-
+# --- live exposure (migration 0008) -----------------------------------------------------
 
 class ExposureCount(Base):
     """Per test, UTC day and item (operational and pretest apart): how many sessions were
@@ -445,3 +439,30 @@ class LtiLaunch(Base):
     deployment_id: Mapped[str] = mapped_column(String(255))
     lineitem: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# --- live exposure per θ band (migration 0015) -----------------------------------------
+
+class ExposureBandCount(Base):
+    """Per test, θ band and item (for a test with ``exposure.theta_bands``): the sessions
+    given the item at a θ in the band, and those that drew it ineligible there."""
+
+    __tablename__ = "exposure_band_counts"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pretest: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    administered: Mapped[int] = mapped_column(BigInteger, default=0)
+    ineligible: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExposureBandSessions(Base):
+    """Per test and θ band, the sessions given an item at a θ in the band: the band's
+    rates' denominator."""
+
+    __tablename__ = "exposure_band_sessions"
+
+    test_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sessions: Mapped[int] = mapped_column(BigInteger, default=0)

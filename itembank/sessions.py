@@ -7,9 +7,10 @@ the (session, item) unique constraint behind it (`advance_session`): of
 concurrent duplicates one moves the session and the others find it moved.
 The hot paths use Core statements on a connection, without the ORM.
 
-The same transactions store each step's decision trace and count the item given
-(`irtcat.itembank.exposure`): a session's trace and the live exposure counts
-never disagree with the sessions stored.
+The same transactions store each step's decision trace (on the answer's row, the
+first step on the session's) and count the item given (`irtcat.itembank.exposure`):
+a session's trace and the live exposure counts never disagree with the sessions
+stored.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import NotFoundError
-from .exposure import add_step, count_administered, count_start
+from .exposure import count_administered, count_in_band, count_start
 from .io import ResponseLog
 from .schema import DeliverySession, Item, Response, Standard
 
@@ -33,19 +34,23 @@ _MOVE = (update(DeliverySession.__table__)
 _RECORD = insert(Response.__table__)
 
 
-def add_session(database, first_step=None, first_item=None, ineligible=(), **values):
+def add_session(database, first_step=None, first_item=None, ineligible=(), band=None,
+                **values):
     """Store a new session (`values`: the columns of ``sessions``) with the trace of its
     first step (`first_step`) and, given `first_item` ``(item_id, pretest)``, count it
-    started with that item and the operational item ids it drew `ineligible`."""
+    started with that item and the operational item ids it drew `ineligible`; `band`
+    ``(band, ineligible ids there)``: count the first item in that θ band too."""
+    if first_step is not None:
+        values["steps"] = [first_step]
     with database.writing() as session:
         session.add(DeliverySession(**values))
         session.flush()
-        connection = session.connection()
-        if first_step is not None:
-            add_step(connection, values["id"], first_step)
         if first_item is not None:
-            count_start(connection, values["test_id"], first_item, ineligible,
+            count_start(session.connection(), values["test_id"], first_item, ineligible,
                         values.get("created_at"))
+            if band is not None:
+                count_in_band(session.connection(), values["test_id"], band[0], first_item,
+                              band[1])
 
 
 def session_snapshot(database, session_id):
@@ -84,12 +89,14 @@ def session_key_id(database, session_id):
     return found.key_id
 
 
-def advance_session(database, session_id, from_position, values, answer=None, step=None,
-                    given=None):
+def advance_session(database, session_id, from_position, values, answer=None, given=None,
+                    band=None):
     """Set `values` on an active session still at `from_position` and, given `answer`
-    (a ``responses`` row without its session id), record it, in one transaction; in it
-    too, store the step trace `step` and count the item `given`, ``(test_id, item_id,
-    pretest)``, as administered.
+    (a ``responses`` row without its session id, with the ``trace`` of the step it led
+    to), record it, in one transaction; in it too, count the item `given`, ``(test_id,
+    item_id, pretest)``, as administered, and, given `band` ``(band, entered)``, in that
+    θ band (`count_in_band`). A step no answer carries goes in `values` (``steps``: the
+    session's, with it appended).
 
     Returns False, recording nothing, if the session has moved (or finished) or the
     answer's (session, item) is already recorded: another request moved it first."""
@@ -101,10 +108,10 @@ def advance_session(database, session_id, from_position, values, answer=None, st
                 return False
             if answer is not None:
                 connection.execute(_RECORD, {"session_id": session_id, **answer})
-            if step is not None:
-                add_step(connection, session_id, step)
             if given is not None:
                 count_administered(connection, *given)
+                if band is not None:
+                    count_in_band(connection, given[0], band[0], given[1:], band[1])
     except IntegrityError:
         return False
     return True
