@@ -1,0 +1,327 @@
+"""Multidimensional item calibration by MML-EM (Bock-Aitkin), as R's mirt does it.
+
+The model: every item has a slope per factor (fixed at 0 where the loading
+pattern says so) and the compensatory predictor ``z = a . theta + d`` (items
+in `calibration.mirt_items`); the population is N(0, R) with unit variances
+and the correlations free where the covariance mask says (else 0).
+
+mirt's defaults: a rectangular grid of 61/31/15/9/7 points per dimension for
+1/2/3/4/5 factors, equally spaced on [-6, 6], weights the N(0, R) density
+normalised over the grid; EM stops when no parameter (slopes, intercepts,
+the guessing asymptote as a probability, correlations) moved more than `tol`
+in a cycle, at most `max_iter` cycles. The latent M-step maximises
+``sum_q N_q log phi(theta_q; 0, R)`` over the free correlations (mirt's
+``Mstep.LL.group``: the density unnormalised), N_q the expected node mass.
+
+The E-step never loops over the full grid per item. Items are grouped by
+their loading set S (the factors with free slopes). A person's log-likelihood
+at a grid node is the sum over loading sets of ``Y_S @ log P_S`` evaluated on
+the sub-grid of S (persons x points^|S|), broadcast into the full grid; under
+simple structure that is a sum of per-factor (persons, 15) terms. The
+expected counts of the items of S need only the posterior's marginal on S.
+The item M-step (Fisher scoring) then works on those sub-grids.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import expit, logsumexp
+
+from irtcat.engine import ConvergenceWarning
+
+from .mirt_items import MIRT_MODELS, ItemGroup
+from .parameterization import start_values
+from .responses import ResponseSet, from_dense
+
+MIRT_QUADPTS = {1: 61, 2: 31, 3: 15, 4: 9, 5: 7}
+"""mirt's quadrature points per dimension by number of factors (5 beyond)."""
+
+
+def full_onehot(data):
+    """The (rows, n_columns) one-hot matrix of a ResponseSet, category 0 included
+    (dense for complete data, as stored otherwise)."""
+    if not data.complete:
+        return data.onehot
+    onehot = np.zeros((data.n_rows, data.offsets[-1]))
+    onehot[:, data.upper_columns] = data.upper
+    zero = data.offsets[:-1]
+    above = np.add.reduceat(onehot, zero, axis=1)
+    onehot[:, zero] = 1.0 - above
+    return onehot
+
+
+class MirtCalibrator:
+    """Calibrate a multidimensional item bank by MML-EM.
+
+    Parameters
+    ----------
+    model : str or sequence of str, each one of mirt_items.MIRT_MODELS
+    loadings : bool array_like of shape (n_items, m)
+        True where an item's slope on a factor is free; False fixes it at 0.
+    free_correlation : bool array_like of shape (m, m) or None
+        True where a correlation is estimated (symmetric; diagonal ignored);
+        None: all fixed at 0 (orthogonal factors).
+    n_points : points per dimension (default mirt's for m factors)
+    theta_range, max_iter, tol : grid range, EM cycles, convergence tolerance
+    c_prior : (alpha, beta) of a Beta prior on the 3pl's c, or None
+    progress : callable(cycle, log_likelihood, max_change, seconds) or None
+
+    Attributes (after `fit`)
+    ----------
+    groups_ : list of ItemGroup
+    slopes_ : (n_items, m); intercepts_ : list of float or list; guessing_ : (n_items,)
+    correlation_ : (m, m)
+    log_likelihood_, n_iter_, converged_, n_parameters_, n_persons_
+    """
+
+    def __init__(self, model, loadings, free_correlation=None, *, n_points=None,
+                 theta_range=(-6.0, 6.0), max_iter=500, tol=1e-4, c_prior=None,
+                 progress=None):
+        self.loadings = np.asarray(loadings, dtype=bool)
+        if self.loadings.ndim != 2:
+            raise ValueError("loadings must be a (n_items, n_factors) matrix")
+        n_items, m = self.loadings.shape
+        if not self.loadings.any(axis=1).all():
+            raise ValueError("every item needs a free slope on at least one factor")
+        self.model = model
+        mask = np.zeros((m, m), dtype=bool) if free_correlation is None else np.asarray(
+            free_correlation, dtype=bool)
+        self.free_correlation = np.triu(mask | mask.T, 1)
+        self.n_points = n_points or MIRT_QUADPTS.get(m, 5)
+        self.theta_range = theta_range
+        self.max_iter = max_iter
+        self.tol = tol
+        self.c_prior = c_prior
+        self.progress = progress
+
+    @property
+    def n_factors(self):
+        return self.loadings.shape[1]
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def _models(self, n_items):
+        models = [self.model] * n_items if isinstance(self.model, str) else list(self.model)
+        if len(models) != n_items:
+            raise ValueError(f"{len(models)} models given for {n_items} items")
+        for model in models:
+            if model not in MIRT_MODELS:
+                raise ValueError(f"unknown multidimensional model {model!r}; expected one "
+                                 f"of {', '.join(MIRT_MODELS)}")
+        return models
+
+    def _groups(self, data, models):
+        shares = data.item_counts()
+        keys = {}
+        for j in range(data.n_items):
+            factors = tuple(np.flatnonzero(self.loadings[j]))
+            keys.setdefault((factors, models[j], int(data.n_categories[j])), []).append(j)
+        groups = []
+        for (factors, model, n_categories), items in sorted(keys.items()):
+            share = np.array([shares[data.offsets[j]: data.offsets[j + 1]] for j in items])
+            share = share / share.sum(axis=1, keepdims=True)
+            eta = start_values(model, share)                    # [a, rest...]
+            params = np.hstack([np.repeat(eta[:, :1], len(factors), axis=1), eta[:, 1:]])
+            groups.append(ItemGroup(model, items, n_categories, factors, params))
+        return groups
+
+    def _grid(self, factors):
+        """Sub-grid nodes over `factors` (ij order): shape (points^len, len)."""
+        points = np.linspace(*self.theta_range, self.n_points)
+        mesh = np.meshgrid(*([points] * len(factors)), indexing="ij")
+        return np.stack([axis.ravel() for axis in mesh], axis=1)
+
+    def _log_prior(self, correlation):
+        """log N(0, R) density at the full grid, normalised over it: (Q,)."""
+        nodes = self.nodes_
+        inverse = np.linalg.inv(correlation)
+        quad = np.einsum("qi,ij,qj->q", nodes, inverse, nodes)
+        log_density = -0.5 * quad
+        return log_density - logsumexp(log_density)
+
+    # --- E-step ---------------------------------------------------------------------
+
+    def _e_step(self, designs, weights, correlation, chunk_rows=1024):
+        """Expected counts per loading set {S: (columns_S, Q_S)}, node mass (Q,), logLik."""
+        m, points = self.n_factors, self.n_points
+        log_prior = self._log_prior(correlation)
+        sets = self.sets_
+        log_p = {}
+        for factors, (columns, nodes) in sets.items():
+            values = np.zeros((columns.size, nodes.shape[0]))
+            for group in self.groups_:
+                if tuple(group.factors) == factors:
+                    block, _ = group.terms(group.params, nodes, derivatives=False)
+                    values[self.rows_in_set_[id(group)]] = block.reshape(-1, nodes.shape[0])
+            log_p[factors] = values
+        counts = {factors: np.zeros_like(values) for factors, values in log_p.items()}
+        node_mass = np.zeros(log_prior.size)
+        loglik = 0.0
+        grid_shape = (points,) * m
+        n_rows = weights.size
+        for start in range(0, n_rows, chunk_rows):
+            rows = slice(start, min(start + chunk_rows, n_rows))
+            n = rows.stop - rows.start
+            joint = np.empty((n, log_prior.size))
+            joint[:] = log_prior
+            joint_view = joint.reshape((n, *grid_shape))
+            chunk_sets = {}
+            for factors in sets:
+                design = designs[factors][rows]
+                design = design.toarray() if sp.issparse(design) else design
+                chunk_sets[factors] = design
+                term = design @ log_p[factors]
+                shape = [n] + [points if f in factors else 1 for f in range(m)]
+                joint_view += term.reshape(shape)
+            peak = joint.max(axis=1, keepdims=True)
+            joint -= peak
+            np.exp(joint, out=joint)
+            total = joint.sum(axis=1, keepdims=True)
+            chunk_weights = weights[rows]
+            joint *= chunk_weights[:, None] / total
+            node_mass += joint.sum(axis=0)
+            loglik += float(chunk_weights @ (peak[:, 0] + np.log(total[:, 0])))
+            for factors, design in chunk_sets.items():
+                others = tuple(1 + f for f in range(m) if f not in factors)
+                marginal = joint_view.sum(axis=others) if others else joint_view
+                counts[factors] += design.T @ marginal.reshape(n, -1)
+        return counts, node_mass, loglik
+
+    # --- M-steps --------------------------------------------------------------------
+
+    def _m_step_items(self, counts):
+        for group in self.groups_:
+            factors = tuple(group.factors)
+            rows = self.rows_in_set_[id(group)]
+            group_counts = counts[factors][rows].reshape(
+                group.items.size, group.n_categories, -1)
+            group.m_step(group_counts, self.sets_[factors][1], self.c_prior)
+
+    def _m_step_latent(self, correlation, node_mass):
+        """Maximise sum_q N_q log phi(theta_q; 0, R) over the free correlations."""
+        upper = np.argwhere(self.free_correlation)
+        if upper.size == 0:
+            return correlation
+        second_moment = np.einsum("q,qi,qj->ij", node_mass, self.nodes_, self.nodes_)
+        second_moment /= node_mass.sum()
+
+        def build(values):
+            matrix = np.eye(self.n_factors)
+            fixed = ~self.free_correlation & ~np.eye(self.n_factors, dtype=bool)
+            matrix[fixed] = correlation[fixed]
+            matrix[upper[:, 0], upper[:, 1]] = values
+            matrix[upper[:, 1], upper[:, 0]] = values
+            return matrix
+
+        def negative(values):
+            matrix = build(values)
+            sign, log_det = np.linalg.slogdet(matrix)
+            if sign <= 0:
+                return np.inf, np.zeros_like(values)
+            inverse = np.linalg.inv(matrix)
+            value = log_det + np.trace(inverse @ second_moment)
+            grad_matrix = inverse - inverse @ second_moment @ inverse
+            return value, 2.0 * grad_matrix[upper[:, 0], upper[:, 1]]
+
+        start = correlation[upper[:, 0], upper[:, 1]]
+        result = minimize(negative, start, jac=True, method="BFGS",
+                          options={"gtol": 1e-10, "maxiter": 200})
+        values = result.x if np.isfinite(result.fun) else start
+        return build(values)
+
+    # --- the EM loop ----------------------------------------------------------------
+
+    def _vector(self, correlation):
+        parts = []
+        for group in self.groups_:
+            params = group.params.copy()
+            if group.model == "3pl":
+                params[:, -1] = expit(params[:, -1])        # c compared as a probability
+            parts.append(params.ravel())
+        parts.append(correlation[self.free_correlation])
+        return np.concatenate(parts)
+
+    def fit(self, responses):
+        """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing."""
+        data = responses if isinstance(responses, ResponseSet) else from_dense(responses)
+        if data.n_items != self.loadings.shape[0]:
+            raise ValueError(f"the loading pattern has {self.loadings.shape[0]} items, "
+                             f"the data {data.n_items}")
+        models = self._models(data.n_items)
+        self.models_ = models
+        self.groups_ = self._groups(data, models)
+        self.nodes_ = self._grid(tuple(range(self.n_factors)))
+        self._index_sets(data)
+        onehot = full_onehot(data)
+        designs = {factors: onehot[:, columns] for factors, (columns, _) in self.sets_.items()}
+        correlation = np.eye(self.n_factors)
+        previous = self._vector(correlation)
+        self.converged_ = False
+        history = []
+        started = time.perf_counter()
+        for cycle in range(1, self.max_iter + 1):
+            counts, node_mass, loglik = self._e_step(designs, data.weights, correlation)
+            self._m_step_items(counts)
+            correlation = self._m_step_latent(correlation, node_mass)
+            current = self._vector(correlation)
+            change = float(np.max(np.abs(current - previous)))
+            previous = current
+            history.append((loglik, change))
+            if self.progress is not None:
+                self.progress(cycle, loglik, change, time.perf_counter() - started)
+            if change < self.tol:
+                self.converged_ = True
+                break
+        if not self.converged_:
+            warnings.warn(f"EM did not converge in {self.max_iter} cycles",
+                          ConvergenceWarning, stacklevel=2)
+        self.n_iter_ = cycle
+        self.history_ = history
+        self.correlation_ = correlation
+        self.counts_, self.node_mass_, self.log_likelihood_ = self._e_step(
+            designs, data.weights, correlation)
+        self.n_persons_ = int(data.n_persons)
+        self._collect(data.n_items)
+        return self
+
+    def _index_sets(self, data):
+        """Per loading set: its one-hot columns and sub-grid; per group, its rows there."""
+        self.sets_, self.rows_in_set_ = {}, {}
+        for factors in sorted({tuple(group.factors) for group in self.groups_}):
+            columns, start = [], 0
+            for group in self.groups_:
+                if tuple(group.factors) != factors:
+                    continue
+                cols = (data.offsets[group.items][:, None]
+                        + np.arange(group.n_categories)).ravel()
+                self.rows_in_set_[id(group)] = np.arange(start, start + cols.size)
+                start += cols.size
+                columns.append(cols)
+            self.sets_[factors] = (np.concatenate(columns), self._grid(factors))
+
+    def _collect(self, n_items):
+        m = self.n_factors
+        self.slopes_ = np.zeros((n_items, m))
+        self.intercepts_ = [None] * n_items
+        self.guessing_ = np.zeros(n_items)
+        n_free = int(self.free_correlation.sum())
+        for group in self.groups_:
+            slopes = group.params[:, : group.n_slopes]
+            rest = group.params[:, group.n_slopes:]
+            self.slopes_[np.ix_(group.items, group.factors)] = slopes
+            n_free += group.params.size
+            for row, item in enumerate(group.items):
+                if group.model in ("2pl", "3pl"):
+                    self.intercepts_[item] = float(rest[row, 0])
+                else:
+                    self.intercepts_[item] = rest[row].tolist()
+                if group.model == "3pl":
+                    self.guessing_[item] = float(expit(rest[row, -1]))
+        self.n_parameters_ = n_free
+        self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
+        self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
