@@ -34,10 +34,12 @@ from scipy.special import expit, logsumexp
 
 from irtcat.engine import ConvergenceWarning
 
+from .bfgs import minimize as bfgs_minimize
 from .mirt_items import MIRT_MODELS, ItemGroup
 from .parameterization import start_values
 from .responses import ResponseSet, from_dense
 
+_INVALID = 1e100      # the M-step objective outside the parameter space (mirt's -1e100)
 MIRT_QUADPTS = {1: 61, 2: 31, 3: 15, 4: 9, 5: 7}
 """mirt's quadrature points per dimension by number of factors (5 beyond)."""
 
@@ -81,7 +83,11 @@ class MirtCalibrator:
 
     def __init__(self, model, loadings, free_correlation=None, *, n_points=None,
                  theta_range=(-6.0, 6.0), max_iter=500, tol=1e-4, c_prior=None,
-                 progress=None):
+                 m_step="mirt", accelerate=True, progress=None):
+        if m_step not in ("mirt", "newton"):
+            raise ValueError(f"unknown M-step {m_step!r}; expected mirt or newton")
+        self.m_step = m_step
+        self.accelerate = accelerate
         self.loadings = np.asarray(loadings, dtype=bool)
         if self.loadings.ndim != 2:
             raise ValueError("loadings must be a (n_items, n_factors) matrix")
@@ -126,7 +132,12 @@ class MirtCalibrator:
             share = np.array([shares[data.offsets[j]: data.offsets[j + 1]] for j in items])
             share = share / share.sum(axis=1, keepdims=True)
             eta = start_values(model, share)                    # [a, rest...]
-            params = np.hstack([np.repeat(eta[:, :1], len(factors), axis=1), eta[:, 1:]])
+            rest = eta[:, 1:].copy()
+            # mirt: loadings .5 each, intercepts over max(sqrt(1 - sum loadings^2), .25)
+            residual = max(np.sqrt(abs(1.0 - 0.25 * len(factors))), 0.25)
+            intercepts = slice(0, rest.shape[1] - 1 if model == "3pl" else rest.shape[1])
+            rest[:, intercepts] *= np.sqrt(0.75) / residual
+            params = np.hstack([np.repeat(eta[:, :1], len(factors), axis=1), rest])
             groups.append(ItemGroup(model, items, n_categories, factors, params))
         return groups
 
@@ -234,6 +245,88 @@ class MirtCalibrator:
         values = result.x if np.isfinite(result.fun) else start
         return build(values)
 
+    def _m_step_bfgs(self, counts, correlation, node_mass, budget):
+        """mirt's M-step: one BFGS (R's optim) over every free item parameter and the
+        free correlations, objective sum r log P + sum_q N_q log phi(theta_q; 0, R)."""
+        pairs = np.argwhere(self.free_correlation)
+        parts = []
+        for group in self.groups_:
+            factors = tuple(group.factors)
+            rows = self.rows_in_set_[id(group)]
+            parts.append((group, counts[factors][rows].reshape(
+                group.items.size, group.n_categories, -1), self.sets_[factors][1]))
+        total_mass = node_mass.sum()
+        second_moment = np.einsum("q,qi,qj->ij", node_mass, self.nodes_, self.nodes_)
+        m = self.n_factors
+
+        def latent_terms(matrix):
+            try:
+                factor = np.linalg.cholesky(matrix)
+            except np.linalg.LinAlgError:                # mirt: -1e100 unless positive definite
+                return None, None
+            log_det = 2.0 * np.log(np.diag(factor)).sum()
+            inverse = np.linalg.inv(matrix)
+            value = (-0.5 * total_mass * (m * np.log(2 * np.pi) + log_det)
+                     - 0.5 * np.trace(inverse @ second_moment))
+            grad = -(total_mass * inverse - inverse @ second_moment @ inverse)
+            return value, grad[pairs[:, 0], pairs[:, 1]]
+
+        def value(vector):
+            matrix = self._set_raw(vector, correlation, apply=False)
+            latent, _ = latent_terms(matrix)
+            if latent is None:
+                return _INVALID
+            total = np.longdouble(latent)
+            for (group, group_counts, nodes), params in zip(parts, self._split(vector),
+                                                            strict=False):
+                if not group.valid(params).all():
+                    return _INVALID
+                log_p, _ = group.terms(params, nodes, derivatives=False)
+                total += np.sum(group_counts * log_p, dtype=np.longdouble)
+            total = float(total)
+            return -total if np.isfinite(total) else _INVALID
+
+        def gradient(vector):
+            grads = []
+            for (group, group_counts, nodes), params in zip(parts, self._split(vector),
+                                                            strict=False):
+                _, dlog = group.terms(params, nodes)
+                grads.append(np.einsum("nkq,npkq->np", group_counts, dlog).ravel())
+            grads.append(latent_terms(self._set_raw(vector, correlation, apply=False))[1])
+            return -np.concatenate(grads)
+
+        with np.errstate(all="ignore"):
+            solution = bfgs_minimize(value, gradient, self._raw(correlation), budget)
+        return self._set_raw(solution, correlation)
+
+    # --- parameter vectors ----------------------------------------------------------
+
+    def _raw(self, correlation):
+        """Free item parameters then free correlations, as the M-step moves them."""
+        parts = [group.params.ravel() for group in self.groups_]
+        parts.append(correlation[self.free_correlation])
+        return np.concatenate(parts)
+
+    def _split(self, vector):
+        matrices, start = [], 0
+        for group in self.groups_:
+            matrices.append(vector[start: start + group.params.size].reshape(group.params.shape))
+            start += group.params.size
+        return matrices
+
+    def _set_raw(self, vector, correlation, apply=True):
+        """The correlation matrix a raw vector stands for; with `apply`, the items too."""
+        matrix = correlation.copy()
+        n_corr = int(self.free_correlation.sum())
+        values = vector[vector.size - n_corr:]
+        rows, cols = np.nonzero(self.free_correlation)
+        matrix[rows, cols] = values
+        matrix[cols, rows] = values
+        if apply:
+            for group, params in zip(self.groups_, self._split(vector), strict=False):
+                group.params = params.copy()
+        return matrix
+
     # --- the EM loop ----------------------------------------------------------------
 
     def _vector(self, correlation):
@@ -260,23 +353,33 @@ class MirtCalibrator:
         onehot = full_onehot(data)
         designs = {factors: onehot[:, columns] for factors, (columns, _) in self.sets_.items()}
         correlation = np.eye(self.n_factors)
-        previous = self._vector(correlation)
         self.converged_ = False
         history = []
+        as_mirt = self.m_step == "mirt" and self.c_prior is None
+        rate = 0.4                                       # mirt's Mrate
+        trail = [self._raw(correlation)] * 2             # pre-M-step vectors (Ramsay)
         started = time.perf_counter()
         for cycle in range(1, self.max_iter + 1):
             counts, node_mass, loglik = self._e_step(designs, data.weights, correlation)
-            self._m_step_items(counts)
-            correlation = self._m_step_latent(correlation, node_mass)
-            current = self._vector(correlation)
-            change = float(np.max(np.abs(current - previous)))
-            previous = current
+            if history and loglik > history[-1][0]:
+                rate = float(np.exp(history[-1][0] - loglik))
+            before = self._vector(correlation)
+            trail = [trail[1], self._raw(correlation)]
+            if as_mirt:
+                budget = max(int(np.ceil(50 * rate)), 15)
+                correlation = self._m_step_bfgs(counts, correlation, node_mass, budget)
+            else:
+                self._m_step_items(counts)
+                correlation = self._m_step_latent(correlation, node_mass)
+            change = float(np.max(np.abs(self._vector(correlation) - before)))
             history.append((loglik, change))
             if self.progress is not None:
                 self.progress(cycle, loglik, change, time.perf_counter() - started)
             if change < self.tol:
                 self.converged_ = True
                 break
+            if self.accelerate and cycle % 3 == 0 and (rate > 0.01 or not as_mirt):
+                self._ramsay(trail, correlation)
         if not self.converged_:
             warnings.warn(f"EM did not converge in {self.max_iter} cycles",
                           ConvergenceWarning, stacklevel=2)
@@ -288,6 +391,22 @@ class MirtCalibrator:
         self.n_persons_ = int(data.n_persons)
         self._collect(data.n_items)
         return self
+
+    def _ramsay(self, trail, correlation):
+        """mirt's Ramsay step on the item parameters (correlations left alone)."""
+        older, old = trail
+        current = self._raw(correlation)
+        step, second = current - old, (current - old) - (old - older)
+        denominator = second @ second
+        if denominator <= 0:
+            return
+        accel = max(1.0 - np.sqrt((step @ step) / denominator), -5.0)
+        proposal = (1.0 - accel) * current + accel * old
+        saved = [group.params for group in self.groups_]
+        self._set_raw(proposal, correlation)
+        if not all(group.valid(group.params).all() for group in self.groups_):
+            for group, params in zip(self.groups_, saved, strict=True):
+                group.params = params
 
     def _index_sets(self, data):
         """Per loading set: its one-hot columns and sub-grid; per group, its rows there."""
