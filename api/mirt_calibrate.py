@@ -1,0 +1,103 @@
+"""`irtcat calibrate DATA --model 2pl --factors SPEC`: multidimensional calibration.
+
+`add_arguments` adds ``--factors`` to calibrate's parser; `run_calibrate`
+(api/cli.py) hands the run over to `run` when it is given. SPEC is R mirt's
+`mirt.model` syntax with item names or 1-based positions
+(calibration/factor_spec.py), e.g. ``F1 = i01-i15; F2 = i16-i30; COV = F1*F2``.
+The bank written follows the multidimensional bank format: items with a list
+of slopes, ``dimensions`` with the factor names and correlation matrix, and
+the calibration record (logLik, AIC, BIC, parameters, cycles).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from irtcat.api.arguments import UsageError
+
+_MODELS = ("2pl", "3pl", "grm", "gpcm")
+
+
+def add_arguments(calibrate):
+    calibrate.add_argument("--factors", metavar="SPEC",
+                           help="multidimensional: mirt.model syntax with item names or "
+                                "positions, e.g. 'F1 = i01-i15; F2 = i16-i30; COV = F1*F2'")
+
+
+def _response_set(data):
+    import numpy as np
+
+    from irtcat.calibration.responses import from_coordinates, from_dense
+
+    if hasattr(data, "person_index"):
+        return from_coordinates(len(data.person_ids), len(data.item_ids), data.person_index,
+                                data.item_index, np.asarray(data.response, dtype=np.intp))
+    return from_dense(data.responses)
+
+
+def bank_document(calibrator, item_ids, spec, model):
+    """The multidimensional bank (dict) of a fitted MirtCalibrator."""
+    standards = spec.standards()
+    items = []
+    for j, item_id in enumerate(item_ids):
+        item = {"id": item_id}
+        if standards[j] is not None:
+            item["standard"] = standards[j]
+        item_model = calibrator.models_[j]
+        item.update({"model": item_model, "a": [float(v) for v in calibrator.slopes_[j]],
+                     "d": calibrator.intercepts_[j]})
+        if item_model == "3pl":
+            item["c"] = float(calibrator.guessing_[j])
+        items.append(item)
+    m = len(spec.factors)
+    record = {"model": model, "factors": spec.text, "loglik": calibrator.log_likelihood_,
+              "aic": calibrator.aic_, "bic": calibrator.bic_,
+              "n_parameters": calibrator.n_parameters_, "iterations": calibrator.n_iter_,
+              "converged": calibrator.converged_, "n_persons": calibrator.n_persons_,
+              "quadpts": calibrator.n_points}
+    return {"format": "irtcat-bank/1", "metric": "logistic",
+            "population": {"mean": 0.0, "sd": 1.0},
+            "dimensions": {"factors": list(spec.factors), "structure": "confirmatory",
+                           "mean": [0.0] * m,
+                           "correlation": calibrator.correlation_.tolist(), "rotation": None},
+            "items": items, "calibration": record}
+
+
+def run(args):
+    from irtcat.calibration.factor_spec import parse_factor_spec
+    from irtcat.calibration.mirt_em import MirtCalibrator
+    from irtcat.engine import ConvergenceWarning
+    from irtcat.itembank import read_response_log, write_json
+
+    if args.model is None or args.model not in _MODELS:
+        raise UsageError(f"--factors needs --model, one of {', '.join(_MODELS)}")
+    for option in ("bank", "by_standard", "anchor", "standard", "se", "priors"):
+        if getattr(args, option, None):
+            name = "--" + option.replace("_", "-")
+            raise UsageError(f"{name} is not available with --factors")
+    data = read_response_log(args.data)
+    try:
+        spec = parse_factor_spec(args.factors, list(data.item_ids))
+    except ValueError as error:
+        raise UsageError(f"--factors: {error}") from None
+    responses = _response_set(data)
+
+    def progress(cycle, loglik, change, seconds):
+        if not args.quiet:
+            print(f"\rcycle {cycle}: loglik {loglik:.4f}, max change {change:.2e}",
+                  end="", file=sys.stderr)
+
+    calibrator = MirtCalibrator(args.model, spec.loadings, spec.free_correlation,
+                                max_iter=args.max_iter, tol=args.tol, progress=progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        calibrator.fit(responses)
+    if not args.quiet:
+        print(file=sys.stderr)
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            print(f"irtcat: warning: {warning.message}", file=sys.stderr)
+    write_json(bank_document(calibrator, list(data.item_ids), spec, args.model), args.out,
+               sys.stdout)
+    return 0
