@@ -339,19 +339,38 @@ class MirtCalibrator:
         parts.append(correlation[self.free_correlation])
         return np.concatenate(parts)
 
-    def fit(self, responses):
-        """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing."""
+    def _prepare(self, responses):
+        """Item groups, grids and per-loading-set designs for `responses`."""
         data = responses if isinstance(responses, ResponseSet) else from_dense(responses)
         if data.n_items != self.loadings.shape[0]:
             raise ValueError(f"the loading pattern has {self.loadings.shape[0]} items, "
                              f"the data {data.n_items}")
-        models = self._models(data.n_items)
-        self.models_ = models
-        self.groups_ = self._groups(data, models)
+        self.models_ = self._models(data.n_items)
+        self.groups_ = self._groups(data, self.models_)
         self.nodes_ = self._grid(tuple(range(self.n_factors)))
         self._index_sets(data)
         onehot = full_onehot(data)
         designs = {factors: onehot[:, columns] for factors, (columns, _) in self.sets_.items()}
+        return data, designs
+
+    def log_likelihood_at(self, responses, slopes, intercepts, correlation, guessing=None):
+        """The marginal log-likelihood of given parameters (mirt's form).
+
+        slopes (n_items, m); intercepts: per item a number or a list; correlation (m, m);
+        guessing (n_items,) or None. The fitted state is replaced by these parameters.
+        """
+        data, designs = self._prepare(responses)
+        for group in self.groups_:
+            for row, item in enumerate(group.items):
+                rest = np.atleast_1d(np.asarray(intercepts[item], dtype=float))
+                if group.model == "3pl":
+                    rest = np.append(rest, np.log(guessing[item] / (1 - guessing[item])))
+                group.params[row] = np.concatenate([slopes[item, group.factors], rest])
+        return self._e_step(designs, data.weights, np.asarray(correlation, dtype=float))[2]
+
+    def fit(self, responses):
+        """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing."""
+        data, designs = self._prepare(responses)
         correlation = np.eye(self.n_factors)
         self.converged_ = False
         history = []
