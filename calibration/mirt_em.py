@@ -282,7 +282,10 @@ class MirtCalibrator:
                 if not group.valid(params).all():
                     return _INVALID
                 log_p, _ = group.terms(params, nodes, derivatives=False)
-                total += np.sum(group_counts * log_p, dtype=np.longdouble)
+                cells = group_counts * log_p
+                if not np.isfinite(cells).all():            # 0 x log 0 is 0
+                    cells = np.where(group_counts > 0, cells, 0.0)
+                total += np.sum(cells, dtype=np.longdouble)
             total = float(total)
             return -total if np.isfinite(total) else _INVALID
 
