@@ -231,8 +231,8 @@ class MirtCalibrator:
 
         def negative(values):
             matrix = build(values)
-            sign, log_det = np.linalg.slogdet(matrix)
-            if sign <= 0:
+            log_det = _log_det_positive(matrix)
+            if log_det is None:
                 return np.inf, np.zeros_like(values)
             inverse = np.linalg.inv(matrix)
             value = log_det + np.trace(inverse @ second_moment)
@@ -242,8 +242,8 @@ class MirtCalibrator:
         start = correlation[upper[:, 0], upper[:, 1]]
         result = minimize(negative, start, jac=True, method="BFGS",
                           options={"gtol": 1e-10, "maxiter": 200})
-        values = result.x if np.isfinite(result.fun) else start
-        return build(values)
+        matrix = build(result.x)
+        return matrix if np.isfinite(negative(result.x)[0]) else correlation
 
     def _m_step_bfgs(self, counts, correlation, node_mass, budget):
         """mirt's M-step: one BFGS (R's optim) over every free item parameter and the
@@ -260,11 +260,9 @@ class MirtCalibrator:
         m = self.n_factors
 
         def latent_terms(matrix):
-            try:
-                factor = np.linalg.cholesky(matrix)
-            except np.linalg.LinAlgError:                # mirt: -1e100 unless positive definite
+            log_det = _log_det_positive(matrix)         # mirt: -1e100 unless positive definite
+            if log_det is None:
                 return None, None
-            log_det = 2.0 * np.log(np.diag(factor)).sum()
             inverse = np.linalg.inv(matrix)
             value = (-0.5 * total_mass * (m * np.log(2 * np.pi) + log_det)
                      - 0.5 * np.trace(inverse @ second_moment))
@@ -298,8 +296,12 @@ class MirtCalibrator:
             grads.append(latent_terms(self._set_raw(vector, correlation, apply=False))[1])
             return -np.concatenate(grads)
 
+        start = self._raw(correlation)
         with np.errstate(all="ignore"):
-            solution = bfgs_minimize(value, gradient, self._raw(correlation), budget)
+            if value(start) >= _INVALID:     # no descent from an invalid point: Newton instead
+                self._m_step_items(counts)
+                return self._m_step_latent(correlation, node_mass)
+            solution = bfgs_minimize(value, gradient, start, budget)
         return self._set_raw(solution, correlation)
 
     # --- parameter vectors ----------------------------------------------------------
@@ -466,3 +468,15 @@ class MirtCalibrator:
         self.n_parameters_ = n_free
         self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
         self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
+
+
+def _log_det_positive(matrix, smallest=1e-8):
+    """log det of a positive definite matrix, None unless its Cholesky factor's
+    diagonal stays above `smallest` (a correlation of 1 is not a density)."""
+    try:
+        diagonal = np.diag(np.linalg.cholesky(matrix))
+    except np.linalg.LinAlgError:
+        return None
+    if diagonal.min() <= smallest:
+        return None
+    return 2.0 * float(np.log(diagonal).sum())

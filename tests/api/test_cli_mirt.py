@@ -1,0 +1,102 @@
+"""`irtcat calibrate DATA --model 2pl --factors SPEC`: the multidimensional bank
+(format of the multidimensional bank: `a` a list, `dimensions` with the factor
+names and correlation), wide and long input giving one fit, and the bad-usage
+contract (exit 2, one line on stderr)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from irtcat.api.cli import main
+from irtcat.calibration.mirt_em import MirtCalibrator
+
+SPEC = "A = 1-8; B = q09-q16; COV = A*B"
+
+
+def simulated(path):
+    """800 persons, 16 2PL items on two factors (r = 0.5), 20 % of cells missing."""
+    rng = np.random.default_rng(20261205)
+    theta = rng.standard_normal((800, 2)) @ np.linalg.cholesky([[1, 0.5], [0.5, 1]]).T
+    slopes = rng.uniform(0.8, 1.8, 16)
+    projection = np.where(np.arange(16) < 8, theta[:, :1], theta[:, 1:]) * slopes
+    prob = 1 / (1 + np.exp(-(projection + rng.uniform(-1, 1, 16))))
+    responses = (rng.random(prob.shape) < prob).astype(float)
+    responses[rng.random(prob.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(responses, columns=[f"q{j:02d}" for j in range(1, 17)])
+    frame.insert(0, "person_id", [f"p{n:04d}" for n in range(800)])
+    frame.to_csv(path, index=False, float_format="%.0f")
+    return path
+
+
+def run(capsys, *argv):
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def wide_csv(tmp_path_factory):
+    return simulated(tmp_path_factory.mktemp("mirt") / "wide.csv")
+
+
+@pytest.fixture(scope="module")
+def wide_bank(wide_csv):
+    out = wide_csv.parent / "bank.json"
+    assert main(["calibrate", str(wide_csv), "--model", "2pl", "--factors", SPEC,
+                 "--out", str(out), "--quiet"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_the_bank_follows_the_multidimensional_format(wide_bank):
+    dimensions = wide_bank["dimensions"]
+    assert dimensions["factors"] == ["A", "B"]
+    assert dimensions["structure"] == "confirmatory"
+    correlation = np.array(dimensions["correlation"])
+    assert correlation.shape == (2, 2) and np.allclose(np.diag(correlation), 1.0)
+    first, last = wide_bank["items"][0], wide_bank["items"][-1]
+    assert first["id"] == "q01" and first["standard"] == "A" and first["a"][1] == 0.0
+    assert last["standard"] == "B" and last["a"][0] == 0.0 and isinstance(last["d"], float)
+    record = wide_bank["calibration"]
+    assert record["factors"] == SPEC and record["n_parameters"] == 33
+    assert record["n_persons"] == 800
+    assert 0.35 < correlation[0, 1] < 0.65           # simulated r = 0.5
+
+
+def test_the_bank_holds_the_calibrator_fit(wide_csv, wide_bank):
+    # The command is the calibrator: the same fit, computed here directly.
+    responses = pd.read_csv(wide_csv).iloc[:, 1:].to_numpy(float)
+    loadings = np.zeros((16, 2), bool)
+    loadings[:8, 0] = loadings[8:, 1] = True
+    fit = MirtCalibrator("2pl", loadings, np.ones((2, 2), bool)).fit(responses)
+    assert wide_bank["calibration"]["loglik"] == pytest.approx(fit.log_likelihood_, abs=1e-8)
+    slopes = np.array([item["a"] for item in wide_bank["items"]])
+    assert np.abs(slopes - fit.slopes_).max() < 1e-8
+
+
+def test_long_input_gives_the_wide_fit(wide_csv, wide_bank, tmp_path, capsys):
+    frame = pd.read_csv(wide_csv, dtype={"person_id": str})
+    long = frame.melt(id_vars="person_id", var_name="item_id", value_name="response")
+    long = long.dropna().astype({"response": int})
+    path = tmp_path / "long.csv"
+    long.to_csv(path, index=False)
+    out = tmp_path / "bank.json"
+    status, _, _ = run(capsys, "calibrate", path, "--model", "2pl", "--factors", SPEC,
+                       "--out", out, "--quiet")
+    assert status == 0
+    bank = json.loads(out.read_text())
+    assert bank["calibration"]["loglik"] == pytest.approx(
+        wide_bank["calibration"]["loglik"], abs=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "2pl", "--factors", "A = 1-8; B = 9-x"], "unknown item 'x'"),
+    (["--model", "2pl", "--factors", "A = 1-8"], "is on no factor"),
+    (["--model", "nominal", "--factors", SPEC], "--factors needs --model"),
+    (["--model", "2pl", "--factors", SPEC, "--se"], "--se is not available"),
+])
+def test_bad_usage_is_one_line_and_exit_2(wide_csv, capsys, argv, message):
+    status, out, err = run(capsys, "calibrate", wide_csv, *argv, "--quiet")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("irtcat: error: ") and message in err
