@@ -14,6 +14,7 @@ from . import (
     groups,
     ims_cat,
     load,
+    mirt,
     model_fit,
     online,
     scoring,
@@ -27,7 +28,7 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
               "exposure_live": exposure_live.run, "online": online.run,
-              "ims_cat": ims_cat.run}
+              "ims_cat": ims_cat.run, "mirt": mirt.run}
 
 
 def main(names):

@@ -28,7 +28,6 @@ import time
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
 
@@ -157,50 +156,50 @@ class MirtCalibrator:
 
     # --- E-step ---------------------------------------------------------------------
 
-    def _e_step(self, designs, weights, correlation, chunk_rows=1024):
-        """Expected counts per loading set {S: (columns_S, Q_S)}, node mass (Q,), logLik."""
+    def _e_step(self, designs, weights, correlation, chunk_rows=32):
+        """Expected counts per loading set {S: (columns_S, Q_S)}, node mass (Q,), logLik.
+
+        Rows go in chunks small enough for the (rows, Q) posterior to stay in cache.
+        """
         m, points = self.n_factors, self.n_points
         log_prior = self._log_prior(correlation)
-        sets = self.sets_
-        log_p = {}
-        for factors, (columns, nodes) in sets.items():
+        terms, counts = {}, {}
+        for factors, (columns, nodes) in self.sets_.items():
             values = np.zeros((columns.size, nodes.shape[0]))
             for group in self.groups_:
                 if tuple(group.factors) == factors:
                     block, _ = group.terms(group.params, nodes, derivatives=False)
                     values[self.rows_in_set_[id(group)]] = block.reshape(-1, nodes.shape[0])
-            log_p[factors] = values
-        counts = {factors: np.zeros_like(values) for factors, values in log_p.items()}
+            terms[factors] = np.asarray(designs[factors] @ values)     # (rows, Q_S)
+            counts[factors] = np.zeros_like(values)
         node_mass = np.zeros(log_prior.size)
         loglik = 0.0
         grid_shape = (points,) * m
         n_rows = weights.size
+        joint_buffer = np.empty((min(chunk_rows, n_rows), log_prior.size))
         for start in range(0, n_rows, chunk_rows):
             rows = slice(start, min(start + chunk_rows, n_rows))
             n = rows.stop - rows.start
-            joint = np.empty((n, log_prior.size))
-            joint[:] = log_prior
+            joint = joint_buffer[:n]
             joint_view = joint.reshape((n, *grid_shape))
-            chunk_sets = {}
-            for factors in sets:
-                design = designs[factors][rows]
-                design = design.toarray() if sp.issparse(design) else design
-                chunk_sets[factors] = design
-                term = design @ log_p[factors]
+            for index, (factors, term) in enumerate(terms.items()):
                 shape = [n] + [points if f in factors else 1 for f in range(m)]
-                joint_view += term.reshape(shape)
+                if index == 0:
+                    np.add(log_prior.reshape((1, *grid_shape)), term[rows].reshape(shape),
+                           out=joint_view)
+                else:
+                    joint_view += term[rows].reshape(shape)
             peak = joint.max(axis=1, keepdims=True)
             joint -= peak
             np.exp(joint, out=joint)
-            total = joint.sum(axis=1, keepdims=True)
-            chunk_weights = weights[rows]
-            joint *= chunk_weights[:, None] / total
-            node_mass += joint.sum(axis=0)
-            loglik += float(chunk_weights @ (peak[:, 0] + np.log(total[:, 0])))
-            for factors, design in chunk_sets.items():
-                others = tuple(1 + f for f in range(m) if f not in factors)
-                marginal = joint_view.sum(axis=others) if others else joint_view
-                counts[factors] += design.T @ marginal.reshape(n, -1)
+            marginals = {factors: _marginal(joint_view, factors) for factors in terms}
+            total = next(iter(marginals.values())).sum(axis=1)
+            scale = weights[rows] / total                               # (n,)
+            node_mass += scale @ joint
+            loglik += float(weights[rows] @ (peak[:, 0] + np.log(total)))
+            for factors, marginal in marginals.items():
+                design = designs[factors][rows]
+                counts[factors] += design.T @ (marginal * scale[:, None])
         return counts, node_mass, loglik
 
     # --- M-steps --------------------------------------------------------------------
@@ -468,6 +467,24 @@ class MirtCalibrator:
         self.n_parameters_ = n_free
         self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
         self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
+
+
+def _marginal(joint_view, factors):
+    """Sum of a (n, P, ..., P) array over the axes of the factors not in `factors`:
+    shape (n, P^len(factors)). A single factor's is two matrix products with a vector
+    of ones (over the axes after it, then those before it): BLAS, not strided sums."""
+    n, points, m = joint_view.shape[0], joint_view.shape[1], joint_view.ndim - 1
+    if len(factors) == 1:
+        f = factors[0]
+        trailing = points ** (m - f - 1)
+        after = joint_view.reshape(n * points ** (f + 1), trailing)
+        if trailing > 1:
+            after = after @ np.ones(trailing)
+        before = after.reshape(n, points ** f, points)
+        return np.ones(points ** f) @ before if f else before.reshape(n, points)
+    others = tuple(1 + f for f in range(m) if f not in factors)
+    marginal = joint_view.sum(axis=others) if others else joint_view
+    return marginal.reshape(n, -1)
 
 
 def _log_det_positive(matrix, smallest=1e-8):
