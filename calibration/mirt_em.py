@@ -38,6 +38,7 @@ from .mirt_items import MIRT_MODELS, ItemGroup
 from .parameterization import start_values
 from .responses import ResponseSet, from_dense
 
+_UNDERFLOW = 1e-250   # a row's posterior total below this: redo the chunk exactly
 _INVALID = 1e100      # the M-step objective outside the parameter space (mirt's -1e100)
 MIRT_QUADPTS = {1: 61, 2: 31, 3: 15, 4: 9, 5: 7}
 """mirt's quadrature points per dimension by number of factors (5 beyond)."""
@@ -175,6 +176,7 @@ class MirtCalibrator:
         node_mass = np.zeros(log_prior.size)
         loglik = 0.0
         grid_shape = (points,) * m
+        top_prior = log_prior.max()
         n_rows = weights.size
         joint_buffer = np.empty((min(chunk_rows, n_rows), log_prior.size))
         for start in range(0, n_rows, chunk_rows):
@@ -182,25 +184,40 @@ class MirtCalibrator:
             n = rows.stop - rows.start
             joint = joint_buffer[:n]
             joint_view = joint.reshape((n, *grid_shape))
-            for index, (factors, term) in enumerate(terms.items()):
-                shape = [n] + [points if f in factors else 1 for f in range(m)]
-                if index == 0:
-                    np.add(log_prior.reshape((1, *grid_shape)), term[rows].reshape(shape),
-                           out=joint_view)
-                else:
-                    joint_view += term[rows].reshape(shape)
-            peak = joint.max(axis=1, keepdims=True)
-            joint -= peak
+            # Shift each row by an upper bound of its log joint (the sum of the maxima),
+            # folded into the first term: no pass for the maximum. Where the bound is
+            # so loose that the posterior underflows, the chunk is redone exactly.
+            peak = top_prior + sum(term[rows].max(axis=1) for term in terms.values())
+            self._fill(joint_view, log_prior, terms, rows, peak)
             np.exp(joint, out=joint)
             marginals = {factors: _marginal(joint_view, factors) for factors in terms}
             total = next(iter(marginals.values())).sum(axis=1)
+            if total.min() < _UNDERFLOW:
+                self._fill(joint_view, log_prior, terms, rows, np.zeros(n))
+                peak = joint.max(axis=1)
+                joint -= peak[:, None]
+                np.exp(joint, out=joint)
+                marginals = {factors: _marginal(joint_view, factors) for factors in terms}
+                total = next(iter(marginals.values())).sum(axis=1)
             scale = weights[rows] / total                               # (n,)
             node_mass += scale @ joint
-            loglik += float(weights[rows] @ (peak[:, 0] + np.log(total)))
+            loglik += float(weights[rows] @ (peak + np.log(total)))
             for factors, marginal in marginals.items():
                 design = designs[factors][rows]
                 counts[factors] += design.T @ (marginal * scale[:, None])
         return counts, node_mass, loglik
+
+    def _fill(self, joint_view, log_prior, terms, rows, shift):
+        """joint_view (n, P, ..., P) = log prior + every loading set's term - shift (n,)."""
+        n, m, points = joint_view.shape[0], self.n_factors, self.n_points
+        for index, (factors, term) in enumerate(terms.items()):
+            shape = [n] + [points if f in factors else 1 for f in range(m)]
+            values = term[rows]
+            if index == 0:
+                np.add(log_prior.reshape(joint_view.shape[1:])[None],
+                       (values - shift[:, None]).reshape(shape), out=joint_view)
+            else:
+                joint_view += values.reshape(shape)
 
     # --- M-steps --------------------------------------------------------------------
 
