@@ -193,3 +193,34 @@ def test_orthogonal_factors_keep_a_zero_correlation():
 def test_an_item_on_no_factor_is_refused():
     with pytest.raises(ValueError, match="at least one factor"):
         MirtCalibrator("2pl", np.array([[True, False], [False, False]]))
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.999])
+def test_the_e_step_is_the_grid_sum(rho):
+    # Closed form: the marginal log-likelihood is, per person, log sum over the grid of
+    # w_q prod_j P_j(theta_q) with w the N(0, R) density normalised over the grid;
+    # computed here directly. At r = 0.999 the persons right on every (very hard) F1
+    # item and wrong on every (very easy) F2 item have their joint log-likelihood
+    # more than 600 below the sum of its per-factor maxima: the exact path.
+    rng = np.random.default_rng(3)
+    slopes = np.zeros((16, 2))
+    slopes[:8, 0], slopes[8:, 1] = 8.0, 8.0
+    slopes[7, 1] = 0.7                                  # one item on both factors
+    loadings = slopes != 0
+    intercepts = np.repeat([-40.0, 40.0], 8) + rng.uniform(-1, 1, 16)
+    responses = rng.integers(0, 2, (40, 16)).astype(float)
+    responses[:5] = np.repeat([1.0, 0.0], 8)
+    responses[5, 0] = np.nan
+    correlation = np.array([[1.0, rho], [rho, 1.0]])
+    calibrator = MirtCalibrator("2pl", loadings, np.ones((2, 2), bool))
+    value = calibrator.log_likelihood_at(responses, slopes, intercepts, correlation)
+    nodes = calibrator.nodes_                                           # (Q, 2)
+    log_density = -0.5 * np.einsum("qi,ij,qj->q", nodes, np.linalg.inv(correlation), nodes)
+    log_weights = log_density - np.logaddexp.reduce(log_density)
+    z = nodes @ slopes.T + intercepts                                   # (Q, items)
+    log_p1, log_p0 = -np.logaddexp(0, -z), -np.logaddexp(0, z)
+    observed = ~np.isnan(responses)
+    answers = np.nan_to_num(responses)
+    per_person = (answers * observed) @ log_p1.T + ((1 - answers) * observed) @ log_p0.T
+    expected = np.logaddexp.reduce(per_person + log_weights, axis=1).sum()
+    assert value == pytest.approx(expected, abs=1e-8)
