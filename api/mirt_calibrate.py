@@ -12,6 +12,7 @@ the calibration record (logLik, AIC, BIC, parameters, cycles).
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 from irtcat.api.arguments import UsageError
@@ -83,21 +84,30 @@ def run(args):
         raise UsageError(f"--factors: {error}") from None
     responses = _response_set(data)
 
+    in_place = not args.quiet and sys.stderr.isatty()
+
     def progress(cycle, loglik, change, seconds):
-        if not args.quiet:
+        if in_place:
             print(f"\rcycle {cycle}: loglik {loglik:.4f}, max change {change:.2e}",
                   end="", file=sys.stderr)
 
     calibrator = MirtCalibrator(args.model, spec.loadings, spec.free_correlation,
                                 max_iter=args.max_iter, tol=args.tol, progress=progress)
+    started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         calibrator.fit(responses)
-    if not args.quiet:
+    if in_place:
         print(file=sys.stderr)
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"irtcat: warning: {warning.message}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(data.item_ids)} items, {calibrator.n_persons_} persons, "
+              f"{len(spec.factors)} factors: loglik {calibrator.log_likelihood_:.4f}, "
+              f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
+              f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
+              file=sys.stderr)
     write_json(bank_document(calibrator, list(data.item_ids), spec, args.model), args.out,
                sys.stdout)
     return 0
