@@ -6,7 +6,8 @@
 (calibration/factor_spec.py), e.g. ``F1 = i01-i15; F2 = i16-i30; COV = F1*F2``.
 The bank written follows the multidimensional bank format: items with a list
 of slopes, ``dimensions`` with the factor names and correlation matrix, and
-the calibration record (logLik, AIC, BIC, parameters, cycles).
+the calibration record (logLik, AIC, BIC, parameters, cycles); with ``--se``
+the parameters' and correlations' standard errors (calibration/mirt_se.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,17 @@ def _response_set(data):
     return from_dense(data.responses)
 
 
-def bank_document(calibrator, item_ids, spec, model):
-    """The multidimensional bank (dict) of a fitted MirtCalibrator."""
+def _finite(value):
+    """A float, None for NaN (JSON null); lists element-wise."""
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    value = float(value)
+    return value if value == value else None
+
+
+def bank_document(calibrator, item_ids, spec, model, errors=None):
+    """The multidimensional bank (dict) of a fitted MirtCalibrator; `errors` the
+    dict of calibration.mirt_se.standard_errors, or None."""
     standards = spec.standards()
     items = []
     for j, item_id in enumerate(item_ids):
@@ -50,6 +60,11 @@ def bank_document(calibrator, item_ids, spec, model):
                      "d": calibrator.intercepts_[j]})
         if item_model == "3pl":
             item["c"] = float(calibrator.guessing_[j])
+        if errors is not None:
+            item["se"] = {"a": _finite(errors["slopes"][j].tolist()),
+                          "d": _finite(errors["intercepts"][j])}
+            if item_model == "3pl":
+                item["se"]["c"] = _finite(errors["guessing"][j])
         items.append(item)
     m = len(spec.factors)
     record = {"model": model, "factors": spec.text, "loglik": calibrator.log_likelihood_,
@@ -57,11 +72,15 @@ def bank_document(calibrator, item_ids, spec, model):
               "n_parameters": calibrator.n_parameters_, "iterations": calibrator.n_iter_,
               "converged": calibrator.converged_, "n_persons": calibrator.n_persons_,
               "quadpts": calibrator.n_points}
+    dimensions = {"factors": list(spec.factors), "structure": "confirmatory",
+                  "mean": [0.0] * m, "correlation": calibrator.correlation_.tolist()}
+    if errors is not None:
+        dimensions["se"] = {"correlation": [_finite(row) for row in
+                                            errors["correlation"].tolist()]}
+        record["standard_errors"] = "oakes" if errors["positive_definite"] else None
+    dimensions["rotation"] = None
     return {"format": "irtcat-bank/1", "metric": "logistic",
-            "population": {"mean": 0.0, "sd": 1.0},
-            "dimensions": {"factors": list(spec.factors), "structure": "confirmatory",
-                           "mean": [0.0] * m,
-                           "correlation": calibrator.correlation_.tolist(), "rotation": None},
+            "population": {"mean": 0.0, "sd": 1.0}, "dimensions": dimensions,
             "items": items, "calibration": record}
 
 
@@ -73,7 +92,7 @@ def run(args):
 
     if args.model is None or args.model not in _MODELS:
         raise UsageError(f"--factors needs --model, one of {', '.join(_MODELS)}")
-    for option in ("bank", "by_standard", "anchor", "standard", "se", "priors"):
+    for option in ("bank", "by_standard", "anchor", "standard", "priors"):
         if getattr(args, option, None):
             name = "--" + option.replace("_", "-")
             raise UsageError(f"{name} is not available with --factors")
@@ -108,6 +127,14 @@ def run(args):
               f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
               f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
               file=sys.stderr)
-    write_json(bank_document(calibrator, list(data.item_ids), spec, args.model), args.out,
-               sys.stdout)
+    errors = None
+    if args.se:
+        from irtcat.calibration.mirt_se import standard_errors
+
+        errors = standard_errors(calibrator, responses)
+        if not errors["positive_definite"]:
+            print("irtcat: warning: the information matrix is not positive definite: "
+                  "no standard errors", file=sys.stderr)
+    write_json(bank_document(calibrator, list(data.item_ids), spec, args.model, errors),
+               args.out, sys.stdout)
     return 0

@@ -370,6 +370,12 @@ class MirtCalibrator:
         self.groups_ = self._groups(data, self.models_)
         self.nodes_ = self._grid(tuple(range(self.n_factors)))
         self._index_sets(data)
+        return self.designs(data)
+
+    def designs(self, responses):
+        """(ResponseSet, {loading set: one-hot columns of its items}) for the
+        groups as they stand (a fitted calibrator's: used for standard errors)."""
+        data = responses if isinstance(responses, ResponseSet) else from_dense(responses)
         onehot = full_onehot(data)
         designs = {factors: onehot[:, columns] for factors, (columns, _) in self.sets_.items()}
         return data, designs

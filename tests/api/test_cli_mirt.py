@@ -94,9 +94,24 @@ def test_long_input_gives_the_wide_fit(wide_csv, wide_bank, tmp_path, capsys):
     (["--model", "2pl", "--factors", "A = 1-8; B = 9-x"], "unknown item 'x'"),
     (["--model", "2pl", "--factors", "A = 1-8"], "is on no factor"),
     (["--model", "nominal", "--factors", SPEC], "--factors needs --model"),
-    (["--model", "2pl", "--factors", SPEC, "--se"], "--se is not available"),
+    (["--model", "2pl", "--factors", SPEC, "--priors"], "--priors is not available"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(wide_csv, capsys, argv, message):
     status, out, err = run(capsys, "calibrate", wide_csv, *argv, "--quiet")
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("irtcat: error: ") and message in err
+
+
+def test_se_writes_the_standard_errors(wide_csv, tmp_path, capsys):
+    out = tmp_path / "bank.json"
+    status, _, _ = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--factors", SPEC,
+                       "--se", "--out", out, "--quiet")
+    assert status == 0
+    bank = json.loads(out.read_text())
+    first = bank["items"][0]
+    assert first["se"]["a"][1] is None and 0.03 < first["se"]["a"][0] < 0.5
+    assert 0.03 < first["se"]["d"] < 0.5
+    correlation_se = bank["dimensions"]["se"]["correlation"]
+    assert correlation_se[0][0] is None and 0.01 < correlation_se[0][1] == correlation_se[1][0]
+    assert correlation_se[0][1] < 0.1
+    assert bank["calibration"]["standard_errors"] == "oakes"
