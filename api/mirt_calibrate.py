@@ -6,7 +6,9 @@
 (calibration/factor_spec.py), e.g. ``F1 = i01-i15; F2 = i16-i30; COV = F1*F2``.
 The bank written follows the multidimensional bank format: items with a list
 of slopes, ``dimensions`` with the factor names and correlation matrix, and
-the calibration record (logLik, AIC, BIC, parameters, cycles); with ``--se``
+the calibration record (logLik, AIC, BIC, parameters, cycles, and under
+``comparison`` the unidimensional fit's and the likelihood-ratio test against
+it: calibration/mirt_comparison.py); with ``--se``
 the parameters' and correlations' standard errors (calibration/mirt_se.py).
 """
 
@@ -127,6 +129,9 @@ def run(args):
               f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
               f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
               file=sys.stderr)
+    from irtcat.calibration.mirt_comparison import compare_with_unidimensional
+
+    comparison = compare_with_unidimensional(calibrator, responses)
     errors = None
     if args.se:
         from irtcat.calibration.mirt_se import standard_errors
@@ -135,6 +140,7 @@ def run(args):
         if not errors["positive_definite"]:
             print("irtcat: warning: the information matrix is not positive definite: "
                   "no standard errors", file=sys.stderr)
-    write_json(bank_document(calibrator, list(data.item_ids), spec, args.model, errors),
-               args.out, sys.stdout)
+    document = bank_document(calibrator, list(data.item_ids), spec, args.model, errors)
+    document["calibration"]["comparison"] = comparison
+    write_json(document, args.out, sys.stdout)
     return 0

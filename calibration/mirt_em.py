@@ -20,6 +20,10 @@ the sub-grid of S (persons x points^|S|), broadcast into the full grid; under
 simple structure that is a sum of per-factor (persons, 15) terms. The
 expected counts of the items of S need only the posterior's marginal on S.
 The item M-step (Fisher scoring) then works on those sub-grids.
+
+Length: the E-step, the two M-steps (mirt's BFGS path and Newton), Ramsay's
+acceleration and the convergence rule are one algorithm, read together against
+mirt's; the items, standard errors and the comparison live in their own modules.
 """
 
 from __future__ import annotations

@@ -115,3 +115,23 @@ def test_se_writes_the_standard_errors(wide_csv, tmp_path, capsys):
     assert correlation_se[0][0] is None and 0.01 < correlation_se[0][1] == correlation_se[1][0]
     assert correlation_se[0][1] < 0.1
     assert bank["calibration"]["standard_errors"] == "oakes"
+
+
+def test_the_record_compares_with_the_unidimensional_fit(wide_csv, wide_bank):
+    # mirt's anova(unidimensional, multidimensional): the unidimensional 2PL fitted
+    # here (MMLCalibrator), X2 = 2 (logLik difference) on the 1 extra parameter (the
+    # correlation), p its chi-square upper tail.
+    from scipy.stats import chi2
+
+    from irtcat.calibration.mml_em import MMLCalibrator
+
+    comparison = wide_bank["calibration"]["comparison"]
+    responses = pd.read_csv(wide_csv).iloc[:, 1:].to_numpy(float)
+    single = MMLCalibrator("2pl").fit(responses)
+    assert comparison["unidimensional"]["loglik"] == pytest.approx(single.log_likelihood_)
+    assert comparison["unidimensional"]["n_parameters"] == 32
+    assert comparison["df"] == 1
+    x2 = 2 * (wide_bank["calibration"]["loglik"] - single.log_likelihood_)
+    assert comparison["X2"] == pytest.approx(x2) and x2 > 0
+    assert comparison["p"] == pytest.approx(chi2.sf(x2, 1))
+    assert comparison["p"] < 1e-6                          # simulated r = 0.5, not 1
