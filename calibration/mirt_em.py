@@ -38,6 +38,8 @@ from scipy.special import expit, logsumexp
 from irtcat.engine import ConvergenceWarning
 
 from .bfgs import minimize as bfgs_minimize
+from .bifactor import check_bifactor
+from .bifactor import e_step as bifactor_e_step
 from .mirt_items import MIRT_MODELS, ItemGroup
 from .parameterization import start_values
 from .responses import ResponseSet, from_dense
@@ -75,6 +77,10 @@ class MirtCalibrator:
     n_points : points per dimension (default mirt's for m factors)
     theta_range, max_iter, tol : grid range, EM cycles, convergence tolerance
     c_prior : (alpha, beta) of a Beta prior on the 3pl's c, or None
+    bifactor : bool
+        Factor 0 is general (every item), the others specific (at most one per
+        item), all orthogonal: the E-step by dimension reduction (calibration.bifactor)
+        on mirt's points of a 2-D problem (31).
     progress : callable(cycle, log_likelihood, max_change, seconds) or None
 
     Attributes (after `fit`)
@@ -87,7 +93,7 @@ class MirtCalibrator:
 
     def __init__(self, model, loadings, free_correlation=None, *, n_points=None,
                  theta_range=(-6.0, 6.0), max_iter=500, tol=1e-4, c_prior=None,
-                 m_step="mirt", accelerate=True, progress=None):
+                 m_step="mirt", accelerate=True, bifactor=False, progress=None):
         if m_step not in ("mirt", "newton"):
             raise ValueError(f"unknown M-step {m_step!r}; expected mirt or newton")
         self.m_step = m_step
@@ -102,8 +108,15 @@ class MirtCalibrator:
         mask = np.zeros((m, m), dtype=bool) if free_correlation is None else np.asarray(
             free_correlation, dtype=bool)
         self.free_correlation = np.triu(mask | mask.T, 1)
-        self.n_points = n_points or MIRT_QUADPTS.get(m, 5)
+        self.bifactor = bool(bifactor)
+        if self.bifactor:
+            check_bifactor(self.loadings)
+            if self.free_correlation.any():
+                raise ValueError("bifactor: the factors are orthogonal")
+        # mirt: the bifactor's points are those of its reduced (2-D) problem
+        self.n_points = n_points or MIRT_QUADPTS.get(2 if self.bifactor else m, 5)
         self.theta_range = theta_range
+        self.nodes_ = None
         self.max_iter = max_iter
         self.tol = tol
         self.c_prior = c_prior
@@ -167,7 +180,6 @@ class MirtCalibrator:
         Rows go in chunks small enough for the (rows, Q) posterior to stay in cache.
         """
         m, points = self.n_factors, self.n_points
-        log_prior = self._log_prior(correlation)
         terms, counts = {}, {}
         for factors, (columns, nodes) in self.sets_.items():
             values = np.zeros((columns.size, nodes.shape[0]))
@@ -177,6 +189,12 @@ class MirtCalibrator:
                     values[self.rows_in_set_[id(group)]] = block.reshape(-1, nodes.shape[0])
             terms[factors] = np.asarray(designs[factors] @ values)     # (rows, Q_S)
             counts[factors] = np.zeros_like(values)
+        if self.bifactor:
+            log_weights = -0.5 * self._grid((0,))[:, 0] ** 2
+            log_weights -= logsumexp(log_weights)
+            loglik = bifactor_e_step(terms, log_weights, weights, designs, counts)
+            return counts, None, loglik
+        log_prior = self._log_prior(correlation)
         node_mass = np.zeros(log_prior.size)
         loglik = 0.0
         grid_shape = (points,) * m
@@ -275,11 +293,14 @@ class MirtCalibrator:
             rows = self.rows_in_set_[id(group)]
             parts.append((group, counts[factors][rows].reshape(
                 group.items.size, group.n_categories, -1), self.sets_[factors][1]))
-        total_mass = node_mass.sum()
-        second_moment = np.einsum("q,qi,qj->ij", node_mass, self.nodes_, self.nodes_)
         m = self.n_factors
+        if pairs.size:
+            total_mass = node_mass.sum()
+            second_moment = np.einsum("q,qi,qj->ij", node_mass, self.nodes_, self.nodes_)
 
         def latent_terms(matrix):
+            if not pairs.size:                          # mirt: no group term when none free
+                return 0.0, np.zeros(0)
             log_det = _log_det_positive(matrix)         # mirt: -1e100 unless positive definite
             if log_det is None:
                 return None, None
@@ -372,7 +393,8 @@ class MirtCalibrator:
                              f"the data {data.n_items}")
         self.models_ = self._models(data.n_items)
         self.groups_ = self._groups(data, self.models_)
-        self.nodes_ = self._grid(tuple(range(self.n_factors)))
+        if not self.bifactor:
+            self.nodes_ = self._grid(tuple(range(self.n_factors)))
         self._index_sets(data)
         return self.designs(data)
 
