@@ -322,7 +322,7 @@ def run_calibrate(args):
     from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
-    if args.factors:
+    if args.factors or args.bifactor:
         return mirt_calibrate.run(args)
     if args.group:
         return group_calibrate.run(args)

@@ -27,6 +27,26 @@ def add_arguments(calibrate):
     calibrate.add_argument("--factors", metavar="SPEC",
                            help="multidimensional: mirt.model syntax with item names or "
                                 "positions, e.g. 'F1 = i01-i15; F2 = i16-i30; COV = F1*F2'")
+    calibrate.add_argument("--bifactor", metavar="SPEC",
+                           help="bifactor: a general factor G on every item and one "
+                                "specific factor per group, e.g. 'S1 = i01-i15; S2 = i16-i30'")
+
+
+def _bifactor_spec(text, item_names):
+    import numpy as np
+
+    from irtcat.calibration.factor_spec import FactorSpec, parse_factor_spec
+
+    groups = parse_factor_spec(text, item_names, every_item=False)
+    if groups.free_correlation.any():
+        raise ValueError("a bifactor model's factors are orthogonal: no COV")
+    if "G" in groups.factors:
+        raise ValueError("G names the general factor: name the specific ones otherwise")
+    if (groups.loadings.sum(axis=1) > 1).any():
+        raise ValueError("an item is in two specific groups")
+    loadings = np.hstack([np.ones((len(item_names), 1), bool), groups.loadings])
+    m = loadings.shape[1]
+    return FactorSpec(["G", *groups.factors], loadings, np.zeros((m, m), bool), text)
 
 
 def _response_set(data):
@@ -51,7 +71,8 @@ def _finite(value):
 def bank_document(calibrator, item_ids, spec, model, errors=None):
     """The multidimensional bank (dict) of a fitted MirtCalibrator; `errors` the
     dict of calibration.mirt_se.standard_errors, or None."""
-    standards = spec.standards()
+    structure = "bifactor" if calibrator.bifactor else "confirmatory"
+    standards = spec.standards(general=calibrator.bifactor)
     items = []
     for j, item_id in enumerate(item_ids):
         item = {"id": item_id}
@@ -69,12 +90,12 @@ def bank_document(calibrator, item_ids, spec, model, errors=None):
                 item["se"]["c"] = _finite(errors["guessing"][j])
         items.append(item)
     m = len(spec.factors)
-    record = {"model": model, "factors": spec.text, "loglik": calibrator.log_likelihood_,
-              "aic": calibrator.aic_, "bic": calibrator.bic_,
+    record = {"model": model, structure_key(calibrator): spec.text,
+              "loglik": calibrator.log_likelihood_, "aic": calibrator.aic_, "bic": calibrator.bic_,
               "n_parameters": calibrator.n_parameters_, "iterations": calibrator.n_iter_,
               "converged": calibrator.converged_, "n_persons": calibrator.n_persons_,
               "quadpts": calibrator.n_points}
-    dimensions = {"factors": list(spec.factors), "structure": "confirmatory",
+    dimensions = {"factors": list(spec.factors), "structure": structure,
                   "mean": [0.0] * m, "correlation": calibrator.correlation_.tolist()}
     if errors is not None:
         dimensions["se"] = {"correlation": [_finite(row) for row in
@@ -86,23 +107,31 @@ def bank_document(calibrator, item_ids, spec, model, errors=None):
             "items": items, "calibration": record}
 
 
+def structure_key(calibrator):
+    return "bifactor" if calibrator.bifactor else "factors"
+
+
 def run(args):
     from irtcat.calibration.factor_spec import parse_factor_spec
     from irtcat.calibration.mirt_em import MirtCalibrator
     from irtcat.engine import ConvergenceWarning
     from irtcat.itembank import read_response_log, write_json
 
+    option = "--bifactor" if args.bifactor else "--factors"
+    if args.factors and args.bifactor:
+        raise UsageError("give --factors or --bifactor, not both")
     if args.model is None or args.model not in _MODELS:
-        raise UsageError(f"--factors needs --model, one of {', '.join(_MODELS)}")
+        raise UsageError(f"{option} needs --model, one of {', '.join(_MODELS)}")
     for option in ("bank", "by_standard", "anchor", "standard", "priors"):
         if getattr(args, option, None):
             name = "--" + option.replace("_", "-")
-            raise UsageError(f"{name} is not available with --factors")
+            raise UsageError(f"{name} is not available with {option}")
     data = read_response_log(args.data)
     try:
-        spec = parse_factor_spec(args.factors, list(data.item_ids))
+        spec = (_bifactor_spec(args.bifactor, list(data.item_ids)) if args.bifactor
+                else parse_factor_spec(args.factors, list(data.item_ids)))
     except ValueError as error:
-        raise UsageError(f"--factors: {error}") from None
+        raise UsageError(f"{option}: {error}") from None
     responses = _response_set(data)
 
     in_place = not args.quiet and sys.stderr.isatty()
@@ -113,7 +142,8 @@ def run(args):
                   end="", file=sys.stderr)
 
     calibrator = MirtCalibrator(args.model, spec.loadings, spec.free_correlation,
-                                max_iter=args.max_iter, tol=args.tol, progress=progress)
+                                max_iter=args.max_iter, tol=args.tol,
+                                bifactor=bool(args.bifactor), progress=progress)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -35,8 +35,13 @@ class FactorSpec:
     free_correlation: np.ndarray
     text: str
 
-    def standards(self):
-        """Per item, its factor's name under simple structure, else None: list (n_items,)."""
+    def standards(self, general=False):
+        """Per item, its factor's name under simple structure, else None: list (n_items,).
+        With `general` the first factor is a bifactor's general one: an item's
+        standard is its specific factor (None for the general factor alone)."""
+        if general:
+            return [self.factors[1 + int(np.flatnonzero(row[1:])[0])] if row[1:].any()
+                    else None for row in self.loadings]
         return [self.factors[int(np.flatnonzero(row)[0])] if row.sum() == 1 else None
                 for row in self.loadings]
 
@@ -68,11 +73,12 @@ def _items(listing, item_names, index):
     return chosen
 
 
-def parse_factor_spec(text, item_names):
+def parse_factor_spec(text, item_names, every_item=True):
     """Parse `text` against the data's item names (in column order) -> FactorSpec.
 
     Raises ValueError naming the problem: an unknown item or factor, an empty
-    factor, an item on no factor, a malformed statement.
+    factor, an item on no factor (unless not `every_item`: a bifactor model's
+    specific groups), a malformed statement.
     """
     item_names = [str(name) for name in item_names]
     index = {name: j for j, name in enumerate(item_names)}
@@ -98,7 +104,7 @@ def parse_factor_spec(text, item_names):
     for column, items in enumerate(members):
         loadings[items, column] = True
     orphans = [item_names[j] for j in np.flatnonzero(~loadings.any(axis=1))]
-    if orphans:
+    if orphans and every_item:
         raise ValueError(f"item {orphans[0]!r} is on no factor"
                          + (f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""))
     free = np.zeros((len(factors), len(factors)), dtype=bool)

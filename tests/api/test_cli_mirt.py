@@ -135,3 +135,32 @@ def test_the_record_compares_with_the_unidimensional_fit(wide_csv, wide_bank):
     assert comparison["X2"] == pytest.approx(x2) and x2 > 0
     assert comparison["p"] == pytest.approx(chi2.sf(x2, 1))
     assert comparison["p"] < 1e-6                          # simulated r = 0.5, not 1
+
+
+def test_bifactor_bank(wide_csv, tmp_path, capsys):
+    # --bifactor: G on every item, S1 on items 1-8, S2 on 9-12, items 13-16 on G alone.
+    out = tmp_path / "bank.json"
+    status, _, _ = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--bifactor",
+                       "S1 = 1-8; S2 = q09-q12", "--tol", "1e-3", "--out", out, "--quiet")
+    assert status == 0
+    bank = json.loads(out.read_text())
+    assert bank["dimensions"]["factors"] == ["G", "S1", "S2"]
+    assert bank["dimensions"]["structure"] == "bifactor"
+    assert bank["dimensions"]["correlation"] == np.eye(3).tolist()
+    items = bank["items"]
+    assert items[0]["standard"] == "S1" and items[0]["a"][2] == 0.0 and items[0]["a"][1] != 0
+    assert items[8]["standard"] == "S2" and "standard" not in items[15]
+    assert items[15]["a"][1:] == [0.0, 0.0]
+    assert bank["calibration"]["bifactor"] == "S1 = 1-8; S2 = q09-q12"
+    assert bank["calibration"]["n_parameters"] == 16 * 2 + 12
+    assert bank["calibration"]["quadpts"] == 31
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("S1 = 1-8; S2 = 8-12", "two specific groups"),
+    ("S1 = 1-8; S2 = 9-12; COV = S1*S2", "orthogonal"),
+    ("G = 1-8", "G names the general factor"),
+])
+def test_bad_bifactor_specifications(wide_csv, capsys, spec, message):
+    status, _, err = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--bifactor", spec)
+    assert status == 2 and message in err and err.count("\n") == 1
