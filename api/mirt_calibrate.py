@@ -18,6 +18,8 @@ import sys
 import time
 import warnings
 
+import numpy as np
+
 from irtcat.api.arguments import UsageError
 
 _MODELS = ("2pl", "3pl", "grm", "gpcm")
@@ -27,14 +29,15 @@ def add_arguments(calibrate):
     calibrate.add_argument("--factors", metavar="SPEC",
                            help="multidimensional: mirt.model syntax with item names or "
                                 "positions, e.g. 'F1 = i01-i15; F2 = i16-i30; COV = F1*F2'")
+    calibrate.add_argument("--rotate", choices=("oblimin", "varimax"), default=None,
+                           help="with --factors N (exploratory): the rotation (default "
+                                "oblimin)")
     calibrate.add_argument("--bifactor", metavar="SPEC",
                            help="bifactor: a general factor G on every item and one "
                                 "specific factor per group, e.g. 'S1 = i01-i15; S2 = i16-i30'")
 
 
 def _bifactor_spec(text, item_names):
-    import numpy as np
-
     from irtcat.calibration.factor_spec import FactorSpec, parse_factor_spec
 
     groups = parse_factor_spec(text, item_names, every_item=False)
@@ -73,6 +76,8 @@ def bank_document(calibrator, item_ids, spec, model, errors=None):
     dict of calibration.mirt_se.standard_errors, or None."""
     structure = "bifactor" if calibrator.bifactor else "confirmatory"
     standards = spec.standards(general=calibrator.bifactor)
+    if calibrator.exploratory:
+        standards = [None] * len(item_ids)
     items = []
     for j, item_id in enumerate(item_ids):
         item = {"id": item_id}
@@ -107,6 +112,36 @@ def bank_document(calibrator, item_ids, spec, model, errors=None):
             "items": items, "calibration": record}
 
 
+def _exploratory_spec(count, n_items):
+    from irtcat.calibration.factor_spec import FactorSpec
+    from irtcat.calibration.mirt_em import exploratory_loadings
+
+    if not 2 <= count <= 5:
+        raise ValueError("an exploratory model has 2 to 5 factors")
+    if n_items <= count:
+        raise ValueError(f"{count} factors need more than {count} items")
+    loadings = exploratory_loadings(n_items, count)
+    return FactorSpec([f"F{k}" for k in range(1, count + 1)], loadings,
+                      np.zeros((count, count), bool), str(count))
+
+
+def _rotate(document, method):
+    """Rotate an exploratory bank's slopes by calibration.rotation (when installed)."""
+    try:
+        from irtcat.calibration.rotation import rotate
+    except ImportError:
+        print("irtcat: warning: no rotation available: the bank holds the unrotated "
+              "solution", file=sys.stderr)
+        return
+    slopes = np.array([item["a"] for item in document["items"]])
+    rotated = rotate(slopes, method)
+    for item, row in zip(document["items"], np.asarray(rotated.slopes), strict=True):
+        item["a"] = [float(v) for v in row]
+        item.pop("se", None)                    # the unrotated slopes' errors
+    document["dimensions"]["correlation"] = np.asarray(rotated.correlation).tolist()
+    document["dimensions"]["rotation"] = method
+
+
 def structure_key(calibrator):
     return "bifactor" if calibrator.bifactor else "factors"
 
@@ -127,9 +162,16 @@ def run(args):
             name = "--" + option.replace("_", "-")
             raise UsageError(f"{name} is not available with {option}")
     data = read_response_log(args.data)
+    exploratory = bool(args.factors) and args.factors.strip().isdigit()
+    if args.rotate and not exploratory:
+        raise UsageError("--rotate goes with --factors N (an exploratory model)")
     try:
-        spec = (_bifactor_spec(args.bifactor, list(data.item_ids)) if args.bifactor
-                else parse_factor_spec(args.factors, list(data.item_ids)))
+        if args.bifactor:
+            spec = _bifactor_spec(args.bifactor, list(data.item_ids))
+        elif exploratory:
+            spec = _exploratory_spec(int(args.factors), len(data.item_ids))
+        else:
+            spec = parse_factor_spec(args.factors, list(data.item_ids))
     except ValueError as error:
         raise UsageError(f"{option}: {error}") from None
     responses = _response_set(data)
@@ -143,7 +185,8 @@ def run(args):
 
     calibrator = MirtCalibrator(args.model, spec.loadings, spec.free_correlation,
                                 max_iter=args.max_iter, tol=args.tol,
-                                bifactor=bool(args.bifactor), progress=progress)
+                                bifactor=bool(args.bifactor), exploratory=exploratory,
+                                progress=progress)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -172,5 +215,8 @@ def run(args):
                   "no standard errors", file=sys.stderr)
     document = bank_document(calibrator, list(data.item_ids), spec, args.model, errors)
     document["calibration"]["comparison"] = comparison
+    if exploratory:
+        document["dimensions"]["structure"] = "exploratory"
+        _rotate(document, args.rotate or "oblimin")
     write_json(document, args.out, sys.stdout)
     return 0

@@ -81,6 +81,9 @@ class MirtCalibrator:
         Factor 0 is general (every item), the others specific (at most one per
         item), all orthogonal: the E-step by dimension reduction (calibration.bifactor)
         on mirt's points of a 2-D problem (31).
+    exploratory : bool
+        Start the slopes as mirt's exploratory models do (the leading eigenvectors
+        of the items' correlations); pair with `exploratory_loadings`.
     progress : callable(cycle, log_likelihood, max_change, seconds) or None
 
     Attributes (after `fit`)
@@ -93,7 +96,8 @@ class MirtCalibrator:
 
     def __init__(self, model, loadings, free_correlation=None, *, n_points=None,
                  theta_range=(-6.0, 6.0), max_iter=500, tol=1e-4, c_prior=None,
-                 m_step="mirt", accelerate=True, bifactor=False, progress=None):
+                 m_step="mirt", accelerate=True, bifactor=False, exploratory=False,
+                 progress=None):
         if m_step not in ("mirt", "newton"):
             raise ValueError(f"unknown M-step {m_step!r}; expected mirt or newton")
         self.m_step = m_step
@@ -108,6 +112,7 @@ class MirtCalibrator:
         mask = np.zeros((m, m), dtype=bool) if free_correlation is None else np.asarray(
             free_correlation, dtype=bool)
         self.free_correlation = np.triu(mask | mask.T, 1)
+        self.exploratory = bool(exploratory)
         self.bifactor = bool(bifactor)
         if self.bifactor:
             check_bifactor(self.loadings)
@@ -144,7 +149,7 @@ class MirtCalibrator:
         for j in range(data.n_items):
             factors = tuple(np.flatnonzero(self.loadings[j]))
             keys.setdefault((factors, models[j], int(data.n_categories[j])), []).append(j)
-        groups = []
+        groups, start = [], None
         for (factors, model, n_categories), items in sorted(keys.items()):
             share = np.array([shares[data.offsets[j]: data.offsets[j + 1]] for j in items])
             share = share / share.sum(axis=1, keepdims=True)
@@ -154,7 +159,11 @@ class MirtCalibrator:
             residual = max(np.sqrt(abs(1.0 - 0.25 * len(factors))), 0.25)
             intercepts = slice(0, rest.shape[1] - 1 if model == "3pl" else rest.shape[1])
             rest[:, intercepts] *= np.sqrt(0.75) / residual
-            params = np.hstack([np.repeat(eta[:, :1], len(factors), axis=1), rest])
+            slopes = np.repeat(eta[:, :1], len(factors), axis=1)
+            if self.exploratory:
+                start = _exploratory_start(data, self.n_factors) if start is None else start
+                slopes = start[np.ix_(items, factors)]
+            params = np.hstack([slopes, rest])
             groups.append(ItemGroup(model, items, n_categories, factors, params))
         return groups
 
@@ -516,6 +525,39 @@ class MirtCalibrator:
         self.n_parameters_ = n_free
         self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
         self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
+
+
+def exploratory_loadings(n_items, n_factors):
+    """mirt's unrotated exploratory pattern: every slope free but the upper triangle
+    (item j's slopes on factors after the j-th, 0-based), which identifies the
+    orthogonal solution up to sign. shape (n_items, n_factors)."""
+    return np.tril(np.ones((n_items, n_factors), dtype=bool))
+
+
+def _exploratory_start(data, n_factors):
+    """mirt's exploratory start: the leading eigenvectors L of the items' correlation
+    matrix, slopes 1.702 L / sqrt(1 - rowsum L^2) (0.2 where that is below 0.001),
+    the upper triangle 0. mirt correlates polychorically; here Pearson correlations of
+    the item scores, missing cells at the item mean. shape (n_items, n_factors)."""
+    onehot = full_onehot(data)
+    onehot = onehot.toarray() if hasattr(onehot, "toarray") else np.asarray(onehot)
+    scores = np.empty((onehot.shape[0], data.n_items))
+    for j in range(data.n_items):
+        block = onehot[:, data.offsets[j]: data.offsets[j + 1]]
+        seen = block.sum(axis=1) > 0
+        values = block @ np.arange(block.shape[1])
+        values[~seen] = np.average(values[seen], weights=data.weights[seen])
+        scores[:, j] = values
+    covariance = np.cov(scores, rowvar=False, aweights=data.weights)
+    spread = np.sqrt(np.maximum(np.diag(covariance), 1e-12))
+    correlation = covariance / np.outer(spread, spread)
+    eigenvalues, vectors = np.linalg.eigh(np.nan_to_num(correlation))
+    leading = vectors[:, np.argsort(eigenvalues)[::-1][:n_factors]]
+    leading *= np.where(leading.sum(axis=0) < 0, -1.0, 1.0)
+    unique = 1.0 - (leading**2).sum(axis=1)
+    unique[unique < 0.001] = 0.2
+    slopes = leading / np.sqrt(unique)[:, None] * 1.702
+    return np.where(exploratory_loadings(data.n_items, n_factors), slopes, 0.0)
 
 
 def _marginal(joint_view, factors):

@@ -164,3 +164,28 @@ def test_bifactor_bank(wide_csv, tmp_path, capsys):
 def test_bad_bifactor_specifications(wide_csv, capsys, spec, message):
     status, _, err = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--bifactor", spec)
     assert status == 2 and message in err and err.count("\n") == 1
+
+
+def test_exploratory_bank(wide_csv, tmp_path, capsys):
+    # --factors 2: the unrotated exploratory fit, rotated when calibration.rotation is
+    # there (oblimin by default), else kept unrotated with a warning.
+    out = tmp_path / "bank.json"
+    status, _, err = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--factors", "2",
+                         "--out", out, "--quiet")
+    assert status == 0
+    bank = json.loads(out.read_text())
+    dimensions = bank["dimensions"]
+    assert dimensions["factors"] == ["F1", "F2"] and dimensions["structure"] == "exploratory"
+    assert dimensions["rotation"] in ("oblimin", None)
+    assert (dimensions["rotation"] is None) == ("no rotation available" in err)
+    assert bank["calibration"]["n_parameters"] == 16 * 3 - 1
+    assert all("standard" not in item for item in bank["items"])
+    slopes = np.array([item["a"] for item in bank["items"]])
+    if dimensions["rotation"] is None:
+        assert slopes[0, 1] == 0.0
+
+
+def test_rotate_needs_an_exploratory_model(wide_csv, capsys):
+    status, _, err = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--factors", SPEC,
+                         "--rotate", "varimax")
+    assert status == 2 and "--rotate goes with --factors N" in err
