@@ -113,8 +113,8 @@ def bank_document(calibrator, item_ids, spec, model, errors=None):
 
 
 def _exploratory_spec(count, n_items):
+    from irtcat.calibration.exploratory import exploratory_loadings
     from irtcat.calibration.factor_spec import FactorSpec
-    from irtcat.calibration.mirt_em import exploratory_loadings
 
     if not 2 <= count <= 5:
         raise ValueError("an exploratory model has 2 to 5 factors")

@@ -40,6 +40,7 @@ from irtcat.engine import ConvergenceWarning
 from .bfgs import minimize as bfgs_minimize
 from .bifactor import check_bifactor
 from .bifactor import e_step as bifactor_e_step
+from .exploratory import exploratory_start
 from .mirt_items import MIRT_MODELS, ItemGroup
 from .parameterization import start_values
 from .responses import ResponseSet, from_dense
@@ -83,7 +84,7 @@ class MirtCalibrator:
         on mirt's points of a 2-D problem (31).
     exploratory : bool
         Start the slopes as mirt's exploratory models do (the leading eigenvectors
-        of the items' correlations); pair with `exploratory_loadings`.
+        of the items' correlations); pair with exploratory.exploratory_loadings.
     progress : callable(cycle, log_likelihood, max_change, seconds) or None
 
     Attributes (after `fit`)
@@ -161,7 +162,8 @@ class MirtCalibrator:
             rest[:, intercepts] *= np.sqrt(0.75) / residual
             slopes = np.repeat(eta[:, :1], len(factors), axis=1)
             if self.exploratory:
-                start = _exploratory_start(data, self.n_factors) if start is None else start
+                if start is None:
+                    start = exploratory_start(data, full_onehot(data), self.n_factors)
                 slopes = start[np.ix_(items, factors)]
             params = np.hstack([slopes, rest])
             groups.append(ItemGroup(model, items, n_categories, factors, params))
@@ -525,39 +527,6 @@ class MirtCalibrator:
         self.n_parameters_ = n_free
         self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
         self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
-
-
-def exploratory_loadings(n_items, n_factors):
-    """mirt's unrotated exploratory pattern: every slope free but the upper triangle
-    (item j's slopes on factors after the j-th, 0-based), which identifies the
-    orthogonal solution up to sign. shape (n_items, n_factors)."""
-    return np.tril(np.ones((n_items, n_factors), dtype=bool))
-
-
-def _exploratory_start(data, n_factors):
-    """mirt's exploratory start: the leading eigenvectors L of the items' correlation
-    matrix, slopes 1.702 L / sqrt(1 - rowsum L^2) (0.2 where that is below 0.001),
-    the upper triangle 0. mirt correlates polychorically; here Pearson correlations of
-    the item scores, missing cells at the item mean. shape (n_items, n_factors)."""
-    onehot = full_onehot(data)
-    onehot = onehot.toarray() if hasattr(onehot, "toarray") else np.asarray(onehot)
-    scores = np.empty((onehot.shape[0], data.n_items))
-    for j in range(data.n_items):
-        block = onehot[:, data.offsets[j]: data.offsets[j + 1]]
-        seen = block.sum(axis=1) > 0
-        values = block @ np.arange(block.shape[1])
-        values[~seen] = np.average(values[seen], weights=data.weights[seen])
-        scores[:, j] = values
-    covariance = np.cov(scores, rowvar=False, aweights=data.weights)
-    spread = np.sqrt(np.maximum(np.diag(covariance), 1e-12))
-    correlation = covariance / np.outer(spread, spread)
-    eigenvalues, vectors = np.linalg.eigh(np.nan_to_num(correlation))
-    leading = vectors[:, np.argsort(eigenvalues)[::-1][:n_factors]]
-    leading *= np.where(leading.sum(axis=0) < 0, -1.0, 1.0)
-    unique = 1.0 - (leading**2).sum(axis=1)
-    unique[unique < 0.001] = 0.2
-    slopes = leading / np.sqrt(unique)[:, None] * 1.702
-    return np.where(exploratory_loadings(data.n_items, n_factors), slopes, 0.0)
 
 
 def _marginal(joint_view, factors):

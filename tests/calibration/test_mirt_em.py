@@ -232,7 +232,7 @@ def test_exploratory_two_factors_rotation_free_quantities():
     # confirmatory model (a rotation of it), so its logLik is at least that fit's (up to
     # the grid, 0.01); its communalities diag(a a^T) recover the truth's diag(a R a^T)
     # within 0.35 relative, the confirmatory fit's own error on these data being 0.34.
-    from irtcat.calibration.mirt_em import exploratory_loadings
+    from irtcat.calibration.exploratory import exploratory_loadings
 
     responses, loadings, slopes, _, correlation = _simulate("2pl", n_persons=2000)
     efa = MirtCalibrator("2pl", exploratory_loadings(20, 2), exploratory=True)
