@@ -121,12 +121,9 @@ class MirtCalibrator:
                 raise ValueError("bifactor: the factors are orthogonal")
         # mirt: the bifactor's points are those of its reduced (2-D) problem
         self.n_points = n_points or MIRT_QUADPTS.get(2 if self.bifactor else m, 5)
-        self.theta_range = theta_range
         self.nodes_ = None
-        self.max_iter = max_iter
-        self.tol = tol
-        self.c_prior = c_prior
-        self.progress = progress
+        self.theta_range, self.max_iter, self.tol = theta_range, max_iter, tol
+        self.c_prior, self.progress = c_prior, progress
 
     @property
     def n_factors(self):
