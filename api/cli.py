@@ -126,7 +126,7 @@ def _define_score(score):
 
 
 def _define_calibrate(calibrate):
-    from irtcat.api import fixed_calibrate, group_calibrate
+    from irtcat.api import fixed_calibrate, group_calibrate, mirt_calibrate
     from irtcat.calibration.mml_em import M_STEPS
     from irtcat.engine import MODELS
 
@@ -167,6 +167,7 @@ def _define_calibrate(calibrate):
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
     group_calibrate.add_arguments(calibrate)
     fixed_calibrate.add_arguments(calibrate)
+    mirt_calibrate.add_arguments(calibrate)
     calibrate.set_defaults(run=run_calibrate)
 
 
@@ -326,10 +327,12 @@ def _by_standard_folder(out):
 
 
 def run_calibrate(args):
-    from irtcat.api import fixed_calibrate, group_calibrate
+    from irtcat.api import fixed_calibrate, group_calibrate, mirt_calibrate
     from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
+    if args.factors or args.bifactor:
+        return mirt_calibrate.run(args)
     if args.group:
         return group_calibrate.run(args)
     group_calibrate.check_unused(args)

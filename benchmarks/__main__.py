@@ -16,6 +16,7 @@ from . import (
     ims_cat,
     load,
     mcat,
+    mirt,
     model_fit,
     online,
     scoring,
@@ -29,7 +30,8 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "commands": commands.run, "dif": dif.run, "groups": groups.run,
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
               "exposure_live": exposure_live.run, "online": online.run,
-              "ims_cat": ims_cat.run, "mcat": mcat.run, "answer_path": answer_path.run}
+              "ims_cat": ims_cat.run, "mcat": mcat.run, "answer_path": answer_path.run,
+              "mirt": mirt.run}
 
 
 def main(names):
