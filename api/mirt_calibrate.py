@@ -63,6 +63,17 @@ def _response_set(data):
     return from_dense(data.responses)
 
 
+def _dense(data):
+    """(n_persons, n_items) float responses, NaN where missing, of a wide or long log."""
+    import numpy as np
+
+    if not hasattr(data, "person_index"):
+        return np.asarray(data.responses, dtype=float)
+    dense = np.full((len(data.person_ids), len(data.item_ids)), np.nan)
+    dense[data.person_index, data.item_index] = data.response
+    return dense
+
+
 def _finite(value):
     """A float, None for NaN (JSON null); lists element-wise."""
     if isinstance(value, list | tuple):
@@ -202,7 +213,10 @@ def run(args):
               f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
               f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
               file=sys.stderr)
-    from irtcat.calibration.mirt_comparison import compare_with_unidimensional
+    from irtcat.calibration.mirt_comparison import (
+        compare_with_unidimensional,
+        multidimensional_m2,
+    )
 
     comparison = compare_with_unidimensional(calibrator, responses)
     errors = None
@@ -215,6 +229,10 @@ def run(args):
                   "no standard errors", file=sys.stderr)
     document = bank_document(calibrator, list(data.item_ids), spec, args.model, errors)
     document["calibration"]["comparison"] = comparison
+    m2 = multidimensional_m2(calibrator, _dense(data), document["items"],
+                             document["dimensions"])
+    if m2 is not None:
+        document["calibration"]["m2"] = m2
     if exploratory:
         document["dimensions"]["structure"] = "exploratory"
         _rotate(document, args.rotate or "oblimin")

@@ -4,6 +4,7 @@ names and correlation), wide and long input giving one fit, and the bad-usage
 contract (exit 2, one line on stderr)."""
 
 import json
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -189,3 +190,26 @@ def test_rotate_needs_an_exploratory_model(wide_csv, capsys):
     status, _, err = run(capsys, "calibrate", wide_csv, "--model", "2pl", "--factors", SPEC,
                          "--rotate", "varimax")
     assert status == 2 and "--rotate goes with --factors N" in err
+
+
+def test_the_record_holds_mirts_m2_row(tmp_path, capsys):
+    # Source: tests/data/refs2/LSAT7__modelfit.json, models.2pl.M2 (mirt 1.45.1 M2(mod)
+    # of the 2PL). A one-factor --factors fit is that model, and its M2 is evaluated on
+    # the calibration's own grid (61 points on [-6, 6], mirt's for one factor), as
+    # mirt's M2 is: every statistic within 0.01, the same df.
+    data = pathlib.Path(__file__).parents[1] / "data"
+    out = tmp_path / "lsat7.json"
+    code, _, _ = run(capsys, "calibrate", str(data / "LSAT7.csv"), "--model", "2pl",
+                     "--factors", "F1 = 1-5", "--out", str(out))
+    assert code == 0
+    m2 = json.loads(out.read_text())["calibration"]["m2"]
+    expected = json.loads((data / "refs2" / "LSAT7__modelfit.json").read_text())
+    expected = expected["models"]["2pl"]["M2"]
+    assert m2["df"] == expected["df"]
+    for key in ("M2", "p", "RMSEA", "RMSEA_5", "RMSEA_95", "SRMSR", "TLI", "CFI"):
+        assert m2[key] == pytest.approx(expected[key], abs=0.01), key
+
+
+def test_no_m2_on_incomplete_data(wide_bank):
+    # mirt's M2 refuses missing responses; the fixture's data miss 20 % of their cells.
+    assert "m2" not in wide_bank["calibration"]
