@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from irtcat.engine.models import parameter_columns, parameters_from_columns
 
 from .bank import ItemBank
-from .errors import DataFormatError, NotFoundError
+from .errors import NotFoundError
 from .schema import BankVersion, BankVersionItem, Publication, Standard, utc_now
 from .standards import lock_standards
 
@@ -30,7 +30,10 @@ class DeliveryBank:
     """A published bank version in the engine's arrays.
 
     `bank.items` holds ``{"id", "standard", "model", "status"}`` per item (no
-    content, no key); `bank.params` the parameters in the same order.
+    content, no key); `bank.params` the parameters in the same order. A
+    multidimensional version has no `bank.params`: its `dimensions` object and its
+    items' `entries` (``{"id", "standard", "model", "a", "d", ...}`` in bank order)
+    are what the engine reads (`MultidimensionalItems.from_entries`).
     """
 
     version_id: int
@@ -38,6 +41,8 @@ class DeliveryBank:
     number: int
     bank: ItemBank
     columns: dict
+    dimensions: dict | None = None
+    entries: tuple = ()
 
 
 def _version_info(version, current_id=None, n_items=None):
@@ -159,18 +164,17 @@ class VersionRepository:
             if version is None:
                 raise NotFoundError(f"no bank version {version_id}")
             columns = version.arrays
-            if version.dimensions is not None:
-                raise DataFormatError(
-                    f"standard {version.standard_code!r}: bank version {version.number} is "
-                    "multidimensional; tests and sessions over multidimensional banks are "
-                    "not supported yet")
-        params = parameters_from_columns(columns)
+            entries = () if version.dimensions is None else tuple(
+                {"id": item_id, "standard": version.standard_code, **parameters}
+                for item_id, parameters in version_entries(session, version_id).items())
+        params = None if version.dimensions is not None else parameters_from_columns(columns)
         items = tuple({"id": item_id, "standard": version.standard_code, "model": model,
                        "status": status} for item_id, model, status in zip(
                            columns["id"], columns["model"], columns["status"], strict=True))
         population = {"mean": version.population_mean, "sd": version.population_sd}
         return DeliveryBank(version_id, version.standard_code, version.number,
-                            ItemBank(items, params, population, version.calibration), columns)
+                            ItemBank(items, params, population, version.calibration), columns,
+                            version.dimensions, entries)
 
 
 def add_version(session, code, entries, population, calibration, run_id=None,

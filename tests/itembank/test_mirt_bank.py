@@ -208,11 +208,18 @@ def test_command_line_exits_2_on_a_malformed_bank(database_url, monkeypatch, cap
     assert exported["dimensions"] == multidimensional_bank()["dimensions"]
 
 
-def test_a_test_over_a_multidimensional_bank_is_refused_for_now(framework_store):
+def test_a_test_over_a_multidimensional_bank_is_a_multidimensional_test(framework_store):
+    # the delivery of such tests: tests/api/test_mcat_delivery.py
+    from irtcat.delivery.mcat_banks import McatTestBank
+
     framework_store.import_items(multidimensional_bank())
-    with pytest.raises(DataFormatError, match="multidimensional; tests and sessions over "
-                                              "multidimensional banks are not supported yet"):
-        Delivery(framework_store).create_test("t", "T", ["F1"], {})
+    delivery = Delivery(framework_store)
+    delivery.create_test("t", "T", ["F1"], {})
+    built = delivery.test_bank("t", framework_store.current_version_ids(["F1"]))
+    assert isinstance(built, McatTestBank) and built.factors == tuple(FACTORS)
+    assert [item["id"] for item in built.items] == ["i00", "i03", "i06", "c1"]
+    with pytest.raises(DataFormatError, match="selection.method 'mfi'"):
+        delivery.create_test("u", "U", ["F1"], {"selection": {"method": "mfi"}})
 
 
 def test_the_http_item_listing_shows_slope_lists(database_url):
