@@ -380,6 +380,31 @@ class Decision(Strict):
     passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
 
 
+class FactorEstimate(Strict):
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+
+
+class Composite(Strict):
+    """A multidimensional test's composite: the weighted sum of the factors' θ."""
+
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    weights = fields.List(fields.Float(), required=True)
+
+
+def _thetas_field():
+    """A multidimensional test's θ and SE per factor (docs/multidimensional-cat.md)."""
+    return fields.Dict(keys=fields.String(), values=fields.Nested(FactorEstimate),
+                       metadata={"description": "a multidimensional test's θ and SE per "
+                                                "factor (standard)"})
+
+
+def _composite_field():
+    return fields.Nested(Composite, metadata={
+        "description": "a multidimensional test's composite; theta and se are its"})
+
+
 def _role_fit():
     from .careers_schemas import RoleFit  # imported late: that module imports this one
     return RoleFit()
@@ -394,6 +419,8 @@ class Feedback(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
+    thetas = _thetas_field()
+    composite = _composite_field()
 
 
 class ScoredAnswer(Strict):
@@ -413,6 +440,8 @@ class Result(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
+    thetas = _thetas_field()
+    composite = _composite_field()
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
 

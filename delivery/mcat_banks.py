@@ -23,6 +23,8 @@ from irtcat.itembank.errors import DataFormatError
 
 from .mcat_config import mcat_design_from_config
 
+ENGINE_KEYS = ("id", "standard", "model", "a", "d", "c", "u")   # what the engine reads
+
 
 @dataclass(frozen=True, eq=False)
 class McatTestBank:
@@ -88,8 +90,7 @@ def build_mcat_bank(loaded, standards, config, versions, pool_mask=None):
     for code, bank in zip(standards, loaded, strict=True):
         for item, entry in zip(bank.bank.items, bank.entries, strict=True):
             items.append({**item, "version_id": versions[code]})
-            entries.append({name: value for name, value in entry.items()
-                            if name not in ("status", "se")})
+            entries.append({name: entry[name] for name in ENGINE_KEYS if name in entry})
     keep = np.array([item["status"] != "retired" for item in items], dtype=bool)
     if pool_mask is not None:
         keep &= pool_mask(items)

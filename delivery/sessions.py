@@ -47,6 +47,7 @@ from irtcat.itembank.sessions import (
     session_snapshot,
 )
 
+from . import mcat_sessions
 from .caches import remember
 from .careers import Careers
 from .definitions import Definitions
@@ -61,6 +62,7 @@ from .keys import (
     token_lifetime,
 )
 from .live_exposure import LiveEligibility, exposure_figures, trace_view
+from .mcat_banks import McatTestBank
 from .results import no_estimate, session_result
 from .scoring import score as score_without_session
 from .test_banks import TestBank
@@ -152,10 +154,16 @@ class Delivery(Definitions):
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
-        eligibility = self.eligibility.probabilities(test_id, built) \
-            if built.design.exposure.method == "item-eligibility" else None
-        batch = Session.start(built.tables, _started_at(built.design, start_theta), seed,
-                              built.excluded, eligibility)
+        if isinstance(built, McatTestBank):
+            if start_theta is not None:
+                raise DataFormatError("a multidimensional test starts at its population's "
+                                      "mean: it takes no start θ")
+            batch = mcat_sessions.start(built, seed)
+        else:
+            eligibility = self.eligibility.probabilities(test_id, built) \
+                if built.design.exposure.method == "item-eligibility" else None
+            batch = Session.start(built.tables, _started_at(built.design, start_theta), seed,
+                                  built.excluded, eligibility)
         first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
@@ -171,12 +179,12 @@ class Delivery(Definitions):
                     position=1, created_at=started, deadline=deadline,
                     token_expires_at=expires, attributes=attributes,
                     first_step=batch.last_step, first_item=_counted(built, first),
-                    ineligible=[built.items[j]["id"] for j in batch.ineligible])
+                    ineligible=[built.items[j]["id"] for j in getattr(batch, "ineligible", ())])
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
-                "max_items": built.design.stopping.max_items, "deadline": deadline,
+                "max_items": built.max_items, "deadline": deadline,
                 "token_expires_at": expires,
                 "item": self.catalog.item_view(built.items[first]["id"], 1)}
 
@@ -211,10 +219,11 @@ class Delivery(Definitions):
 
     def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
-                 "max_items": built.design.stopping.max_items, "item": item}
+                 "max_items": built.max_items, "item": item}
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
-            state["result"] = {name: result[name]
-                               for name in ("theta", "se", "standards", "decision")}
+            state["result"] = {name: result[name] for name in ("theta", "se", "standards",
+                                                              "decision", "thetas", "composite")
+                               if name in result}
             state["result"]["roles"] = self.careers.fit(result["standards"])
         return state
 
@@ -243,8 +252,7 @@ class Delivery(Definitions):
             live = None                             # the slow path finishes the session
         if live is not None and item_id == live.current_item:
             at = live.built.position[item_id]
-            score = self._score_answer(item_id, response,
-                                       int(live.built.bank.params.n_categories[at]))
+            score = self._score_answer(item_id, response, live.built.categories(at))
             with self._lock:
                 live = self._live.pop(session_id, None)     # one request steps it at a time
             if live is not None and item_id == live.current_item:
@@ -271,8 +279,7 @@ class Delivery(Definitions):
                 raise ConflictError(f"item {item_id!r} is not the current item")
             built = self._session_bank(row, answers)
             at = built.position[item_id]
-            score = self._score_answer(item_id, response,
-                                       int(built.bank.params.n_categories[at]))
+            score = self._score_answer(item_id, response, built.categories(at))
             live = _Live(row.position, row.current_item, built,
                          self._rebuild(built, row, answers), row.test_id, row.learner_id,
                          row.seed, aware(row.deadline))
@@ -332,7 +339,7 @@ class Delivery(Definitions):
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            if len(answers) >= built.design.stopping.min_items:
+            if len(answers) >= built.min_items:
                 result = self._result(built, self._rebuild(built, row, answers), row.test_id)
             else:
                 result = self._no_estimate(row.test_id)
@@ -381,6 +388,8 @@ class Delivery(Definitions):
         traces recorded (read only for a test whose control makes any)."""
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
+        if isinstance(built, McatTestBank):                 # replayed from the seed
+            return mcat_sessions.rebuild(built, row.seed, positions, scores)
         removed, ineligible = (), ()
         if built.design.exposure.method in ("sympson-hetter", "item-eligibility"):
             traces = session_steps(self.database, row.id)
@@ -405,6 +414,9 @@ class Delivery(Definitions):
         return exposure_figures(self.database, test_id, built)
 
     def _result(self, built, batch, test_id):
+        if isinstance(built, McatTestBank):
+            return mcat_sessions.mcat_result(batch, built, self.test(test_id)["standards"],
+                                             self.catalog)
         return session_result(batch, built.design, self.test(test_id)["standards"],
                               self.catalog)
 
