@@ -2,7 +2,10 @@
 response (a response is dumped through its schema, so a field that is not declared,
 an answer key say, cannot reach a client). The OpenAPI document is generated from
 them (`api.openapi`). A route family with shapes of its own keeps them beside its
-routes (`api.exposure_schemas`, `api.online_schemas`, `api.careers_schemas`, ...)."""
+routes (`api.exposure_schemas`, `api.online_schemas`, `api.careers_schemas`, ...).
+
+Length: the shared shapes of the v1 API in one module, a few lines over 500 since a
+multidimensional test's result keys (`api.mcat_schemas`) joined Feedback and Result."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from marshmallow import (
 from irtcat.calibration.mml_em import M_STEPS
 from irtcat.delivery.scoring import MIN_SCORED_ITEMS, SCORE_DECIMALS
 from irtcat.engine import METHODS, MODELS
+
+from . import mcat_schemas
 
 # Names and texts hold a character other than white space, as Python's str.isspace
 # reads it (the store strips them): the class is spelled out because `\s` means other
@@ -380,31 +385,6 @@ class Decision(Strict):
     passed = fields.Boolean(required=True, data_key="pass", attribute="pass")
 
 
-class FactorEstimate(Strict):
-    theta = fields.Float(allow_none=True)
-    se = fields.Float(allow_none=True)
-
-
-class Composite(Strict):
-    """A multidimensional test's composite: the weighted sum of the factors' θ."""
-
-    theta = fields.Float(allow_none=True)
-    se = fields.Float(allow_none=True)
-    weights = fields.List(fields.Float(), required=True)
-
-
-def _thetas_field():
-    """A multidimensional test's θ and SE per factor (docs/multidimensional-cat.md)."""
-    return fields.Dict(keys=fields.String(), values=fields.Nested(FactorEstimate),
-                       metadata={"description": "a multidimensional test's θ and SE per "
-                                                "factor (standard)"})
-
-
-def _composite_field():
-    return fields.Nested(Composite, metadata={
-        "description": "a multidimensional test's composite; theta and se are its"})
-
-
 def _role_fit():
     from .careers_schemas import RoleFit  # imported late: that module imports this one
     return RoleFit()
@@ -419,8 +399,7 @@ class Feedback(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
-    thetas = _thetas_field()
-    composite = _composite_field()
+    thetas, composite = mcat_schemas.thetas_field(), mcat_schemas.composite_field()
 
 
 class ScoredAnswer(Strict):
@@ -440,8 +419,7 @@ class Result(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
-    thetas = _thetas_field()
-    composite = _composite_field()
+    thetas, composite = mcat_schemas.thetas_field(), mcat_schemas.composite_field()
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
 
