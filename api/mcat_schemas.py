@@ -23,7 +23,8 @@ class Composite(Schema):
 
     theta = fields.Float(allow_none=True)
     se = fields.Float(allow_none=True)
-    weights = fields.List(fields.Float(), required=True)
+    weights = fields.Dict(keys=fields.String(), values=fields.Float(), required=True,
+                          metadata={"description": "the weight of each factor (standard)"})
 
 
 def thetas_field():

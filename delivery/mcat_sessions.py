@@ -10,7 +10,7 @@ continues it as the one that started it would have.
 
 The result (`mcat_result`) keeps the /v1 shape of a session's result and adds:
 ``thetas`` ({standard: {"theta", "se"}}, every factor of the bank) and ``composite``
-({"theta", "se", "weights"}); ``theta`` and ``se`` are the composite's (the design's
+({"theta", "se", "weights": {standard: weight}}); ``theta`` and ``se`` are the composite's (the design's
 composite weights, else equal weights 1/m), ``standards`` lists each of the test's
 standards with its factor's θ, SE and level, and ``decision`` classifies the
 composite when the test has a cut (method ``ci``).
@@ -74,7 +74,8 @@ def mcat_result(session, built, standards, catalog):
     return {"theta": finite(value), "se": finite(spread), "standards": out,
             "decision": decision, "thetas": thetas,
             "composite": {"theta": finite(value), "se": finite(spread),
-                          "weights": [round(float(w), 6) for w in weights]}}
+                          "weights": {name: round(float(w), 6)
+                                      for name, w in zip(built.factors, weights, strict=True)}}}
 
 
 __all__ = ["composite_weights", "mcat_result", "rebuild", "start"]

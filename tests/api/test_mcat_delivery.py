@@ -197,7 +197,7 @@ def test_a_session_over_http_is_the_engines_session(client, restart_after):
         engine.composite, abs=5e-5)
     assert result["se"] == result["composite"]["se"] == pytest.approx(engine.composite_se,
                                                                        abs=5e-5)
-    assert result["composite"]["weights"] == WEIGHTS
+    assert result["composite"]["weights"] == dict(zip(FACTORS, WEIGHTS, strict=True))
     assert result["decision"] == {"cut": CUT, "pass": engine.decision == 1, "method": "ci"}
     assert state["result"]["thetas"] == result["thetas"]           # the learner's feedback
     assert all("score" not in answer or answer["score"] is None
