@@ -10,10 +10,10 @@ continues it as the one that started it would have.
 
 The result (`mcat_result`) keeps the /v1 shape of a session's result and adds:
 ``thetas`` ({standard: {"theta", "se"}}, every factor of the bank) and ``composite``
-({"theta", "se", "weights": {standard: weight}}); ``theta`` and ``se`` are the composite's (the design's
-composite weights, else equal weights 1/m), ``standards`` lists each of the test's
-standards with its factor's θ, SE and level, and ``decision`` classifies the
-composite when the test has a cut (method ``ci``).
+({"theta", "se", "weights": {standard: weight}}); ``theta`` and ``se`` are the
+composite's (the design's composite weights, else equal weights 1/m), ``standards``
+lists each of the test's standards with its factor's θ, SE and level, and
+``decision`` classifies the composite when the test has a cut (method ``ci``).
 """
 
 from __future__ import annotations
