@@ -79,7 +79,8 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
     `mcat_banks.McatTestBank` (`mcat_banks.build_mcat_bank`)."""
     entries, items = [], []
     records = store.item_records_of(standards)
-    loaded_versions = [store.delivery_bank(version_id=versions[code]) for code in standards]
+    loaded_versions = [store.delivery_bank(version_id=versions[code], multidimensional=True)
+                       for code in standards]
     if multidimensional_versions(loaded_versions):
         def selectable(items):
             practice = np.array([PRACTICE_TAG in (records[item["id"]].tags

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from irtcat.engine.models import parameter_columns, parameters_from_columns
 
 from .bank import ItemBank
-from .errors import NotFoundError
+from .errors import DataFormatError, NotFoundError
 from .schema import BankVersion, BankVersionItem, Publication, Standard, utc_now
 from .standards import lock_standards
 
@@ -136,21 +136,25 @@ class VersionRepository:
                 raise NotFoundError(f"standard {code!r} has no published bank version")
         return {code: found[code] for code in codes}
 
-    def delivery_bank(self, code=None, version_id=None):
+    def delivery_bank(self, code=None, version_id=None, multidimensional=False):
         """The engine's arrays of a version (default: the published one of `code`), loaded
-        once per version and cached."""
+        once per version and cached. A multidimensional version is a DataFormatError
+        unless the caller reads one (`multidimensional`: a test's bank)."""
         if version_id is None:
             version_id = self.current_version_id(code)
         with self._cache_lock:
-            cached = self._cache.get(version_id)
-            if cached is not None:
+            loaded = self._cache.get(version_id)
+            if loaded is not None:
                 self._cache.move_to_end(version_id)
-                return cached
-        loaded = self._load_version(version_id)
-        with self._cache_lock:
-            self._cache[version_id] = loaded
-            while len(self._cache) > CACHED_VERSIONS:
-                self._cache.popitem(last=False)
+        if loaded is None:
+            loaded = self._load_version(version_id)
+            with self._cache_lock:
+                self._cache[version_id] = loaded
+                while len(self._cache) > CACHED_VERSIONS:
+                    self._cache.popitem(last=False)
+        if loaded.dimensions is not None and not multidimensional:
+            raise DataFormatError(f"standard {loaded.standard!r}: bank version {loaded.number} "
+                                  "is multidimensional; only a test's sessions use one")
         return loaded
 
     def version_columns(self, version_id):

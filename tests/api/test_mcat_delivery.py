@@ -208,10 +208,18 @@ def test_a_fresh_app_between_two_answers_changes_nothing_under_randomesque(clien
     # randomesque draws from the session's generator: a rebuilt session must draw the same
     config = {**CONFIG, "exposure": {"method": "randomesque", "k": 3}}
     define(client, "mrand", config)
+    counts = {}
     for restart_after in (1, 2, 4):
         started, _, given = run_session(client, "mrand", restart_after)
         reference, _, _ = engine_reference(stored_seed(client, started["session_id"]), 3)
         assert given == reference
+        for item_id in given:
+            counts[item_id] = counts.get(item_id, 0) + 1
+    # live exposure counts each item given once per session, as for other tests
+    exposure = client.call("GET", "/v1/tests/mrand/exposure", client.admin)
+    assert exposure.status_code == 200, exposure.json
+    assert exposure.json["sessions"] == 3
+    assert {item["item_id"]: item["administered"] for item in exposure.json["items"]} == counts
 
 
 def test_the_trace_is_the_engines_and_admin_only(client):
@@ -248,3 +256,11 @@ def test_a_configuration_that_does_not_fit_the_bank_is_a_422(client, config, mes
                          json={"id": "bad", "standards": FACTORS, "config": config})
     assert answer.status_code == 422, answer.json
     assert message in answer.json["error"]["message"]
+
+
+def test_a_simulation_job_of_a_multidimensional_test_is_refused_before_it_is_queued(client):
+    define(client, "msim", CONFIG)
+    answer = client.call("POST", "/v1/simulations", client.admin,
+                         json={"test_id": "msim", "examinees": 10, "seed": 1})
+    assert answer.status_code == 409, answer.json
+    assert "irtcat simulate" in answer.json["error"]["message"]
