@@ -31,7 +31,8 @@ class McatTestBank:
     """What sessions of one multidimensional test under pinned versions need.
 
     `items`: per position ``{"id", "standard", "model", "status", "version_id"}`` (the
-    positions of `tables.items`); `factors`: the factor names (standards) in slope order.
+    positions of `tables.items`); `factors`: the factor names (standards) in slope order;
+    `max_items`, `min_items`: the design's.
     """
 
     __test__ = False
@@ -41,19 +42,13 @@ class McatTestBank:
     items: tuple
     position: dict
     factors: tuple
+    max_items: int
+    min_items: int
 
     @property
     def excluded(self):
         """(n,) bool: no item of the bank is excluded (they are left out when built)."""
         return np.zeros(len(self.items), dtype=bool)
-
-    @property
-    def max_items(self):
-        return self.design.max_items
-
-    @property
-    def min_items(self):
-        return self.design.min_items
 
     def categories(self, position):
         """The number of response categories of the item at `position`."""
@@ -109,7 +104,8 @@ def build_mcat_bank(loaded, standards, config, versions, pool_mask=None):
     except ValueError as error:
         raise DataFormatError(f"the CAT configuration: {error}") from None
     return McatTestBank(design, tables, tuple(items),
-                        {item["id"]: i for i, item in enumerate(items)}, factors)
+                        {item["id"]: i for i, item in enumerate(items)}, factors,
+                        design.max_items, design.min_items)
 
 
 __all__ = ["McatTestBank", "build_mcat_bank", "multidimensional_versions"]
