@@ -4,9 +4,9 @@ versions as one `engine.multidimensional.MultidimensionalItems`, with the test's
 
 A credential over standards whose published versions are multidimensional on the same
 factors (the same ``dimensions``: factors, population mean and correlation) is one
-multidimensional test; each of its standards is a factor. Items retired, and items
-outside the test's pool (`test_banks.pool_of`: practice items), are left out of the
-bank; pretest items awaiting calibration are not delivered by a multidimensional test.
+multidimensional test; each of its standards is a factor. Only operational items are
+in the bank, and of them only those in the test's pool (`test_banks.pool_of`: practice
+items): a multidimensional test delivers no pretest item and never a retired one.
 A mix of unidimensional and multidimensional versions, versions on different
 dimensions, or a standard that is not one of the factors is a DataFormatError (422).
 """
@@ -86,7 +86,7 @@ def build_mcat_bank(loaded, standards, config, versions, pool_mask=None):
         for item, entry in zip(bank.bank.items, bank.entries, strict=True):
             items.append({**item, "version_id": versions[code]})
             entries.append({name: entry[name] for name in ENGINE_KEYS if name in entry})
-    keep = np.array([item["status"] != "retired" for item in items], dtype=bool)
+    keep = np.array([item["status"] == "operational" for item in items], dtype=bool)
     if pool_mask is not None:
         keep &= pool_mask(items)
     if not keep.any():

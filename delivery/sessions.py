@@ -24,6 +24,10 @@ decision trace is stored with it (`trace`, admin-only). A rebuild reads the
 exposure decisions back from the traces (items Sympson-Hetter passed over, the
 eligibility draw), so a session continued by another worker, or after a restart,
 chooses exactly as the one it continues.
+
+A test over multidimensional bank versions runs the multidimensional engine
+(`irtcat.delivery.mcat_sessions`): the same routes and shapes, a session rebuilt by
+replaying its answers from its seed, and a result with per-standard θ and the composite.
 """
 
 from __future__ import annotations

@@ -212,12 +212,16 @@ def test_a_test_over_a_multidimensional_bank_is_a_multidimensional_test(framewor
     # the delivery of such tests: tests/api/test_mcat_delivery.py
     from irtcat.delivery.mcat_banks import McatTestBank
 
-    framework_store.import_items(multidimensional_bank())
+    bank = multidimensional_bank()
+    bank["items"][3]["status"] = "pretest"             # i03, F1
+    bank["items"][6]["status"] = "retired"             # i06, F1
+    framework_store.import_items(bank)
     delivery = Delivery(framework_store)
     delivery.create_test("t", "T", ["F1"], {})
     built = delivery.test_bank("t", framework_store.current_version_ids(["F1"]))
     assert isinstance(built, McatTestBank) and built.factors == tuple(FACTORS)
-    assert [item["id"] for item in built.items] == ["i00", "i03", "i06", "c1"]
+    # only operational items are delivered: of F1's i00, i03, i06 and c1
+    assert [item["id"] for item in built.items] == ["i00", "c1"]
     with pytest.raises(DataFormatError, match="selection.method 'mfi'"):
         delivery.create_test("u", "U", ["F1"], {"selection": {"method": "mfi"}})
 
