@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .schemas import Strict
+from .schemas import Number, Strict
 
 
 def _described(field, description, **options):
@@ -66,8 +66,10 @@ class Candidate(Strict):
 class TraceStep(Strict):
     step = fields.Integer(required=True, metadata={
         "description": "position of the item chosen (or, with stop, after the last)"})
-    theta = fields.Float(required=True, metadata={"description": "the estimate chosen at"})
-    se = fields.Float(required=True)
+    theta = Number(required=True, metadata={
+        "description": "the estimate chosen at (a list, one per factor, for a "
+                       "multidimensional test)"})
+    se = Number(required=True)
     item = fields.String(metadata={"description": "the item chosen"})
     pretest = fields.Boolean(metadata={"description": "a pretest slot: chosen at random"})
     eligible = fields.Integer(metadata={"description": "items the criterion ranked"})

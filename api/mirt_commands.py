@@ -128,123 +128,19 @@ def run_score(args, document):
 
 # --- simulate ---------------------------------------------------------------------
 
-SELECTION_NAMES = ("drule", "dprule", "trule", "tprule", "arule", "aprule", "kl")
 UNSUPPORTED_FILES = ("responses", "log", "save_design", "report")
-DEFAULT_SE = 0.3
-
-
-def _section(config, key):
-    value = config.get(key, {})
-    if not isinstance(value, dict):
-        raise UsageError(f"'{key}' must be an object")
-    return value
-
-
-def _per_factor(value, factors, what):
-    """A number, or {factor: number} naming every factor: a tuple, one per factor."""
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(factors))
-        if unknown or set(value) != set(factors):
-            raise UsageError(f"{what}: give one value per factor ({', '.join(factors)})"
-                             + (f"; unknown {unknown[0]!r}" if unknown else ""))
-        value = [value[name] for name in factors]
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value] * len(factors)
-    if not isinstance(value, list) or len(value) != len(factors) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
-        raise UsageError(f"{what}: a positive number, or one per factor ({', '.join(factors)})")
-    return tuple(float(v) for v in value)
-
-
-def _weights(value, factors, what):
-    if not isinstance(value, list) or len(value) != len(factors) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise UsageError(f"{what}: a list of {len(factors)} numbers, one per factor")
-    return tuple(float(v) for v in value)
-
-
-def _exposure(config, items):
-    exposure = _section(config, "exposure")
-    method = exposure.get("method", "none")
-    probability = None
-    if method in ("sympson-hetter", "item-eligibility"):
-        parameters = exposure.get("parameters")
-        if not isinstance(parameters, dict):
-            raise UsageError(f"exposure {method} on a multidimensional bank needs "
-                             "'parameters': {item id: probability} (no tuning run here)")
-        unknown = sorted(set(parameters) - set(items.ids))
-        if unknown:
-            raise UsageError(f"exposure.parameters: {unknown[0]!r} is not an item of the bank")
-        probability = tuple(float(parameters.get(item, 1.0)) for item in items.ids)
-    return method, probability
-
-
-def _content(rules, items, max_items):
-    """(standard, min, max) triples of the configuration's content rules, checked."""
-    if not isinstance(rules, list) or not all(isinstance(r, dict) and "standard" in r
-                                              for r in rules):
-        raise UsageError("'content' must be a list of {standard, min, max} objects")
-    known = set(items.standards)
-    triples = []
-    for rule in rules:
-        if rule["standard"] not in known:
-            raise UsageError(f"content: no item of the bank has standard {rule['standard']!r}")
-        triples.append((rule["standard"], int(rule.get("min", 0)), int(rule.get("max", 10**6))))
-    if sum(low for _, low, _ in triples) > max_items:
-        raise UsageError("content: the minimums add up to more than stop.max_items")
-    return tuple(triples)
 
 
 def design_from_config(config, items):
-    """The McatDesign of a CAT configuration (a dict) on `items`; UsageError if malformed."""
-    from irtcat.engine.mcat import McatDesign
+    """The McatDesign of a CAT configuration (a dict) on `items`; UsageError if it does
+    not fit (`irtcat.delivery.mcat_config`)."""
+    from irtcat.delivery.mcat_config import mcat_design_from_config
+    from irtcat.itembank.errors import DataFormatError
 
-    factors = items.factors
-    scoring, selection = _section(config, "scoring"), _section(config, "selection")
-    stop = _section(config, "stop")
-    criterion = str(selection.get("method", "dprule")).lower()
-    if criterion not in SELECTION_NAMES:
-        raise UsageError(f"selection.method {selection.get('method')!r}: a multidimensional "
-                         f"test selects by one of {', '.join(SELECTION_NAMES)}")
-    composite = stop.get("composite")
-    weights = composite_se = None
-    if composite is not None:
-        if not isinstance(composite, dict) or "weights" not in composite:
-            raise UsageError("stop.composite: an object with 'weights' (and 'se')")
-        weights = _weights(composite["weights"], factors, "stop.composite.weights")
-        if composite.get("se") is not None:
-            composite_se = _per_factor(composite["se"], ("composite",), "stop.composite.se")[0]
-    classification = stop.get("classification")
-    cut, alpha = None, 0.05
-    if classification is not None:
-        if not isinstance(classification, dict) or "cut" not in classification:
-            raise UsageError("stop.classification: an object with a 'cut'")
-        if classification.get("method", "ci") != "ci":
-            raise UsageError("stop.classification: a multidimensional test classifies its "
-                             "composite by the confidence interval (method 'ci')")
-        cut, alpha = float(classification["cut"]), float(classification.get("alpha", 0.05))
-        if weights is None:
-            weights = _weights(classification.get("weights", [1 / len(factors)] * len(factors)),
-                               factors, "stop.classification.weights")
-    se_value = stop.get("se", DEFAULT_SE if composite is None and classification is None
-                        else None)
-    se = None if se_value is None else _per_factor(se_value, factors, "stop.se")
-    content = _content(config.get("content", []), items, int(stop.get("max_items", 30)))
-    method, probability = _exposure(config, items)
     try:
-        return McatDesign(
-            criterion=criterion, scoring=scoring.get("method", "eap"),
-            min_items=int(stop.get("min_items", 5)),
-            max_items=min(int(stop.get("max_items", 30)), items.n_items),
-            se=se, composite_weights=weights, composite_se=composite_se, cut=cut, alpha=alpha,
-            criterion_weights=None if "weights" not in selection else
-            _weights(selection["weights"], factors, "selection.weights"),
-            content=content, exposure=method,
-            randomesque=int(selection.get("randomesque", 1)) if method != "randomesque"
-            else int(_section(config, "exposure").get("k", selection.get("randomesque", 5))),
-            exposure_probability=probability, focus=bool(selection.get("focus", False)))
-    except (ValueError, TypeError, KeyError) as error:
-        raise UsageError(f"the CAT configuration: {error}") from None
+        return mcat_design_from_config(config, items)
+    except DataFormatError as error:
+        raise UsageError(str(error)) from None
 
 
 def _true_thetas(path, factors):

@@ -2,7 +2,10 @@
 response (a response is dumped through its schema, so a field that is not declared,
 an answer key say, cannot reach a client). The OpenAPI document is generated from
 them (`api.openapi`). A route family with shapes of its own keeps them beside its
-routes (`api.exposure_schemas`, `api.online_schemas`, `api.careers_schemas`, ...)."""
+routes (`api.exposure_schemas`, `api.online_schemas`, `api.careers_schemas`, ...).
+
+Length: the shared shapes of the v1 API in one module, a few lines over 500 since a
+multidimensional test's result keys (`api.mcat_schemas`) joined Feedback and Result."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from marshmallow import (
 from irtcat.calibration.mml_em import M_STEPS
 from irtcat.delivery.scoring import MIN_SCORED_ITEMS, SCORE_DECIMALS
 from irtcat.engine import METHODS, MODELS
+
+from . import mcat_schemas
 
 # Names and texts hold a character other than white space, as Python's str.isspace
 # reads it (the store strips them): the class is spelled out because `\s` means other
@@ -394,6 +399,7 @@ class Feedback(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
+    thetas, composite = mcat_schemas.thetas_field(), mcat_schemas.composite_field()
 
 
 class ScoredAnswer(Strict):
@@ -413,6 +419,7 @@ class Result(Strict):
     decision = fields.Nested(Decision, allow_none=True)
     roles = fields.List(fields.Nested(_role_fit), metadata={
         "description": "the career framework's job roles: met, or the gap per standard"})
+    thetas, composite = mcat_schemas.thetas_field(), mcat_schemas.composite_field()
     responses = fields.List(fields.Nested(ScoredAnswer), required=True)
 
 

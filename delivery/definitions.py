@@ -109,7 +109,7 @@ class Definitions:
             listed.append({"id": test_id, "title": test["title"],
                            "standards": [{"code": code, "title": self.catalog.standard(code)[0]}
                                          for code in test["standards"]],
-                           "max_items": built.design.stopping.max_items})
+                           "max_items": built.max_items})
         return listed
 
     def test_bank(self, test_id, versions, given=()):

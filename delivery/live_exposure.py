@@ -116,7 +116,7 @@ def exposure_figures(database, test_id, built):
                     if d == day and not pretest}
         figures["days"].append({"day": day, "sessions": started,
                                 **_summary(that_day, started, operational_ids)})
-    edges = built.design.exposure.theta_bands
+    edges = getattr(built.design.exposure, "theta_bands", None)   # none: multidimensional
     if edges:
         figures["bands"] = _band_figures(database, test_id, edges, operational_ids)
     return figures

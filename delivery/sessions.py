@@ -24,6 +24,15 @@ decision trace is stored with it (`trace`, admin-only). A rebuild reads the
 exposure decisions back from the traces (items Sympson-Hetter passed over, the
 eligibility draw), so a session continued by another worker, or after a restart,
 chooses exactly as the one it continues.
+
+A test over multidimensional bank versions runs the multidimensional engine
+(`irtcat.delivery.mcat_sessions`): the same routes and shapes, a session rebuilt by
+replaying its answers from its seed, and a result with per-standard θ and the composite.
+
+Length: one class, `Delivery`, because every route of a session (start, answer, finish,
+state, result, trace) goes through the same live-state cache and compare-and-set; the
+pieces that stand alone (test banks, θ bands, multidimensional sessions, live
+exposure, scoring) are modules of their own.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from irtcat.itembank.sessions import (
     session_snapshot,
 )
 
+from . import mcat_sessions
 from .caches import remember
 from .careers import Careers
 from .definitions import Definitions
@@ -61,6 +71,7 @@ from .keys import (
     token_lifetime,
 )
 from .live_exposure import LiveEligibility, exposure_figures, trace_view
+from .mcat_banks import McatTestBank
 from .results import no_estimate, session_result
 from .scoring import score as score_without_session
 from .test_banks import TestBank
@@ -153,10 +164,16 @@ class Delivery(Definitions):
         versions = self.store.current_version_ids(test["standards"])
         built = self.test_bank(test_id, versions)
         seed = secrets.randbits(62)
-        eligibility = self.eligibility.probabilities(test_id, built) \
-            if built.design.exposure.method == "item-eligibility" else None
-        batch = Session.start(built.tables, _started_at(built.design, start_theta), seed,
-                              built.excluded, eligibility)
+        if isinstance(built, McatTestBank):
+            if start_theta is not None:
+                raise DataFormatError("a multidimensional test starts at its population's "
+                                      "mean: it takes no start θ")
+            batch = mcat_sessions.start(built, seed)
+        else:
+            eligibility = self.eligibility.probabilities(test_id, built) \
+                if built.design.exposure.method == "item-eligibility" else None
+            batch = Session.start(built.tables, _started_at(built.design, start_theta), seed,
+                                  built.excluded, eligibility)
         first = batch.next_item()
         if first is None:
             raise ConflictError(f"test {test_id!r} has no item to deliver")
@@ -172,14 +189,14 @@ class Delivery(Definitions):
                     position=1, created_at=started, deadline=deadline,
                     token_expires_at=expires, attributes=attributes,
                     first_step=batch.last_step, first_item=_counted(built, first),
-                    ineligible=[built.items[j]["id"] for j in batch.ineligible],
+                    ineligible=[built.items[j]["id"] for j in getattr(batch, "ineligible", ())],
                     band=_band_count(built, batch, frozenset()))
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline,
-                                     frozenset(() if batch.band is None else (batch.band,))))
+                                     _bands_given(batch, frozenset())))
         self.credentials.remember(token, TokenGrant(session_id, key_id, expires))
         return {"session_id": session_id, "token": token, "status": "active", "position": 1,
-                "max_items": built.design.stopping.max_items, "deadline": deadline,
+                "max_items": built.max_items, "deadline": deadline,
                 "token_expires_at": expires,
                 "item": self.catalog.item_view(built.items[first]["id"], 1)}
 
@@ -214,10 +231,11 @@ class Delivery(Definitions):
 
     def _state_view(self, session_id, test_id, built, status, position, item, result):
         state = {"session_id": session_id, "status": status, "position": position,
-                 "max_items": built.design.stopping.max_items, "item": item}
+                 "max_items": built.max_items, "item": item}
         if status == "finished" and result is not None and self.test(test_id)["feedback"]:
-            state["result"] = {name: result[name]
-                               for name in ("theta", "se", "standards", "decision")}
+            state["result"] = {name: result[name] for name in ("theta", "se", "standards",
+                                                              "decision", "thetas", "composite")
+                               if name in result}
             state["result"]["roles"] = self.careers.fit(result["standards"])
         return state
 
@@ -246,8 +264,7 @@ class Delivery(Definitions):
             live = None                             # the slow path finishes the session
         if live is not None and item_id == live.current_item:
             at = live.built.position[item_id]
-            score = self._score_answer(item_id, response,
-                                       int(live.built.bank.params.n_categories[at]))
+            score = self._score_answer(item_id, response, live.built.categories(at))
             with self._lock:
                 live = self._live.pop(session_id, None)     # one request steps it at a time
             if live is not None and item_id == live.current_item:
@@ -274,8 +291,7 @@ class Delivery(Definitions):
                 raise ConflictError(f"item {item_id!r} is not the current item")
             built = self._session_bank(row, answers)
             at = built.position[item_id]
-            score = self._score_answer(item_id, response,
-                                       int(built.bank.params.n_categories[at]))
+            score = self._score_answer(item_id, response, built.categories(at))
             batch, bands = self._rebuild(built, row, answers, with_bands=True)
             live = _Live(row.position, row.current_item, built, batch, row.test_id,
                          row.learner_id, row.seed, aware(row.deadline), bands)
@@ -308,7 +324,7 @@ class Delivery(Definitions):
         if finished:
             self._finished(session_id, live.learner_id)
         else:
-            bands = live.bands if batch.band is None else live.bands | {batch.band}
+            bands = _bands_given(batch, live.bands)
             self._keep(session_id, replace(live, position=values["position"],
                                            current_item=values["current_item"], bands=bands))
         return self._state_view(
@@ -337,7 +353,7 @@ class Delivery(Definitions):
             if row.status == "finished":
                 return self.state(session_id, (row, answers))
             built = self._session_bank(row, answers)
-            if len(answers) >= built.design.stopping.min_items:
+            if len(answers) >= built.min_items:
                 result = self._result(built, self._rebuild(built, row, answers), row.test_id)
             else:
                 result = self._no_estimate(row.test_id)
@@ -389,6 +405,9 @@ class Delivery(Definitions):
         `with_bands`: ``(session, the θ bands it was given an item in)``."""
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
+        if isinstance(built, McatTestBank):                 # replayed from the seed
+            session = mcat_sessions.rebuild(built, row.seed, positions, scores)
+            return (session, frozenset()) if with_bands else session
         removed, ineligible, by_band, traces = (), (), None, ()
         exposure = built.design.exposure
         if exposure.method in ("sympson-hetter", "item-eligibility") or exposure.theta_bands:
@@ -420,6 +439,9 @@ class Delivery(Definitions):
         return exposure_figures(self.database, test_id, built)
 
     def _result(self, built, batch, test_id):
+        if isinstance(built, McatTestBank):
+            return mcat_sessions.mcat_result(batch, built, self.test(test_id)["standards"],
+                                             self.catalog)
         return session_result(batch, built.design, self.test(test_id)["standards"],
                               self.catalog)
 
@@ -453,12 +475,19 @@ def _started_at(design, start_theta):
     return replace(design, scoring=replace(design.scoring, start_theta=float(start_theta)))
 
 
+def _bands_given(batch, visited):
+    """The θ bands a session was given an item in: `visited` and the band of the item
+    `batch` just chose (none for a test without bands, or a multidimensional one)."""
+    band = getattr(batch, "band", None)
+    return visited if band is None else visited | {band}
+
+
 def _band_count(built, batch, visited):
     """``(band, entered)`` of the item `batch` just chose, for the θ-band counts: None
-    for a test without bands; `entered` None if the session was given an item in that
-    band before (`visited`), else the ids of the operational items it drew ineligible
-    there."""
-    if batch.band is None:
+    for a test without bands (or a multidimensional one); `entered` None if the session
+    was given an item in that band before (`visited`), else the ids of the operational
+    items it drew ineligible there."""
+    if getattr(batch, "band", None) is None:
         return None
     if batch.band in visited:
         return batch.band, None

@@ -19,6 +19,7 @@ from irtcat.itembank.bank import ItemBank
 from irtcat.itembank.errors import DataFormatError
 
 from .cat_config import design_from_config
+from .mcat_banks import build_mcat_bank, multidimensional_versions
 
 PRACTICE_TAG = "practice"       # items a public test may show to anyone
 
@@ -40,6 +41,18 @@ class TestBank:
     position: dict
     excluded: np.ndarray
 
+    @property
+    def max_items(self):
+        return self.design.stopping.max_items
+
+    @property
+    def min_items(self):
+        return self.design.stopping.min_items
+
+    def categories(self, position):
+        """The number of response categories of the item at `position`."""
+        return int(self.bank.params.n_categories[position])
+
 
 def placeholder(model, key):
     """Parameters for an item without published ones (pretest, or retired since): what a
@@ -60,9 +73,22 @@ def build_test_bank(store, standards, config, versions, given=(), pool="credenti
     """The `TestBank` of `standards` under `versions` ({code: version id}) and the CAT
     `config`; `given`: ids of items a session was given that the versions no longer
     hold (kept as pretest items); `pool` (`pool_of`) says which items may be selected.
-    DataFormatError for a configuration the bank cannot serve."""
+    DataFormatError for a configuration the bank cannot serve.
+
+    Over multidimensional versions the test is multidimensional: an
+    `mcat_banks.McatTestBank` (`mcat_banks.build_mcat_bank`)."""
     entries, items = [], []
     records = store.item_records_of(standards)
+    loaded_versions = [store.delivery_bank(version_id=versions[code], multidimensional=True)
+                       for code in standards]
+    if multidimensional_versions(loaded_versions):
+        def selectable(items):
+            practice = np.array([PRACTICE_TAG in (records[item["id"]].tags
+                                                  if item["id"] in records else ())
+                                 for item in items], dtype=bool)
+            return {"credential": ~practice, "practice": practice}.get(
+                pool, np.ones_like(practice))
+        return build_mcat_bank(loaded_versions, standards, config, versions, selectable)
     for code in standards:
         loaded = store.delivery_bank(version_id=versions[code])
         columns = store.version_columns(versions[code])

@@ -30,7 +30,10 @@ class DeliveryBank:
     """A published bank version in the engine's arrays.
 
     `bank.items` holds ``{"id", "standard", "model", "status"}`` per item (no
-    content, no key); `bank.params` the parameters in the same order.
+    content, no key); `bank.params` the parameters in the same order. A
+    multidimensional version has no `bank.params`: its `dimensions` object and its
+    items' `entries` (``{"id", "standard", "model", "a", "d", ...}`` in bank order)
+    are what the engine reads (`MultidimensionalItems.from_entries`).
     """
 
     version_id: int
@@ -38,6 +41,8 @@ class DeliveryBank:
     number: int
     bank: ItemBank
     columns: dict
+    dimensions: dict | None = None
+    entries: tuple = ()
 
 
 def _version_info(version, current_id=None, n_items=None):
@@ -131,21 +136,25 @@ class VersionRepository:
                 raise NotFoundError(f"standard {code!r} has no published bank version")
         return {code: found[code] for code in codes}
 
-    def delivery_bank(self, code=None, version_id=None):
+    def delivery_bank(self, code=None, version_id=None, multidimensional=False):
         """The engine's arrays of a version (default: the published one of `code`), loaded
-        once per version and cached."""
+        once per version and cached. A multidimensional version is a DataFormatError
+        unless the caller reads one (`multidimensional`: a test's bank)."""
         if version_id is None:
             version_id = self.current_version_id(code)
         with self._cache_lock:
-            cached = self._cache.get(version_id)
-            if cached is not None:
+            loaded = self._cache.get(version_id)
+            if loaded is not None:
                 self._cache.move_to_end(version_id)
-                return cached
-        loaded = self._load_version(version_id)
-        with self._cache_lock:
-            self._cache[version_id] = loaded
-            while len(self._cache) > CACHED_VERSIONS:
-                self._cache.popitem(last=False)
+        if loaded is None:
+            loaded = self._load_version(version_id)
+            with self._cache_lock:
+                self._cache[version_id] = loaded
+                while len(self._cache) > CACHED_VERSIONS:
+                    self._cache.popitem(last=False)
+        if loaded.dimensions is not None and not multidimensional:
+            raise DataFormatError(f"standard {loaded.standard!r}: bank version {loaded.number} "
+                                  "is multidimensional; only a test's sessions use one")
         return loaded
 
     def version_columns(self, version_id):
@@ -159,18 +168,17 @@ class VersionRepository:
             if version is None:
                 raise NotFoundError(f"no bank version {version_id}")
             columns = version.arrays
-            if version.dimensions is not None:
-                raise DataFormatError(
-                    f"standard {version.standard_code!r}: bank version {version.number} is "
-                    "multidimensional; tests and sessions over multidimensional banks are "
-                    "not supported yet")
-        params = parameters_from_columns(columns)
+            entries = () if version.dimensions is None else tuple(
+                {"id": item_id, "standard": version.standard_code, **parameters}
+                for item_id, parameters in version_entries(session, version_id).items())
+        params = None if version.dimensions is not None else parameters_from_columns(columns)
         items = tuple({"id": item_id, "standard": version.standard_code, "model": model,
                        "status": status} for item_id, model, status in zip(
                            columns["id"], columns["model"], columns["status"], strict=True))
         population = {"mean": version.population_mean, "sd": version.population_sd}
         return DeliveryBank(version_id, version.standard_code, version.number,
-                            ItemBank(items, params, population, version.calibration), columns)
+                            ItemBank(items, params, population, version.calibration), columns,
+                            version.dimensions, entries)
 
 
 def add_version(session, code, entries, population, calibration, run_id=None,

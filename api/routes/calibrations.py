@@ -92,7 +92,10 @@ def publish_calibration(run_id):
 def post_simulation(data):
     test = g.delivery.test(data["test_id"])
     # built here too so that a test with no bank is 404 or 400 before it is queued
-    g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
+    built = g.delivery.test_bank(data["test_id"], g.store.current_version_ids(test["standards"]))
+    if not hasattr(built, "bank"):          # a multidimensional test: `irtcat simulate`
+        raise ConflictError("a multidimensional test is simulated with irtcat simulate "
+                            "--bank on its exported bank, not queued here")
     return long_work.simulation(data["test_id"], data["examinees"], data["seed"])
 
 

@@ -482,6 +482,22 @@
     return { text: "Below the first level", kind: "below" };
   }
 
+  function summaryText(result, answered) {
+    // A multidimensional test measures every standard at once (each θ borrows strength
+    // from the others through their correlation); its overall θ is the composite.
+    var after = " after " + answered + (answered === 1 ? " question." : " questions.");
+    var composite = result.composite;
+    if (!composite) {
+      return "Overall ability θ = " + fmt(result.theta) + " (SE " + fmt(result.se) + ")" + after;
+    }
+    var weights = Object.keys(composite.weights || {}).map(function (code) {
+      return code + " " + fmt(composite.weights[code]);
+    });
+    return "Overall ability θ = " + fmt(composite.theta) + " (SE " + fmt(composite.se)
+      + "), the weighted sum of your standards' θ (" + weights.join(", ") + "), all measured "
+      + "together" + after;
+  }
+
   function renderResult(state, notice) {
     shown = state;
     writeStored(CHOICE_KEY, null);
@@ -499,8 +515,7 @@
       $("result-summary").textContent = "Your " + answered + " answers are recorded. This test "
         + "does not show results here; your organisation will tell you your result.";
     } else {
-      $("result-summary").textContent = "Overall ability θ = " + fmt(result.theta) + " (SE "
-        + fmt(result.se) + ") after " + answered + (answered === 1 ? " question." : " questions.");
+      $("result-summary").textContent = summaryText(result, answered);
       var decision = result.decision;
       if (decision) {
         decisionBox.hidden = false;

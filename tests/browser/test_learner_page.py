@@ -117,6 +117,9 @@ class Server:
                 pytest.fail(f"GET {path} answered {status}: the app does not serve the "
                             "learner page (api/static)")
         self.admin = admin                       # the test's, to define tests; never the page's
+        self.env, self.folder = env, folder          # `irtcat` commands on the same store
+        self.delivery = next(line.split(":", 1)[1].strip()
+                             for line in prepared.stdout.splitlines() if "delivery key" in line)
         status, items = call(self.base, "GET", "/v1/items", admin)
         assert status == 200, items
         self.best = {item["id"]: best_option(item["key"]) for item in items if item.get("key")}
@@ -624,4 +627,78 @@ def test_the_result_shows_job_roles_and_shares_a_passed_credential(page):
     page.wait(lambda: page.find("#consent-status").text.startswith("Withdrawn"),
               "the withdrawal was not confirmed")
     assert "grace@example.org" not in contacts()
+    assert page.severe_logs() == []
+
+
+MCAT_STANDARDS = ["MD-A", "MD-B", "MD-C"]
+
+
+def multidimensional_bank():
+    """A 3-factor bank on MCAT_STANDARDS: 4 keyed 2PL items per standard, one cross-loading."""
+    items = []
+    for f, code in enumerate(MCAT_STANDARDS):
+        for k in range(4):
+            slopes = [0.0, 0.0, 0.0]
+            slopes[f] = 1.2 + 0.1 * k
+            if k == 0:
+                slopes[(f + 1) % 3] = 0.5
+            items.append({"id": f"{code}-{k}", "standard": code, "model": "2pl", "a": slopes,
+                          "d": 0.3 * (k - 1.5), "key": {"correct": "B"},
+                          "content": {"stem": f"Question {code}-{k}", "options": [
+                              {"id": o, "text": f"Option {o}"} for o in "ABCD"]}})
+    return {"format": "irtcat-bank/1", "metric": "logistic",
+            "dimensions": {"factors": MCAT_STANDARDS, "structure": "confirmatory",
+                           "mean": [0.0, 0.0, 0.0], "rotation": None,
+                           "correlation": [[1.0, 0.5, 0.6], [0.5, 1.0, 0.7], [0.6, 0.7, 1.0]]},
+            "items": items}
+
+
+def test_a_multidimensional_result_shows_each_standard_and_the_composite(page):
+    # a keyed (not public) multidimensional test, resumed by the page from its token
+    base, admin = page.server.base, page.server.admin
+    for code in MCAT_STANDARDS:
+        status, body = call(base, "POST", "/v1/standards", admin, {
+            "code": code, "title": f"Skill {code}", "levels": [{"name": "proficient",
+                                                                "cut": 0.0}]})
+        assert status == 201, body
+    bank = page.server.folder / "multidimensional-bank.json"   # the CLI imports slope lists
+    bank.write_text(json.dumps(multidimensional_bank()))
+    imported = subprocess.run(irtcat("bank", "import", str(bank)), cwd=page.server.folder,
+                              env=page.server.env, capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    weights = [0.5, 0.25, 0.25]
+    status, body = call(base, "POST", "/v1/tests", admin, {
+        "id": "mcat-page", "title": "Joint skills", "standards": MCAT_STANDARDS,
+        "feedback": True, "config": {"stop": {"min_items": 4, "max_items": 6, "se": 0.3,
+                                              "classification": {"cut": 0.0,
+                                                                 "weights": weights}}}})
+    assert status == 201, body
+    status, started = call(base, "POST", "/v1/sessions", page.server.delivery,
+                           {"test_id": "mcat-page", "learner_id": "learner-mcat"})
+    assert status == 201, started
+    page.driver.execute_script(
+        "window.sessionStorage.setItem('irtcat.learner.session', JSON.stringify(arguments[0]))",
+        {"session_id": started["session_id"], "token": started["token"],
+         "test_id": "mcat-page", "title": "Joint skills", "max_items": started["max_items"]})
+    page.driver.get(base + "/")
+    page.wait_view("item")
+    page.finish_by_clicks(by_index)
+    page.wait_view("result")
+    state = session_state(page)
+    result = state["result"]
+    assert set(result["thetas"]) == set(MCAT_STANDARDS)
+    assert result["composite"]["weights"] == dict(zip(MCAT_STANDARDS, weights, strict=True))
+    summary = page.find("#result-summary").text
+    assert f"θ = {fmt(result['composite']['theta'])} (SE {fmt(result['composite']['se'])})" \
+        in summary
+    assert "MD-A 0.50, MD-B 0.25, MD-C 0.25" in summary
+    cards = page.find_all("#result-standards li")
+    assert [c.get_attribute("data-code") for c in cards] == MCAT_STANDARDS
+    for card, code in zip(cards, MCAT_STANDARDS, strict=True):
+        estimate = result["thetas"][code]
+        assert card.find_element(By.CSS_SELECTOR, ".estimate").text == \
+            f"θ = {fmt(estimate['theta'])} (SE {fmt(estimate['se'])})"
+    verdict = "Passed" if result["decision"]["pass"] else "Not passed"
+    assert page.find("#result-decision .decision-verdict").text == verdict
+    save_screenshot(page.driver, "learner-mcat-result.png", full_page=True)
     assert page.severe_logs() == []

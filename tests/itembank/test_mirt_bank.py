@@ -142,17 +142,17 @@ def malformed(change):
 MALFORMED = {
     "slope list of the wrong length": (
         lambda bank: bank["items"][0].update(a=[1.0, 0.0]),
-        "item 'i00': a must be a list of 3 slopes"),
+        "item 'i00': 'a' must be a list of 3 finite slopes"),
     "grm d not decreasing": (
         lambda bank: bank["items"][10].update(d=[0.3, 2.1, -1.4]),
-        "item 'g1': d of a grm item must be decreasing"),
+        "item 'g1': a grm item's intercepts 'd' must decrease"),
     "correlation not symmetric": (
         lambda bank: bank["dimensions"]["correlation"][0].__setitem__(1, 0.2),
-        "dimensions: correlation must be symmetric"),
+        "'dimensions.correlation' must be symmetric"),
     "correlation not positive definite": (
         lambda bank: bank["dimensions"].update(correlation=[[1.0, 0.9, -0.9], [0.9, 1.0, 0.9],
                                                             [-0.9, 0.9, 1.0]]),
-        "dimensions: correlation must be positive definite"),
+        "'dimensions.correlation' must be positive definite"),
     "unknown factor in standard": (
         lambda bank: bank["items"][3].update(standard="F9"),
         "item 'i03': standard 'F9' is not one of the factors"),
@@ -198,7 +198,7 @@ def test_command_line_exits_2_on_a_malformed_bank(database_url, monkeypatch, cap
     capsys.readouterr()
     assert main(["bank", "import", str(bad)]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "d of a grm item must be decreasing" in error
+    assert len(error.splitlines()) == 1 and "a grm item's intercepts 'd' must decrease" in error
     good = tmp_path / "good.json"
     good.write_text(json.dumps(multidimensional_bank()))
     assert main(["bank", "import", str(good)]) == 0
@@ -208,11 +208,22 @@ def test_command_line_exits_2_on_a_malformed_bank(database_url, monkeypatch, cap
     assert exported["dimensions"] == multidimensional_bank()["dimensions"]
 
 
-def test_a_test_over_a_multidimensional_bank_is_refused_for_now(framework_store):
-    framework_store.import_items(multidimensional_bank())
-    with pytest.raises(DataFormatError, match="multidimensional; tests and sessions over "
-                                              "multidimensional banks are not supported yet"):
-        Delivery(framework_store).create_test("t", "T", ["F1"], {})
+def test_a_test_over_a_multidimensional_bank_is_a_multidimensional_test(framework_store):
+    # the delivery of such tests: tests/api/test_mcat_delivery.py
+    from irtcat.delivery.mcat_banks import McatTestBank
+
+    bank = multidimensional_bank()
+    bank["items"][3]["status"] = "pretest"             # i03, F1
+    bank["items"][6]["status"] = "retired"             # i06, F1
+    framework_store.import_items(bank)
+    delivery = Delivery(framework_store)
+    delivery.create_test("t", "T", ["F1"], {})
+    built = delivery.test_bank("t", framework_store.current_version_ids(["F1"]))
+    assert isinstance(built, McatTestBank) and built.factors == tuple(FACTORS)
+    # only operational items are delivered: of F1's i00, i03, i06 and c1
+    assert [item["id"] for item in built.items] == ["i00", "c1"]
+    with pytest.raises(DataFormatError, match="selection.method 'mfi'"):
+        delivery.create_test("u", "U", ["F1"], {"selection": {"method": "mfi"}})
 
 
 def test_the_http_item_listing_shows_slope_lists(database_url):
