@@ -24,7 +24,7 @@ run: install
 # (each with a PostgreSQL schema of its own, see tests/conftest.py): 7.5 min on 2 cores
 # where one process took 13.
 test: install lint
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
