@@ -50,16 +50,14 @@ def multidimensional_m2(calibrator, responses, items, dimensions):
     model (whose full grid has 1 + S dimensions).
 
     responses : ndarray (n_persons, n_items), NaN where missing
-    items, dimensions : the fit's bank items and ``dimensions`` (FORMAT of the bank)
+    items, dimensions : the fit's bank items and ``dimensions`` (FORMAT of the bank),
+        before any rotation
     """
     responses = np.asarray(responses, dtype=float)
     if calibrator.bifactor or np.isnan(responses).any():
         return None
-    grid = np.linspace(*calibrator.theta_range, calibrator.n_points)
-    mesh = np.meshgrid(*([grid] * calibrator.loadings.shape[1]), indexing="ij")
-    nodes = np.stack([axis.ravel() for axis in mesh], axis=1)                  # (Q, m)
-    inverse = np.linalg.inv(np.asarray(dimensions["correlation"], dtype=float))
-    log_weights = -0.5 * np.einsum("qi,ij,qj->q", nodes, inverse, nodes)        # (Q,)
+    nodes = calibrator.nodes_                                                   # (Q, m)
+    log_weights = calibrator.log_prior(calibrator.correlation_)                 # (Q,)
     model = MultidimensionalItems.from_entries(items, dimensions)
     log_p = log_probability(nodes, model)                                      # (Q, J, K)
     free_slopes = np.asarray(calibrator.loadings, dtype=bool)

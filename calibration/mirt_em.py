@@ -172,7 +172,7 @@ class MirtCalibrator:
         mesh = np.meshgrid(*([points] * len(factors)), indexing="ij")
         return np.stack([axis.ravel() for axis in mesh], axis=1)
 
-    def _log_prior(self, correlation):
+    def log_prior(self, correlation):
         """log N(0, R) density at the full grid, normalised over it: (Q,)."""
         nodes = self.nodes_
         inverse = np.linalg.inv(correlation)
@@ -202,7 +202,7 @@ class MirtCalibrator:
             log_weights -= logsumexp(log_weights)
             loglik = bifactor_e_step(terms, log_weights, weights, designs, counts)
             return counts, None, loglik
-        log_prior = self._log_prior(correlation)
+        log_prior = self.log_prior(correlation)
         node_mass = np.zeros(log_prior.size)
         loglik = 0.0
         grid_shape = (points,) * m

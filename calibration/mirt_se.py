@@ -46,7 +46,7 @@ def _correlation_score(calibrator, correlation, node_mass):
         return np.zeros(0)
     nodes = calibrator.nodes_
     inverse = np.linalg.inv(correlation)
-    weights = np.exp(calibrator._log_prior(correlation))
+    weights = np.exp(calibrator.log_prior(correlation))
     scaled = nodes @ inverse                                              # (Q, m)
     # d log phi_q / d rho_ij = -R^-1_ij + (R^-1 theta)_i (R^-1 theta)_j, both entries
     scores = (-inverse[pairs[:, 0], pairs[:, 1]][None, :]

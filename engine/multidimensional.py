@@ -29,7 +29,7 @@ from . import kernel
 MULTIDIMENSIONAL_MODELS = ("2pl", "3pl", "4pl", "grm", "gpcm")
 _FAMILIES = {"2pl": "dichotomous", "3pl": "dichotomous", "4pl": "dichotomous",
              "grm": "graded", "gpcm": "partial_credit"}
-_STRUCTURES = ("confirmatory", "bifactor", "exploratory")
+STRUCTURES = ("confirmatory", "bifactor", "exploratory")
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,8 +266,8 @@ def _factor_names(dimensions):
     if len(set(factors)) != len(factors):
         raise ValueError("'dimensions.factors' names must be unique")
     structure = dimensions.get("structure", "confirmatory")
-    if structure not in _STRUCTURES:
-        raise ValueError(f"'dimensions.structure' must be one of {', '.join(_STRUCTURES)}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"'dimensions.structure' must be one of {', '.join(STRUCTURES)}")
     return tuple(factors)
 
 

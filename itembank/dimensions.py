@@ -24,12 +24,11 @@ import math
 
 import numpy as np
 
-from irtcat.engine.multidimensional import MultidimensionalItems, latent_population
+from irtcat.calibration.rotation import METHODS as ROTATIONS
+from irtcat.engine.multidimensional import STRUCTURES, MultidimensionalItems, latent_population
 
 from .errors import DataFormatError
 
-STRUCTURES = ("confirmatory", "bifactor", "exploratory")
-ROTATIONS = ("oblimin", "varimax")
 MULTIDIMENSIONAL_KEYS = ("a", "d", "c", "u")
 """An item's parameter keys in a multidimensional bank."""
 
@@ -69,8 +68,8 @@ def parse_dimensions(document):
     except (ValueError, TypeError) as error:
         raise DataFormatError(str(error)) from None
     factors = dimensions["factors"]
-    structure = dimensions.get("structure")
-    if structure not in STRUCTURES:
+    structure = dimensions.get("structure")        # the engine defaults it; the store asks
+    if structure is None:
         raise DataFormatError(f"dimensions: structure must be one of {', '.join(STRUCTURES)}, "
                               f"got {structure!r}")
     rotation = dimensions.get("rotation")
