@@ -189,7 +189,7 @@ class Delivery(Definitions):
                     position=1, created_at=started, deadline=deadline,
                     token_expires_at=expires, attributes=attributes,
                     first_step=batch.last_step, first_item=_counted(built, first),
-                    ineligible=[built.items[j]["id"] for j in getattr(batch, "ineligible", ())],
+                    ineligible=[built.items[j]["id"] for j in batch.ineligible],
                     band=_band_count(built, batch, frozenset()))
         self._keep(session_id, _Live(1, built.items[first]["id"], built, batch, test_id,
                                      learner_id, seed, deadline,
@@ -478,8 +478,7 @@ def _started_at(design, start_theta):
 def _bands_given(batch, visited):
     """The θ bands a session was given an item in: `visited` and the band of the item
     `batch` just chose (none for a test without bands, or a multidimensional one)."""
-    band = getattr(batch, "band", None)
-    return visited if band is None else visited | {band}
+    return visited if batch.band is None else visited | {batch.band}
 
 
 def _band_count(built, batch, visited):
@@ -487,7 +486,7 @@ def _band_count(built, batch, visited):
     for a test without bands (or a multidimensional one); `entered` None if the session
     was given an item in that band before (`visited`), else the ids of the operational
     items it drew ineligible there."""
-    if getattr(batch, "band", None) is None:
+    if batch.band is None:
         return None
     if batch.band in visited:
         return batch.band, None

@@ -286,9 +286,9 @@ class McatBatch:
             self.theta[rows], self.covariance[rows] = posterior_moments(log_post, tables.grid)
         else:
             responses = np.full((rows.size, tables.items.n_items), np.nan)
-            for i, row in enumerate(rows):
-                count = self.length[row]
-                responses[i, self.order[row, :count]] = self.answers[row, :count]
+            given = np.arange(self.order.shape[1])[None, :] < self.length[rows, None]
+            person, step = np.nonzero(given)                     # each row's answers so far
+            responses[person, self.order[rows[person], step]] = self.answers[rows[person], step]
             estimate = estimate_map(responses, tables.items, tables.mean, tables.correlation)
             self.theta[rows], self.covariance[rows] = estimate.theta, estimate.covariance
 
@@ -372,7 +372,15 @@ class McatResult:
 class McatSession:
     """One examinee's multidimensional test, answer by answer, with a step trace per
     choice (`last_step`, the shape of `engine.session.step_trace` where it applies:
-    ``theta`` and ``se`` are lists, one per factor)."""
+    ``theta`` and ``se`` are lists, one per factor).
+
+    As `engine.session.Session`, it says which exposure decisions a rebuild needs
+    besides the answers: none, since a rebuild replays them from the seed (`ineligible`
+    empty), and there are no θ bands (`band` None)."""
+
+    band = None
+    ineligible = ()
+    ineligible_bands = None
 
     def __init__(self, tables, seed=1):
         self.tables = tables
