@@ -137,12 +137,14 @@ def _tuned(args, bank, config, design, rng):
     return design, tuning
 
 
-def exposure_warning(exposure):
-    """The warning line of a report's exposure block whose target was not met, or None."""
+def exposure_warning(exposure, bands=None):
+    """The warning line of a report's exposure block whose target was not met, or None;
+    with `bands` (the report's, under item eligibility) the target was each band's."""
     if exposure.get("target_met", True):
         return None
+    highest = exposure["max"] if bands is None else max(band["max_rate"] for band in bands)
     line = (f"the exposure target {exposure['target']:g} was not met: the highest "
-            f"operational exposure is {exposure['max']:g}")
+            f"operational exposure {'in a θ band ' if bands else ''}is {highest:g}")
     if exposure["lowest_possible_max"] > exposure["target"]:
         line += (f", and the mean length over the operational items puts it at "
                  f"{exposure['lowest_possible_max']:g} at least")
@@ -188,7 +190,8 @@ def run_simulate(args):
     result = simulation_report(batches, design, seconds, true_theta=true_theta, seed=args.seed)
     if tuning:
         result["sympson_hetter_tuning"] = tuning
-    warning = exposure_warning(result["exposure"])
+    warning = exposure_warning(result["exposure"], result.get("bands")
+                               if design.exposure.method == "item-eligibility" else None)
     if tuning and tuning.get("unreachable"):
         stopped = f"the Sympson-Hetter tuning stopped: {tuning['unreachable']}"
         warning = f"{warning}; {stopped}" if warning else stopped

@@ -9,7 +9,11 @@ answers alone.
 Every figure on exposure, overlap and length is of the scored (operational) items;
 pretest items are reported on their own ("pretest"). "violations" counts the tests
 that broke a rule of the design, and a design with controlled exposure says whether
-its target was met ("exposure": "target", "target_met").
+its target was met ("exposure": "target", "target_met"). A design with θ bands
+(``exposure.theta_bands``) has "bands" as the live exposure report has them: per band of
+the θ each item was chosen at, its edges, the tests given an item in it and the highest
+rate of a scored item there; under item eligibility, whose target is then each band's
+(conditional item eligibility), "target_met" says whether every band met it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 
 import numpy as np
 
+from irtcat.engine.exposure import band_counts
 from irtcat.engine.simulate import run_cat, target_tolerance
 from irtcat.engine.validation import CONTROLLED_EXPOSURE, scorable_items
 
@@ -73,6 +78,13 @@ def report(results, design, seconds, *, true_theta=None, seed=None, grid=GRID):
     if design.exposure.method in CONTROLLED_EXPOSURE:
         out["exposure"].update(_target(design.exposure.target, float(rate.max()), n,
                                        mean_length / max(int(scorable.sum()), 1)))
+    if design.exposure.theta_bands:
+        out["bands"] = _bands(results, design.exposure.theta_bands, scorable)
+        if design.exposure.method == "item-eligibility":    # the target is each band's
+            out["exposure"]["target_met"] = all(
+                band["max_rate"] <= design.exposure.target
+                + target_tolerance(design.exposure.target, band["sessions"])
+                for band in out["bands"] if band["sessions"])
     out["violations"] = violations(results, design)
     if design.pretest.items.size:
         out["pretest"] = _pretest(administered[:, design.pretest.items], n)
@@ -120,6 +132,20 @@ def _target(target, highest, n, lowest_possible):
     return {"target": target,
             "target_met": bool(highest <= target + target_tolerance(target, n)),
             "lowest_possible_max": round(lowest_possible, 4)}
+
+
+def _bands(results, edges, scorable):
+    """Per θ band (`edges`, increasing): "band", "low" and "high" (None: open), "sessions"
+    (the tests given an item at a θ in it) and "max_rate" (the highest count of a scored
+    item given there over those tests), as `irtcat.delivery.live_exposure` reports them."""
+    visited, administered = band_counts(_joined(results, "bands"), _joined(results, "items"),
+                                        len(edges) + 1, scorable.size)
+    sessions = visited.sum(axis=0)
+    highest = administered[:, scorable].max(axis=1, initial=0.0)
+    bounds = [None, *edges, None]
+    return [{"band": g, "low": bounds[g], "high": bounds[g + 1], "sessions": int(sessions[g]),
+             "max_rate": round(float(highest[g] / sessions[g]), 4) if sessions[g] else 0.0}
+            for g in range(len(edges) + 1)]
 
 
 def violations(results, design):

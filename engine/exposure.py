@@ -177,3 +177,73 @@ def live_eligibility(administered, eligible, sessions, target):
     probability = np.where(administered > 0, np.minimum(1.0, ratio), 1.0)
     return np.where(administered >= target * sessions, 0.0, probability) if sessions \
         else probability
+
+
+def theta_bands(edges, theta):
+    """The band of each θ among the increasing `edges` ((n_edges,)): int (n,) for theta
+    (n,), 0 below the first edge, n_edges from the last one on (an edge opens the band
+    above it), the rule of a live session's `engine.session.theta_band`."""
+    return np.searchsorted(np.asarray(edges, dtype=float), theta, side="right")
+
+
+def band_counts(bands, items, n_bands, n_items):
+    """Per θ band, who visited it and what was given there.
+
+    bands, items : (n, capacity) int, the band of the θ at which each item was chosen and
+        that item, -1 in unused slots
+    Returns (visited (n, n_bands) bool: an examinee was given an item in the band;
+    administered (n_bands, n_items) float: the examinees given each item in the band).
+    """
+    given = bands >= 0
+    visited = np.zeros((bands.shape[0], n_bands), dtype=bool)
+    visited[np.nonzero(given)[0], bands[given]] = True
+    administered = np.bincount(bands[given] * n_items + items[given],
+                               minlength=n_bands * n_items).reshape(n_bands, n_items)
+    return visited, administered.astype(float)
+
+
+class BandEligibility:
+    """Conditional item eligibility by θ band over a simulation, with live delivery's counts
+    and probabilities (`irtcat.delivery.live_exposure`): per band g, the sessions given an
+    item at a θ in g, and per item those given it there and those that drew it ineligible
+    there on entering g; P(E_ig) = `live_eligibility` of band g's counts (van der Linden
+    & Veldkamp, 2007, restricted as Revuelta & Ponsoda, 1998), 1 for pretest items.
+
+    Each examinee draws one uniform number per item at the start ((r, n_items)); at each
+    step it may take the items whose number is below their probability in the band of its
+    current θ (`engine.session.Session` does the same for one live session).
+    """
+
+    def __init__(self, edges, n_items, target, pretest_items):
+        self.edges = np.asarray(edges, dtype=float)
+        self.target, self.pretest_items = target, pretest_items
+        n_bands = self.edges.size + 1
+        self.sessions = np.zeros(n_bands)
+        self.administered = np.zeros((n_bands, n_items))
+        self.ineligible = np.zeros((n_bands, n_items))
+        self.probability = self._probabilities()
+
+    def _probabilities(self):
+        """(n_bands, n_items) eligibility probabilities from the counts so far."""
+        probability = np.array([
+            live_eligibility(self.administered[g], self.sessions[g] - self.ineligible[g],
+                             self.sessions[g], self.target)
+            for g in range(self.sessions.size)])
+        probability[:, self.pretest_items] = 1.0
+        return probability
+
+    def eligible(self, draw, bands):
+        """(r, n_items) bool: which items each examinee may take in its band `bands` (r,),
+        from its start draw `draw` (r, n_items)."""
+        return draw < self.probability[bands]
+
+    def add_batch(self, draw, bands, items):
+        """Count a finished batch (its start draw (r, n_items) and its tests' `bands` and
+        `items`, (r, capacity)) and update the probabilities for the next one."""
+        visited, administered = band_counts(bands, items, self.sessions.size,
+                                            self.administered.shape[1])
+        self.sessions += visited.sum(axis=0)
+        self.administered += administered
+        for g in np.flatnonzero(visited.any(axis=0)):
+            self.ineligible[g] += np.sum(draw[visited[:, g]] >= self.probability[g], axis=0)
+        self.probability = self._probabilities()

@@ -34,6 +34,8 @@ class CATResults:
     group_counts : {content group key: (n,) scored items of the group given}
     groups : {key: (theta (n,), se (n,), answers (n,))} for the groups the caller asked
         for, from each group's scored answers alone
+    bands : (n, capacity) int, the θ band (`exposure.theta_bands`) at which each item of
+        `items` was chosen, -1 unused; None for a design without θ bands
     """
 
     items: np.ndarray
@@ -48,6 +50,7 @@ class CATResults:
     decision: np.ndarray
     group_counts: dict
     groups: dict
+    bands: np.ndarray | None = None
 
     @property
     def n(self):
@@ -59,8 +62,9 @@ def _read_only(array):
     return array
 
 
-def _results(batch, groups):
-    """The frozen results of a finished batch, with estimates for `groups`."""
+def _results(batch, groups, bands=None):
+    """The frozen results of a finished batch, with estimates for `groups` (and the θ band
+    of each choice, (n, capacity), when the design has bands)."""
     arrays = {name: _read_only(getattr(batch, name)) for name in (
         "items", "responses", "scored", "length", "scored_length", "administered", "theta",
         "se", "previous_theta", "decision")}
@@ -68,7 +72,8 @@ def _results(batch, groups):
     return CATResults(**arrays,
                       group_counts={k: _read_only(v) for k, v in batch.group_counts.items()},
                       groups={key: tuple(_read_only(part) for part in value)
-                              for key, value in estimates.items()})
+                              for key, value in estimates.items()},
+                      bands=None if bands is None else _read_only(bands))
 
 
 def simulate_responses(theta, params, rng):
@@ -116,6 +121,10 @@ def run_cat(params, design, rng, *, true_theta=None, responses=None, batch_size=
     eligibility_control = design.exposure.method == "item-eligibility"
     if batch_size is None:
         batch_size = 200 if eligibility_control else n
+    edges = design.exposure.theta_bands
+    by_band = exposure.BandEligibility(edges, params.n_items, design.exposure.target,
+                                       design.pretest.items) \
+        if eligibility_control and len(edges) else None
     results = []
     eligibility = np.ones(params.n_items)
     administered_so_far = np.zeros(params.n_items)
@@ -123,28 +132,57 @@ def run_cat(params, design, rng, *, true_theta=None, responses=None, batch_size=
         stop = min(n, start + batch_size)
         batch = Batch(tables, design, stop - start, rng,
                       None if excluded is None else excluded[start:stop])
+        draw = rng.random((stop - start, params.n_items)) if eligibility_control else None
         if eligibility_control:
-            batch.eligibility = rng.random((stop - start, params.n_items)) < eligibility
+            batch.eligibility = draw < eligibility if by_band is None \
+                else np.ones(draw.shape, dtype=bool)
         answer_sheet = responses[start:stop] if responses is not None else None
         if answer_sheet is None and (stop - start) * params.n_items <= PREDRAW_LIMIT:
             # Every answer this batch could give, drawn once: a test then reads its
             # answers as a replay of this matrix would.
             answer_sheet = simulate_responses(true_theta[start:stop], params, rng)
-        while not batch.done.all():
-            rows = np.flatnonzero(~batch.done)
-            items = select_next(batch, rows)
-            rows, items = rows[items >= 0], items[items >= 0]   # -1: that test has ended
-            if answer_sheet is not None:
-                answers = answer_sheet[rows, items]
-            else:
-                answers = _draw_answers(tables, true_theta[start + rows], items, rng)
-            record(batch, rows, items, answers)
-        if eligibility_control:
+        bands = _run_batch(batch, tables, answer_sheet,
+                           None if true_theta is None else true_theta[start:stop], rng,
+                           edges, by_band, draw)
+        if by_band is not None:
+            by_band.add_batch(draw, bands, batch.items)
+        elif eligibility_control:
             administered_so_far += batch.administered.sum(axis=0)
             eligibility = exposure.next_eligibility(eligibility, administered_so_far, stop,
                                                     design.exposure.target)
-        results.append(_results(batch, groups))
+        results.append(_results(batch, groups, bands))
     return results
+
+
+def _run_batch(batch, tables, answer_sheet, true_theta, rng, edges, by_band, draw):
+    """Give every test of `batch` to its end: answers read from `answer_sheet` ((r,
+    n_items), or drawn at `true_theta` (r,) when None). With θ band `edges`, returns the
+    band of each choice ((r, capacity), -1 unused; None without bands); with `by_band`
+    (a `BandEligibility`), each examinee takes the items its start `draw` (r, n_items)
+    makes eligible in the band of its current θ."""
+    bands = np.full(batch.items.shape, -1, dtype=np.intp) if len(edges) else None
+    current = np.full(batch.n, -1, dtype=np.intp)     # the band each row's eligibility is of
+    while not batch.done.all():
+        rows = np.flatnonzero(~batch.done)
+        if bands is not None:
+            band = exposure.theta_bands(edges, batch.theta[rows])
+            moved = band != current[rows]
+            if by_band is not None and moved.any():
+                batch.eligibility[rows[moved]] = by_band.eligible(draw[rows[moved]],
+                                                                  band[moved])
+                batch.pool = None         # the stop decision's pool used the other band's
+            current[rows] = band
+        items = select_next(batch, rows)
+        given = items >= 0                                  # -1: that test has ended
+        rows, items = rows[given], items[given]
+        if bands is not None:
+            bands[rows, batch.length[rows]] = band[given]
+        if answer_sheet is not None:
+            answers = answer_sheet[rows, items]
+        else:
+            answers = _draw_answers(tables, true_theta[rows], items, rng)
+        record(batch, rows, items, answers)
+    return bands
 
 
 class TuningHistory(list):
