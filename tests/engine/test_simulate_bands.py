@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from test_simulator_property import feasible_config, random_bank
 
+from irtcat.api.simulate_command import exposure_warning
 from irtcat.api.simulation_report import report, simulate_and_report
 from irtcat.delivery.cat_config import design_from_config
 from irtcat.engine._batch import BankTables
@@ -129,3 +130,15 @@ def test_random_banded_designs_report_no_violation(seed):
     assert figures["violations"] == {"content": 0, "length": 0, "ended_early": 0}
     assert len(figures["bands"]) == edges.size + 1
     assert sum(b["sessions"] for b in figures["bands"]) >= 300
+
+
+def test_a_band_over_its_target_is_reported_and_warned(study):
+    """The banded run judged against a target its bands do not meet (0.15: the bands'
+    highest rates are 0.2025 to 0.213, each over 0.15 + 3 binomial SDs, at most 0.055)."""
+    _, theta, design, _, banded_results, _ = study
+    stricter = replace(design, exposure=replace(design.exposure, target=0.15))
+    figures = report(banded_results, stricter, 0.0, true_theta=theta)
+    assert figures["exposure"]["target_met"] is False
+    assert exposure_warning(figures["exposure"], figures["bands"]) == (
+        "the exposure target 0.15 was not met: the highest operational exposure in a θ "
+        "band is 0.213")
