@@ -142,3 +142,17 @@ def test_a_band_over_its_target_is_reported_and_warned(study):
     assert exposure_warning(figures["exposure"], figures["bands"]) == (
         "the exposure target 0.15 was not met: the highest operational exposure in a θ "
         "band is 0.213")
+
+
+def test_answers_drawn_step_by_step_are_drawn_at_each_examinee_own_theta(study, monkeypatch):
+    """Over PREDRAW_LIMIT the answers are drawn item by item: at each examinee's own true
+    θ, so the accuracy is the pre-drawn run's (RMSE 0.505 and 0.498 here; answers drawn at
+    another examinee's θ would give about sqrt(2) = 1.4)."""
+    params, theta, design, _, banded_results, _ = study
+    monkeypatch.setattr("irtcat.engine.simulate.PREDRAW_LIMIT", 0)
+    stepwise = run_cat(params, design, np.random.default_rng(9), true_theta=theta)
+    figures = report(stepwise, design, 0.0, true_theta=theta)
+    assert abs(figures["rmse"] - report(banded_results, design, 0.0, true_theta=theta)["rmse"]) \
+        < 0.05
+    np.testing.assert_array_equal(np.concatenate([part.bands for part in stepwise]),
+                                  choice_bands(params, design, stepwise)[0])
