@@ -17,6 +17,9 @@ the multidimensional one does).
   cut of 0.5 (the demo credential's cut); the decision of each arm at its end
   against the truth's composite.
 
+Classification (`classification_rows`): the same composite and cut, decided by the
+confidence interval or by the SPRT (`engine.mcat_classification`), without an SE rule.
+
 Banks: the 45-item bank of shared/refs2 (TRUE parameters of simmdim_3000x45_truth.json,
 R = [[1,.5,.6],[.5,1,.7],[.6,.7,1]]), and the demo credential's three standards as a
 simple-structure 2PL/GRM bank with the demo's generating parameters (api/demo.py's
@@ -181,6 +184,42 @@ def study_rows():
              "RMSE per standard MCAT / 3 x CAT", "MCAT time"), rows)
 
 
+def classification_rows(n=SIMULEES, seed=SEED, delta=0.3):
+    """Classification of the equal-weight composite against CUT by its confidence interval
+    and by the SPRT (cut +- delta, alpha = beta = 0.05), no SE rule, 5 to 30 items, on the
+    refs2 bank and the demo credential's bank (R of refs2); the same simulees and answers
+    for both methods."""
+    weights = (1 / 3,) * 3
+    rows = []
+    for name, items in (("shared/refs2, 45 items", refs_bank()),
+                        ("demo credential, 153 items", demo_bank())):
+        rng = np.random.default_rng(seed)
+        truth = rng.multivariate_normal(np.zeros(3), CORRELATION, n)
+        answers = draw_answers(items, truth, rng)
+        composite = truth @ np.asarray(weights)
+        true_side = np.where(composite >= CUT, 1, -1)
+        outside = np.abs(composite - CUT) >= delta
+        for method in ("ci", "sprt"):
+            design = McatDesign(criterion="dprule", min_items=5, max_items=30,
+                                composite_weights=weights, cut=CUT, classification=method,
+                                delta=delta)
+            started = time.perf_counter()
+            run = simulate(McatTables(items, np.zeros(3), CORRELATION, design), truth, seed,
+                           answers)
+            seconds = time.perf_counter() - started
+            correct = run.decision == true_side
+            rows.append((name, method if method == "ci" else f"sprt, delta {delta}",
+                         f"{run.length.mean():.2f}", f"{correct.mean():.3f}",
+                         f"{correct[outside].mean():.3f}", f"{np.mean(run.reason == 3):.3f}",
+                         f"{seconds:.1f} s"))
+    return (f"Classification of the equal-weight composite against cut {CUT}: confidence "
+            f"interval against SPRT (alpha = beta = 0.05), 5 to 30 items, {n} simulees from "
+            f"N(0, R of refs2), seed {seed}",
+            ("bank", "method", "mean length", "accuracy",
+             f"accuracy outside cut +- {delta}", "decided (rules_met)", "time"),
+            rows)
+
+
 def step_rows(n_items=1000, n_sessions=50, length=30, seed=7):
     """Milliseconds per step (next item by the D-rule, then its answer recorded and the EAP
     updated on the 15,625-node grid) of one-examinee sessions on a 3-factor bank."""
@@ -216,4 +255,4 @@ def step_rows(n_items=1000, n_sessions=50, length=30, seed=7):
 
 
 def run():
-    return [step_rows(), study_rows()]
+    return [step_rows(), study_rows(), classification_rows()]

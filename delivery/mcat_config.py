@@ -8,11 +8,15 @@ DataFormatError naming the key (a 422 through the API, exit 2 on the command lin
 
 from __future__ import annotations
 
+import math
+
 from irtcat.engine.mcat import McatDesign
+from irtcat.engine.mcat_classification import CLASSIFICATION_METHODS
 from irtcat.itembank.errors import DataFormatError
 
 SELECTION_NAMES = ("drule", "dprule", "trule", "tprule", "arule", "aprule", "kl")
 DEFAULT_SE = 0.3
+CLASSIFICATION_KEYS = {"cut", "method", "alpha", "delta", "beta", "weights"}
 
 
 def _section(config, key):
@@ -78,6 +82,41 @@ def _content(rules, items, max_items):
     return tuple(triples)
 
 
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataFormatError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _classification(rule):
+    """McatDesign's classification fields of `stop.classification`: cut, classification
+    ("ci", the default, or "sprt"), alpha, and for the SPRT delta (> 0) and beta (delta
+    and beta are read only for the SPRT, as a unidimensional "ci" rule ignores them)."""
+    if not isinstance(rule, dict) or "cut" not in rule:
+        raise DataFormatError("stop.classification: an object with a 'cut'")
+    unknown = sorted(set(rule) - CLASSIFICATION_KEYS)
+    if unknown:
+        raise DataFormatError(f"unknown key {unknown[0]!r} in stop.classification")
+    method = rule.get("method", "ci")
+    if method not in CLASSIFICATION_METHODS:
+        raise DataFormatError(f"stop.classification.method {method!r}: a multidimensional test "
+                              f"classifies its composite by {' or '.join(CLASSIFICATION_METHODS)}")
+    fields = {"cut": _number(rule["cut"], "stop.classification.cut"), "classification": method,
+              "alpha": _number(rule.get("alpha", 0.05), "stop.classification.alpha")}
+    if not 0 < fields["alpha"] < (0.5 if method == "sprt" else 1):
+        raise DataFormatError(f"stop.classification.alpha must be in (0, "
+                              f"{0.5 if method == 'sprt' else 1}), got {rule['alpha']!r}")
+    if method == "sprt":
+        fields["delta"] = _number(rule.get("delta", 0.3), "stop.classification.delta")
+        fields["beta"] = _number(rule.get("beta", 0.05), "stop.classification.beta")
+        if fields["delta"] <= 0:
+            raise DataFormatError(f"stop.classification.delta must be > 0, got {rule['delta']!r}")
+        if not 0 < fields["beta"] < 0.5:
+            raise DataFormatError(f"stop.classification.beta must be in (0, 0.5), "
+                                  f"got {rule['beta']!r}")
+    return fields
+
+
 def mcat_design_from_config(config, items):
     """The McatDesign of a CAT configuration (a dict) on `items` (a
     `MultidimensionalItems`); DataFormatError naming what does not fit."""
@@ -108,17 +147,14 @@ def _design(config, items):
         if composite.get("se") is not None:
             composite_se = _per_factor(composite["se"], ("composite",), "stop.composite.se")[0]
     classification = stop.get("classification")
-    cut, alpha = None, 0.05
+    rule = {}
     if classification is not None:
-        if not isinstance(classification, dict) or "cut" not in classification:
-            raise DataFormatError("stop.classification: an object with a 'cut'")
-        if classification.get("method", "ci") != "ci":
-            raise DataFormatError("stop.classification: a multidimensional test classifies its "
-                                  "composite by the confidence interval (method 'ci')")
-        cut, alpha = float(classification["cut"]), float(classification.get("alpha", 0.05))
+        rule = _classification(classification)
         if weights is None:
             weights = _weights(classification.get("weights", [1 / len(factors)] * len(factors)),
                                factors, "stop.classification.weights")
+        elif "weights" in classification:
+            _weights(classification["weights"], factors, "stop.classification.weights")
     se_value = stop.get("se", DEFAULT_SE if composite is None and classification is None
                         else None)
     se = None if se_value is None else _per_factor(se_value, factors, "stop.se")
@@ -129,7 +165,7 @@ def _design(config, items):
             criterion=criterion, scoring=scoring.get("method", "eap"),
             min_items=min(int(stop.get("min_items", 5)), items.n_items),
             max_items=min(int(stop.get("max_items", 30)), items.n_items),
-            se=se, composite_weights=weights, composite_se=composite_se, cut=cut, alpha=alpha,
+            se=se, composite_weights=weights, composite_se=composite_se, **rule,
             criterion_weights=None if "weights" not in selection else
             _weights(selection["weights"], factors, "selection.weights"),
             content=content, exposure=method,

@@ -13,7 +13,8 @@ The result (`mcat_result`) keeps the /v1 shape of a session's result and adds:
 ({"theta", "se", "weights": {standard: weight}}); ``theta`` and ``se`` are the
 composite's (the design's composite weights, else equal weights 1/m), ``standards``
 lists each of the test's standards with its factor's θ, SE and level, and
-``decision`` classifies the composite when the test has a cut (method ``ci``).
+``decision`` classifies the composite when the test has a cut (its ``method``, ``ci``
+or ``sprt``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def mcat_result(session, built, standards, catalog):
                     "se": finite(state.se[f]), "level": level_of(levels, theta[f])})
     decision = None
     if built.design.cut is not None and state.decision != 0:
-        decision = {"cut": built.design.cut, "pass": state.decision == 1, "method": "ci"}
+        decision = {"cut": built.design.cut, "pass": state.decision == 1,
+                    "method": built.design.classification}
     return {"theta": finite(value), "se": finite(spread), "standards": out,
             "decision": decision, "thetas": thetas,
             "composite": {"theta": finite(value), "se": finite(spread),

@@ -19,8 +19,10 @@ left in the examinee's pool after the content rules and exposure control:
 A test stops at ``max_items``, when no item is left, or, from ``min_items`` on and with
 every content minimum met, when its precision rules hold (every factor's SE at or
 below its threshold, and/or the composite's SE at or below its own) or its
-classification is decided: the composite ``w . theta``'s confidence interval
-``composite +- z SE`` excludes the cut (z the normal quantile of 1 - alpha/2).
+classification of the composite ``w . theta`` against the cut is decided, by its
+confidence interval ("ci") or by Wald's SPRT at ``w . theta = cut +- delta`` ("sprt"),
+`engine.mcat_classification`. The decision at the end is the SPRT's when it decided at
+the last check, else the side of the cut the composite estimate is on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .kernel import logsumexp
+from .mcat_classification import CLASSIFICATION_METHODS, composite_interval, composite_sprt
 from .mcat_scoring import LOG_FLOOR, composite, estimate_map, latent_grid, posterior_moments
 from .mcat_selection import (
     WITH_PRIOR,
@@ -53,7 +56,9 @@ class McatDesign:
     """A multidimensional test design (m factors, n items).
 
     se : one threshold per factor, or None; composite_weights (m,) with composite_se
-    and/or cut (classification of the composite by its confidence interval at alpha);
+    and/or cut (classification of the composite by `classification`: "ci", its
+    confidence interval at alpha, or "sprt", Wald's SPRT at cut +- delta with error
+    rates alpha and beta);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
     focus: with `se`, only items loading on a factor still above its threshold are
@@ -69,6 +74,9 @@ class McatDesign:
     composite_se: float | None = None
     cut: float | None = None
     alpha: float = 0.05
+    classification: str = "ci"
+    delta: float = 0.3
+    beta: float = 0.05
     criterion_weights: tuple | None = None
     content: tuple = ()
     exposure: str = "none"
@@ -91,6 +99,14 @@ class McatDesign:
             raise ValueError(f"{self.exposure} needs a probability per item")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
+        if self.classification not in CLASSIFICATION_METHODS:
+            raise ValueError(f"classification method must be one of "
+                             f"{', '.join(CLASSIFICATION_METHODS)}, got {self.classification!r}")
+        if self.classification == "sprt":
+            if not self.delta > 0:
+                raise ValueError(f"the SPRT's delta must be > 0, got {self.delta!r}")
+            if not (0 < self.beta < 1 and self.alpha + self.beta < 1):
+                raise ValueError("the SPRT needs beta in (0, 1) and alpha + beta < 1")
 
 
 class McatTables:
@@ -180,7 +196,8 @@ class McatBatch:
         if precision:
             rules |= np.logical_and.reduce(precision)
         if design.cut is not None:
-            rules |= np.abs(value - design.cut) >= tables.z * spread
+            decided, decision = self._classify(rows, value, spread)
+            rules |= decided
         rules &= minimums & (length >= design.min_items) & (length > 0)
         left = self.pool[rows] & ~self.administered[rows]
         wanted = self._focus(rows)
@@ -188,8 +205,17 @@ class McatBatch:
         stop = np.where(length >= design.max_items, 1, np.where(rules, 3, np.where(~left, 2, 0)))
         self.reason[rows] = stop
         if design.cut is not None:
-            self.decision[rows] = np.where(length > 0, np.where(value >= design.cut, 1, -1), 0)
+            side = np.where(value >= design.cut, 1, -1)
+            self.decision[rows] = np.where(length > 0, np.where(decided, decision, side), 0)
         return stop > 0
+
+    def _classify(self, rows, value, spread):
+        """(decided (r,), decision (r,) in {1, -1}) of the composite against the cut."""
+        tables, design = self.tables, self.tables.design
+        if design.classification == "sprt":
+            return composite_sprt(tables.items, self.theta[rows], self.order[rows],
+                                  self.answers[rows], tables.weights, design)
+        return composite_interval(value, spread, design.cut, tables.z)
 
     # --- selection ------------------------------------------------------------------
 

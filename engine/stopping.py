@@ -29,13 +29,18 @@ def _at(nodes, values, x):
     return (1 - w) * values[:, i] + w * values[:, i + 1]
 
 
+def wald_bounds(alpha, beta):
+    """Wald's SPRT bounds on log L(cut + delta) / L(cut - delta): (accept, reject); the
+    upper hypothesis (pass) is accepted at or above `accept`, rejected at or below `reject`."""
+    return np.log((1 - beta) / alpha), np.log(beta / (1 - alpha))
+
+
 def sprt(rule, nodes, log_weights, log_post, theta, se):
     """(decided (r,) bool, decision (r,) in {1, -1}) of r log posteriors (r, Q)."""
     log_lik = log_post - log_weights                                    # (r, Q)
     ratio = _at(nodes, log_lik, rule.cut + rule.delta) - _at(nodes, log_lik,
                                                              rule.cut - rule.delta)
-    accept = np.log((1 - rule.beta) / rule.alpha)
-    reject = np.log(rule.beta / (1 - rule.alpha))
+    accept, reject = wald_bounds(rule.alpha, rule.beta)
     return (ratio >= accept) | (ratio <= reject), np.where(ratio >= accept, 1, -1)
 
 

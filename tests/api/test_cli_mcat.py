@@ -161,7 +161,8 @@ def test_simulate_reads_true_thetas_per_factor(capsys, tmp_path, bank_path):
 @pytest.mark.parametrize("config, message", [
     ({"selection": {"method": "mfi"}}, "selects by one of"),
     ({"stop": {"se": {"F1": 0.3}}}, "one value per factor"),
-    ({"stop": {"classification": {"cut": 0.5, "method": "sprt"}}}, "method 'ci'"),
+    ({"stop": {"classification": {"cut": 0.5, "method": "sprt", "delta": 0}}},
+     "delta must be > 0"),
     ({"exposure": {"method": "sympson-hetter"}}, "needs 'parameters'"),
     ({"scoring": {"method": "wle"}}, "scoring method must be eap or map"),
     ({"content": [{"standard": "F9", "min": 1}]}, "no item of the bank has standard 'F9'"),

@@ -83,15 +83,15 @@ def option_of(item_id, category):
     return "B" if category == 1 else "A"
 
 
-def engine_reference(seed, randomesque=1):
+def engine_reference(seed, randomesque=1, **classification):
     """The engine's session with `seed` answered with `true_answers`: (item ids, result,
-    step traces with item ids)."""
+    step traces with item ids); `classification` McatDesign's fields of the SPRT."""
     items = engine_items()
     mean, correlation = latent_population(DIMENSIONS)
     design = McatDesign(criterion="dprule", min_items=6, max_items=14, se=(0.45,) * 3,
                         composite_weights=tuple(WEIGHTS), cut=CUT,
                         exposure="randomesque" if randomesque > 1 else "none",
-                        randomesque=randomesque)
+                        randomesque=randomesque, **classification)
     session = McatSession(McatTables(items, mean, correlation, design), seed)
     answers, given, steps = true_answers(), [], []
     while (position := session.next_item()) is not None:
@@ -204,6 +204,26 @@ def test_a_session_over_http_is_the_engines_session(client, restart_after):
                for answer in result["responses"])
 
 
+def test_a_session_classified_by_the_sprt_runs_to_the_engines_decision(client):
+    # no SE rule: the test ends when the SPRT on the composite decides (or at 14 items)
+    rule = {"cut": CUT, "method": "sprt", "delta": 0.4, "alpha": 0.1, "beta": 0.1,
+            "weights": WEIGHTS}
+    define(client, "msprt", {"selection": {"method": "dprule"},
+                             "stop": {"min_items": 6, "max_items": 14,
+                                      "classification": rule}})
+    started, state, given = run_session(client, "msprt", restart_after=2)
+    design = {"classification": "sprt", "delta": 0.4, "alpha": 0.1, "beta": 0.1}
+    reference, engine, steps = engine_reference(stored_seed(client, started["session_id"]),
+                                                **design)
+    # measured: 8 items, the SPRT's log ratio 2.32 past log(0.9/0.1) = 2.20, pass (the true
+    # composite is 0.38 > 0.2); the same learner under CONFIG (SE 0.45 and the CI) takes 14
+    assert given == reference and len(given) < 14 and steps[-1]["stop"] == "rules_met"
+    assert state["status"] == "finished" and engine.decision != 0
+    result = client.call("GET", f"/v1/sessions/{started['session_id']}/result",
+                         client.delivery).json
+    assert result["decision"] == {"cut": CUT, "pass": engine.decision == 1, "method": "sprt"}
+
+
 def test_a_fresh_app_between_two_answers_changes_nothing_under_randomesque(client):
     # randomesque draws from the session's generator: a rebuilt session must draw the same
     config = {**CONFIG, "exposure": {"method": "randomesque", "k": 3}}
@@ -248,7 +268,11 @@ def test_the_item_a_learner_sees_holds_no_parameters_and_no_key(client):
     ({"selection": {"method": "mfi"}}, "selection.method 'mfi'"),
     ({"stop": {"se": {"F1": 0.3}}}, "stop.se: give one value per factor"),
     ({"stop": {"composite": {"weights": [1, 1]}}}, "stop.composite.weights: a list of 3"),
-    ({"stop": {"classification": {"cut": 0, "method": "sprt"}}}, "confidence interval"),
+    ({"stop": {"classification": {"cut": 0, "method": "glr"}}}, "by ci or sprt"),
+    ({"stop": {"classification": {"cut": 0, "method": "sprt", "delta": -0.1}}},
+     "stop.classification.delta must be > 0"),
+    ({"stop": {"classification": {"cut": 0, "method": "sprt", "weights": [1, 1]}}},
+     "stop.classification.weights: a list of 3"),
     ({"content": [{"standard": "F9", "min": 1}]}, "no item of the bank has standard 'F9'"),
 ])
 def test_a_configuration_that_does_not_fit_the_bank_is_a_422(client, config, message):
