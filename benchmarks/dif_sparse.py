@@ -10,7 +10,10 @@ purification, matched three ways:
 - ``bank``: EAP θ from the simulation's reference-group parameters, population N(0, 1)
   (as `irtcat dif --bank`);
 - ``true θ``: each person's simulated θ (refs2/simdif_2x2000x40_theta.csv), the matching
-  no estimate can beat: what is left is the sampling noise of the answers kept.
+  no estimate can beat: what is left is the sampling noise of the answers kept;
+- ``bank, group priors``: the alternative not taken, EAP with each group's own prior
+  (the truth's N(0, 1) and N(-0.5, 1)): at equal EAP the focal persons then have the
+  higher scores, and the items without DIF lean towards the focal group.
 
 A draw passes when i01-i04 are in ETS class B or C and at most 2 of i07-i40 are flagged
 (issue 15's acceptance). Reported per matching: the pass rate, how many draws fail on a
@@ -73,11 +76,16 @@ def _matchings(data, sparse, theta, truth):
     document, _ = calibrate_document(ResponseData(data.person_ids, data.item_ids, sparse),
                                      "2pl", fit=False)
     population = document["population"]
+    focal = np.array([code == "1" for code in data.groups])
+    reference_eap = eap_matching(sparse, bank)
+    focal_eap = eap_matching(sparse, bank, prior_mean=-0.5, prior_sd=1.0)
     return {"pooled": eap_matching(sparse, parameters_from_entries(document["items"]),
                                    prior_mean=population["mean"],
                                    prior_sd=population["sd"]),
-            "bank": eap_matching(sparse, bank),
-            "true θ": lambda used: theta}
+            "bank": reference_eap,
+            "true θ": lambda used: theta,
+            "bank, group priors": lambda used: np.where(focal, focal_eap(used),
+                                                         reference_eap(used))}
 
 
 def study(draws=DRAWS, first_seed=FIRST_SEED, verbose=False):
