@@ -38,6 +38,18 @@ Matching variables:
   fewer than `min_answers` persons of either group answered it or when its tables
   carry no variance.
 
+  Why one prior for both groups, although the groups differ in mean (impact): MH
+  is unbiased when it matches on a statistic sufficient for theta that includes the
+  studied item (Holland & Thayer 1988; Zwick 1990, JES 15, 185-197), the same
+  function of the answers for every person. An EAP with one common prior is a
+  monotone function of the (weighted) score over a person's items, so it keeps that
+  property; an EAP with each group's own prior does not: at equal EAP the focal
+  persons then have the higher scores, and every item leans towards the focal group.
+  On refs2's DIF simulation (focal N(-0.5, 1), 30 of 40 answers kept) group priors
+  moved the mean delta of the 34 items without DIF from about 0 to +0.35..+0.39,
+  while with the common prior it is -0.01 over 30 draws, as when matching on the
+  simulated true theta (`benchmarks/dif_sparse.py`, docs/dif.md).
+
 Purification (both matchings, as difR's nrIter loop): flag with every item as an
 anchor, then match again on the items not flagged (always plus the studied item)
 and repeat until the flagged set repeats, at most `max_steps` re-runs. Given
