@@ -7,9 +7,11 @@ and the correlations free where the covariance mask says (else 0).
 
 mirt's defaults: a rectangular grid of 61/31/15/9/7 points per dimension for
 1/2/3/4/5 factors, equally spaced on [-6, 6], weights the N(0, R) density
-normalised over the grid; EM stops when no parameter (slopes, intercepts,
-the guessing asymptote as a probability, correlations) moved more than `tol`
-in a cycle, at most `max_iter` cycles. The latent M-step maximises
+normalised over the grid; the free correlations start at 0.25 and the slopes
+at 0.851 (mirt's start values: on a flat likelihood where the EM stops depends
+on where it started); EM stops when no parameter (slopes, intercepts, the
+guessing asymptote as a probability, correlations) moved more than `tol` in a
+cycle, at most `max_iter` cycles. The latent M-step maximises
 ``sum_q N_q log phi(theta_q; 0, R)`` over the free correlations (mirt's
 ``Mstep.LL.group``: the density unnormalised), N_q the expected node mass.
 
@@ -165,6 +167,14 @@ class MirtCalibrator:
             params = np.hstack([slopes, rest])
             groups.append(ItemGroup(model, items, n_categories, factors, params))
         return groups
+
+    def start_correlation(self):
+        """mirt's start of the latent correlations (model.elements: ``gcov <-
+        ifelse(estgcov, .25, 0)``): 0.25 where free, else 0; the identity where
+        that matrix is not positive definite (possible from 8 factors on). (m, m)."""
+        free = self.free_correlation | self.free_correlation.T
+        start = np.eye(self.n_factors) + 0.25 * free
+        return start if _log_det_positive(start) is not None else np.eye(self.n_factors)
 
     def _grid(self, factors):
         """Sub-grid nodes over `factors` (ij order): shape (points^len, len)."""
@@ -432,7 +442,7 @@ class MirtCalibrator:
     def fit(self, responses):
         """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing."""
         data, designs = self._prepare(responses)
-        correlation = np.eye(self.n_factors)
+        correlation = self.start_correlation()
         self.converged_ = False
         history = []
         as_mirt = self.m_step == "mirt" and self.c_prior is None
