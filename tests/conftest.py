@@ -14,6 +14,17 @@ DATA = pathlib.Path(__file__).resolve().parent / "data"
 DEMO = pathlib.Path(__file__).resolve().parents[1] / "api" / "demo"
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked `runs_long` first, the others after them, each in collection order.
+
+    pytest-xdist hands each worker a share of the run and the idle one takes half of
+    another's queue, test by test: a test of half a minute that starts last leaves a core
+    idle meanwhile; started first, it runs while the other worker takes the short ones.
+    Marked tests of a module that share a cached result stay next to each other, so one
+    worker computes it once."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_long") is None)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)

@@ -16,6 +16,7 @@ from irtcat.calibration.mirt_se import marginal_score, standard_errors
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
 
+@pytest.mark.runs_long
 def test_standard_errors_match_mirt():
     # Tolerance reached: correlations' SEs within 0.1 % of mirt's, every slope's and
     # intercept's within 2 % (the largest gaps are i41's, whose estimates differ most).
