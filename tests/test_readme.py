@@ -236,6 +236,7 @@ def run_command(step, folder, env, state, port):
     return completed.returncode, completed.stdout
 
 
+@pytest.mark.runs_long
 def test_readme_tour_runs_verbatim(tmp_path):
     steps = tour_steps(README.read_text())
     assert steps, "the README shows no `console` block with `$ ` commands"

@@ -11,7 +11,6 @@ import pytest
 from irtcat.api.app import close_app, create_app
 from irtcat.api.worker import background_worker
 from irtcat.delivery.keys import create_key
-from irtcat.itembank.database import Database, upgrade
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo"
 CREDENTIAL_CONFIG = {"stop": {"min_items": 5, "max_items": 12, "se": 0.3,
@@ -74,20 +73,12 @@ class Api:
                          json={"item_id": item_id, "response": response})
 
 
-def migrated(database_url):
-    """`database_url`, brought to this release's schema (as `irtcat db upgrade` does: the
-    app does not migrate)."""
-    database = Database(database_url)
-    try:
-        upgrade(database)
-    finally:
-        database.dispose()
-    return database_url
-
-
 @pytest.fixture
-def api(database_url):
-    app = create_app({"DATABASE_URL": migrated(database_url)})
+def api(migrated_database_url):
+    """The app on a store at this release's schema (as after `irtcat db upgrade`: the
+    app does not migrate)."""
+    database_url = migrated_database_url
+    app = create_app({"DATABASE_URL": database_url})
     api = Api(app)
     api.store.import_framework(json.loads((DEMO / "framework.json").read_text()))
     api.store.import_items(demo_items())

@@ -138,6 +138,7 @@ def test_the_record_compares_with_the_unidimensional_fit(wide_csv, wide_bank):
     assert comparison["p"] < 1e-6                          # simulated r = 0.5, not 1
 
 
+@pytest.mark.runs_long
 def test_bifactor_bank(wide_csv, tmp_path, capsys):
     # --bifactor: G on every item, S1 on items 1-8, S2 on 9-12, items 13-16 on G alone.
     out = tmp_path / "bank.json"

@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SESSIONS = 20
 MAX_ANSWERS = 8              # per session, below the credential test's 12-item minimum
@@ -134,6 +136,7 @@ def pairs(result):
     return [{"item_id": r["item_id"], "response": r["response"]} for r in result["responses"]]
 
 
+@pytest.mark.runs_long
 def test_answers_acknowledged_survive_a_sigkill(database_url, tmp_path):
     started = time.monotonic()
     prepared = subprocess.run(irtcat("demo", "--no-serve"), cwd=tmp_path,

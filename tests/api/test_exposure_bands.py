@@ -133,6 +133,7 @@ def test_theta_bands_must_increase(api):
     assert response.status_code == 422 and "increasing" in json.dumps(response.json)
 
 
+@pytest.mark.runs_long
 def test_conditional_item_eligibility_keeps_each_band_near_its_target(banded, monkeypatch):
     # 160 simulees, 8-item tests from AI-ML's 54 items, r_max 0.3 in each of 4 bands.
     # Without control MFI gives the same first items to everyone near θ = 0: band

@@ -114,6 +114,7 @@ def openapi(request, api, database_url):
 schema = schemathesis.pytest.from_fixture("openapi")
 
 
+@pytest.mark.runs_long
 @schema.parametrize()
 def test_api(case):
     case.call_and_validate(checks=CHECKS)

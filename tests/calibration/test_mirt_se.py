@@ -16,6 +16,7 @@ from irtcat.calibration.mirt_se import marginal_score, standard_errors
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 
 
+@pytest.mark.runs_long
 def test_standard_errors_match_mirt():
     # The fit lands on mirt's estimates (test_mirt_em.py), and every SE is within 0.1 %
     # of mirt's (the largest relative gap measured is 2.8e-5).

@@ -123,6 +123,7 @@ def wait_for(condition, seconds):
     return condition()
 
 
+@pytest.mark.runs_long
 def test_a_backup_taken_under_load_holds_every_acknowledged_answer(tmp_path, umask_022):
     url = f"sqlite:///{tmp_path / 'live.db'}"
     key = prepare_demo(url, str(tmp_path))

@@ -10,10 +10,13 @@ the promoted items' RMSE(a) and RMSE(b) against the generating parameters be at 
 
 import time
 
+import pytest
+
 from benchmarks.online import N_DIF, N_PRETEST, rmse, run_loop, simulate_program
 from irtcat.delivery.online_gates import HELD, PROMOTED
 
 
+@pytest.mark.runs_long
 def test_the_loop_promotes_accurate_items_and_holds_those_with_dif():
     started = time.perf_counter()
     program = simulate_program()

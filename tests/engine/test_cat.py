@@ -438,6 +438,7 @@ def tuned_sympson_hetter():
     return design, parameters, history
 
 
+@pytest.mark.runs_long
 def test_sympson_hetter_meets_the_exposure_criterion():
     # Expected: the acceptance criterion: tuned at target 0.2, the highest
     # exposure in a fresh simulation is <= 0.22, in every fresh simulation (not a lucky
@@ -459,6 +460,7 @@ def test_sympson_hetter_meets_the_exposure_criterion():
     assert max(highest) <= 0.22, (highest, history)
 
 
+@pytest.mark.runs_long
 def test_sympson_hetter_lowers_exposure_and_keeps_accuracy():
     # Expected: simulation truth; a looser form of the criterion above: far below MFI's
     # 1.0 and close to the target, fixed length kept, RMSE within 0.06 of MFI.
