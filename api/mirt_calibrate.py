@@ -137,13 +137,9 @@ def _exploratory_spec(count, n_items):
 
 
 def _rotate(document, method):
-    """Rotate an exploratory bank's slopes by calibration.rotation (when installed)."""
-    try:
-        from irtcat.calibration.rotation import rotate
-    except ImportError:
-        print("irtcat: warning: no rotation available: the bank holds the unrotated "
-              "solution", file=sys.stderr)
-        return
+    """Rotate an exploratory bank's slopes by `calibration.rotation.rotate`."""
+    from irtcat.calibration.rotation import rotate
+
     slopes = np.array([item["a"] for item in document["items"]])
     rotated = rotate(slopes, method)
     for item, row in zip(document["items"], np.asarray(rotated.slopes), strict=True):
