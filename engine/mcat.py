@@ -14,7 +14,9 @@ left in the examinee's pool after the content rules and exposure control:
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
-  (item j is in the examinee's pool with its probability, drawn at the start).
+  (item j is in the examinee's pool with its probability, drawn at the start: fixed
+  probabilities from the design, or, with only a target, live ones given to
+  `McatSession.start` and drawn from a stream of their own, `ELIGIBILITY_STREAM`).
 
 A test stops at ``max_items``, when no item is left, or, from ``min_items`` on and with
 every content minimum met, when its precision rules hold (every factor's SE at or
@@ -43,6 +45,7 @@ from .mcat_selection import (
 )
 from .multidimensional import log_probability, predictor_information
 from .selection import best_of, top_of_row, top_ranked
+from .session import ELIGIBILITY_STREAM
 
 EXPOSURE_METHODS = ("none", "randomesque", "sympson-hetter", "item-eligibility")
 STOP_REASONS = ("", "max_items", "pool_exhausted", "rules_met")
@@ -61,6 +64,8 @@ class McatDesign:
     rates alpha and beta);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
+    exposure_target: item eligibility's target rate when its probabilities are live
+    (no exposure_probability: each session is given them at its start);
     focus: with `se`, only items loading on a factor still above its threshold are
     candidates (the test ends when none is left).
     """
@@ -82,6 +87,7 @@ class McatDesign:
     exposure: str = "none"
     randomesque: int = 1
     exposure_probability: tuple | None = None
+    exposure_target: float | None = None
     focus: bool = False
 
     def __post_init__(self):
@@ -94,9 +100,14 @@ class McatDesign:
             raise ValueError(f"exposure method must be one of {', '.join(EXPOSURE_METHODS)}")
         if (self.composite_se is not None or self.cut is not None) and not self.composite_weights:
             raise ValueError("a composite rule needs the composite's weights")
-        if self.exposure in ("sympson-hetter", "item-eligibility") and \
-                self.exposure_probability is None:
-            raise ValueError(f"{self.exposure} needs a probability per item")
+        if self.exposure == "sympson-hetter" and self.exposure_probability is None:
+            raise ValueError("sympson-hetter needs a probability per item")
+        if self.exposure == "item-eligibility" and self.exposure_probability is None and \
+                self.exposure_target is None:
+            raise ValueError("item-eligibility needs a probability per item or a target")
+        if self.exposure_target is not None and not 0 <= self.exposure_target <= 1:
+            raise ValueError(f"the exposure target must be in [0, 1], "
+                             f"got {self.exposure_target!r}")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.classification not in CLASSIFICATION_METHODS:
@@ -107,6 +118,11 @@ class McatDesign:
                 raise ValueError(f"the SPRT's delta must be > 0, got {self.delta!r}")
             if not (0 < self.beta < 1 and self.alpha + self.beta < 1):
                 raise ValueError("the SPRT needs beta in (0, 1) and alpha + beta < 1")
+
+    @property
+    def live_eligibility(self):
+        """Item eligibility from live probabilities (a target, no fixed probabilities)."""
+        return self.exposure == "item-eligibility" and self.exposure_probability is None
 
 
 class McatTables:
@@ -166,7 +182,7 @@ class McatBatch:
         self.theta = np.tile(tables.mean, (r, 1))
         self.covariance = np.tile(tables.correlation, (r, 1, 1))
         self.pool = np.ones((r, n), dtype=bool)
-        if design.exposure == "item-eligibility":
+        if design.exposure == "item-eligibility" and not design.live_eligibility:
             self.pool = rng.random((r, n)) < tables.exposure_probability
         self.reason = np.zeros(r, dtype=np.intp)          # index into STOP_REASONS
         self.decision = np.zeros(r, dtype=np.intp)
@@ -350,7 +366,11 @@ def draw_answers(items, true_theta, rng):
 
 
 def simulate(tables, true_theta, seed=1, answers=None):
-    """Run the tests of examinees with true theta (N, m) (or given answers (N, n))."""
+    """Run the tests of examinees with true theta (N, m) (or given answers (N, n));
+    ValueError for live item eligibility, whose probabilities only live sessions have."""
+    if tables.design.live_eligibility:
+        raise ValueError("item-eligibility with only a target runs on live sessions: "
+                         "a simulation needs 'parameters'")
     rng = np.random.default_rng(seed)
     true_theta = np.atleast_2d(np.asarray(true_theta, dtype=float))
     answers = draw_answers(tables.items, true_theta, rng) if answers is None else answers
@@ -401,25 +421,46 @@ class McatSession:
     ``theta`` and ``se`` are lists, one per factor).
 
     As `engine.session.Session`, it says which exposure decisions a rebuild needs
-    besides the answers: none, since a rebuild replays them from the seed (`ineligible`
-    empty), and there are no θ bands (`band` None)."""
+    besides the answers: under live item eligibility the item positions drawn
+    ineligible at the start (`ineligible`, also in the first step's trace), which a
+    rebuild is given back (`ineligible=`) as the live probabilities of that moment are
+    gone; every other draw is replayed from the seed. There are no θ bands (`band`
+    None)."""
 
     band = None
-    ineligible = ()
     ineligible_bands = None
 
-    def __init__(self, tables, seed=1):
+    def __init__(self, tables, seed=1, ineligible=()):
         self.tables = tables
         self._batch = McatBatch(tables, 1, np.random.default_rng(seed))
         self._row = np.zeros(1, dtype=np.intp)
+        self.ineligible = ()
+        if tables.design.live_eligibility:
+            self.ineligible = tuple(sorted(int(j) for j in ineligible))
+            self._batch.pool[0, list(self.ineligible)] = False
         self.done = False
         self.last_step = None
+
+    @classmethod
+    def start(cls, tables, seed=1, eligibility=None):
+        """A new session; under live item eligibility each item is eligible for it with
+        its probability in `eligibility` ((n_items,); None: every item), drawn from the
+        seed's own stream `ELIGIBILITY_STREAM` so that the session's other draws are
+        those of a session without the control."""
+        ineligible = ()
+        if tables.design.live_eligibility and eligibility is not None:
+            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(
+                tables.items.n_items)
+            ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
+        return cls(tables, seed, ineligible=ineligible)
 
     def next_item(self):
         """The next item's position, or None when the test is over."""
         batch = self._batch
         trace = {"step": int(batch.length[0]) + 1, "theta": _rounded(batch.theta[0]),
                  "se": _rounded(batch.se[0])}
+        if trace["step"] == 1 and self.ineligible:
+            trace["ineligible"] = list(self.ineligible)
         if self.done or batch.check_stop(self._row)[0]:
             self.done = True
             trace["stop"] = STOP_REASONS[max(int(batch.reason[0]), 1)]
