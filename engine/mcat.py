@@ -14,9 +14,7 @@ left in the examinee's pool after the content rules and exposure control:
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
-  (item j is in the examinee's pool with its probability, drawn at the start: fixed
-  probabilities from the design, or, with only a target, live ones given to
-  `McatSession.start` and drawn from a stream of their own, `ELIGIBILITY_STREAM`).
+  (item j is in the examinee's pool with its probability, fixed or live, drawn at start).
 
 A test stops at ``max_items``, when no item is left, or, from ``min_items`` on and with
 every content minimum met, when its precision rules hold (every factor's SE at or
@@ -64,8 +62,7 @@ class McatDesign:
     rates alpha and beta);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
-    exposure_target: item eligibility's target rate when its probabilities are live
-    (no exposure_probability: each session is given them at its start);
+    exposure_target: item eligibility's target rate when its p_j are live (given at start);
     focus: with `se`, only items loading on a factor still above its threshold are
     candidates (the test ends when none is left).
     """
@@ -100,14 +97,12 @@ class McatDesign:
             raise ValueError(f"exposure method must be one of {', '.join(EXPOSURE_METHODS)}")
         if (self.composite_se is not None or self.cut is not None) and not self.composite_weights:
             raise ValueError("a composite rule needs the composite's weights")
-        if self.exposure == "sympson-hetter" and self.exposure_probability is None:
-            raise ValueError("sympson-hetter needs a probability per item")
-        if self.exposure == "item-eligibility" and self.exposure_probability is None and \
-                self.exposure_target is None:
-            raise ValueError("item-eligibility needs a probability per item or a target")
-        if self.exposure_target is not None and not 0 <= self.exposure_target <= 1:
-            raise ValueError(f"the exposure target must be in [0, 1], "
-                             f"got {self.exposure_target!r}")
+        if self.exposure in ("sympson-hetter", "item-eligibility") and self.exposure_probability \
+                is None and (self.exposure == "sympson-hetter" or self.exposure_target is None):
+            raise ValueError(f"{self.exposure} needs a probability per item"
+                             + (" or a target" if self.live_eligibility else ""))
+        if not 0 <= (self.exposure_target or 0) <= 1:
+            raise ValueError(f"the exposure target must be in [0, 1], got {self.exposure_target!r}")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.classification not in CLASSIFICATION_METHODS:
@@ -366,11 +361,9 @@ def draw_answers(items, true_theta, rng):
 
 
 def simulate(tables, true_theta, seed=1, answers=None):
-    """Run the tests of examinees with true theta (N, m) (or given answers (N, n));
-    ValueError for live item eligibility, whose probabilities only live sessions have."""
-    if tables.design.live_eligibility:
-        raise ValueError("item-eligibility with only a target runs on live sessions: "
-                         "a simulation needs 'parameters'")
+    """Run the tests of examinees with true theta (N, m) (or given answers (N, n))."""
+    if tables.design.live_eligibility:        # its probabilities come from live counts
+        raise ValueError("item-eligibility with only a target runs on live sessions")
     rng = np.random.default_rng(seed)
     true_theta = np.atleast_2d(np.asarray(true_theta, dtype=float))
     answers = draw_answers(tables.items, true_theta, rng) if answers is None else answers
@@ -421,11 +414,10 @@ class McatSession:
     ``theta`` and ``se`` are lists, one per factor).
 
     As `engine.session.Session`, it says which exposure decisions a rebuild needs
-    besides the answers: under live item eligibility the item positions drawn
-    ineligible at the start (`ineligible`, also in the first step's trace), which a
-    rebuild is given back (`ineligible=`) as the live probabilities of that moment are
-    gone; every other draw is replayed from the seed. There are no θ bands (`band`
-    None)."""
+    besides the answers: under live item eligibility the positions drawn ineligible at
+    the start (`ineligible`, in the first step's trace too), given back to a rebuild as
+    that moment's probabilities are gone; every other draw is replayed from the seed.
+    There are no θ bands (`band` None)."""
 
     band = None
     ineligible_bands = None
@@ -434,25 +426,21 @@ class McatSession:
         self.tables = tables
         self._batch = McatBatch(tables, 1, np.random.default_rng(seed))
         self._row = np.zeros(1, dtype=np.intp)
-        self.ineligible = ()
-        if tables.design.live_eligibility:
-            self.ineligible = tuple(sorted(int(j) for j in ineligible))
-            self._batch.pool[0, list(self.ineligible)] = False
+        live = tables.design.live_eligibility
+        self.ineligible = tuple(sorted(int(j) for j in ineligible)) if live else ()
+        self._batch.pool[0, list(self.ineligible)] = False
         self.done = False
         self.last_step = None
 
     @classmethod
     def start(cls, tables, seed=1, eligibility=None):
-        """A new session; under live item eligibility each item is eligible for it with
-        its probability in `eligibility` ((n_items,); None: every item), drawn from the
-        seed's own stream `ELIGIBILITY_STREAM` so that the session's other draws are
-        those of a session without the control."""
-        ineligible = ()
-        if tables.design.live_eligibility and eligibility is not None:
-            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(
-                tables.items.n_items)
-            ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
-        return cls(tables, seed, ineligible=ineligible)
+        """A new session; under live item eligibility each item is eligible with its
+        probability in `eligibility` ((n_items,); None: all), drawn from the seed's own
+        stream (`ELIGIBILITY_STREAM`: the session's other draws stay those without it)."""
+        if not tables.design.live_eligibility or eligibility is None:
+            return cls(tables, seed)
+        draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.items.n_items)
+        return cls(tables, seed, ineligible=np.flatnonzero(draw >= np.asarray(eligibility)))
 
     def next_item(self):
         """The next item's position, or None when the test is over."""
