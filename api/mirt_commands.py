@@ -239,6 +239,9 @@ def run_simulate(args, document):
     if not isinstance(config, dict):
         raise UsageError(f"{args.config}: the CAT configuration must be an object")
     design = design_from_config(config, items)
+    if design.live_eligibility:
+        raise UsageError("exposure item-eligibility without 'parameters' runs on live "
+                         "sessions only: a simulation needs 'parameters'")
     rng = np.random.default_rng(args.seed)
     if args.theta:
         person_ids, true_theta = _true_thetas(args.theta, items.factors)

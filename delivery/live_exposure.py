@@ -6,7 +6,8 @@ that gives each item. A test whose exposure method is "item-eligibility" draws e
 new session's eligible items from probabilities computed from those counts (van der
 Linden & Veldkamp, 2007, with Revuelta & Ponsoda's 1998 restriction of items at the
 target; `irtcat.engine.exposure.live_eligibility`), which a worker
-re-reads at most every ELIGIBILITY_SECONDS. Sympson-Hetter parameters are part of the
+re-reads at most every ELIGIBILITY_SECONDS; a multidimensional test with a target and
+no fixed parameters does the same. Sympson-Hetter parameters are part of the
 test's configuration (``exposure.parameters``) and apply to every session as is.
 
 A test with θ bands (``exposure.theta_bands``) keeps its counts per band of the θ
@@ -54,7 +55,7 @@ class LiveEligibility:
                 and time.monotonic() - cached[0] < self.seconds:
             return cached[2]
         exposure = built.design.exposure
-        if exposure.theta_bands:
+        if getattr(exposure, "theta_bands", None):     # none: multidimensional
             probability = self._by_band(test_id, built)
         else:
             sessions, administered, ineligible = live_counts(self.database, test_id)
@@ -62,7 +63,7 @@ class LiveEligibility:
             given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
             drawn_out = np.array([ineligible.get(item_id, 0) for item_id in ids], dtype=float)
             probability = live_eligibility(given, sessions - drawn_out, sessions,
-                                           exposure.target)
+                                           _target(built.design))
         probability[..., pretest_mask(built)] = 1.0
         with self._lock:
             if len(self._cache) > 256:
@@ -85,6 +86,13 @@ class LiveEligibility:
         return np.array([live_eligibility(given[band], sessions.get(band, 0) - drawn_out[band],
                                           sessions.get(band, 0), built.design.exposure.target)
                          for band in range(n_bands)])
+
+
+def _target(design):
+    """The target rate of a design's item eligibility (a multidimensional design keeps it
+    as `exposure_target`, its `exposure` being the method's name)."""
+    exposure = design.exposure
+    return design.exposure_target if isinstance(exposure, str) else exposure.target
 
 
 def pretest_mask(built):

@@ -51,9 +51,18 @@ def _weights(value, factors, what):
 
 
 def _exposure(config, items):
+    """(method, fixed probabilities (n,) or None, live target or None): item eligibility
+    with a target and no parameters is live (the store's counts, as for unidimensional
+    tests); with parameters, and Sympson-Hetter, the probabilities are fixed."""
     exposure = _section(config, "exposure")
     method = exposure.get("method", "none")
-    probability = None
+    probability = target = None
+    if method == "item-eligibility" and "parameters" not in exposure:
+        target = exposure.get("target", 0.25)
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or \
+                not 0 <= target <= 1:
+            raise DataFormatError(f"exposure.target must be a number in [0, 1], got {target!r}")
+        return method, None, float(target)
     if method in ("sympson-hetter", "item-eligibility"):
         parameters = exposure.get("parameters")
         if not isinstance(parameters, dict):
@@ -63,7 +72,7 @@ def _exposure(config, items):
         if unknown:
             raise DataFormatError(f"exposure.parameters: {unknown[0]!r} is not an item of the bank")
         probability = tuple(float(parameters.get(item, 1.0)) for item in items.ids)
-    return method, probability
+    return method, probability, target
 
 
 def _content(rules, items, max_items):
@@ -159,7 +168,7 @@ def _design(config, items):
                         else None)
     se = None if se_value is None else _per_factor(se_value, factors, "stop.se")
     content = _content(config.get("content", []), items, int(stop.get("max_items", 30)))
-    method, probability = _exposure(config, items)
+    method, probability, target = _exposure(config, items)
     try:
         return McatDesign(
             criterion=criterion, scoring=scoring.get("method", "eap"),
@@ -171,7 +180,8 @@ def _design(config, items):
             content=content, exposure=method,
             randomesque=int(selection.get("randomesque", 1)) if method != "randomesque"
             else int(_section(config, "exposure").get("k", selection.get("randomesque", 5))),
-            exposure_probability=probability, focus=bool(selection.get("focus", False)))
+            exposure_probability=probability, exposure_target=target,
+            focus=bool(selection.get("focus", False)))
     except (ValueError, TypeError, KeyError) as error:
         raise DataFormatError(f"the CAT configuration: {error}") from None
 

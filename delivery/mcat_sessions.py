@@ -6,7 +6,10 @@ item-eligibility draw at the start) comes from its seeded generator in the order
 its steps, so replaying the stored answers with the stored seed, choosing each next
 item as the live session did, reproduces its state, its exposure decisions and its
 choices exactly (`rebuild`): another worker, or the same one after a restart,
-continues it as the one that started it would have.
+continues it as the one that started it would have. Under live item eligibility
+(a target, no fixed parameters) the start draws from the live probabilities of that
+moment, which a rebuild cannot know: the items drawn ineligible are stored (the first
+step's trace) and given back to the rebuild.
 
 The result (`mcat_result`) keeps the /v1 shape of a session's result and adds:
 ``thetas`` ({standard: {"theta", "se"}}, every factor of the bank) and ``composite``
@@ -26,16 +29,19 @@ from irtcat.engine.mcat import McatSession
 from .results import finite, level_of
 
 
-def start(built, seed):
-    """A new engine session of `built` (an `McatTestBank`) with `seed`."""
-    return McatSession(built.tables, seed)
+def start(built, seed, eligibility=None):
+    """A new engine session of `built` (an `McatTestBank`) with `seed`; `eligibility`
+    (n_items,): the live item-eligibility probabilities (None: no live control)."""
+    return McatSession.start(built.tables, seed, eligibility)
 
 
-def rebuild(built, seed, positions, scores):
+def rebuild(built, seed, positions, scores, ineligible=()):
     """The engine session after the answers `scores` to the items at `positions` (in
     order), its current item chosen again: each item is chosen as the live session chose
-    it (ValueError if the replay chooses another: the stored session is not this test's)."""
-    session = McatSession(built.tables, seed)
+    it (ValueError if the replay chooses another: the stored session is not this test's).
+    `ineligible`: the positions the session drew ineligible at its start (live item
+    eligibility)."""
+    session = McatSession(built.tables, seed, ineligible=ineligible)
     for position, score in zip(positions, scores, strict=True):
         chosen = session.next_item()
         if chosen != position:

@@ -168,7 +168,8 @@ class Delivery(Definitions):
             if start_theta is not None:
                 raise DataFormatError("a multidimensional test starts at its population's "
                                       "mean: it takes no start θ")
-            batch = mcat_sessions.start(built, seed)
+            batch = mcat_sessions.start(built, seed, self.eligibility.probabilities(
+                test_id, built) if built.design.live_eligibility else None)
         else:
             eligibility = self.eligibility.probabilities(test_id, built) \
                 if built.design.exposure.method == "item-eligibility" else None
@@ -406,7 +407,10 @@ class Delivery(Definitions):
         positions = [built.position[a[0]] for a in answers]
         scores = [a[2] for a in answers]
         if isinstance(built, McatTestBank):                 # replayed from the seed
-            session = mcat_sessions.rebuild(built, row.seed, positions, scores)
+            traces = session_steps(self.database, row.id) if built.design.live_eligibility \
+                else ()
+            session = mcat_sessions.rebuild(built, row.seed, positions, scores,
+                                            traces[0].get("ineligible", ()) if traces else ())
             return (session, frozenset()) if with_bands else session
         removed, ineligible, by_band, traces = (), (), None, ()
         exposure = built.design.exposure

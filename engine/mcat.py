@@ -14,7 +14,7 @@ left in the examinee's pool after the content rules and exposure control:
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
-  (item j is in the examinee's pool with its probability, drawn at the start).
+  (item j is in the examinee's pool with its probability, fixed or live, drawn at start).
 
 A test stops at ``max_items``, when no item is left, or, from ``min_items`` on and with
 every content minimum met, when its precision rules hold (every factor's SE at or
@@ -43,6 +43,7 @@ from .mcat_selection import (
 )
 from .multidimensional import log_probability, predictor_information
 from .selection import best_of, top_of_row, top_ranked
+from .session import ELIGIBILITY_STREAM
 
 EXPOSURE_METHODS = ("none", "randomesque", "sympson-hetter", "item-eligibility")
 STOP_REASONS = ("", "max_items", "pool_exhausted", "rules_met")
@@ -61,6 +62,7 @@ class McatDesign:
     rates alpha and beta);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
+    exposure_target: item eligibility's target rate when its p_j are live (given at start);
     focus: with `se`, only items loading on a factor still above its threshold are
     candidates (the test ends when none is left).
     """
@@ -82,6 +84,7 @@ class McatDesign:
     exposure: str = "none"
     randomesque: int = 1
     exposure_probability: tuple | None = None
+    exposure_target: float | None = None
     focus: bool = False
 
     def __post_init__(self):
@@ -94,9 +97,12 @@ class McatDesign:
             raise ValueError(f"exposure method must be one of {', '.join(EXPOSURE_METHODS)}")
         if (self.composite_se is not None or self.cut is not None) and not self.composite_weights:
             raise ValueError("a composite rule needs the composite's weights")
-        if self.exposure in ("sympson-hetter", "item-eligibility") and \
-                self.exposure_probability is None:
-            raise ValueError(f"{self.exposure} needs a probability per item")
+        if self.exposure in ("sympson-hetter", "item-eligibility") and self.exposure_probability \
+                is None and (self.exposure == "sympson-hetter" or self.exposure_target is None):
+            raise ValueError(f"{self.exposure} needs a probability per item"
+                             + (" or a target" if self.live_eligibility else ""))
+        if not 0 <= (self.exposure_target or 0) <= 1:
+            raise ValueError(f"the exposure target must be in [0, 1], got {self.exposure_target!r}")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.classification not in CLASSIFICATION_METHODS:
@@ -107,6 +113,11 @@ class McatDesign:
                 raise ValueError(f"the SPRT's delta must be > 0, got {self.delta!r}")
             if not (0 < self.beta < 1 and self.alpha + self.beta < 1):
                 raise ValueError("the SPRT needs beta in (0, 1) and alpha + beta < 1")
+
+    @property
+    def live_eligibility(self):
+        """Item eligibility from live probabilities (a target, no fixed probabilities)."""
+        return self.exposure == "item-eligibility" and self.exposure_probability is None
 
 
 class McatTables:
@@ -166,7 +177,7 @@ class McatBatch:
         self.theta = np.tile(tables.mean, (r, 1))
         self.covariance = np.tile(tables.correlation, (r, 1, 1))
         self.pool = np.ones((r, n), dtype=bool)
-        if design.exposure == "item-eligibility":
+        if design.exposure == "item-eligibility" and not design.live_eligibility:
             self.pool = rng.random((r, n)) < tables.exposure_probability
         self.reason = np.zeros(r, dtype=np.intp)          # index into STOP_REASONS
         self.decision = np.zeros(r, dtype=np.intp)
@@ -351,6 +362,8 @@ def draw_answers(items, true_theta, rng):
 
 def simulate(tables, true_theta, seed=1, answers=None):
     """Run the tests of examinees with true theta (N, m) (or given answers (N, n))."""
+    if tables.design.live_eligibility:        # its probabilities come from live counts
+        raise ValueError("item-eligibility with only a target runs on live sessions")
     rng = np.random.default_rng(seed)
     true_theta = np.atleast_2d(np.asarray(true_theta, dtype=float))
     answers = draw_answers(tables.items, true_theta, rng) if answers is None else answers
@@ -401,25 +414,41 @@ class McatSession:
     ``theta`` and ``se`` are lists, one per factor).
 
     As `engine.session.Session`, it says which exposure decisions a rebuild needs
-    besides the answers: none, since a rebuild replays them from the seed (`ineligible`
-    empty), and there are no θ bands (`band` None)."""
+    besides the answers: under live item eligibility the positions drawn ineligible at
+    the start (`ineligible`, in the first step's trace too), given back to a rebuild as
+    that moment's probabilities are gone; every other draw is replayed from the seed.
+    There are no θ bands (`band` None)."""
 
     band = None
-    ineligible = ()
     ineligible_bands = None
 
-    def __init__(self, tables, seed=1):
+    def __init__(self, tables, seed=1, ineligible=()):
         self.tables = tables
         self._batch = McatBatch(tables, 1, np.random.default_rng(seed))
         self._row = np.zeros(1, dtype=np.intp)
+        live = tables.design.live_eligibility
+        self.ineligible = tuple(sorted(int(j) for j in ineligible)) if live else ()
+        self._batch.pool[0, list(self.ineligible)] = False
         self.done = False
         self.last_step = None
+
+    @classmethod
+    def start(cls, tables, seed=1, eligibility=None):
+        """A new session; under live item eligibility each item is eligible with its
+        probability in `eligibility` ((n_items,); None: all), drawn from the seed's own
+        stream (`ELIGIBILITY_STREAM`: the session's other draws stay those without it)."""
+        if not tables.design.live_eligibility or eligibility is None:
+            return cls(tables, seed)
+        draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.items.n_items)
+        return cls(tables, seed, ineligible=np.flatnonzero(draw >= np.asarray(eligibility)))
 
     def next_item(self):
         """The next item's position, or None when the test is over."""
         batch = self._batch
         trace = {"step": int(batch.length[0]) + 1, "theta": _rounded(batch.theta[0]),
                  "se": _rounded(batch.se[0])}
+        if trace["step"] == 1 and self.ineligible:
+            trace["ineligible"] = list(self.ineligible)
         if self.done or batch.check_stop(self._row)[0]:
             self.done = True
             trace["stop"] = STOP_REASONS[max(int(batch.reason[0]), 1)]

@@ -250,3 +250,64 @@ def test_kl_values_are_the_posterior_weighted_divergence():
         assert value == pytest.approx(direct[position], rel=1e-5)
     assert session.last_step["item"] == int(np.argmax(np.where(np.isnan(pattern[0]), direct,
                                                                -np.inf)))
+
+
+def _answered(session, answers):
+    """Run `session` to its end answering item j with answers[j]: (items, first trace)."""
+    given, first = [], None
+    while (item := session.next_item()) is not None:
+        first = first or session.last_step
+        given.append(item)
+        session.answer(item, int(answers[item]))
+    return given, first
+
+
+def test_live_item_eligibility_draws_from_its_own_stream_and_a_rebuild_restores_it():
+    """Live item eligibility (a target, probabilities given at the start): each item is
+    drawn ineligible with probability 1 - p_j (simulation truth over 600 seeds, within
+    4 binomial SDs); with every p_j = 1 the session is the uncontrolled one draw for draw
+    (its own stream leaves the selection's generator alone); a session built with the
+    drawn `ineligible` positions (a rebuild) gives the same items and first trace, and
+    never an ineligible one."""
+    items = simple_structure(8, 3, seed=21)
+    answers = np.random.default_rng(22).integers(0, 2, 24)
+    live = McatDesign(criterion="dprule", min_items=6, max_items=6,
+                      exposure="item-eligibility", exposure_target=0.3)
+    assert live.live_eligibility
+    tables = McatTables(items, np.zeros(3), CORRELATION, live)
+    free = McatTables(items, np.zeros(3), CORRELATION,
+                      McatDesign(criterion="dprule", min_items=6, max_items=6,
+                                 exposure="randomesque", randomesque=3))
+    randomesque_live = McatTables(items, np.zeros(3), CORRELATION, McatDesign(
+        criterion="dprule", min_items=6, max_items=6, exposure="item-eligibility",
+        exposure_target=0.3, randomesque=3))
+    for seed in (3, 4):
+        assert _answered(McatSession.start(randomesque_live, seed, np.ones(24)), answers)[0] \
+            == _answered(McatSession(free, seed), answers)[0]
+    probability = np.linspace(0.1, 1.0, 24)
+    drawn = np.zeros(24)
+    seeds = 600
+    for seed in range(seeds):
+        drawn[list(McatSession.start(tables, seed, probability).ineligible)] += 1
+    spread = np.sqrt(seeds * probability * (1 - probability))
+    assert np.all(np.abs(drawn - seeds * (1 - probability)) <= 4 * spread + 1e-9)
+    session = McatSession.start(tables, 7, np.full(24, 0.5))
+    assert session.ineligible
+    given, first = _answered(session, answers)
+    assert first["ineligible"] == list(session.ineligible)
+    assert not set(given) & set(session.ineligible)
+    rebuilt = McatSession(tables, 7, ineligible=session.ineligible)
+    assert _answered(rebuilt, answers) == (given, first)
+    assert _answered(McatSession(tables, 7), answers)[0] != given      # pool not restored
+
+
+def test_live_item_eligibility_needs_a_target_in_range():
+    with pytest.raises(ValueError, match="a probability per item or a target"):
+        McatDesign(exposure="item-eligibility")
+    with pytest.raises(ValueError, match=r"target must be in \[0, 1\]"):
+        McatDesign(exposure="item-eligibility", exposure_target=1.5)
+    items = simple_structure(4, 3, seed=14)
+    tables = McatTables(items, np.zeros(3), CORRELATION, McatDesign(
+        exposure="item-eligibility", exposure_target=0.2, max_items=2))
+    with pytest.raises(ValueError, match="runs on live sessions"):
+        simulate(tables, np.zeros((2, 3)))
