@@ -14,7 +14,9 @@ left in the examinee's pool after the content rules and exposure control:
 - exposure: "none" (the best item), "randomesque" (one of the best k, uniformly,
   `engine.selection.best_of`), "sympson-hetter" (walk down the ranking, give item j
   with its probability K_j; the items passed over leave the pool), "item-eligibility"
-  (item j is in the examinee's pool with its probability, fixed or live, drawn at start).
+  (item j is in the examinee's pool with its probability, drawn at the start: fixed
+  probabilities from the design, or, with only a target, live ones given to
+  `McatSession.start` and drawn from a stream of their own, `ELIGIBILITY_STREAM`).
 
 A test stops at ``max_items``, when no item is left, or, from ``min_items`` on and with
 every content minimum met, when its precision rules hold (every factor's SE at or
@@ -23,6 +25,10 @@ classification of the composite ``w . theta`` against the cut is decided, by its
 confidence interval ("ci") or by Wald's SPRT at ``w . theta = cut +- delta`` ("sprt"),
 `engine.mcat_classification`. The decision at the end is the SPRT's when it decided at
 the last check, else the side of the cut the composite estimate is on.
+
+Length: the design, the vectorized batch that the simulator and a single session
+share, the simulator and the session in one module, a little over 500 lines, since
+the session is the batch of one examinee and each reads the other's state.
 """
 
 from __future__ import annotations
@@ -62,7 +68,8 @@ class McatDesign:
     rates alpha and beta);
     criterion_weights (m,): the T- and A-rules' weights; content: (standard, min, max)
     triples; exposure_probability (n,): Sympson-Hetter's K_j or item eligibility's p_j;
-    exposure_target: item eligibility's target rate when its p_j are live (given at start);
+    exposure_target: item eligibility's target rate when its probabilities are live
+    (no exposure_probability: each session is given them at its start);
     focus: with `se`, only items loading on a factor still above its threshold are
     candidates (the test ends when none is left).
     """
@@ -97,12 +104,14 @@ class McatDesign:
             raise ValueError(f"exposure method must be one of {', '.join(EXPOSURE_METHODS)}")
         if (self.composite_se is not None or self.cut is not None) and not self.composite_weights:
             raise ValueError("a composite rule needs the composite's weights")
-        if self.exposure in ("sympson-hetter", "item-eligibility") and self.exposure_probability \
-                is None and (self.exposure == "sympson-hetter" or self.exposure_target is None):
-            raise ValueError(f"{self.exposure} needs a probability per item"
-                             + (" or a target" if self.live_eligibility else ""))
-        if not 0 <= (self.exposure_target or 0) <= 1:
-            raise ValueError(f"the exposure target must be in [0, 1], got {self.exposure_target!r}")
+        if self.exposure == "sympson-hetter" and self.exposure_probability is None:
+            raise ValueError("sympson-hetter needs a probability per item")
+        if self.exposure == "item-eligibility" and self.exposure_probability is None and \
+                self.exposure_target is None:
+            raise ValueError("item-eligibility needs a probability per item or a target")
+        if self.exposure_target is not None and not 0 <= self.exposure_target <= 1:
+            raise ValueError(f"the exposure target must be in [0, 1], "
+                             f"got {self.exposure_target!r}")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.classification not in CLASSIFICATION_METHODS:
@@ -361,9 +370,11 @@ def draw_answers(items, true_theta, rng):
 
 
 def simulate(tables, true_theta, seed=1, answers=None):
-    """Run the tests of examinees with true theta (N, m) (or given answers (N, n))."""
-    if tables.design.live_eligibility:        # its probabilities come from live counts
-        raise ValueError("item-eligibility with only a target runs on live sessions")
+    """Run the tests of examinees with true theta (N, m) (or given answers (N, n));
+    ValueError for live item eligibility, whose probabilities only live sessions have."""
+    if tables.design.live_eligibility:
+        raise ValueError("item-eligibility with only a target runs on live sessions: "
+                         "a simulation needs 'parameters'")
     rng = np.random.default_rng(seed)
     true_theta = np.atleast_2d(np.asarray(true_theta, dtype=float))
     answers = draw_answers(tables.items, true_theta, rng) if answers is None else answers
@@ -414,10 +425,11 @@ class McatSession:
     ``theta`` and ``se`` are lists, one per factor).
 
     As `engine.session.Session`, it says which exposure decisions a rebuild needs
-    besides the answers: under live item eligibility the positions drawn ineligible at
-    the start (`ineligible`, in the first step's trace too), given back to a rebuild as
-    that moment's probabilities are gone; every other draw is replayed from the seed.
-    There are no θ bands (`band` None)."""
+    besides the answers: under live item eligibility the item positions drawn
+    ineligible at the start (`ineligible`, also in the first step's trace), which a
+    rebuild is given back (`ineligible=`) as the live probabilities of that moment are
+    gone; every other draw is replayed from the seed. There are no θ bands (`band`
+    None)."""
 
     band = None
     ineligible_bands = None
@@ -426,21 +438,25 @@ class McatSession:
         self.tables = tables
         self._batch = McatBatch(tables, 1, np.random.default_rng(seed))
         self._row = np.zeros(1, dtype=np.intp)
-        live = tables.design.live_eligibility
-        self.ineligible = tuple(sorted(int(j) for j in ineligible)) if live else ()
-        self._batch.pool[0, list(self.ineligible)] = False
+        self.ineligible = ()
+        if tables.design.live_eligibility:
+            self.ineligible = tuple(sorted(int(j) for j in ineligible))
+            self._batch.pool[0, list(self.ineligible)] = False
         self.done = False
         self.last_step = None
 
     @classmethod
     def start(cls, tables, seed=1, eligibility=None):
-        """A new session; under live item eligibility each item is eligible with its
-        probability in `eligibility` ((n_items,); None: all), drawn from the seed's own
-        stream (`ELIGIBILITY_STREAM`: the session's other draws stay those without it)."""
-        if not tables.design.live_eligibility or eligibility is None:
-            return cls(tables, seed)
-        draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.items.n_items)
-        return cls(tables, seed, ineligible=np.flatnonzero(draw >= np.asarray(eligibility)))
+        """A new session; under live item eligibility each item is eligible for it with
+        its probability in `eligibility` ((n_items,); None: every item), drawn from the
+        seed's own stream `ELIGIBILITY_STREAM` so that the session's other draws are
+        those of a session without the control."""
+        ineligible = ()
+        if tables.design.live_eligibility and eligibility is not None:
+            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(
+                tables.items.n_items)
+            ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
+        return cls(tables, seed, ineligible=ineligible)
 
     def next_item(self):
         """The next item's position, or None when the test is over."""
