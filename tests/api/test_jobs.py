@@ -188,6 +188,11 @@ class Workers:
     def name(self, process):
         return f"{socket.gethostname()}:{process.pid}"
 
+    def running(self, process):
+        """Whether `process` logged its start (after it set its SIGTERM handler)."""
+        log = self.folder / f"worker-{self.started.index(process)}.log"
+        return f"worker {self.name(process)}: started" in log.read_text()
+
     def stop_all(self):
         for process in self.started:
             if process.poll() is None:
@@ -254,6 +259,10 @@ def test_no_more_jobs_run_at_once_than_there_are_workers(idle, workers):
     assert 1 <= most <= 2
     assert {jobs.job(job_id)["worker"] for job_id in queued} <= \
         {workers.name(process) for process in pair}
+    # one worker may have run every job while the other was still starting: idle means
+    # started, with its SIGTERM handler set (before it, SIGTERM's default ends it)
+    wait_until(lambda: all(workers.running(process) for process in pair),
+               what="both workers' start")
     for process in pair:                                 # idle: SIGTERM stops at once
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
