@@ -130,7 +130,12 @@ def _define_calibrate(calibrate):
     from irtcat.calibration.mml_em import M_STEPS
     from irtcat.engine import MODELS
 
-    calibrate.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
+    calibrate.add_argument("data", metavar="DATA.csv", help="wide or long response CSV, or a "
+                           "Parquet response log (a file, or a folder of partitioned files)")
+    calibrate.add_argument("--format", dest="data_format", choices=("csv", "parquet"),
+                           type=str.lower, default=None,
+                           help="the responses' format (default: parquet for a folder, a URI "
+                                "or a .parquet file, else csv)")
     calibrate.add_argument("--model", type=model_name, choices=MODELS,
                            help="model of every item, any case, mirt's names too (2PL, graded, "
                                 "gpcm, ...; default: each item's model in --bank)")
@@ -340,7 +345,7 @@ def run_calibrate(args):
         return fixed_calibrate.run(args)
     fixed_calibrate.check_unused(args)
     folder = _by_standard_folder(args.out) if args.by_standard else None
-    data = read_response_log(args.data)
+    data = read_response_log(args.data, args.data_format)
     tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \
         else {}
     anchors = {}

@@ -67,7 +67,7 @@ def run(args):
                          "plain fixed calibration uses the new sample only")
     bank = read_bank(args.anchor)
     anchors = {item["id"]: item for item in bank.items}
-    data = read_response_log(args.data)
+    data = read_response_log(args.data, getattr(args, "data_format", None))
     old = read_response_log(args.old_data) if args.old_data else None
     if args.model is None:
         raise UsageError("--model is required with --fixed-method (the new items' model)")

@@ -168,7 +168,7 @@ def run(args):
         if getattr(args, option, None):
             name = "--" + option.replace("_", "-")
             raise UsageError(f"{name} is not available with {option}")
-    data = read_response_log(args.data)
+    data = read_response_log(args.data, getattr(args, "data_format", None))
     exploratory = bool(args.factors) and args.factors.strip().isdigit()
     if args.rotate and not exploratory:
         raise UsageError("--rotate goes with --factors N (an exploratory model)")

@@ -316,9 +316,15 @@ class ResponseLog:
     response: np.ndarray
 
 
-def read_response_log(path):
-    """Read a response CSV for calibration: a long CSV as a `ResponseLog` (never
-    densified), a wide one as `ResponseData`."""
+def read_response_log(path, file_format=None):
+    """Read responses for calibration: a long CSV, or a Parquet file or dataset
+    (`itembank.parquet_io`), as a `ResponseLog` (never densified), a wide CSV as
+    `ResponseData`. `file_format`: "csv" or "parquet"; None: Parquet for a folder, a
+    URI or a name ending in .parquet, else CSV."""
+    from .parquet_io import is_parquet, read_parquet_log
+
+    if file_format == "parquet" or (file_format is None and is_parquet(path)):
+        return read_parquet_log(path)
     header = _read_header(path)
     if header[0] != "person_id":
         raise DataFormatError(f"{path}: the first column must be person_id, got {header[0]!r}")
@@ -361,15 +367,22 @@ def _read_long_log(path):
         raise DataFormatError(f"{path}: no responses after the header")
     person_index, item_index, values, lines = (np.concatenate(parts)
                                                for parts in zip(*chunks, strict=True))
-    pairs = pd.Series(person_index.astype(np.int64) * max(len(items), 1) + item_index)
-    repeated = pairs.duplicated().to_numpy()
-    if repeated.any():
-        at = int(np.flatnonzero(repeated)[0])
+    at = repeated_answer(person_index, item_index, len(items))
+    if at is not None:
         person_names, item_names = list(persons), list(items)
         raise DataFormatError(f"{path}: line {lines[at]}: person "
                               f"{person_names[person_index[at]]!r} answered item "
                               f"{item_names[item_index[at]]!r} twice")
     return ResponseLog(list(persons), list(items), person_index, item_index, values)
+
+
+def repeated_answer(person_index, item_index, n_items):
+    """The position of the first (person, item) pair seen before, or None."""
+    import pandas as pd
+
+    pairs = pd.Series(person_index.astype(np.int64) * max(n_items, 1) + item_index)
+    repeated = pairs.duplicated().to_numpy()
+    return int(np.flatnonzero(repeated)[0]) if repeated.any() else None
 
 
 def _log_chunks(reader, path, persons, items):
@@ -625,24 +638,27 @@ def bank_to_document(bank):
 
 # --- writing ------------------------------------------------------------------------
 
-def write_atomically(path, write):
-    """Call ``write(handle)`` on a temporary file beside `path`, then rename it into place.
+def write_atomically(path, write, binary=False):
+    """Call ``write(handle)`` on a temporary file beside `path` (UTF-8 text, or bytes with
+    `binary`), then rename it into place.
 
     A `path` that exists and is not a regular file (``/dev/null``, a FIFO, a terminal)
     is written in place: renaming over it would replace the device with a file."""
+    text = {} if binary else {"newline": "", "encoding": "utf-8"}
+    mode = "wb" if binary else "w"
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DataFormatError(f"{path}: is a directory, not a file to write")
     if os.path.exists(path) and not os.path.isfile(path):
         try:
-            with open(path, "w", newline="", encoding="utf-8") as handle:
+            with open(path, mode, **text) as handle:
                 write(handle)
         except OSError as error:
             raise DataFormatError(f"{path}: cannot be written: {error.strerror}") from None
         return
     try:
-        handle = tempfile.NamedTemporaryFile("w", dir=directory, delete=False, newline="",
-                                             encoding="utf-8", suffix=".tmp")
+        handle = tempfile.NamedTemporaryFile(mode, dir=directory, delete=False, suffix=".tmp",
+                                             **text)
     except OSError as error:
         raise DataFormatError(f"{path}: cannot be written: {error.strerror}") from None
     try:
