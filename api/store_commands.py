@@ -128,8 +128,12 @@ def _define_responses(responses):
     imports.add_argument("--source", default="import", metavar="NAME",
                          help="prefix of the session ids made for its persons (default: import)")
     imports.set_defaults(run=run_responses_import)
-    export = actions.add_parser("export", help="the log as long CSV, ready for calibrate")
+    export = actions.add_parser("export", help="the log as long CSV (or Parquet), ready for "
+                                "calibrate")
     export.add_argument("--standard", metavar="CODE")
+    export.add_argument("--format", dest="data_format", choices=("csv", "parquet"),
+                        type=str.lower, default="csv",
+                        help="long CSV (default) or one Parquet file (needs --out)")
     export.add_argument("--out", metavar="LOG.csv", help="default: standard output")
     export.set_defaults(run=run_responses_export)
 
@@ -383,10 +387,15 @@ def _as_log(data):
 
 
 def run_responses_export(args):
+    from irtcat.itembank.errors import DataFormatError
     from irtcat.itembank.io import write_atomically
 
+    if args.data_format == "parquet" and args.out is None:
+        raise DataFormatError("--format parquet writes a file: give --out LOG.parquet")
     with open_store() as store:
-        if args.out is None:
+        if args.data_format == "parquet":
+            store.write_responses_parquet(args.out, args.standard)
+        elif args.out is None:
             store.write_responses(sys.stdout, args.standard)
         else:
             write_atomically(args.out,

@@ -85,6 +85,12 @@ class ResponseLogRepository:
                            person_index.astype(np.int32), item_index.astype(np.int32),
                            frame["score"].to_numpy(dtype=float))
 
+    def write_responses_parquet(self, path, standard=None):
+        """The log as a Parquet file at `path` (`parquet_io.write_parquet_log`)."""
+        from .parquet_io import write_parquet_log
+
+        return write_parquet_log(self.response_log(standard), path)
+
     def write_responses(self, stream, standard=None):
         """The log as long CSV (``person_id,item_id,response``, the session as the person)."""
         log = self.response_log(standard)

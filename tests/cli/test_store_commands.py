@@ -140,6 +140,15 @@ def test_calibrate_from_the_log_then_publish_and_roll_back(irtcat, store, rng, t
     # The file written by `responses export` calibrates through `irtcat calibrate` too.
     status, out, _ = irtcat("calibrate", log_path, "--model", "2pl", "--quiet", "--no-fit")
     assert status == 0 and len(json.loads(out)["items"]) == len(items)
+    # ... and so does its Parquet export, to the same bank: the same log in the same order
+    parquet_path = tmp_path / "log.parquet"
+    assert irtcat("responses", "export", "--standard", "AI-RAI", "--format", "parquet",
+                  "--out", parquet_path)[0] == 0
+    status, from_parquet, _ = irtcat("calibrate", parquet_path, "--model", "2pl", "--quiet",
+                                     "--no-fit")
+    assert status == 0 and json.loads(from_parquet)["items"] == json.loads(out)["items"]
+    status, out, err = irtcat("responses", "export", "--format", "parquet")
+    assert status == 2 and out == "" and "--out" in err and len(err.strip().splitlines()) == 1
 
 
 def test_responses_import_appends_a_csv_all_or_nothing(irtcat, store, tmp_path):
