@@ -6,8 +6,10 @@ The columns are the long CSV's (spec/FORMATS.md): ``person_id``, ``item_id``,
 ``response``; ids of any type are read as text, a null response is no response, and
 every other column (partition keys included) is ignored. Ids are coded as they
 arrive, so memory grows with the number of responses (three small numbers each),
-not with the files or the ids' text. A path is anything pyarrow's file systems open:
-a local file or folder, or a URI such as ``s3://bucket/log/``.
+not with the files or the ids' text. A path is a local file or folder, or a URI of
+any file system fsspec knows (``s3://bucket/log/``, ``gcs://``, ``memory://``, ...;
+the protocol's own package, such as s3fs, installed), read through pyarrow's bridge
+to fsspec.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ def read_parquet_log(path):
     import pyarrow.dataset as ds
 
     try:
-        dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
-    except (OSError, ValueError, pa.ArrowInvalid) as error:
+        source, filesystem = _located(path)
+        dataset = ds.dataset(source, filesystem=filesystem, format="parquet",
+                             partitioning="hive")
+    except (OSError, ValueError, ImportError, pa.ArrowInvalid) as error:
         raise DataFormatError(f"{path}: not a Parquet file or dataset: "
                               f"{str(error).splitlines()[0]}") from None
     missing = [name for name in LONG_HEADER if name not in dataset.schema.names]
@@ -62,6 +66,19 @@ def read_parquet_log(path):
                               f"{list(persons)[person_index[at]]!r} answered item "
                               f"{list(items)[item_index[at]]!r} twice")
     return ResponseLog(list(persons), list(items), person_index, item_index, values)
+
+
+def _located(path):
+    """``(path, filesystem)`` for `pyarrow.dataset.dataset`: a URI through fsspec, a
+    local path as it is (filesystem None)."""
+    text = str(path)
+    if "://" not in text:
+        return text, None
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    filesystem, located = fsspec.core.url_to_fs(text)
+    return located, PyFileSystem(FSSpecHandler(filesystem))
 
 
 def _batch_codes(batch, path, first_row, persons, items):

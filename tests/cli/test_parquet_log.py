@@ -111,3 +111,21 @@ def test_a_folder_without_parquet_data_exits_2(capsys, tmp_path):
     (tmp_path / "log" / "notes.txt").write_text("not parquet")
     status, out, err = run(capsys, "calibrate", tmp_path / "log", "--model", "2pl")
     assert status == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_dataset_behind_an_fsspec_uri(capsys, tmp_path, sat12_long):
+    # fsspec's in-memory file system stands for a remote one (s3://, gcs://): the same
+    # dataset read through the URI gives the bank the local folder gives
+    import fsspec
+
+    folder = write_partitioned(sat12_long, tmp_path / "log")
+    memory = fsspec.filesystem("memory")
+    for part in sorted(folder.rglob("*.parquet")):
+        memory.pipe(f"/irtcat-log/{part.relative_to(folder).as_posix()}", part.read_bytes())
+    try:
+        local = bank(capsys, tmp_path, folder, "--model", "2pl", "--no-fit", name="local")
+        remote = bank(capsys, tmp_path, "memory://irtcat-log", "--model", "2pl", "--no-fit",
+                      name="remote")
+    finally:
+        memory.rm("/irtcat-log", recursive=True)
+    assert remote["items"] == local["items"]
