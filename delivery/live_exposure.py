@@ -54,8 +54,7 @@ class LiveEligibility:
         if cached is not None and cached[1] is built \
                 and time.monotonic() - cached[0] < self.seconds:
             return cached[2]
-        exposure = built.design.exposure
-        if getattr(exposure, "theta_bands", None):     # none: multidimensional
+        if built.theta_bands:
             probability = self._by_band(test_id, built)
         else:
             sessions, administered, ineligible = live_counts(self.database, test_id)
@@ -63,7 +62,7 @@ class LiveEligibility:
             given = np.array([administered.get(item_id, 0) for item_id in ids], dtype=float)
             drawn_out = np.array([ineligible.get(item_id, 0) for item_id in ids], dtype=float)
             probability = live_eligibility(given, sessions - drawn_out, sessions,
-                                           _target(built.design))
+                                           built.exposure_target)
         probability[..., pretest_mask(built)] = 1.0
         with self._lock:
             if len(self._cache) > 256:
@@ -75,7 +74,7 @@ class LiveEligibility:
     def _by_band(self, test_id, built):
         """(n_bands, n_items) eligibility probabilities, each band's from its counts."""
         sessions, rows = band_counts(self.database, test_id)
-        n_bands = len(built.design.exposure.theta_bands) + 1
+        n_bands = len(built.theta_bands) + 1
         column = {item["id"]: j for j, item in enumerate(built.items)}
         given = np.zeros((n_bands, len(built.items)))
         drawn_out = np.zeros_like(given)
@@ -84,15 +83,8 @@ class LiveEligibility:
                 given[band, column[item_id]] = administered
                 drawn_out[band, column[item_id]] = ineligible
         return np.array([live_eligibility(given[band], sessions.get(band, 0) - drawn_out[band],
-                                          sessions.get(band, 0), built.design.exposure.target)
+                                          sessions.get(band, 0), built.exposure_target)
                          for band in range(n_bands)])
-
-
-def _target(design):
-    """The target rate of a design's item eligibility (a multidimensional design keeps it
-    as `exposure_target`, its `exposure` being the method's name)."""
-    exposure = design.exposure
-    return design.exposure_target if isinstance(exposure, str) else exposure.target
 
 
 def pretest_mask(built):
@@ -124,9 +116,8 @@ def exposure_figures(database, test_id, built):
                     if d == day and not pretest}
         figures["days"].append({"day": day, "sessions": started,
                                 **_summary(that_day, started, operational_ids)})
-    edges = getattr(built.design.exposure, "theta_bands", None)   # none: multidimensional
-    if edges:
-        figures["bands"] = _band_figures(database, test_id, edges, operational_ids)
+    if built.theta_bands:
+        figures["bands"] = _band_figures(database, test_id, built.theta_bands, operational_ids)
     return figures
 
 

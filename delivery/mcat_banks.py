@@ -45,6 +45,13 @@ class McatTestBank:
     max_items: int
     min_items: int
 
+    theta_bands = ()                # a multidimensional test counts exposure in no θ band
+
+    @property
+    def exposure_target(self):
+        """The exposure rate aimed at (live item eligibility's target, or None)."""
+        return self.design.exposure_target
+
     @property
     def excluded(self):
         """(n,) bool: no item of the bank is excluded (they are left out when built)."""

@@ -49,6 +49,16 @@ class TestBank:
     def min_items(self):
         return self.design.stopping.min_items
 
+    @property
+    def exposure_target(self):
+        """The exposure rate aimed at (live item eligibility's target)."""
+        return self.design.exposure.target
+
+    @property
+    def theta_bands(self):
+        """The θ edges live exposure is counted per band of (() none)."""
+        return self.design.exposure.theta_bands
+
     def categories(self, position):
         """The number of response categories of the item at `position`."""
         return int(self.bank.params.n_categories[position])

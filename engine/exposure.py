@@ -182,7 +182,7 @@ def live_eligibility(administered, eligible, sessions, target):
 def theta_bands(edges, theta):
     """The band of each θ among the increasing `edges` ((n_edges,)): int (n,) for theta
     (n,), 0 below the first edge, n_edges from the last one on (an edge opens the band
-    above it), the rule of a live session's `engine.session.theta_band`."""
+    above it): the one rule of the simulator and of a live session."""
     return np.searchsorted(np.asarray(edges, dtype=float), theta, side="right")
 
 

@@ -49,7 +49,7 @@ from .mcat_selection import (
 )
 from .multidimensional import log_probability, predictor_information
 from .selection import best_of, top_of_row, top_ranked
-from .session import ELIGIBILITY_STREAM
+from .session import eligibility_draw
 
 EXPOSURE_METHODS = ("none", "randomesque", "sympson-hetter", "item-eligibility")
 STOP_REASONS = ("", "max_items", "pool_exhausted", "rules_met")
@@ -448,13 +448,11 @@ class McatSession:
     @classmethod
     def start(cls, tables, seed=1, eligibility=None):
         """A new session; under live item eligibility each item is eligible for it with
-        its probability in `eligibility` ((n_items,); None: every item), drawn from the
-        seed's own stream `ELIGIBILITY_STREAM` so that the session's other draws are
-        those of a session without the control."""
+        its probability in `eligibility` ((n_items,); None: every item), drawn as a
+        unidimensional session draws it (`engine.session.eligibility_draw`)."""
         ineligible = ()
         if tables.design.live_eligibility and eligibility is not None:
-            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(
-                tables.items.n_items)
+            draw = eligibility_draw(seed, tables.items.n_items)
             ineligible = np.flatnonzero(draw >= np.asarray(eligibility, dtype=float))
         return cls(tables, seed, ineligible=ineligible)
 

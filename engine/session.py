@@ -32,6 +32,7 @@ import numpy as np
 
 from . import ability, stopping
 from ._batch import BankTables, next_batch_item, rebuild_batch, record
+from .exposure import theta_bands
 from .selection import top_of_row
 
 __all__ = ["BankTables", "GroupEstimate", "Session", "SessionResult", "replay_traces",
@@ -120,7 +121,7 @@ class Session:
         der Linden & Veldkamp, 2007)."""
         ineligible, by_band = (), None
         if design.exposure.method == "item-eligibility" and eligibility is not None:
-            draw = np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(tables.n_items)
+            draw = eligibility_draw(seed, tables.n_items)
             eligibility = np.asarray(eligibility, dtype=float)
             if eligibility.ndim == 2:
                 by_band = [np.flatnonzero(draw >= row) for row in eligibility]
@@ -175,10 +176,16 @@ class Session:
                     for key, (theta, se, answers) in estimates.items()})
 
 
+def eligibility_draw(seed, n_items):
+    """A session's uniform number per item for item eligibility, (n_items,): from the
+    seed's own stream `ELIGIBILITY_STREAM`, so that the session's other draws are those of
+    a session without the control."""
+    return np.random.default_rng([int(seed), ELIGIBILITY_STREAM]).random(n_items)
+
+
 def theta_band(edges, theta):
-    """The band of `theta` among the increasing θ `edges` ((n_edges,)): 0 below the first
-    edge, n_edges from the last one on."""
-    return int(np.searchsorted(edges, theta, side="right"))
+    """The band of one `theta` among the increasing θ `edges` (`exposure.theta_bands`)."""
+    return int(theta_bands(edges, theta))
 
 
 def _rounded(value):

@@ -14,6 +14,8 @@ to fsspec.
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 
 from .errors import DataFormatError
@@ -23,9 +25,7 @@ BATCH_ROWS = 1_000_000
 
 
 def is_parquet(path):
-    """True for a path to read as Parquet: a folder, or a name ending in .parquet."""
-    import pathlib
-
+    """True for a path to read as Parquet: a folder, a URI, or a name ending in .parquet."""
     text = str(path)
     return text.endswith((".parquet", ".parq")) or "://" in text or pathlib.Path(text).is_dir()
 
