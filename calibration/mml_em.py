@@ -62,6 +62,7 @@ from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
 
 from .bfgs import minimize
 from .parameterization import Block, start_values
+from .partitions import estep_statistics, reduce_statistics
 from .responses import ResponseSet, from_dense
 
 
@@ -210,7 +211,7 @@ class MMLCalibrator:
         n_categories : array_like of int, optional
             Categories per item when the data do not show them all.
         """
-        if not isinstance(data, ResponseSet):
+        if not isinstance(data, ResponseSet) and not hasattr(data, "reduce"):
             data = from_dense(data, n_categories)
         fixed = dict(fixed or {})
         models = self._item_models(data.n_items)
@@ -314,26 +315,12 @@ class MMLCalibrator:
             zero = data.offsets[:-1]
             upper = data.upper_columns
             item_of_upper = np.searchsorted(data.offsets, upper, side="right") - 1
-            design, log_p_design = data.upper, log_p[upper] - log_p[zero[item_of_upper]]
+            log_p_design = log_p[upper] - log_p[zero[item_of_upper]]
             log_weights = log_weights + log_p[zero].sum(axis=0)
         else:
-            design, log_p_design = data.onehot, log_p
-        design_counts = np.zeros_like(log_p_design)
-        node_mass = np.zeros(self.n_nodes)
-        loglik = 0.0
-        for rows in data.chunks():
-            chunk = design[rows]
-            joint = chunk @ log_p_design                             # (rows, Q)
-            joint += log_weights
-            peak = joint.max(axis=1, keepdims=True)
-            joint -= peak
-            posterior = np.exp(joint, out=joint)                     # in place: log-sum-exp
-            total = posterior.sum(axis=1, keepdims=True)
-            weights = data.weights[rows]
-            posterior *= weights[:, None] / total
-            design_counts += chunk.T @ posterior
-            node_mass += posterior.sum(axis=0)
-            loglik += float(weights @ (peak[:, 0] + np.log(total[:, 0])))
+            log_p_design = log_p
+        design_counts, node_mass, loglik = reduce_statistics(
+            data, estep_statistics, log_p_design, log_weights)
         if not data.complete:
             return design_counts, node_mass, loglik
         counts = np.zeros_like(log_p)

@@ -19,6 +19,7 @@ from irtcat.engine.models import category_count, parameters_from_entries
 from .item_fit import item_fit
 from .mml_em import MIN_VARIANCE, PRIOR_MODELS, MMLCalibrator
 from .model_fit import model_fit_record
+from .partitions import DaskPartitions
 from .reliability import eap_reliability, marginal_reliability
 from .responses import from_coordinates, from_dense
 from .results import calibration_record, item_documents
@@ -97,7 +98,8 @@ def _categories_seen(item_index, category, n_items, width):
 
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
                        priors=None, standard_errors=False, n_nodes=61, max_iter=500, tol=1e-4,
-                       m_step="mirt", fit=True, progress=None, latent_prior=None):
+                       m_step="mirt", fit=True, progress=None, latent_prior=None,
+                       cluster=None, n_partitions=None):
     """Calibrate and return ``(document, calibrator)``.
 
     Parameters
@@ -115,6 +117,10 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     latent_prior : a given population density on the grid, optional
         Held (or updated by EM) instead of estimating N(mean, sd) with the
         anchors (`calibration.fixed_calib`); see `MMLCalibrator`.
+    cluster : distributed.Client, optional
+        Run the E-steps on this Dask cluster, the persons split into `n_partitions`
+        (`calibration.partitions.DaskPartitions`); the estimates are those of one
+        process within 1e-8.
     """
     coords = _coordinates(data)
     anchors = dict(anchors or {})
@@ -185,6 +191,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if not free:
         raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
     responses = _response_set(coords, n_categories)
+    if cluster is not None:
+        responses = DaskPartitions(cluster, responses, n_partitions)
     model_list = [item_models[item] for item in coords.item_ids]
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
              if item in anchors}

@@ -1,0 +1,69 @@
+"""Where long work runs: in this process, or on a Dask cluster (`dask.distributed`).
+
+A scheduler is named the way `IRTCAT_DASK_SCHEDULER` and ``--scheduler`` name it:
+
+- ``None`` or ``""``: no cluster; the work runs in this process, as it always has.
+- ``"local"`` or ``"local:N"``: a `LocalCluster` of N worker processes (default 2),
+  one thread each, started for the work and stopped after it: the way to try a cluster
+  on one machine.
+- anything else: the address of a running scheduler (``tcp://10.0.0.5:8786``), as
+  ``dask scheduler`` prints it; its workers (``dask worker ADDRESS``) must have irtcat
+  installed.
+
+`connected(scheduler)` is a context manager that yields a `distributed.Client` (or
+None for no cluster) and closes what it opened. dask is imported only when a cluster
+is asked for, so the embedded default pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+SCHEDULER_VARIABLE = "IRTCAT_DASK_SCHEDULER"
+LOCAL_WORKERS = 2
+
+
+class ClusterError(RuntimeError):
+    """A scheduler that cannot be reached or named."""
+
+
+def scheduler_from_environment():
+    """The scheduler `IRTCAT_DASK_SCHEDULER` names, or None."""
+    return os.environ.get(SCHEDULER_VARIABLE) or None
+
+
+def local_workers(scheduler):
+    """N of ``"local:N"`` (2 for ``"local"``); None for a scheduler's address."""
+    if scheduler == "local":
+        return LOCAL_WORKERS
+    if scheduler.startswith("local:"):
+        count = scheduler.split(":", 1)[1]
+        if not count.isdigit() or int(count) < 1:
+            raise ClusterError(f"scheduler {scheduler!r}: expected local:N with N >= 1")
+        return int(count)
+    return None
+
+
+@contextlib.contextmanager
+def connected(scheduler, *, timeout=10):
+    """Yield a `distributed.Client` of `scheduler` (None: yield None), closed after."""
+    if not scheduler:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    workers = local_workers(scheduler)
+    with contextlib.ExitStack() as stack:
+        if workers is not None:
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            address = cluster.scheduler_address
+        else:
+            address = scheduler
+        try:
+            client = stack.enter_context(Client(address, timeout=timeout))
+        except OSError as error:
+            raise ClusterError(f"no Dask scheduler answers at {address}: {error}") from None
+        yield client
