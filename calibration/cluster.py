@@ -58,7 +58,7 @@ def connected(scheduler, *, timeout=10):
         if workers is not None:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None))
+                dashboard_address=":0"))
             address = cluster.scheduler_address
         else:
             address = scheduler

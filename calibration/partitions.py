@@ -6,14 +6,26 @@ marginal log-likelihood (the sufficient statistics; ``n_columns x Q + Q + 1``
 numbers, whatever the number of persons). So the persons can be split into
 partitions, each partition's sums computed where its data are, and the sums added.
 
-- In one process the `ResponseSet` is the only partition: ``data.reduce(f, *shared)``
-  is ``f(data, *shared)``, the E-step as it always ran (in chunks of rows).
+The partitions are runs of `ResponseSet.partition_rows` consecutive rows (persons, or
+response patterns with their counts), whatever runs them:
+
+- In one process `reduce_statistics(data, f, *shared)` applies ``f`` to each run of
+  rows in place (`RowSpan`) and adds the results with `tree_sum`; data of one partition
+  (up to 262,144 rows by default) take the E-step as it always ran.
 - On a Dask cluster, `DaskPartitions` holds each partition on a worker. A cycle sends
   the shared arrays (log P of every column at the nodes, and the population weights)
   once to every worker, runs ``f`` on every partition where it lies, and adds the
-  results in a binary tree of fixed shape over the partitions in their order: the sum
-  is the same floating-point number whatever the workers and whichever finished first.
-  Only statistics travel: the data never leave their partition.
+  results in the same tree, each addition a task. The sums are the same floating-point
+  numbers as in one process, whatever the number of workers and whichever finished
+  first, and so are the estimates. Only statistics travel: the data never leave their
+  partition.
+
+"The same numbers" needs the same arithmetic: Dask's workers run one BLAS thread, and
+a process with several rounds its matrix products differently in the last bits. With
+OPENBLAS_NUM_THREADS=1 (as `make test` runs) one process and a cluster agree to the
+last bit. With more BLAS threads here they differ by rounding: 1e-15 in the estimates
+with Newton's M-step; mirt's M-step (a BFGS cut off after a budget of iterations, and
+EM stopped at `tol`) can carry such a difference to 1e-7 (a mixed bank of 16 items).
 
 A partition lost with its worker mid-cycle is rebuilt (Dask's lineage where a task made
 it, from this process's copy where it was scattered) and the whole cycle is run again:
@@ -22,12 +34,13 @@ a result is never built from a partial sum.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .responses import ResponseSet
 
-RETRIES = 3                    # whole cycles run again after a partition was lost
-ROWS_PER_PARTITION = 250_000   # the default partition size (persons or patterns)
+RETRIES = 3          # whole cycles run again after a partition was lost
 
 
 def estep_statistics(data, log_p_design, log_weights):
@@ -68,17 +81,60 @@ def added(first, second):
     return tuple(a + b for a, b in zip(first, second, strict=True))
 
 
-def row_partitions(data, n_partitions):
-    """`data` split into `n_partitions` ResponseSets of consecutive rows (as equal as can be)."""
-    bounds = np.linspace(0, data.n_rows, n_partitions + 1).round().astype(np.intp)
+def tree_sum(values, add=added):
+    """``values`` added pairwise, level by level, in their order: a tree whose shape
+    depends only on how many there are, so the floating-point sum does too."""
+    level = list(values)
+    while len(level) > 1:
+        level = [add(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def partition_bounds(data):
+    """``[(start, stop), ...]``: the rows of each partition of `data`
+    (`data.partition_rows` each, the last one shorter)."""
+    size = max(int(data.partition_rows), 1)
+    return [(start, min(start + size, data.n_rows)) for start in range(0, data.n_rows, size)]
+
+
+class RowSpan:
+    """Rows start..stop of a ResponseSet, read in place: a partition in this process.
+    It answers what `estep_statistics` reads, with `chunks` in the span."""
+
+    def __init__(self, data, start, stop):
+        self.data, self.start, self.stop = data, start, stop
+
+    def __getattr__(self, name):
+        return getattr(self.data, name)
+
+    def chunks(self):
+        return self.data.chunks(self.start, self.stop)
+
+
+def reduce_statistics(data, function, *shared):
+    """``function``'s sums over the partitions of `data`, added by `tree_sum`: a
+    ResponseSet here (one partition: ``function(data, *shared)``, the E-step as it
+    always ran), or DaskPartitions on its cluster. Both give the same numbers."""
+    if not isinstance(data, ResponseSet):
+        return data.reduce(function, *shared)
+    bounds = partition_bounds(data)
+    if len(bounds) == 1:
+        return function(data, *shared)
+    return tree_sum(function(RowSpan(data, start, stop), *shared) for start, stop in bounds)
+
+
+def row_partitions(data):
+    """`data` split into the ResponseSets of its partitions (copies of their rows)."""
     parts = []
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        rows = slice(int(start), int(stop))
+    for start, stop in partition_bounds(data):
+        rows = slice(start, stop)
         weights = data.weights[rows]
         parts.append(ResponseSet(
             None if data.complete else data.onehot[rows], weights, data.n_categories,
             data.offsets, int(round(weights.sum())),
-            upper=data.upper[rows] if data.complete else None))
+            upper=data.upper[rows] if data.complete else None,
+            partition_rows=data.partition_rows))
     return parts
 
 
@@ -94,17 +150,19 @@ class DaskPartitions:
     ----------
     client : distributed.Client
     data : ResponseSet, held here too, to rebuild a partition lost with its worker
-    n_partitions : int, optional
-        Default: one per ROWS_PER_PARTITION rows, at least one per worker.
+    partition_rows : int, optional
+        Rows per partition; default `data.partition_rows`, as in one process (then the
+        sums, and so the estimates, are those of one process to the last bit). Give the
+        same to both, through ``dataclasses.replace(data, partition_rows=...)``, to
+        compare them on small data.
     """
 
-    def __init__(self, client, data, n_partitions=None):
+    def __init__(self, client, data, partition_rows=None):
+        if partition_rows is not None:
+            data = dataclasses.replace(data, partition_rows=int(partition_rows))
         self.client = client
-        workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        if n_partitions is None:
-            n_partitions = max(workers, -(-data.n_rows // ROWS_PER_PARTITION))
-        self.n_partitions = max(1, min(int(n_partitions), data.n_rows))
-        self._parts = row_partitions(data, self.n_partitions)
+        self._parts = row_partitions(data)
+        self.n_partitions = len(self._parts)
         self._summary = data
         self._futures = [None] * self.n_partitions
         self.bytes_per_cycle = 0
@@ -149,12 +207,11 @@ class DaskPartitions:
         client = self.client
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         shared_futures = client.scatter(list(shared), broadcast=True, hash=False)
-        level = [client.submit(function, part, *shared_futures, pure=False, retries=2)
-                 for part in self._futures]
-        while len(level) > 1:
-            level = [client.submit(added, level[i], level[i + 1], pure=False, retries=2)
-                     if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
-        result = level[0].result()
+        partials = [client.submit(function, part, *shared_futures, pure=False, retries=2)
+                    for part in self._futures]
+        total = tree_sum(partials, lambda first, second: client.submit(
+            added, first, second, pure=False, retries=2))
+        result = total.result()
         shared_bytes = sum(np.asarray(array).nbytes for array in shared)
         result_bytes = sum(np.asarray(value).nbytes for value in result)
         # Every partition's partial sum, and each sum of two, may cross the network once.
@@ -175,11 +232,3 @@ class DaskPartitions:
             if future is not None:
                 future.release()
         self._futures = []
-
-
-def reduce_statistics(data, function, *shared):
-    """``function``'s sums over `data`: a ResponseSet (one partition, here) or
-    DaskPartitions (the cluster's)."""
-    if isinstance(data, ResponseSet):
-        return function(data, *shared)
-    return data.reduce(function, *shared)

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 COLLAPSE_MAX_ITEMS = 30
 CHUNK_ROWS = 65536
+PARTITION_ROWS = 4 * CHUNK_ROWS   # rows per partition of the E-step's sums (calibration.partitions)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +49,10 @@ class ResponseSet:
     upper : ndarray of shape (n_rows, n_columns - n_items) or None
         Complete data only: the one-hot columns of categories 1 and above
         (`upper_columns` in the full layout); category 0 is where none is 1.
+    partition_rows : int
+        Rows per partition: the E-step sums each partition's rows, then adds the
+        partitions' sums in a fixed tree, in one process as on a cluster
+        (`calibration.partitions`), so both give the same numbers.
     """
 
     onehot: object
@@ -57,6 +62,7 @@ class ResponseSet:
     n_persons: int
     row_of_person: np.ndarray | None = None
     upper: np.ndarray | None = None
+    partition_rows: int = PARTITION_ROWS
 
     @property
     def complete(self):
@@ -89,10 +95,12 @@ class ResponseSet:
             return counts
         return np.asarray(self.onehot.T @ self.weights).reshape(-1)
 
-    def chunks(self):
-        """Row slices small enough to hold (rows, nodes) arrays comfortably."""
-        for start in range(0, self.n_rows, CHUNK_ROWS):
-            yield slice(start, min(start + CHUNK_ROWS, self.n_rows))
+    def chunks(self, start=0, stop=None):
+        """Row slices of rows start..stop small enough to hold (rows, nodes) arrays
+        comfortably."""
+        stop = self.n_rows if stop is None else stop
+        for first in range(start, stop, CHUNK_ROWS):
+            yield slice(first, min(first + CHUNK_ROWS, stop))
 
 
 def _offsets(n_categories):

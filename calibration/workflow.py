@@ -9,6 +9,7 @@ its item's model, fits by MML-EM and returns the bank document.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,7 +100,7 @@ def _categories_seen(item_index, category, n_items, width):
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
                        priors=None, standard_errors=False, n_nodes=61, max_iter=500, tol=1e-4,
                        m_step="mirt", fit=True, progress=None, latent_prior=None,
-                       cluster=None, n_partitions=None):
+                       cluster=None, partition_rows=None):
     """Calibrate and return ``(document, calibrator)``.
 
     Parameters
@@ -118,9 +119,12 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         Held (or updated by EM) instead of estimating N(mean, sd) with the
         anchors (`calibration.fixed_calib`); see `MMLCalibrator`.
     cluster : distributed.Client, optional
-        Run the E-steps on this Dask cluster, the persons split into `n_partitions`
+        Run the E-steps on this Dask cluster, a partition of the persons on each worker
         (`calibration.partitions.DaskPartitions`); the estimates are those of one
-        process within 1e-8.
+        process.
+    partition_rows : int, optional
+        Persons (or response patterns) per partition of the E-step's sums, in one
+        process as on a cluster (default `responses.PARTITION_ROWS`).
     """
     coords = _coordinates(data)
     anchors = dict(anchors or {})
@@ -191,8 +195,10 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if not free:
         raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
     responses = _response_set(coords, n_categories)
+    if partition_rows is not None:
+        responses = dataclasses.replace(responses, partition_rows=int(partition_rows))
     if cluster is not None:
-        responses = DaskPartitions(cluster, responses, n_partitions)
+        responses = DaskPartitions(cluster, responses)
     model_list = [item_models[item] for item in coords.item_ids]
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
              if item in anchors}
