@@ -138,6 +138,33 @@ def row_partitions(data):
     return parts
 
 
+@dataclasses.dataclass(frozen=True)
+class PartitionSummary:
+    """What the EM reads of data held elsewhere: the layout, the persons and the
+    observed count of every (item, category) column (`ResponseSet.item_counts`)."""
+
+    n_categories: np.ndarray
+    n_persons: int
+    counts: np.ndarray
+    n_rows: int
+    complete: bool = False
+
+    @property
+    def offsets(self):
+        return np.concatenate([[0], np.cumsum(self.n_categories)]).astype(np.intp)
+
+    @property
+    def n_items(self):
+        return self.n_categories.size
+
+    @property
+    def upper_columns(self):
+        return np.setdiff1d(np.arange(self.offsets[-1]), self.offsets[:-1])
+
+    def item_counts(self):
+        return self.counts
+
+
 class DaskPartitions:
     """A ResponseSet's rows spread over a Dask cluster, partition by partition.
 
@@ -169,6 +196,21 @@ class DaskPartitions:
         self.rebuilt = 0
         self._place(range(self.n_partitions))
 
+    @classmethod
+    def from_futures(cls, client, futures, summary):
+        """Partitions that tasks on the cluster made (read from files, say): Dask's
+        lineage remakes one lost with its worker. `summary` answers what the EM reads
+        of its data (a `PartitionSummary`)."""
+        self = cls.__new__(cls)
+        self.client = client
+        self._parts = None
+        self.n_partitions = len(futures)
+        self._summary = summary
+        self._futures = list(futures)
+        self.bytes_per_cycle = 0
+        self.rebuilt = 0
+        return self
+
     # --- what the EM reads of its data ------------------------------------------------
 
     n_categories = property(lambda self: self._summary.n_categories)
@@ -192,7 +234,7 @@ class DaskPartitions:
 
         for attempt in range(RETRIES + 1):
             lost = [i for i, future in enumerate(self._futures) if future.status != "finished"]
-            if lost:
+            if lost and self._parts is not None:         # scattered: send them again
                 self._place(lost)
                 self.rebuilt += len(lost)
             try:

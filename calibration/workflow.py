@@ -59,7 +59,22 @@ class _Coordinates:
     dense: np.ndarray | None = None
 
 
+@dataclass
+class _Counted:
+    """A log coded on a cluster (`itembank.parquet_partitions.PartitionedLog`): its items,
+    the answers per item and category, and the positions of the items kept so far."""
+
+    log: object
+    item_ids: list
+    category_counts: object
+    positions: np.ndarray
+    person_ids: tuple = ()
+
+
 def _coordinates(data):
+    if hasattr(data, "category_counts"):
+        return _Counted(data, list(data.item_ids), data.category_counts.tocsr(),
+                        np.arange(len(data.item_ids)))
     if hasattr(data, "person_index"):
         return _Coordinates(list(data.person_ids), list(data.item_ids), data.person_index,
                             data.item_index, data.response)
@@ -73,6 +88,9 @@ def _select_items(coords, keep):
     """Keep the responses to items whose position is in `keep` (bool per item)."""
     if keep.all():
         return coords
+    if isinstance(coords, _Counted):
+        return _Counted(coords.log, [i for i, k in zip(coords.item_ids, keep, strict=True) if k],
+                        coords.category_counts[keep], coords.positions[keep])
     new_position = np.cumsum(keep) - 1
     mask = keep[coords.item_index]
     return _Coordinates(coords.person_ids, [i for i, k in zip(coords.item_ids, keep,
@@ -80,6 +98,24 @@ def _select_items(coords, keep):
                         coords.person_index[mask], new_position[coords.item_index[mask]],
                         coords.response[mask],
                         None if coords.dense is None else coords.dense[:, keep])
+
+
+def _answer_statistics(coords):
+    """(answers, highest category, the categories seen) of each item: two arrays of
+    n_items and a list of n_items sorted int arrays."""
+    if isinstance(coords, _Counted):
+        table = coords.category_counts.tocsr()
+        table.sort_indices()
+        seen = np.split(table.indices.astype(np.intp), table.indptr[1:-1])
+        highest = np.array([row[-1] if row.size else -1 for row in seen], dtype=np.intp)
+        return np.asarray(table.sum(axis=1)).ravel().astype(np.int64), highest, seen
+    n_items = len(coords.item_ids)
+    answered = np.bincount(coords.item_index, minlength=n_items)
+    highest = np.full(n_items, -1)
+    category = coords.response.astype(np.intp)
+    np.maximum.at(highest, coords.item_index, category)
+    return answered, highest, _categories_seen(coords.item_index, category, n_items,
+                                               int(highest.max(initial=0)) + 1)
 
 
 def _categories_seen(item_index, category, n_items, width):
@@ -105,7 +141,8 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
 
     Parameters
     ----------
-    data : ResponseData or ResponseLog
+    data : ResponseData, ResponseLog, or a log coded on a cluster
+        (`itembank.parquet_partitions.PartitionedLog`: its E-steps run there)
     models : str or dict {item_id: model}
         One model for every item, or each item's own (a mixed bank).
     anchors : dict {item_id: item document}, optional
@@ -142,12 +179,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     item_models = _models_of(coords.item_ids, models, anchors)
     keep = np.ones(len(coords.item_ids), dtype=bool)
     n_categories = np.zeros(len(coords.item_ids), dtype=np.intp)
-    answered = np.bincount(coords.item_index, minlength=len(coords.item_ids))
-    highest = np.full(len(coords.item_ids), -1)
-    category = coords.response.astype(np.intp)
-    np.maximum.at(highest, coords.item_index, category)
-    seen_by_item = _categories_seen(coords.item_index, category, len(coords.item_ids),
-                                    int(highest.max(initial=0)) + 1)
+    answered, highest, seen_by_item = _answer_statistics(coords)
     scale_top = _scale_tops(coords.item_ids, item_models, highest, anchors)
     dropped = []                       # polytomous items whose top categories nobody chose
     for position, item in enumerate(coords.item_ids):
@@ -194,10 +226,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     free = [item for item in coords.item_ids if item not in anchors]
     if not free:
         raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
-    responses = _response_set(coords, n_categories)
+    if isinstance(coords, _Counted):    # the answers are on a cluster's workers
+        responses = coords.log.partitions(coords.positions, n_categories)
+    else:
+        responses = _response_set(coords, n_categories)
     if partition_rows is not None:
         responses = dataclasses.replace(responses, partition_rows=int(partition_rows))
-    if cluster is not None:
+    if cluster is not None and not isinstance(responses, DaskPartitions):
         responses = DaskPartitions(cluster, responses)
     model_list = [item_models[item] for item in coords.item_ids]
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
@@ -224,7 +259,9 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
-    if fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
+    if fit and isinstance(coords, _Counted):
+        extra_fit = "item fit not computed: the data stay on the cluster's workers"
+    elif fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
     else:
         extra_fit = None
@@ -428,7 +465,8 @@ def _reliability(items, calibrator, coords):
     params = parameters_from_entries(items)
     record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
                                                      calibrator.sd_), 4)}
-    if len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
+    if not isinstance(coords, _Counted) and \
+            len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
         record["empirical"] = _finite(eap_reliability(_dense(coords), params, calibrator.mean_,
                                                       calibrator.sd_, calibrator.n_nodes))
     return record
