@@ -140,6 +140,7 @@ class MMLCalibrator:
     Attributes (after `fit`)
     ----------
     blocks_ : list of Block
+    data_ : the ResponseSet (or DaskPartitions) fitted
     mean_, sd_ : population mean and standard deviation
     log_likelihood_, n_iter_, converged_, history_
     """
@@ -282,6 +283,7 @@ class MMLCalibrator:
         self.log_likelihood_ = self._e_step(data, blocks, latent)[2]
         self.mean_, self.sd_ = latent.mean, float(np.sqrt(latent.var))
         self.latent_ = latent
+        self.data_ = data
         self.n_persons_ = data.n_persons
         self.seconds_ = time.perf_counter() - started
         return self

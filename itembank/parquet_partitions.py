@@ -96,7 +96,10 @@ class PartitionedLog:
         column = np.full(len(self.item_ids), -1, dtype=np.int64)
         column[np.asarray(positions, dtype=np.intp)] = np.arange(len(positions))
         kept_ids = [self.item_ids[position] for position in positions]
+        # Partitions of at most partition_rows persons, as many on each worker.
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
         n_buckets = max(1, -(-self.estimated_persons // max(int(self.partition_rows), 1)))
+        n_buckets = -(-n_buckets // workers) * workers
         split = [client.submit(_split, part, column[file_positions], n_buckets, pure=False)
                  for part, file_positions in zip(self._coded, self._item_positions,
                                                  strict=True)]
