@@ -362,11 +362,19 @@ class MMLCalibrator:
             start += block.n_free
 
     def _m_step_newton(self, free, data, counts):
-        """Each block's M-step solved exactly (a 1pl block's shared slope jointly)."""
+        """Each block's M-step solved exactly (a 1pl block's shared slope jointly). On a
+        cluster a large block's items are solved in parts there (`DaskPartitions.
+        item_parts`): each item's Newton steps are its own, so the result is the same."""
         for block in free:
-            step = _m_step_common_slope if block.model == "1pl" else _m_step
-            block.eta = step(block, self._block_counts(data, block, counts), self.nodes_,
-                             self.priors)
+            block_counts = self._block_counts(data, block, counts)
+            parts = getattr(data, "item_parts", lambda n: [slice(0, n)])(len(block.items))
+            if block.model == "1pl" or len(parts) == 1:
+                step = _m_step_common_slope if block.model == "1pl" else _m_step
+                block.eta = step(block, block_counts, self.nodes_, self.priors)
+                continue
+            block.eta = np.concatenate(data.map_parts(
+                _m_step, [(_view(block, rows), block_counts[rows]) for rows in parts],
+                self.nodes_, self.priors))
 
     def _m_step_bfgs(self, free, data, counts, max_iter):
         """mirt's M-step: one BFGS over every free item parameter (no latent ones)."""

@@ -41,6 +41,7 @@ import numpy as np
 from .responses import ResponseSet
 
 RETRIES = 3          # whole cycles run again after a partition was lost
+ITEMS_PER_TASK = 2_000   # a bank's M-step runs in parts of this many items on a cluster
 
 
 def estep_statistics(data, log_p_design, log_weights):
@@ -194,6 +195,7 @@ class DaskPartitions:
         self._futures = [None] * self.n_partitions
         self.bytes_per_cycle = 0
         self.rebuilt = 0
+        self.items_per_task = ITEMS_PER_TASK
         self._place(range(self.n_partitions))
 
     @classmethod
@@ -209,6 +211,7 @@ class DaskPartitions:
         self._futures = list(futures)
         self.bytes_per_cycle = 0
         self.rebuilt = 0
+        self.items_per_task = ITEMS_PER_TASK
         return self
 
     # --- what the EM reads of its data ------------------------------------------------
@@ -244,6 +247,21 @@ class DaskPartitions:
                     raise RuntimeError(f"the cluster lost partitions {RETRIES + 1} times "
                                        f"in one cycle: {error}") from None
         raise AssertionError("unreachable")
+
+    def item_parts(self, n_items):
+        """Slices of a block's items for an M-step in parts: one part for a small bank
+        (solved here), else parts of `items_per_task` items."""
+        if n_items < 2 * self.items_per_task:
+            return [slice(0, n_items)]
+        return [slice(start, min(start + self.items_per_task, n_items))
+                for start in range(0, n_items, self.items_per_task)]
+
+    def map_parts(self, function, parts, *shared):
+        """``[function(*part, *shared) for part in parts]``, each a task on the cluster
+        (its arguments travel with it, so a lost worker's task simply runs again)."""
+        futures = [self.client.submit(function, *part, *shared, pure=False, retries=RETRIES)
+                   for part in parts]
+        return self.client.gather(futures)
 
     def _reduce_once(self, function, shared):
         client = self.client

@@ -170,3 +170,17 @@ def test_a_result_does_not_depend_on_the_number_of_workers(client):
             distributed.Client(cluster) as single:
         one = MMLCalibrator("2pl").fit(DaskPartitions(single, data))
     assert_same_fit(one, two)
+
+
+def test_a_large_banks_m_step_runs_in_parts_on_the_cluster(client):
+    # Newton's M-step (priors on) solves each item on its own: in parts of 4 items on the
+    # workers it gives the one-process estimates.
+    responses, models = simulated_mixed()
+    data = from_dense(responses[:, :10], collapse=False)
+    one = MMLCalibrator("2pl", priors=Priors.defaults()).fit(data)
+    partitions = DaskPartitions(client, data)
+    partitions.items_per_task = 4
+    assert len(partitions.item_parts(10)) == 3
+    other = MMLCalibrator("2pl", priors=Priors.defaults()).fit(partitions)
+    assert other.m_step_method_ == "newton"
+    assert_same_fit(one, other)
