@@ -143,7 +143,7 @@ def test_sparse_log(client):
 
 
 def test_the_workflow_gives_the_same_bank_with_standard_errors(client):
-    responses = matrix("SAT12_keyed_sparse30")
+    responses = matrix("LSAT7")
     person, item = np.nonzero(~np.isnan(responses))
     log = ResponseLog([f"p{i}" for i in range(responses.shape[0])],
                       [f"i{j}" for j in range(responses.shape[1])], person, item,
