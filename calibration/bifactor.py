@@ -48,17 +48,19 @@ def check_bifactor(loadings):
         raise ValueError("bifactor: an item loads on two specific factors")
 
 
-def e_step(terms, log_weights, weights, designs, counts, chunk_rows=256):
-    """Expected counts and the marginal log-likelihood by dimension reduction.
+def e_step(terms, log_weights, weights, designs, chunk_rows=256):
+    """Expected counts and the marginal log-likelihood by dimension reduction, over the
+    rows given (a partition of the persons: the sums of partitions add up).
 
     terms : {loading set: (rows, P^|S|) log-likelihood of the set's items}, sets
         (0,) and (0, k) only, (0, k)'s in g-major order
     log_weights : (P,) normalised log weights of one dimension
     weights : (rows,) person weights
-    designs : {loading set: (rows, columns) one-hot}; counts : {set: (columns, P^|S|)},
-        added to in place
-    Returns the marginal log-likelihood.
+    designs : {loading set: (rows, columns) one-hot}
+    Returns ``({set: expected counts (columns, P^|S|)}, marginal log-likelihood)``.
     """
+    counts = {factors: np.zeros((designs[factors].shape[1], terms[factors].shape[1]))
+              for factors in terms}
     points = log_weights.size
     specific = [s for s in terms if len(s) == 2]
     n_rows = weights.size
@@ -84,4 +86,4 @@ def e_step(terms, log_weights, weights, designs, counts, chunk_rows=256):
             joint = np.exp(table + (outer - log_inner)[:, :, None])      # (n, g, s)
             counts[factors] += designs[factors][rows].T @ (
                 joint.reshape(joint.shape[0], -1) * scale)
-    return loglik
+    return counts, loglik

@@ -30,6 +30,7 @@ mirt's; the items, standard errors and the comparison live in their own modules.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -45,9 +46,11 @@ from .bifactor import e_step as bifactor_e_step
 from .exploratory import exploratory_start
 from .mirt_items import MIRT_MODELS, ItemGroup
 from .parameterization import start_values
+from .partitions import DaskPartitions, LocalPartitions, reduce_statistics
 from .responses import ResponseSet, from_dense
 
 _UNDERFLOW = 1e-250   # a row's posterior total below this: redo the chunk exactly
+GRID_CHUNK_ROWS = 32  # rows per chunk of the full grid's E-step: its (rows, Q) in cache
 _INVALID = 1e100      # the M-step objective outside the parameter space (mirt's -1e100)
 MIRT_QUADPTS = {1: 61, 2: 31, 3: 15, 4: 9, 5: 7}
 """mirt's quadrature points per dimension by number of factors (5 beyond)."""
@@ -192,72 +195,33 @@ class MirtCalibrator:
 
     # --- E-step ---------------------------------------------------------------------
 
-    def _e_step(self, designs, weights, correlation, chunk_rows=32):
-        """Expected counts per loading set {S: (columns_S, Q_S)}, node mass (Q,), logLik.
-
-        Rows go in chunks small enough for the (rows, Q) posterior to stay in cache.
-        """
-        m, points = self.n_factors, self.n_points
-        terms, counts = {}, {}
+    def _set_log_p(self):
+        """log P of every one-hot column of each loading set at its sub-grid, in the
+        order of `sets_`: a tuple of (columns_S, Q_S) arrays."""
+        values = []
         for factors, (columns, nodes) in self.sets_.items():
-            values = np.zeros((columns.size, nodes.shape[0]))
+            value = np.zeros((columns.size, nodes.shape[0]))
             for group in self.groups_:
                 if tuple(group.factors) == factors:
                     block, _ = group.terms(group.params, nodes, derivatives=False)
-                    values[self.rows_in_set_[id(group)]] = block.reshape(-1, nodes.shape[0])
-            terms[factors] = np.asarray(designs[factors] @ values)     # (rows, Q_S)
-            counts[factors] = np.zeros_like(values)
+                    value[self.rows_in_set_[id(group)]] = block.reshape(-1, nodes.shape[0])
+            values.append(value)
+        return tuple(values)
+
+    def _e_step(self, design, correlation):
+        """Expected counts per loading set {S: (columns_S, Q_S)}, node mass (Q,) (None
+        for the bifactor), logLik: the sums over `design` (`designs`' second value)."""
+        values = self._set_log_p()
         if self.bifactor:
             log_weights = -0.5 * self._grid((0,))[:, 0] ** 2
             log_weights -= logsumexp(log_weights)
-            loglik = bifactor_e_step(terms, log_weights, weights, designs, counts)
-            return counts, None, loglik
-        log_prior = self.log_prior(correlation)
-        node_mass = np.zeros(log_prior.size)
-        loglik = 0.0
-        grid_shape = (points,) * m
-        top_prior = log_prior.max()
-        n_rows = weights.size
-        joint_buffer = np.empty((min(chunk_rows, n_rows), log_prior.size))
-        for start in range(0, n_rows, chunk_rows):
-            rows = slice(start, min(start + chunk_rows, n_rows))
-            n = rows.stop - rows.start
-            joint = joint_buffer[:n]
-            joint_view = joint.reshape((n, *grid_shape))
-            # Shift each row by an upper bound of its log joint (the sum of the maxima),
-            # folded into the first term: no pass for the maximum. Where the bound is
-            # so loose that the posterior underflows, the chunk is redone exactly.
-            peak = top_prior + sum(term[rows].max(axis=1) for term in terms.values())
-            self._fill(joint_view, log_prior, terms, rows, peak)
-            np.exp(joint, out=joint)
-            marginals = {factors: _marginal(joint_view, factors) for factors in terms}
-            total = next(iter(marginals.values())).sum(axis=1)
-            if total.min() < _UNDERFLOW:
-                self._fill(joint_view, log_prior, terms, rows, np.zeros(n))
-                peak = joint.max(axis=1)
-                joint -= peak[:, None]
-                np.exp(joint, out=joint)
-                marginals = {factors: _marginal(joint_view, factors) for factors in terms}
-                total = next(iter(marginals.values())).sum(axis=1)
-            scale = weights[rows] / total                               # (n,)
-            node_mass += scale @ joint
-            loglik += float(weights[rows] @ (peak + np.log(total)))
-            for factors, marginal in marginals.items():
-                design = designs[factors][rows]
-                counts[factors] += design.T @ (marginal * scale[:, None])
-        return counts, node_mass, loglik
-
-    def _fill(self, joint_view, log_prior, terms, rows, shift):
-        """joint_view (n, P, ..., P) = log prior + every loading set's term - shift (n,)."""
-        n, m, points = joint_view.shape[0], self.n_factors, self.n_points
-        for index, (factors, term) in enumerate(terms.items()):
-            shape = [n] + [points if f in factors else 1 for f in range(m)]
-            values = term[rows]
-            if index == 0:
-                np.add(log_prior.reshape(joint_view.shape[1:])[None],
-                       (values - shift[:, None]).reshape(shape), out=joint_view)
-            else:
-                joint_view += values.reshape(shape)
+            *counts, loglik = reduce_statistics(design, bifactor_statistics, log_weights,
+                                                *values)
+            return dict(zip(self.sets_, counts, strict=True)), None, loglik
+        *counts, node_mass, loglik = reduce_statistics(
+            design, grid_statistics, self.log_prior(correlation).reshape(
+                (self.n_points,) * self.n_factors), *values)
+        return dict(zip(self.sets_, counts, strict=True)), node_mass, loglik
 
     # --- M-steps --------------------------------------------------------------------
 
@@ -403,7 +367,7 @@ class MirtCalibrator:
         parts.append(correlation[self.free_correlation])
         return np.concatenate(parts)
 
-    def _prepare(self, responses):
+    def _prepare(self, responses, cluster=None, partition_rows=None):
         """Item groups, grids and per-loading-set designs for `responses`."""
         data = responses if isinstance(responses, ResponseSet) else from_dense(responses)
         if data.n_items != self.loadings.shape[0]:
@@ -414,15 +378,27 @@ class MirtCalibrator:
         if not self.bifactor:
             self.nodes_ = self._grid(tuple(range(self.n_factors)))
         self._index_sets(data)
-        return self.designs(data)
+        return self.designs(data, cluster, partition_rows)
 
-    def designs(self, responses):
-        """(ResponseSet, {loading set: one-hot columns of its items}) for the
-        groups as they stand (a fitted calibrator's: used for standard errors)."""
+    def designs(self, responses, cluster=None, partition_rows=None):
+        """(ResponseSet, the E-step's data) for the groups as they stand (a fitted
+        calibrator's: used for standard errors). The E-step's data are the rows'
+        partitions (`partition_rows` each, default the ResponseSet's) laid out by
+        loading set (`LoadingSetDesign`): here (`LocalPartitions`), or with a Dask
+        `cluster` (distributed.Client) on its workers (`DaskPartitions`; `close()`
+        releases them). Their sums are the same numbers either way."""
         data = responses if isinstance(responses, ResponseSet) else from_dense(responses)
+        if partition_rows is not None:
+            data = dataclasses.replace(data, partition_rows=int(partition_rows))
+        if cluster is None:
+            return data, LocalPartitions(data, self._layout)
+        return data, DaskPartitions(cluster, data, layout=self._layout)
+
+    def _layout(self, data):
+        """`data`'s rows as the E-step reads them: a LoadingSetDesign."""
         onehot = full_onehot(data)
-        designs = {factors: onehot[:, columns] for factors, (columns, _) in self.sets_.items()}
-        return data, designs
+        return LoadingSetDesign(tuple(self.sets_), tuple(
+            onehot[:, columns] for columns, _ in self.sets_.values()), data.weights)
 
     def log_likelihood_at(self, responses, slopes, intercepts, correlation, guessing=None):
         """The marginal log-likelihood of given parameters (mirt's form).
@@ -430,18 +406,34 @@ class MirtCalibrator:
         slopes (n_items, m); intercepts: per item a number or a list; correlation (m, m);
         guessing (n_items,) or None. The fitted state is replaced by these parameters.
         """
-        data, designs = self._prepare(responses)
+        _, design = self._prepare(responses)
         for group in self.groups_:
             for row, item in enumerate(group.items):
                 rest = np.atleast_1d(np.asarray(intercepts[item], dtype=float))
                 if group.model == "3pl":
                     rest = np.append(rest, np.log(guessing[item] / (1 - guessing[item])))
                 group.params[row] = np.concatenate([slopes[item, group.factors], rest])
-        return self._e_step(designs, data.weights, np.asarray(correlation, dtype=float))[2]
+        return self._e_step(design, np.asarray(correlation, dtype=float))[2]
 
-    def fit(self, responses):
-        """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing."""
-        data, designs = self._prepare(responses)
+    def fit(self, responses, *, cluster=None, partition_rows=None):
+        """Fit to a ResponseSet or a (n_persons, n_items) matrix with NaN for missing.
+
+        cluster : distributed.Client, optional
+            Run the E-steps on this Dask cluster, a partition of the persons on each
+            worker (`calibration.partitions.DaskPartitions`, released after the fit):
+            the estimates are those of one process within 1e-8.
+        partition_rows : int, optional
+            Persons (or response patterns) per partition, in this process as on a
+            cluster (default the ResponseSet's, `responses.PARTITION_ROWS`).
+        """
+        data, design = self._prepare(responses, cluster, partition_rows)
+        try:
+            return self._fit(data, design)
+        finally:
+            if cluster is not None:
+                design.close()
+
+    def _fit(self, data, design):
         correlation = self.start_correlation()
         self.converged_ = False
         history = []
@@ -450,7 +442,7 @@ class MirtCalibrator:
         trail = [self._raw(correlation)] * 2             # pre-M-step vectors (Ramsay)
         started = time.perf_counter()
         for cycle in range(1, self.max_iter + 1):
-            counts, node_mass, loglik = self._e_step(designs, data.weights, correlation)
+            counts, node_mass, loglik = self._e_step(design, correlation)
             if history and loglik > history[-1][0]:
                 rate = float(np.exp(history[-1][0] - loglik))
             before = self._vector(correlation)
@@ -472,12 +464,11 @@ class MirtCalibrator:
                 self._ramsay(trail, correlation)
         if not self.converged_:
             warnings.warn(f"EM did not converge in {self.max_iter} cycles",
-                          ConvergenceWarning, stacklevel=2)
+                          ConvergenceWarning, stacklevel=3)
         self.n_iter_ = cycle
         self.history_ = history
         self.correlation_ = correlation
-        self.counts_, self.node_mass_, self.log_likelihood_ = self._e_step(
-            designs, data.weights, correlation)
+        self.counts_, self.node_mass_, self.log_likelihood_ = self._e_step(design, correlation)
         self.n_persons_ = int(data.n_persons)
         self._collect(data.n_items)
         return self
@@ -534,6 +525,104 @@ class MirtCalibrator:
         self.n_parameters_ = n_free
         self.aic_ = -2 * self.log_likelihood_ + 2 * n_free
         self.bic_ = -2 * self.log_likelihood_ + n_free * np.log(self.n_persons_)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadingSetDesign:
+    """Rows of a multidimensional calibration as its E-step reads them.
+
+    sets : tuple of loading sets (tuples of factor indices), the calibrator's order
+    designs : tuple, per set, of the (rows, columns_S) one-hot columns of its items
+        (category 0 included; dense, or CSR for sparse data)
+    weights : ndarray of shape (rows,), the persons each row stands for
+    """
+
+    sets: tuple
+    designs: tuple
+    weights: np.ndarray
+
+
+def _set_terms(part, values):
+    """{loading set: (rows, Q_S) log-likelihood of its items at its sub-grid}."""
+    return {factors: np.asarray(design @ value)
+            for factors, design, value in zip(part.sets, part.designs, values, strict=True)}
+
+
+def grid_statistics(part, log_prior, *values):
+    """The E-step sums of one partition on the full product grid.
+
+    part : LoadingSetDesign
+    log_prior : (P, ..., P) log N(0, R) weights of the grid (one axis per factor)
+    values : per loading set of `part`, log P of its columns at its sub-grid (columns_S, Q_S)
+
+    Returns ``(*expected counts per set (columns_S, Q_S), node mass (P^m,), logLik)``,
+    weighted by the rows' weights. Rows go in chunks of GRID_CHUNK_ROWS, small enough
+    for the (rows, Q) posterior to stay in cache.
+    """
+    terms = _set_terms(part, values)
+    weights = part.weights
+    grid_shape = log_prior.shape
+    log_prior = log_prior.reshape(-1)
+    counts = {factors: np.zeros_like(value) for factors, value in zip(part.sets, values,
+                                                                       strict=True)}
+    designs = dict(zip(part.sets, part.designs, strict=True))
+    node_mass = np.zeros(log_prior.size)
+    loglik = 0.0
+    top_prior = log_prior.max()
+    n_rows = weights.size
+    joint_buffer = np.empty((min(GRID_CHUNK_ROWS, n_rows), log_prior.size))
+    for start in range(0, n_rows, GRID_CHUNK_ROWS):
+        rows = slice(start, min(start + GRID_CHUNK_ROWS, n_rows))
+        n = rows.stop - rows.start
+        joint = joint_buffer[:n]
+        joint_view = joint.reshape((n, *grid_shape))
+        # Shift each row by an upper bound of its log joint (the sum of the maxima),
+        # folded into the first term: no pass for the maximum. Where the bound is
+        # so loose that the posterior underflows, the chunk is redone exactly.
+        peak = top_prior + sum(term[rows].max(axis=1) for term in terms.values())
+        _fill(joint_view, log_prior, terms, rows, peak)
+        np.exp(joint, out=joint)
+        marginals = {factors: _marginal(joint_view, factors) for factors in terms}
+        total = next(iter(marginals.values())).sum(axis=1)
+        if total.min() < _UNDERFLOW:
+            _fill(joint_view, log_prior, terms, rows, np.zeros(n))
+            peak = joint.max(axis=1)
+            joint -= peak[:, None]
+            np.exp(joint, out=joint)
+            marginals = {factors: _marginal(joint_view, factors) for factors in terms}
+            total = next(iter(marginals.values())).sum(axis=1)
+        scale = weights[rows] / total                               # (n,)
+        node_mass += scale @ joint
+        loglik += float(weights[rows] @ (peak + np.log(total)))
+        for factors, marginal in marginals.items():
+            design = designs[factors][rows]
+            counts[factors] += design.T @ (marginal * scale[:, None])
+    return (*counts.values(), node_mass, loglik)
+
+
+def bifactor_statistics(part, log_weights, *values):
+    """The E-step sums of one partition by the bifactor's dimension reduction
+    (`calibration.bifactor.e_step`): ``(*expected counts per set, logLik)``.
+
+    part : LoadingSetDesign; log_weights : (P,) normalised log weights of one dimension;
+    values : as `grid_statistics`'.
+    """
+    counts, loglik = bifactor_e_step(_set_terms(part, values), log_weights, part.weights,
+                                     dict(zip(part.sets, part.designs, strict=True)))
+    return (*(counts[factors] for factors in part.sets), loglik)
+
+
+def _fill(joint_view, log_prior, terms, rows, shift):
+    """joint_view (n, P, ..., P) = log prior + every loading set's term - shift (n,)."""
+    n, points, m = joint_view.shape[0], joint_view.shape[1], joint_view.ndim - 1
+    for index, (factors, term) in enumerate(terms.items()):
+        shape = [n] + [points if f in factors else 1 for f in range(m)]
+        values = term[rows]
+        if index == 0:
+            np.add(log_prior.reshape(joint_view.shape[1:])[None],
+                   (values - shift[:, None]).reshape(shape), out=joint_view)
+        else:
+            joint_view += values.reshape(shape)
 
 
 def _marginal(joint_view, factors):

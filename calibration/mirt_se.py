@@ -17,13 +17,14 @@ import numpy as np
 from scipy.special import expit
 
 
-def marginal_score(calibrator, designs, weights, vector):
+def marginal_score(calibrator, design, vector):
     """Gradient of the marginal log-likelihood at `vector` (the M-step's raw
-    parameters): shape (n_free,). The calibrator's parameters are restored."""
+    parameters): shape (n_free,). The calibrator's parameters are restored.
+    design : the E-step's data (`MirtCalibrator.designs`' second value)."""
     saved = calibrator._raw(calibrator.correlation_)
     correlation = calibrator._set_raw(vector, calibrator.correlation_)
     try:
-        counts, node_mass, _ = calibrator._e_step(designs, weights, correlation)
+        counts, node_mass, _ = calibrator._e_step(design, correlation)
         parts = []
         for group in calibrator.groups_:
             factors = tuple(group.factors)
@@ -55,9 +56,18 @@ def _correlation_score(calibrator, correlation, node_mass):
     return excess @ scores
 
 
-def observed_information(calibrator, responses, step=1e-5):
-    """Minus the symmetrised Jacobian of the marginal score: (n_free, n_free)."""
-    data, designs = calibrator.designs(responses)
+def observed_information(calibrator, responses, step=1e-5, cluster=None):
+    """Minus the symmetrised Jacobian of the marginal score: (n_free, n_free).
+    cluster : distributed.Client, optional: the E-steps run there (as `fit`'s)."""
+    _, design = calibrator.designs(responses, cluster)
+    try:
+        return _observed_information(calibrator, design, step)
+    finally:
+        if cluster is not None:
+            design.close()
+
+
+def _observed_information(calibrator, design, step):
     center = calibrator._raw(calibrator.correlation_)
     hessian = np.empty((center.size, center.size))
     for i in range(center.size):
@@ -65,20 +75,21 @@ def observed_information(calibrator, responses, step=1e-5):
         up, down = center.copy(), center.copy()
         up[i] += h
         down[i] -= h
-        hessian[:, i] = (marginal_score(calibrator, designs, data.weights, up)
-                         - marginal_score(calibrator, designs, data.weights, down)) / (2 * h)
+        hessian[:, i] = (marginal_score(calibrator, design, up)
+                         - marginal_score(calibrator, design, down)) / (2 * h)
     return -(hessian + hessian.T) / 2
 
 
-def standard_errors(calibrator, responses):
-    """Standard errors of a fitted MirtCalibrator.
+def standard_errors(calibrator, responses, cluster=None):
+    """Standard errors of a fitted MirtCalibrator (the E-steps on the Dask `cluster`
+    when one is given).
 
     Returns a dict: ``slopes`` (n_items, m) with NaN where a slope is fixed,
     ``intercepts`` per item a float or a list, ``guessing`` (n_items,) NaN but
     for 3pl items, ``correlation`` (m, m) NaN where not estimated, and
     ``positive_definite`` (False: the information could not be inverted, all NaN).
     """
-    info = observed_information(calibrator, responses)
+    info = observed_information(calibrator, responses, cluster=cluster)
     try:
         chol = np.linalg.cholesky(info)
         inverse = np.linalg.inv(chol)

@@ -139,6 +139,20 @@ def row_partitions(data):
     return parts
 
 
+class LocalPartitions:
+    """A ResponseSet's partitions in this process, each in a calibrator's own layout
+    (``layout(ResponseSet)``, made once): `reduce` sums a function over them in
+    `tree_sum`'s tree, as `DaskPartitions(client, data, layout=layout)` does on a
+    cluster. Data of one partition are laid out whole, not copied first."""
+
+    def __init__(self, data, layout):
+        parts = [data] if len(partition_bounds(data)) == 1 else row_partitions(data)
+        self.parts = [layout(part) for part in parts]
+
+    def reduce(self, function, *shared):
+        return tree_sum(function(part, *shared) for part in self.parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class PartitionSummary:
     """What the EM reads of data held elsewhere: the layout, the persons and the
@@ -183,13 +197,18 @@ class DaskPartitions:
         sums, and so the estimates, are those of one process to the last bit). Give the
         same to both, through ``dataclasses.replace(data, partition_rows=...)``, to
         compare them on small data.
+    layout : callable, optional
+        Applied here to each partition's ResponseSet before it is sent: a calibrator's
+        own form of its rows (what its `reduce` functions read; see `LocalPartitions`).
     """
 
-    def __init__(self, client, data, partition_rows=None):
+    def __init__(self, client, data, partition_rows=None, layout=None):
         if partition_rows is not None:
             data = dataclasses.replace(data, partition_rows=int(partition_rows))
         self.client = client
         self._parts = row_partitions(data)
+        if layout is not None:
+            self._parts = [layout(part) for part in self._parts]
         self.n_partitions = len(self._parts)
         self._summary = data
         self._futures = [None] * self.n_partitions

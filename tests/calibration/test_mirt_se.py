@@ -57,13 +57,13 @@ def test_the_marginal_score_is_the_log_likelihood_gradient(model):
     calibrator = MirtCalibrator(model, slopes != 0, np.ones((2, 2), bool), max_iter=3)
     with pytest.warns(Warning):
         calibrator.fit(responses)
-    data, designs = calibrator.designs(responses)
+    _, design = calibrator.designs(responses)
     center = calibrator._raw(calibrator.correlation_)
-    score = marginal_score(calibrator, designs, data.weights, center)
+    score = marginal_score(calibrator, design, center)
 
     def loglik(vector):
         correlation = calibrator._set_raw(vector, calibrator.correlation_)
-        value = calibrator._e_step(designs, data.weights, correlation)[2]
+        value = calibrator._e_step(design, correlation)[2]
         calibrator._set_raw(center, calibrator.correlation_)
         return value
 
