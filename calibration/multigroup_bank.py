@@ -38,13 +38,17 @@ SE_METHOD = "observed information (Oakes): central differences of the Fisher-ide
 
 
 def multigroup_document(data, models, *, reference=None, invariance=(), standard_errors=False,
-                        n_nodes=61, max_iter=500, tol=1e-4, fit=True, progress=None):
+                        n_nodes=61, max_iter=500, tol=1e-4, fit=True, progress=None,
+                        cluster=None, partition_rows=None):
     """Calibrate `data` (ResponseData with ``.groups``) in groups: ``(document, calibrator)``.
 
     models : str or dict {item_id: model}
     invariance : mirt's keywords and item ids (items equal across groups)
     fit : bool
         Item fit per group in each item's ``fit_by_group`` (see the module docstring).
+    cluster, partition_rows : the EM's and the standard errors' E-steps on this Dask
+        cluster, each group's persons in partitions of `partition_rows`
+        (`MultipleGroupCalibrator.fit`); the item fit per group runs here.
     """
     if data.groups is None:
         raise CalibrationInputError("the data have no group codes")
@@ -55,10 +59,14 @@ def multigroup_document(data, models, *, reference=None, invariance=(), standard
     calibrator = MultipleGroupCalibrator(model_list, invariance=invariance, n_nodes=n_nodes,
                                          max_iter=max_iter, tol=tol, progress=progress)
     try:
-        calibrator.fit(data.responses, data.groups, reference=reference, item_ids=item_ids)
+        calibrator.fit(data.responses, data.groups, reference=reference, item_ids=item_ids,
+                       cluster=cluster, partition_rows=partition_rows)
     except ValueError as error:
         raise CalibrationInputError(str(error)) from None
-    cov = calibrator.covariance() if standard_errors else None
+    try:
+        cov = calibrator.covariance() if standard_errors else None
+    finally:
+        calibrator.close()
     if cov is not None and not np.all(np.isfinite(cov)):
         cov = None
     items, group_entries = _item_documents(calibrator, cov)
