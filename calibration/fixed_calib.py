@@ -135,7 +135,7 @@ def method_name(text):
 
 def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
                 population=None, standard_errors=False, fit=False, tol=1e-4, max_iter=None,
-                progress=None):
+                progress=None, cluster=None, partition_rows=None):
     """Calibrate the new items of `new` with the `anchors` fixed.
 
     Parameters
@@ -154,6 +154,9 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
     population : (mean, sd) of the old model, default (0, 1)
     standard_errors, fit : as `calibrate_document` (SEs given the final prior)
     tol, max_iter : EM's tolerance and cycle limit (default mirt's for the method)
+    cluster, partition_rows : the EM's E-steps on this Dask cluster (`calibrate_document`'s);
+        the start (owu, mwu with `old`) and the new sample's population, one pass each
+        over the persons, run here
 
     Returns
     -------
@@ -164,7 +167,8 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
     if method == "fixed":
         document, calibrator = calibrate_document(
             new, models, anchors=anchors, standard_errors=standard_errors, fit=fit, tol=tol,
-            max_iter=max_iter or 500, n_nodes=GAUSSIAN_NODES, progress=progress)
+            max_iter=max_iter or 500, n_nodes=GAUSSIAN_NODES, progress=progress,
+            cluster=cluster, partition_rows=partition_rows)
         nodes = calibrator.nodes_
         weights = normal_weights(nodes, calibrator.mean_, calibrator.sd_)
         return _result(document, calibrator, method, anchors, nodes, weights,
@@ -184,7 +188,8 @@ def fixed_calib(new, anchors, *, method="mwu-mem", old=None, models="2pl",
             warnings.simplefilter("ignore", ConvergenceWarning)
         document, calibrator = calibrate_document(
             data, models, anchors=anchors, standard_errors=standard_errors, fit=fit, tol=tol,
-            max_iter=limit, n_nodes=n_nodes, progress=progress, latent_prior=prior)
+            max_iter=limit, n_nodes=n_nodes, progress=progress, latent_prior=prior,
+            cluster=cluster, partition_rows=partition_rows)
     calibrated = [item for item in document["items"] if not item.get("anchor")]
     new_rows = dense_responses(data)[n_old:]
     ids = list(data.item_ids)
