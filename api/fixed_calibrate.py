@@ -43,6 +43,7 @@ def run(args):
     """Calibrate the new items with the anchors fixed and write the bank; exit status."""
     from irtcat.api.arguments import UsageError
     from irtcat.api.cli import Progress
+    from irtcat.api.cluster_option import cluster_for, partition_rows
     from irtcat.api.store_commands import counted
     from irtcat.calibration.fixed_calib import fixed_calib, method_name
     from irtcat.calibration.workflow import CalibrationInputError
@@ -71,7 +72,7 @@ def run(args):
     old = read_response_log(args.old_data) if args.old_data else None
     if args.model is None:
         raise UsageError("--model is required with --fixed-method (the new items' model)")
-    with warnings.catch_warnings(record=True) as caught, \
+    with cluster_for(args) as client, warnings.catch_warnings(record=True) as caught, \
             contextlib.closing(Progress(args.quiet)) as progress:
         warnings.simplefilter("always", ConvergenceWarning)
         try:
@@ -81,7 +82,7 @@ def run(args):
                 standard_errors=args.se,
                 fit=not args.no_fit, tol=args.tol,
                 max_iter=None if args.max_iter == DEFAULT_MAX_ITER else args.max_iter,
-                progress=progress)
+                progress=progress, cluster=client, partition_rows=partition_rows(args))
         except CalibrationInputError as error:
             raise UsageError(str(error)) from None
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]

@@ -73,6 +73,7 @@ def run(args):
     """Calibrate in groups and write the bank; returns the exit status."""
     from irtcat.api.arguments import UsageError
     from irtcat.api.cli import Progress
+    from irtcat.api.cluster_option import cluster_for, partition_rows
     from irtcat.api.store_commands import counted
     from irtcat.calibration.multigroup_bank import multigroup_document
     from irtcat.engine import ConvergenceWarning
@@ -100,14 +101,14 @@ def run(args):
     if unknown:
         raise UsageError(f"--invariant-items: no item {unknown[0]!r} in {args.data}")
     # Progress lines end before anything else is printed; EM warnings become one line each.
-    with warnings.catch_warnings(record=True) as caught, \
+    with cluster_for(args) as client, warnings.catch_warnings(record=True) as caught, \
             contextlib.closing(Progress(args.quiet)) as progress:
         warnings.simplefilter("always", ConvergenceWarning)
         document, _ = multigroup_document(
             data, models, reference=args.reference,
             invariance=(*args.invariance, *args.invariant_items), standard_errors=args.se,
             n_nodes=args.quadpts, max_iter=args.max_iter, tol=args.tol, fit=not args.no_fit,
-            progress=progress)
+            progress=progress, cluster=client, partition_rows=partition_rows(args))
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     print("".join(f"irtcat: warning: {text}\n" for text in messages), end="", file=sys.stderr)
     if not args.quiet:

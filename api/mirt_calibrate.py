@@ -10,10 +10,14 @@ the calibration record (logLik, AIC, BIC, parameters, cycles, and under
 ``comparison`` the unidimensional fit's and the likelihood-ratio test against
 it: calibration/mirt_comparison.py); with ``--se``
 the parameters' and correlations' standard errors (calibration/mirt_se.py).
+With calibrate's ``--scheduler`` (or $IRTCAT_DASK_SCHEDULER) the E-steps of the fit,
+of the unidimensional fit and of the standard errors run on that Dask cluster
+(api/cluster_option.py); M2, a pass over the response patterns, runs here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -153,7 +157,32 @@ def structure_key(calibrator):
     return "bifactor" if calibrator.bifactor else "factors"
 
 
+def _comparison_and_errors(calibrator, responses, client, with_errors):
+    """The unidimensional comparison and, `with_errors`, the standard errors (or None) of
+    a fit: their E-steps on the Dask `client`'s cluster unless it is None."""
+    from irtcat.calibration.mirt_comparison import compare_with_unidimensional
+    from irtcat.calibration.mirt_se import standard_errors
+    from irtcat.calibration.partitions import DaskPartitions
+
+    if client is None:
+        comparison = compare_with_unidimensional(calibrator, responses)
+    else:
+        partitions = DaskPartitions(client, responses)
+        try:
+            comparison = compare_with_unidimensional(calibrator, partitions)
+        finally:
+            partitions.close()
+    if not with_errors:
+        return comparison, None
+    errors = standard_errors(calibrator, responses, cluster=client)
+    if not errors["positive_definite"]:
+        print("irtcat: warning: the information matrix is not positive definite: "
+              "no standard errors", file=sys.stderr)
+    return comparison, errors
+
+
 def run(args):
+    from irtcat.api.cluster_option import cluster_for, partition_rows
     from irtcat.calibration.factor_spec import parse_factor_spec
     from irtcat.calibration.mirt_em import MirtCalibrator
     from irtcat.engine import ConvergenceWarning
@@ -182,6 +211,8 @@ def run(args):
     except ValueError as error:
         raise UsageError(f"{option}: {error}") from None
     responses = _response_set(data)
+    if partition_rows(args) is not None:
+        responses = dataclasses.replace(responses, partition_rows=int(partition_rows(args)))
 
     in_place = not args.quiet and sys.stderr.isatty()
 
@@ -194,35 +225,25 @@ def run(args):
                                 max_iter=args.max_iter, tol=args.tol,
                                 bifactor=bool(args.bifactor), exploratory=exploratory,
                                 progress=progress)
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        calibrator.fit(responses)
-    if in_place:
-        print(file=sys.stderr)
-    for warning in caught:
-        if issubclass(warning.category, ConvergenceWarning):
-            print(f"irtcat: warning: {warning.message}", file=sys.stderr)
-    if not args.quiet:
-        print(f"{len(data.item_ids)} items, {calibrator.n_persons_} persons, "
-              f"{len(spec.factors)} factors: loglik {calibrator.log_likelihood_:.4f}, "
-              f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
-              f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
-              file=sys.stderr)
-    from irtcat.calibration.mirt_comparison import (
-        compare_with_unidimensional,
-        multidimensional_m2,
-    )
+    with cluster_for(args) as client:
+        started = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            calibrator.fit(responses, cluster=client)
+        if in_place:
+            print(file=sys.stderr)
+        for warning in caught:
+            if issubclass(warning.category, ConvergenceWarning):
+                print(f"irtcat: warning: {warning.message}", file=sys.stderr)
+        if not args.quiet:
+            print(f"{len(data.item_ids)} items, {calibrator.n_persons_} persons, "
+                  f"{len(spec.factors)} factors: loglik {calibrator.log_likelihood_:.4f}, "
+                  f"{'converged' if calibrator.converged_ else 'NOT converged'} in "
+                  f"{calibrator.n_iter_} cycles, {time.perf_counter() - started:.2f} s",
+                  file=sys.stderr)
+        comparison, errors = _comparison_and_errors(calibrator, responses, client, args.se)
+    from irtcat.calibration.mirt_comparison import multidimensional_m2
 
-    comparison = compare_with_unidimensional(calibrator, responses)
-    errors = None
-    if args.se:
-        from irtcat.calibration.mirt_se import standard_errors
-
-        errors = standard_errors(calibrator, responses)
-        if not errors["positive_definite"]:
-            print("irtcat: warning: the information matrix is not positive definite: "
-                  "no standard errors", file=sys.stderr)
     document = bank_document(calibrator, list(data.item_ids), spec, args.model, errors)
     document["calibration"]["comparison"] = comparison
     m2 = multidimensional_m2(calibrator, _dense(data), document["items"],
