@@ -10,13 +10,13 @@ its item's model, fits by MML-EM and returns the bank document.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
 from irtcat.engine import DICHOTOMOUS_MODELS, MODELS
 from irtcat.engine.models import category_count, parameters_from_entries
 
+from .coordinates import Counted, answer_statistics, coordinates, select_items
 from .item_fit import item_fit
 from .mml_em import MIN_VARIANCE, PRIOR_MODELS, MMLCalibrator
 from .model_fit import model_fit_record
@@ -41,96 +41,6 @@ AT_BOUND = 1e-6                # an asymptote this close to 0 (c) or 1 (u) is at
 
 class CalibrationInputError(ValueError):
     """Data or options that cannot be calibrated; the message is one line."""
-
-
-@dataclass
-class _Coordinates:
-    """One entry per response (and the matrix too when the data came as one).
-
-    person_index, item_index, response : ndarray of shape (n_responses,)
-    dense : ndarray of shape (n_persons, n_items) with NaN, or None for a response log
-    """
-
-    person_ids: list
-    item_ids: list
-    person_index: np.ndarray
-    item_index: np.ndarray
-    response: np.ndarray
-    dense: np.ndarray | None = None
-
-
-@dataclass
-class _Counted:
-    """A log coded on a cluster (`itembank.parquet_partitions.PartitionedLog`): its items,
-    the answers per item and category, and the positions of the items kept so far."""
-
-    log: object
-    item_ids: list
-    category_counts: object
-    positions: np.ndarray
-    person_ids: tuple = ()
-
-
-def _coordinates(data):
-    if hasattr(data, "category_counts"):
-        return _Counted(data, list(data.item_ids), data.category_counts.tocsr(),
-                        np.arange(len(data.item_ids)))
-    if hasattr(data, "person_index"):
-        return _Coordinates(list(data.person_ids), list(data.item_ids), data.person_index,
-                            data.item_index, data.response)
-    observed = ~np.isnan(data.responses)
-    person_index, item_index = np.nonzero(observed)
-    return _Coordinates(list(data.person_ids), list(data.item_ids), person_index, item_index,
-                        data.responses[observed], data.responses)
-
-
-def _select_items(coords, keep):
-    """Keep the responses to items whose position is in `keep` (bool per item)."""
-    if keep.all():
-        return coords
-    if isinstance(coords, _Counted):
-        return _Counted(coords.log, [i for i, k in zip(coords.item_ids, keep, strict=True) if k],
-                        coords.category_counts[keep], coords.positions[keep])
-    new_position = np.cumsum(keep) - 1
-    mask = keep[coords.item_index]
-    return _Coordinates(coords.person_ids, [i for i, k in zip(coords.item_ids, keep,
-                                                              strict=True) if k],
-                        coords.person_index[mask], new_position[coords.item_index[mask]],
-                        coords.response[mask],
-                        None if coords.dense is None else coords.dense[:, keep])
-
-
-def _answer_statistics(coords):
-    """(answers, highest category, the categories seen) of each item: two arrays of
-    n_items and a list of n_items sorted int arrays."""
-    if isinstance(coords, _Counted):
-        table = coords.category_counts.tocsr()
-        table.sort_indices()
-        seen = np.split(table.indices.astype(np.intp), table.indptr[1:-1])
-        highest = np.array([row[-1] if row.size else -1 for row in seen], dtype=np.intp)
-        return np.asarray(table.sum(axis=1)).ravel().astype(np.int64), highest, seen
-    n_items = len(coords.item_ids)
-    answered = np.bincount(coords.item_index, minlength=n_items)
-    highest = np.full(n_items, -1)
-    category = coords.response.astype(np.intp)
-    np.maximum.at(highest, coords.item_index, category)
-    return answered, highest, _categories_seen(coords.item_index, category, n_items,
-                                               int(highest.max(initial=0)) + 1)
-
-
-def _categories_seen(item_index, category, n_items, width):
-    """The categories each item was answered in: a list of n_items sorted int arrays.
-
-    Counted in an (n_items, width) table when that is no larger than the
-    data, else found as the unique (item, category) pairs.
-    """
-    if n_items * width <= max(category.size, 1 << 16):
-        counts = np.bincount(item_index * width + category, minlength=n_items * width)
-        item, seen = np.nonzero(counts.reshape(n_items, width))
-    else:
-        pairs = np.unique(item_index.astype(np.int64) * width + category)
-        item, seen = pairs // width, pairs % width
-    return np.split(seen, np.searchsorted(item, np.arange(1, n_items)))
 
 
 def calibrate_document(data, models, *, anchors=None, standards=None, standard=None,
@@ -163,7 +73,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         Persons (or response patterns) per partition of the E-step's sums, in one
         process as on a cluster (default `responses.PARTITION_ROWS`).
     """
-    coords = _coordinates(data)
+    coords = coordinates(data)
     anchors = dict(anchors or {})
     standards = dict(standards or {})
     excluded = []
@@ -173,13 +83,13 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         keep = np.array([standards.get(item) == standard for item in coords.item_ids])
         if not keep.any():
             raise CalibrationInputError(f"no item of the data belongs to standard {standard!r}")
-        coords = _select_items(coords, keep)
+        coords = select_items(coords, keep)
     if anchors and not set(anchors) & set(coords.item_ids):
         raise CalibrationInputError("no anchor item appears in the data")
     item_models = _models_of(coords.item_ids, models, anchors)
     keep = np.ones(len(coords.item_ids), dtype=bool)
     n_categories = np.zeros(len(coords.item_ids), dtype=np.intp)
-    answered, highest, seen_by_item = _answer_statistics(coords)
+    answered, highest, seen_by_item = answer_statistics(coords)
     scale_top = _scale_tops(coords.item_ids, item_models, highest, anchors)
     dropped = []                       # polytomous items whose top categories nobody chose
     for position, item in enumerate(coords.item_ids):
@@ -218,7 +128,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if not keep.any():
         raise CalibrationInputError("no item can be calibrated: " + "; ".join(
             f"{e['id']}: {e['reason']}" for e in excluded[:3]))
-    coords = _select_items(coords, keep)
+    coords = select_items(coords, keep)
     n_categories = n_categories[keep]
     if anchors and not set(anchors) & set(coords.item_ids):
         raise CalibrationInputError("no anchor item has responses in the data: nothing would "
@@ -226,7 +136,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     free = [item for item in coords.item_ids if item not in anchors]
     if not free:
         raise CalibrationInputError("every item of the data is an anchor: nothing to calibrate")
-    if isinstance(coords, _Counted):    # the answers are on a cluster's workers
+    if isinstance(coords, Counted):    # the answers are on a cluster's workers
         responses = coords.log.partitions(coords.positions, n_categories)
     else:
         responses = _response_set(coords, n_categories)
@@ -259,7 +169,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
     if reversed_items == {document["id"] for document in items if not document.get("anchor")}:
         raise CalibrationInputError("every item's discrimination came out negative: the "
                                     "responses look reverse-scored")
-    if fit and isinstance(coords, _Counted):
+    if fit and isinstance(coords, Counted):
         extra_fit = "item fit not computed: the data stay on the cluster's workers"
     elif fit and not _attach_fit(items, calibrator, coords, n_categories, model_list):
         extra_fit = "item fit not computed: S-X2 needs the data as a matrix, too large here"
@@ -465,7 +375,7 @@ def _reliability(items, calibrator, coords):
     params = parameters_from_entries(items)
     record = {"marginal": round(marginal_reliability(params, calibrator.mean_,
                                                      calibrator.sd_), 4)}
-    if not isinstance(coords, _Counted) and \
+    if not isinstance(coords, Counted) and \
             len(coords.person_ids) * len(coords.item_ids) <= DENSE_LIMIT:
         record["empirical"] = _finite(eap_reliability(_dense(coords), params, calibrator.mean_,
                                                       calibrator.sd_, calibrator.n_nodes))

@@ -98,7 +98,8 @@ def test_an_undetermined_item_gets_null_errors_and_the_others_keep_theirs(tmp_pa
 
 def _response_set_of(calibrator, path):
     """The ResponseSet `calibrate_document` fits for the long log at `path` (no exclusions)."""
-    from irtcat.calibration.workflow import _coordinates, _response_set
+    from irtcat.calibration.coordinates import coordinates as _coordinates
+    from irtcat.calibration.workflow import _response_set
 
     coords = _coordinates(read_response_log(path))
     return _response_set(coords, np.full(len(coords.item_ids), 2))

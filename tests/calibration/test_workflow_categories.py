@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from irtcat.calibration.workflow import _categories_seen
+from irtcat.calibration.coordinates import categories_seen
 
 
 @pytest.mark.parametrize("largest", [4, 200_000])      # a count table, then unique pairs
@@ -20,7 +20,7 @@ def test_categories_seen_are_each_items_distinct_responses(largest):
     item = rng.integers(0, n_items - 1, 600)           # the last item is never answered
     category = rng.integers(0, 5, 600)
     category[0] = largest
-    seen = _categories_seen(item, category, n_items, int(category.max()) + 1)
+    seen = categories_seen(item, category, n_items, int(category.max()) + 1)
     assert len(seen) == n_items
     for j in range(n_items):
         assert_array_equal(seen[j], np.unique(category[item == j]))
