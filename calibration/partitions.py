@@ -38,6 +38,7 @@ import dataclasses
 
 import numpy as np
 
+from .cluster import ClusterError
 from .responses import ResponseSet
 
 RETRIES = 3          # whole cycles run again after a partition was lost
@@ -250,21 +251,27 @@ class DaskPartitions:
 
     def reduce(self, function, *shared):
         """``sum(function(partition, *shared) for partition in partitions)``, added in a
-        fixed tree over the partitions' order; each result a tuple of arrays and floats."""
-        from distributed import CancelledError
-        from distributed.client import FutureCancelledError
+        fixed tree over the partitions' order; each result a tuple of arrays and floats.
+
+        ClusterError when the client has lost its scheduler, or when partitions are lost
+        in RETRIES + 1 runs of the cycle: never a sum of fewer partitions."""
+        from distributed import CancelledError, KilledWorker
 
         for attempt in range(RETRIES + 1):
-            lost = [i for i, future in enumerate(self._futures) if future.status != "finished"]
-            if lost and self._parts is not None:         # scattered: send them again
-                self._place(lost)
-                self.rebuilt += len(lost)
+            if self.client.status != "running":
+                raise ClusterError(f"the Dask client lost its scheduler "
+                                   f"({self.client.status})")
             try:
+                lost = [i for i, future in enumerate(self._futures)
+                        if future.status != "finished"]
+                if lost and self._parts is not None:     # scattered: send them again
+                    self._place(lost)
+                    self.rebuilt += len(lost)
                 return self._reduce_once(function, shared)
-            except (CancelledError, FutureCancelledError, OSError) as error:
+            except (CancelledError, KilledWorker, OSError) as error:
                 if attempt == RETRIES:
-                    raise RuntimeError(f"the cluster lost partitions {RETRIES + 1} times "
-                                       f"in one cycle: {error}") from None
+                    raise ClusterError(f"the Dask cluster lost partitions in {RETRIES + 1} "
+                                       f"runs of one cycle: {error}") from None
         raise AssertionError("unreachable")
 
     def item_parts(self, n_items):
@@ -285,7 +292,8 @@ class DaskPartitions:
     def _reduce_once(self, function, shared):
         client = self.client
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        shared_futures = client.scatter(list(shared), broadcast=True, hash=False)
+        shared_futures = client.scatter(list(shared), broadcast=True, hash=False) \
+            if shared else []
         partials = [client.submit(function, part, *shared_futures, pure=False, retries=2)
                     for part in self._futures]
         total = tree_sum(partials, lambda first, second: client.submit(
