@@ -66,4 +66,6 @@ def connected(scheduler, *, timeout=10):
             client = stack.enter_context(Client(address, timeout=timeout))
         except OSError as error:
             raise ClusterError(f"no Dask scheduler answers at {address}: {error}") from None
+        except ValueError as error:                  # not an address: "missing port number"
+            raise ClusterError(f"scheduler {address!r}: {error}") from None
         yield client
