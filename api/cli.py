@@ -50,12 +50,15 @@ MAX_NODES = 1001
 THETA_LIMIT = 6.0
 """A prior mean beyond +-6 (the estimation range, engine.THETA_BOUNDS) scores nobody."""
 MAX_CYCLES = 100_000
+CONNECT_SECONDS = 10.0
+"""How long `irtcat calibrate --scheduler ADDRESS` waits for the scheduler to answer."""
 
 _INPUT_ERRORS = (
     ("irtcat.itembank.errors", "DataFormatError"),
     ("irtcat.engine.exceptions", "InvalidParameterError"),
     ("irtcat.engine.exceptions", "InvalidResponsesError"),
     ("irtcat.calibration.workflow", "CalibrationInputError"),
+    ("irtcat.calibration.cluster", "ClusterError"),
     ("irtcat.itembank.errors", "DatabaseError"),
     ("irtcat.itembank.errors", "NotFoundError"),
 )
@@ -170,6 +173,14 @@ def _define_calibrate(calibrate):
                                 "(--group always solves it so)")
     calibrate.add_argument("--no-fit", action="store_true", help="skip the item fit statistics")
     calibrate.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    calibrate.add_argument("--scheduler", metavar="local|local:N|ADDRESS",
+                           help="run the E-steps on a Dask cluster: local (a LocalCluster of "
+                                "2 processes, started for the run), local:N (N processes) or "
+                                "a scheduler's address, tcp://HOST:8786 (default: "
+                                "$IRTCAT_DASK_SCHEDULER; unset or '': in this process)")
+    calibrate.add_argument("--partitions", type=whole_number(1), metavar="N",
+                           help="with a scheduler: the persons in N partitions (default: one "
+                                "per 250,000 rows, at least one per worker)")
     group_calibrate.add_arguments(calibrate)
     fixed_calibrate.add_arguments(calibrate)
     mirt_calibrate.add_arguments(calibrate)
@@ -290,7 +301,19 @@ class Progress:
             self.shown_at = None
 
 
-def _calibrate_one(args, data, models, anchors, standards, standard=None):
+def _cluster(args):
+    """`calibration.cluster.connected` to the scheduler of --scheduler (default
+    $IRTCAT_DASK_SCHEDULER): a Dask client, or None to calibrate in this process."""
+    from irtcat.calibration.cluster import connected, scheduler_from_environment
+
+    scheduler = scheduler_from_environment() if args.scheduler is None else args.scheduler
+    if args.partitions is not None and not scheduler:
+        raise UsageError("--partitions goes with a scheduler: give --scheduler (or set "
+                         "IRTCAT_DASK_SCHEDULER)")
+    return connected(scheduler, timeout=CONNECT_SECONDS)
+
+
+def _calibrate_one(args, data, models, anchors, standards, standard=None, client=None):
     from irtcat.calibration.workflow import calibrate_document
     from irtcat.engine import ConvergenceWarning
 
@@ -303,7 +326,8 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None):
                 data, models, anchors=anchors, standards=standards, standard=standard,
                 priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
                 max_iter=args.max_iter, tol=args.tol, m_step=args.m_step or "mirt",
-                fit=not args.no_fit, progress=progress)
+                fit=not args.no_fit, progress=progress, cluster=client,
+                n_partitions=args.partitions)
         finally:
             progress.close()
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
@@ -362,18 +386,20 @@ def run_calibrate(args):
         raise UsageError("--model is required unless --bank gives each item's model")
     check_priors_apply([key for key in "abcu" if getattr(args, f"prior_{key}")], models)
     standards = {item: tag["standard"] for item, tag in tags.items() if tag["standard"]}
+    codes = [args.standard]
     if args.by_standard:
         codes = sorted({standards[item] for item in data.item_ids if item in standards})
         if not codes:
             raise UsageError("no item of the data is tagged with a standard in --by-standard")
-        documents = {code: _calibrate_one(args, data, models, anchors, standards, code)
+    with _cluster(args) as client:
+        documents = {code: _calibrate_one(args, data, models, anchors, standards, code, client)
                      for code in codes}
-        os.makedirs(folder, exist_ok=True)
-        for code, document in documents.items():
-            write_json(document, os.path.join(folder, f"{code}.json"))
+    if not args.by_standard:
+        write_json(documents[args.standard], args.out, sys.stdout)
         return 0
-    document = _calibrate_one(args, data, models, anchors, standards, args.standard)
-    write_json(document, args.out, sys.stdout)
+    os.makedirs(folder, exist_ok=True)
+    for code, document in documents.items():
+        write_json(document, os.path.join(folder, f"{code}.json"))
     return 0
 
 
