@@ -1,0 +1,109 @@
+"""`irtcat calibrate --scheduler`: the E-steps on a Dask cluster (a LocalCluster of two
+processes shared by the module), and the refusals (exit 2, one line).
+
+The reference of every comparison is the same command in this process: the cluster adds
+the same partitions' sums in a fixed tree, so every number of the bank document (the
+parameters, their standard errors, the fit, logLik) agrees within 1e-8; only the
+seconds differ."""
+
+import json
+import math
+import pathlib
+
+import pytest
+from command_line import run
+
+from irtcat.api import cli
+
+distributed = pytest.importorskip("distributed")
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+LSAT7 = DATA / "LSAT7.csv"
+SCIENCE = DATA / "Science.csv"
+
+
+@pytest.fixture(scope="module")
+def address():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(autouse=True)
+def no_scheduler_in_the_environment(monkeypatch):
+    monkeypatch.delenv("IRTCAT_DASK_SCHEDULER", raising=False)
+
+
+def calibrate(capsys, tmp_path, *argv):
+    """(exit status, bank document or None, stderr) of `irtcat calibrate ARGV --out`."""
+    out = tmp_path / "bank.json"
+    out.unlink(missing_ok=True)
+    status, stdout, err = run(capsys, "calibrate", *argv, "--out", out)
+    assert stdout == ""
+    return status, json.loads(out.read_text()) if status == 0 else None, err
+
+
+def assert_same_document(ours, reference, where="document"):
+    """Every number within 1e-8 and everything else equal, the run's seconds aside."""
+    if isinstance(reference, dict):
+        assert ours.keys() == reference.keys(), where
+        for key in reference.keys() - {"seconds"}:
+            assert_same_document(ours[key], reference[key], f"{where}.{key}")
+    elif isinstance(reference, list):
+        assert len(ours) == len(reference), where
+        for k, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
+            assert_same_document(mine, theirs, f"{where}[{k}]")
+    elif isinstance(reference, float) and not math.isnan(reference):
+        assert ours == pytest.approx(reference, rel=0, abs=1e-8), where
+    else:
+        assert ours == reference, where
+
+
+def one_error_line(err):
+    return err.count("\n") == 1 and err.startswith("irtcat: error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("data, options", [(LSAT7, ("--model", "2pl", "--se")),
+                                           (SCIENCE, ("--model", "graded"))])
+def test_the_cluster_gives_the_document_of_one_process(capsys, tmp_path, address, data,
+                                                       options):
+    status, alone, _ = calibrate(capsys, tmp_path, data, *options, "--quiet")
+    assert status == 0
+    status, spread, _ = calibrate(capsys, tmp_path, data, *options, "--quiet",
+                                  "--scheduler", address, "--partitions", "3")
+    assert status == 0
+    assert_same_document(spread, alone)
+
+
+def test_the_environment_names_the_scheduler_and_the_summary_is_as_in_one_process(
+        capsys, tmp_path, address, monkeypatch):
+    status, alone, summary_alone = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl")
+    monkeypatch.setenv("IRTCAT_DASK_SCHEDULER", address)
+    status, spread, summary = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl")
+    assert status == 0
+    assert_same_document(spread, alone)
+    # the last line: "5 items, 1000 persons: loglik ..., converged in N cycles, S s; ..."
+    assert summary.splitlines()[-1].split(" s; ")[0].rsplit(", ", 1)[0] == \
+        summary_alone.splitlines()[-1].split(" s; ")[0].rsplit(", ", 1)[0]
+
+
+def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path):
+    status, alone, _ = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", "--quiet")
+    status, spread, err = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", "--quiet",
+                                    "--scheduler", "local")
+    assert status == 0, err
+    assert_same_document(spread, alone)
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--scheduler", "nonsense"), "scheduler 'nonsense': missing port number"),
+    (("--scheduler", "local:0"), "expected local:N with N >= 1"),
+    (("--scheduler", "tcp://127.0.0.1:1"), "no Dask scheduler answers at tcp://127.0.0.1:1"),
+    (("--partitions", "2"), "--partitions goes with a scheduler"),
+])
+def test_a_scheduler_that_cannot_serve_exits_2_with_one_line(capsys, tmp_path, monkeypatch,
+                                                            options, message):
+    monkeypatch.setattr(cli, "CONNECT_SECONDS", 0.5)      # nothing listens on port 1
+    status, document, err = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", *options)
+    assert status == 2 and document is None
+    assert message in err and one_error_line(err)
