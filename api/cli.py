@@ -178,9 +178,9 @@ def _define_calibrate(calibrate):
                                 "2 processes, started for the run), local:N (N processes) or "
                                 "a scheduler's address, tcp://HOST:8786 (default: "
                                 "$IRTCAT_DASK_SCHEDULER; unset or '': in this process)")
-    calibrate.add_argument("--partitions", type=whole_number(1), metavar="N",
-                           help="with a scheduler: the persons in N partitions (default: one "
-                                "per 250,000 rows, at least one per worker)")
+    calibrate.add_argument("--partition-rows", type=whole_number(1), metavar="N",
+                           help="persons (or response patterns) per partition of the E-step's "
+                                "sums, each partition a task on a cluster (default 262144)")
     group_calibrate.add_arguments(calibrate)
     fixed_calibrate.add_arguments(calibrate)
     mirt_calibrate.add_arguments(calibrate)
@@ -307,9 +307,6 @@ def _cluster(args):
     from irtcat.calibration.cluster import connected, scheduler_from_environment
 
     scheduler = scheduler_from_environment() if args.scheduler is None else args.scheduler
-    if args.partitions is not None and not scheduler:
-        raise UsageError("--partitions goes with a scheduler: give --scheduler (or set "
-                         "IRTCAT_DASK_SCHEDULER)")
     return connected(scheduler, timeout=CONNECT_SECONDS)
 
 
@@ -327,7 +324,7 @@ def _calibrate_one(args, data, models, anchors, standards, standard=None, client
                 priors=_priors(args), standard_errors=args.se, n_nodes=args.quadpts,
                 max_iter=args.max_iter, tol=args.tol, m_step=args.m_step or "mirt",
                 fit=not args.no_fit, progress=progress, cluster=client,
-                n_partitions=args.partitions)
+                partition_rows=args.partition_rows)
         finally:
             progress.close()
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]

@@ -5,6 +5,7 @@ The reference of every comparison is the same calibration in one process (the
 ResponseSet's own E-step): the cluster adds the same partitions' sums in the same fixed
 tree after a partition was sent again, so the estimates must agree within 1e-8."""
 
+import dataclasses
 import os
 import signal
 
@@ -31,12 +32,14 @@ def client():
 
 @pytest.fixture(scope="module")
 def responses():
-    """2,000 persons x 10 2PL items, simulated (seeded)."""
+    """2,000 persons x 10 2PL items, simulated (seeded): 413 response patterns, in
+    partitions of 100."""
     rng = np.random.default_rng(20261205)
     items = [{"model": "2pl", "a": float(rng.uniform(0.7, 2.0)), "b": float(rng.normal())}
              for _ in range(10)]
-    return from_dense(simulate_responses(rng.normal(size=2000), parameters_from_entries(items),
-                                         rng))
+    data = from_dense(simulate_responses(rng.normal(size=2000),
+                                         parameters_from_entries(items), rng))
+    return dataclasses.replace(data, partition_rows=100)
 
 
 def _worker_holding_data(client):
@@ -48,7 +51,7 @@ def _worker_holding_data(client):
 def test_a_worker_killed_mid_calibration_leaves_the_estimates_as_in_one_process(client,
                                                                                responses):
     alone = MMLCalibrator("2pl").fit(responses)
-    partitions = DaskPartitions(client, responses, 4)
+    partitions = DaskPartitions(client, responses)
     killed = []
 
     def kill_at_cycle_3(cycle, loglik, change, seconds):
@@ -67,7 +70,7 @@ def test_a_worker_killed_mid_calibration_leaves_the_estimates_as_in_one_process(
 
 def test_a_cycle_losing_partitions_in_every_run_raises_instead_of_summing_fewer(client,
                                                                                responses):
-    partitions = DaskPartitions(client, responses, 2)
+    partitions = DaskPartitions(client, responses)
 
     def dies(part, *shared):
         os._exit(3)          # the worker process ends, with the partitions it holds
@@ -80,7 +83,7 @@ def test_a_cycle_losing_partitions_in_every_run_raises_instead_of_summing_fewer(
 
 def test_a_client_that_lost_its_scheduler_raises_at_the_next_cycle(client, responses):
     second = distributed.Client(client.scheduler.address)
-    partitions = DaskPartitions(second, responses, 2)
+    partitions = DaskPartitions(second, responses)
     log_p = np.zeros((responses.upper_columns.size, 61))
     partitions.reduce(estep_statistics, log_p, np.zeros(61))
     second.close()

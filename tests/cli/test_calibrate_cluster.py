@@ -67,10 +67,10 @@ def one_error_line(err):
                                            (SCIENCE, ("--model", "graded"))])
 def test_the_cluster_gives_the_document_of_one_process(capsys, tmp_path, address, data,
                                                        options):
-    status, alone, _ = calibrate(capsys, tmp_path, data, *options, "--quiet")
+    options = (*options, "--quiet", "--partition-rows", "10")    # a few partitions each
+    status, alone, _ = calibrate(capsys, tmp_path, data, *options)
     assert status == 0
-    status, spread, _ = calibrate(capsys, tmp_path, data, *options, "--quiet",
-                                  "--scheduler", address, "--partitions", "3")
+    status, spread, _ = calibrate(capsys, tmp_path, data, *options, "--scheduler", address)
     assert status == 0
     assert_same_document(spread, alone)
 
@@ -99,7 +99,6 @@ def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path):
     (("--scheduler", "nonsense"), "scheduler 'nonsense': missing port number"),
     (("--scheduler", "local:0"), "expected local:N with N >= 1"),
     (("--scheduler", "tcp://127.0.0.1:1"), "no Dask scheduler answers at tcp://127.0.0.1:1"),
-    (("--partitions", "2"), "--partitions goes with a scheduler"),
 ])
 def test_a_scheduler_that_cannot_serve_exits_2_with_one_line(capsys, tmp_path, monkeypatch,
                                                             options, message):
