@@ -15,6 +15,14 @@ hosts against the same PostgreSQL database.
 SIGTERM (or SIGINT) stops it cleanly: between jobs it exits at once; during a job it
 interrupts the work and gives the job back to the queue (not counted as an attempt),
 unless the job has already finished, whose result stays.
+
+On a Dask cluster (docs/cluster.md): with ``IRTCAT_DASK_SCHEDULER`` naming a scheduler
+(``local``, ``local:N`` or an address), or with ``--dask [N]`` (a LocalCluster of N
+processes, default 2, started with the worker), the E-steps of its calibrations and
+online calibrations run on the cluster's workers (`delivery.jobs.ClusterClient`: one
+client for the process, connected at start, connected again when it has lost its
+scheduler). A calibration's progress goes to the log: its first cycle, then a cycle at
+most every `PROGRESS_SECONDS`.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from irtcat.itembank.jobs import STALE_AFTER, this_process
 NICENESS = 19
 POLL_SECONDS = 0.5            # an idle worker looks for queued jobs this often
 HEARTBEAT_SECONDS = 5.0       # a busy one says it is alive this often (STALE_AFTER is 30)
+PROGRESS_SECONDS = 5.0        # a calibration's cycles are logged at most this often
 log = logging.getLogger("irtcat.worker")
 
 
@@ -53,11 +62,15 @@ class Worker:
     poll, heartbeat, stale_after : float
         seconds: between looks for queued jobs when idle; between heartbeats while a job
         runs; without a heartbeat before another worker's job is taken as stopped.
+    scheduler : str, optional
+        The Dask scheduler of the calibrations' E-steps (`calibration.cluster`'s names);
+        default ``IRTCAT_DASK_SCHEDULER``; "" or unset: this process.
     """
 
     def __init__(self, database_url, *, poll=POLL_SECONDS, heartbeat=HEARTBEAT_SECONDS,
-                 stale_after=STALE_AFTER, name=None):
-        from irtcat.delivery.jobs import JobRunner
+                 stale_after=STALE_AFTER, name=None, scheduler=None):
+        from irtcat.calibration.cluster import scheduler_from_environment
+        from irtcat.delivery.jobs import ClusterClient, JobRunner
         from irtcat.delivery.sessions import Delivery
         from irtcat.itembank.database import Database
         from irtcat.itembank.store import Store
@@ -66,10 +79,12 @@ class Worker:
         from .simulation_report import simulate_and_report
 
         store = Store(Database(database_url))
+        self.cluster = ClusterClient(scheduler_from_environment() if scheduler is None
+                                     else scheduler)
         self.runner = JobRunner(store, Delivery(store),
                                 lambda document, title, dif=None: bank_report(
                                     document, title=title, dif=dif),
-                                simulate_and_report)
+                                simulate_and_report, self.cluster)
         self.jobs = self.runner.jobs
         self.name = name or this_process()
         self.poll, self.heartbeat, self.stale_after = poll, heartbeat, stale_after
@@ -93,8 +108,9 @@ class Worker:
         self.stopping.set()
 
     def close(self):
-        """Close the worker's database connections."""
+        """Close the worker's database connections and its Dask client."""
         self.runner.store.database.dispose()
+        self.cluster.close()
 
     def run_once(self):
         """Reap stopped workers' jobs (every `heartbeat` seconds), then claim and run the
@@ -126,7 +142,7 @@ class Worker:
                 self.interruptible = True
                 if self.stopping.is_set():
                     raise Stopping
-                result, media_type = self.runner.run(job)
+                result, media_type = self.runner.run(job, _progress(job))
             finally:
                 self.interruptible = False
         except Stopping:
@@ -177,6 +193,20 @@ class Worker:
                 log.exception("job %s: heartbeat failed", job_id)
 
 
+def _progress(job):
+    """The EM progress of `job` in the log: the first cycle, then at most one cycle
+    every PROGRESS_SECONDS (``progress(cycle, loglik, largest change, seconds)``)."""
+    logged = []
+
+    def progress(cycle, loglik, change, seconds):
+        if logged and seconds - logged[-1] < PROGRESS_SECONDS:
+            return
+        logged.append(seconds)
+        log.info("job %s (%s): cycle %d, loglik %.4f, largest change %.2e, %.1f s", job.id,
+                 job.kind, cycle, loglik, change, seconds)
+    return progress
+
+
 def _audited(job):
     """The audit event's stem: ``calibration`` for a calibration's job, else ``job``."""
     return "calibration" if job.kind == "calibration" else "job"
@@ -210,8 +240,16 @@ def background_worker(database_url, **options):
 # --- the command ------------------------------------------------------------------------
 
 def add_arguments(parser):
+    from irtcat.calibration.cluster import LOCAL_WORKERS
+
+    from .arguments import whole_number
+
     parser.add_argument("--database-url", default=None,
                         help="the store (default: IRTCAT_DATABASE_URL, else irtcat.db)")
+    parser.add_argument("--dask", nargs="?", const=LOCAL_WORKERS, type=whole_number(1),
+                        metavar="N", help="start a Dask LocalCluster of N processes (default "
+                        f"{LOCAL_WORKERS}) and run the calibrations' E-steps there (without "
+                        "it: on the scheduler IRTCAT_DASK_SCHEDULER names, if any)")
     parser.set_defaults(run=run_worker)
 
 
@@ -233,8 +271,13 @@ def run_worker(args):
         raise DatabaseError(f"the database is at schema {revision}, this release needs "
                             f"{head_revision()}: run irtcat db upgrade")
     configure_logging()
-    os.nice(NICENESS)
-    worker = Worker(database.url)
+    os.nice(NICENESS)               # before a LocalCluster starts: its processes inherit it
+    worker = Worker(database.url, scheduler=None if args.dask is None else f"local:{args.dask}")
+    try:
+        _connect(worker)
+    except BaseException:
+        worker.close()
+        raise
     handler = _interrupt(worker)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -245,6 +288,16 @@ def run_worker(args):
     finally:
         worker.close()
     return 0
+
+
+def _connect(worker):
+    """Connect the worker's Dask client now, if a scheduler is named: one that cannot be
+    reached stops the worker at its start (ClusterError), not at its first job."""
+    client = worker.cluster()
+    if client is not None:
+        log.info("worker %s: calibrations' E-steps on the Dask cluster at %s (%d workers)",
+                 worker.name, client.scheduler.address,
+                 len(client.scheduler_info().get("workers", {})))
 
 
 def main(argv=None):

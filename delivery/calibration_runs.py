@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 
+from irtcat.calibration.cluster import ClusterError
 from irtcat.calibration.mml_em import M_STEPS, Priors
 from irtcat.calibration.workflow import CalibrationInputError, calibrate_document
 from irtcat.engine import DICHOTOMOUS_MODELS, MODELS, ConvergenceWarning
@@ -85,12 +86,14 @@ def start_calibration(store: Store, standard, model=None, *, source="log", ancho
         _options(model, anchored, priors, standard_errors, n_nodes, max_iter, tol, m_step))
 
 
-def execute_calibration(store: Store, run_id, data=None, progress=None):
+def execute_calibration(store: Store, run_id, data=None, progress=None, cluster=None):
     """Run a recorded calibration; returns `store.calibration_run(run_id)`.
 
     `data`: a `ResponseData` or `ResponseLog` for an upload; None reads the stored
-    log. A failure is recorded on the run (status ``failed`` and its message) and
-    raised again.
+    log. `progress(cycle, loglik, largest change, seconds)` after every EM cycle.
+    `cluster`: a `distributed.Client` whose workers run the E-steps (the estimates of
+    one process), or None: here. A failure is recorded on the run (status ``failed``
+    and its message) and raised again.
     """
     run = _checked(store).calibration_run(run_id)
     options, code = run["options"], run["standard"]
@@ -126,8 +129,8 @@ def execute_calibration(store: Store, run_id, data=None, progress=None):
                 priors=priors, standard_errors=options["standard_errors"],
                 n_nodes=options["quadpts"], max_iter=options["max_iter"], tol=options["tol"],
                 m_step=options.get("m_step", "mirt"),
-                progress=progress)
-    except (CalibrationInputError, ValueError) as error:
+                progress=progress, cluster=cluster)
+    except (CalibrationInputError, ValueError, ClusterError) as error:
         store.fail_calibration_run(run_id, str(error))
         raise
     except Exception as error:
@@ -146,8 +149,9 @@ def execute_calibration(store: Store, run_id, data=None, progress=None):
     return store.calibration_run(run_id)
 
 
-def calibrate_standard(store: Store, standard, model=None, *, data=None, progress=None, **options):
+def calibrate_standard(store: Store, standard, model=None, *, data=None, progress=None,
+                       cluster=None, **options):
     """`start_calibration` then `execute_calibration`, for the command line and tests."""
     run_id = start_calibration(store, standard, model,
                                source="log" if data is None else "upload", **options)
-    return execute_calibration(store, run_id, data, progress)
+    return execute_calibration(store, run_id, data, progress, cluster)

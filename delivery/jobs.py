@@ -25,15 +25,26 @@ call itself, returning ``(result, media type)``:
 
 The HTML page is made by the API's report module, which this layer may not import:
 `JobRunner` takes it as `bank_report`.
+
+On a Dask cluster: given `cluster` (a `ClusterClient`, whose scheduler a worker takes
+from ``IRTCAT_DASK_SCHEDULER``), the E-steps of a calibration and of an online
+calibration run on its workers, with the estimates of one process (`calibration.
+partitions`); the other kinds, simulations included, run in the worker process. One
+client serves all the jobs of a worker process; it connects again when it has lost its
+scheduler. A scheduler that cannot be reached, or a cluster that loses partitions in
+every run of a cycle, fails the job (code ``cluster_unavailable``, with the reason)
+and never gives a result from part of the persons.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 
 import numpy as np
 
+from irtcat.calibration.cluster import ClusterError, connected
 from irtcat.calibration.workflow import CalibrationInputError
 from irtcat.delivery.calibration_runs import execute_calibration
 from irtcat.delivery.dif import dif_document
@@ -56,12 +67,14 @@ JSON, HTML, CSV = "application/json", "text/html", "text/csv"
 # the errors of the domain a job fails with, and the code the API answers them with
 FAILURE_CODES = ((NotFoundError, "not_found"), (ConflictError, "conflict"),
                  (DataFormatError, "validation_error"),
-                 (CalibrationInputError, "validation_error"), (ValueError, "validation_error"))
+                 (CalibrationInputError, "validation_error"), (ValueError, "validation_error"),
+                 (ClusterError, "cluster_unavailable"))
 
 
 def failure_code(error):
     """The code of a job's failure: ``not_found``, ``conflict``, ``validation_error``,
-    or None for an internal error (whose message is not shown)."""
+    ``cluster_unavailable``, or None for an internal error (whose message is not
+    shown)."""
     return next((code for kind, code in FAILURE_CODES if isinstance(error, kind)), None)
 
 
@@ -124,6 +137,32 @@ def enqueue_drift(jobs, request, requester=""):
 
 # --- running ------------------------------------------------------------------------
 
+class ClusterClient:
+    """The Dask client of one worker process's jobs: calling it returns the client of
+    `scheduler` (`calibration.cluster`'s names: ``local``, ``local:N``, an address),
+    connected at the first call and kept for the next, connected again once it has lost
+    its scheduler; None when no scheduler is named (the work runs in this process).
+    ClusterError when the scheduler cannot be reached."""
+
+    def __init__(self, scheduler=None):
+        self.scheduler = scheduler or None
+        self._client = None
+        self._opened = contextlib.ExitStack()
+
+    def __call__(self):
+        if self.scheduler is None:
+            return None
+        if self._client is None or self._client.status != "running":
+            self.close()
+            self._client = self._opened.enter_context(connected(self.scheduler))
+        return self._client
+
+    def close(self):
+        """Close the client (and stop the LocalCluster of ``local``), if open."""
+        self._client = None
+        self._opened.close()
+
+
 class JobRunner:
     """Runs claimed jobs on one store: `run(job)` returns ``(result, media type)`` or
     raises (`failure_code` tells a domain error from an internal one).
@@ -139,11 +178,15 @@ class JobRunner:
     simulation_report : callable
         ``simulation_report(params, design, rng, true_theta, seed) -> dict``: runs the
         simulation and formats its report (FORMATS.md); formatting is the caller's.
+    cluster : callable, optional
+        ``cluster() -> distributed.Client or None`` (a `ClusterClient`): where the
+        calibrations' E-steps run; None or a call answering None: in this process.
     """
 
-    def __init__(self, store, delivery, bank_report, simulation_report):
+    def __init__(self, store, delivery, bank_report, simulation_report, cluster=None):
         self.store, self.delivery, self.bank_report = store, delivery, bank_report
         self.simulation_report = simulation_report
+        self.cluster = cluster or ClusterClient()
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
                        CALIBRATION_REPORT: self._calibration_report,
@@ -152,20 +195,30 @@ class JobRunner:
                        LTI_SCORE: self._lti_score}
         self.lti = LtiTool(store, delivery)
 
-    def run(self, job):
+    def run(self, job, progress=None):
+        """Run `job`; `progress(cycle, loglik, largest change, seconds)` is called after
+        every EM cycle of a calibration or an online calibration."""
         if job.kind not in self._kinds:
             raise ValueError(f"unknown job kind {job.kind!r}")
+        if job.kind in (CALIBRATION, ONLINE_CALIBRATION):
+            return self._kinds[job.kind](**job.payload, progress=progress)
         return self._kinds[job.kind](**job.payload)
 
-    def _calibration(self, run_id, upload=None):
-        """A failure of the run is recorded on it by `execute_calibration`, then raised.
-        A run that already ended (its worker stopped after storing it) is not run again."""
+    def _calibration(self, run_id, upload=None, progress=None):
+        """A failure of the run is recorded on it by `execute_calibration`, then raised
+        (also a scheduler that cannot be reached). A run that already ended (its worker
+        stopped after storing it) is not run again."""
         run = self.store.calibration_run(run_id)
         if run["status"] == "failed":
             raise CalibrationInputError(run["error"] or f"calibration {run_id} failed")
         if run["status"] != "done":
             data = None if upload is None else upload_log(upload)
-            run = execute_calibration(self.store, run_id, data)
+            try:
+                client = self.cluster()
+            except ClusterError as error:
+                self.store.fail_calibration_run(run_id, str(error))
+                raise
+            run = execute_calibration(self.store, run_id, data, progress, cluster=client)
         return json.dumps({"id": run["id"], "status": run["status"],
                            "version": run["version"]}), JSON
 
@@ -208,8 +261,9 @@ class JobRunner:
         document = dif_document(self.store, standard, attribute, focal, method, purify)
         return json.dumps(document, separators=(",", ":")), JSON
 
-    def _online_calibration(self, standard, settings=None):
-        summary = run_online_calibration(self.store, standard, settings)
+    def _online_calibration(self, standard, settings=None, progress=None):
+        summary = run_online_calibration(self.store, standard, settings, progress=progress,
+                                         cluster=self.cluster())
         return json.dumps(summary, separators=(",", ":")), JSON
 
     def _drift(self, standard, **options):

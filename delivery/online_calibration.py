@@ -26,6 +26,7 @@ log once they have enough answers, gated, and promoted into a draft bank version
 
 from __future__ import annotations
 
+from irtcat.calibration.cluster import ClusterError
 from irtcat.itembank import online as online_rows
 from irtcat.itembank.definitions import list_tests
 from irtcat.itembank.errors import NotFoundError
@@ -60,9 +61,11 @@ def pretest_items(store, standard):
             and published.get(record.id, {}).get("status") != "operational"}
 
 
-def run_online_calibration(store, standard, overrides=None):
+def run_online_calibration(store, standard, overrides=None, *, progress=None, cluster=None):
     """Calibrate and gate `standard`'s ready pretest items; returns the summary
     ``{"run", "status", "version", "published", "settings", "items": gate rows}``.
+    `progress` is called after every EM cycle; `cluster`: a Dask client whose workers
+    run the E-steps (the estimates of one process), or None: here.
 
     NotFoundError for an unknown standard; ConflictError when it has no published
     operational item to anchor on or no pretest item; ValueError for bad settings.
@@ -83,8 +86,8 @@ def run_online_calibration(store, standard, overrides=None):
         log, attributes = _log_with_attributes(store, standard, settings.dif_attributes)
         store.start_calibration_run(run_id, len(log.response))
         outcome = calibrate_and_gate(log, models, anchors, list(models), attributes,
-                                     settings)
-    except (ValueError, ConflictError) as error:
+                                     settings, progress=progress, cluster=cluster)
+    except (ValueError, ConflictError, ClusterError) as error:
         store.fail_calibration_run(run_id, str(error))
         raise
     except Exception as error:

@@ -146,7 +146,8 @@ class GateOutcome:
         return [row for row in self.rows if row["decision"] == PROMOTED]
 
 
-def calibrate_and_gate(log, models, anchors, pretest_ids, attributes, settings):
+def calibrate_and_gate(log, models, anchors, pretest_ids, attributes, settings, *,
+                       progress=None, cluster=None):
     """Calibrate the ready pretest items of `log` with `anchors` fixed, and gate them.
 
     Parameters
@@ -157,6 +158,8 @@ def calibrate_and_gate(log, models, anchors, pretest_ids, attributes, settings):
     pretest_ids : the ids of the pretest items, in the order of the rows answered
     attributes : {attribute: list (n_persons,) of each person's value, None if absent}
     settings : GateSettings
+    progress, cluster : the calibration's (`calibration.fixed_calib`): a call after every
+        EM cycle; a Dask client whose workers run the E-steps
     Returns GateOutcome.
     """
     answers = np.bincount(log.item_index, minlength=len(log.item_ids))
@@ -170,7 +173,8 @@ def calibrate_and_gate(log, models, anchors, pretest_ids, attributes, settings):
         warnings.simplefilter("ignore", ConvergenceWarning)
         document = fixed_calib(kept, anchors, method=FIXED_METHOD,
                                models={item: models[item] for item in ready},
-                               standard_errors=True).document
+                               standard_errors=True, progress=progress,
+                               cluster=cluster).document
     population = document["population"]
     estimated = {item["id"]: item for item in document["items"] if not item.get("anchor")}
     matrix = _Matrix(kept, anchors, estimated, population)
