@@ -292,12 +292,18 @@ def run_worker(args):
 
 def _connect(worker):
     """Connect the worker's Dask client now, if a scheduler is named: one that cannot be
-    reached stops the worker at its start (ClusterError), not at its first job."""
+    reached stops the worker at its start (ClusterError), not at its first job. Dask's
+    own INFO lines (each client, each worker of a LocalCluster) stay out of the log; its
+    warnings and errors, a worker lost among them, go in."""
+    if worker.cluster.scheduler is None:
+        return
+    import distributed  # noqa: F401 - its import sets its loggers' levels: then ours
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     client = worker.cluster()
-    if client is not None:
-        log.info("worker %s: calibrations' E-steps on the Dask cluster at %s (%d workers)",
-                 worker.name, client.scheduler.address,
-                 len(client.scheduler_info().get("workers", {})))
+    workers = len(client.scheduler_info().get("workers", {}))
+    log.info("worker %s: calibrations' E-steps on the Dask cluster at %s (%d worker%s)",
+             worker.name, client.scheduler.address, workers, "s" * (workers != 1))
 
 
 def main(argv=None):
