@@ -9,7 +9,12 @@ standard errors and logLik agree within 1e-8."""
 
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -180,3 +185,42 @@ def test_the_client_connects_once_and_again_once_it_has_lost_its_scheduler(clien
     finally:
         connection.close()
     assert ClusterClient(None)() is None and ClusterClient("")() is None
+
+
+def worker_process(database_url, *options, scheduler=None):
+    """`python -m irtcat.api.worker` (what `irtcat worker` and `irtcat serve` run)."""
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    environment.pop("IRTCAT_DASK_SCHEDULER", None)
+    if scheduler is not None:
+        environment["IRTCAT_DASK_SCHEDULER"] = scheduler
+    return subprocess.Popen([sys.executable, "-m", "irtcat.api.worker", "--database-url",
+                             database_url, *options], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=environment)
+
+
+@pytest.mark.runs_long           # a worker process, its LocalCluster and a calibration: ~10 s
+def test_irtcat_worker_dask_runs_its_jobs_on_a_local_cluster_of_its_own(
+        seeded, migrated_database_url):
+    jobs = Jobs(seeded.database)
+    job_id = enqueue_calibration(jobs, start_calibration(seeded, "CLU"))
+    process = worker_process(migrated_database_url, "--dask", "1")
+    try:
+        deadline = time.monotonic() + 120
+        while jobs.status(job_id) not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert jobs.status(job_id) == "done" and process.returncode == 0, err
+    assert "E-steps on the Dask cluster at tcp://" in err and "(1 worker)" in err
+    assert f"job {job_id} (calibration): cycle 1, loglik" in err
+
+
+def test_irtcat_worker_with_a_scheduler_that_cannot_be_named_exits_2_with_one_line(
+        migrated_database_url):
+    process = worker_process(migrated_database_url, scheduler="nonsense")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert err == "irtcat worker: error: scheduler 'nonsense': missing port number in " \
+        "address 'nonsense'\n"
