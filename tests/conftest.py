@@ -192,3 +192,39 @@ def store(database):
     from irtcat.itembank.store import Store
 
     return Store(database)
+
+
+# --- a Dask cluster ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A client of a LocalCluster of 2 worker processes (one thread each), shared by the
+    tests of a module (it starts in about a second); its scheduler serves HTTP on any
+    free port, so that two test processes' clusters do not meet on 8787."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture
+def assert_same_result():
+    """``assert_same_result(ours, reference, tolerance)``: two JSON results alike, every
+    number within `tolerance` and everything else equal, their "seconds" aside (how long
+    a run took is all that may differ between a calibration in one process and on a
+    cluster)."""
+    def check(ours, reference, tolerance, where="result"):
+        if isinstance(reference, dict):
+            assert ours.keys() == reference.keys(), where
+            for key in reference.keys() - {"seconds"}:
+                check(ours[key], reference[key], tolerance, f"{where}.{key}")
+        elif isinstance(reference, list):
+            assert len(ours) == len(reference), where
+            for k, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
+                check(mine, theirs, tolerance, f"{where}[{k}]")
+        elif isinstance(reference, float):
+            assert ours == pytest.approx(reference, rel=0, abs=tolerance, nan_ok=True), where
+        else:
+            assert ours == reference, where
+    return check

@@ -7,7 +7,6 @@ parameters, their standard errors, the fit, logLik) agrees within 1e-8; only the
 seconds differ."""
 
 import json
-import math
 import pathlib
 
 import pytest
@@ -15,18 +14,14 @@ from command_line import run
 
 from irtcat.api import cli
 
-distributed = pytest.importorskip("distributed")
-
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 LSAT7 = DATA / "LSAT7.csv"
 SCIENCE = DATA / "Science.csv"
 
 
 @pytest.fixture(scope="module")
-def address():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
+def address(dask_client):
+    return dask_client.scheduler.address
 
 
 @pytest.fixture(autouse=True)
@@ -43,22 +38,6 @@ def calibrate(capsys, tmp_path, *argv):
     return status, json.loads(out.read_text()) if status == 0 else None, err
 
 
-def assert_same_document(ours, reference, where="document"):
-    """Every number within 1e-8 and everything else equal, the run's seconds aside."""
-    if isinstance(reference, dict):
-        assert ours.keys() == reference.keys(), where
-        for key in reference.keys() - {"seconds"}:
-            assert_same_document(ours[key], reference[key], f"{where}.{key}")
-    elif isinstance(reference, list):
-        assert len(ours) == len(reference), where
-        for k, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
-            assert_same_document(mine, theirs, f"{where}[{k}]")
-    elif isinstance(reference, float) and not math.isnan(reference):
-        assert ours == pytest.approx(reference, rel=0, abs=1e-8), where
-    else:
-        assert ours == reference, where
-
-
 def one_error_line(err):
     return err.count("\n") == 1 and err.startswith("irtcat: error: ") and "Traceback" not in err
 
@@ -66,33 +45,33 @@ def one_error_line(err):
 @pytest.mark.parametrize("data, options", [(LSAT7, ("--model", "2pl", "--se")),
                                            (SCIENCE, ("--model", "graded"))])
 def test_the_cluster_gives_the_document_of_one_process(capsys, tmp_path, address, data,
-                                                       options):
+                                                       options, assert_same_result):
     options = (*options, "--quiet", "--partition-rows", "10")    # a few partitions each
     status, alone, _ = calibrate(capsys, tmp_path, data, *options)
     assert status == 0
     status, spread, _ = calibrate(capsys, tmp_path, data, *options, "--scheduler", address)
     assert status == 0
-    assert_same_document(spread, alone)
+    assert_same_result(spread, alone, 1e-8)
 
 
 def test_the_environment_names_the_scheduler_and_the_summary_is_as_in_one_process(
-        capsys, tmp_path, address, monkeypatch):
+        capsys, tmp_path, address, monkeypatch, assert_same_result):
     status, alone, summary_alone = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl")
     monkeypatch.setenv("IRTCAT_DASK_SCHEDULER", address)
     status, spread, summary = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl")
     assert status == 0
-    assert_same_document(spread, alone)
+    assert_same_result(spread, alone, 1e-8)
     # the last line: "5 items, 1000 persons: loglik ..., converged in N cycles, S s; ..."
     assert summary.splitlines()[-1].split(" s; ")[0].rsplit(", ", 1)[0] == \
         summary_alone.splitlines()[-1].split(" s; ")[0].rsplit(", ", 1)[0]
 
 
-def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path):
+def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path, assert_same_result):
     status, alone, _ = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", "--quiet")
     status, spread, err = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", "--quiet",
                                     "--scheduler", "local")
     assert status == 0, err
-    assert_same_document(spread, alone)
+    assert_same_result(spread, alone, 1e-8)
 
 
 @pytest.mark.parametrize("options, message", [

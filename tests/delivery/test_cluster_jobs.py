@@ -40,14 +40,6 @@ N_OPERATIONAL, N_PRETEST, N_PERSONS = 12, 3, 1500
 TOLERANCE = 1e-8
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
 @pytest.fixture
 def seeded(store):
     """Standard CLU: 12 operational 2PL items published with their simulation truth, 3
@@ -88,9 +80,9 @@ def run_one(database_url, monkeypatch, scheduler=None):
         worker.close()
 
 
-def on_the_cluster(client, run):
+def on_the_cluster(dask_client, run):
     """(what `run()` returns, the keys of the E-step tasks the cluster ran meanwhile)."""
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         result = run()
     return result, [task["key"] for task in stream.data
                     if str(task["key"]).startswith("estep_statistics")]
@@ -103,37 +95,21 @@ def logged_cycles(caplog, job_id):
             if (match := pattern.match(record.getMessage()))]
 
 
-def assert_same(ours, reference, where="result"):
-    """Every number within TOLERANCE and everything else equal, the seconds aside."""
-    if isinstance(reference, dict):
-        assert ours.keys() == reference.keys(), where
-        for key in reference.keys() - {"seconds"}:
-            assert_same(ours[key], reference[key], f"{where}.{key}")
-    elif isinstance(reference, list):
-        assert len(ours) == len(reference), where
-        for k, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
-            assert_same(mine, theirs, f"{where}[{k}]")
-    elif isinstance(reference, float):
-        assert ours == pytest.approx(reference, rel=0, abs=TOLERANCE, nan_ok=True), where
-    else:
-        assert ours == reference, where
-
-
 def test_a_calibration_job_runs_its_e_steps_on_the_scheduler_of_the_environment(
-        seeded, migrated_database_url, client, monkeypatch, caplog):
+        seeded, migrated_database_url, dask_client, monkeypatch, caplog, assert_same_result):
     jobs = Jobs(seeded.database)
     monkeypatch.setattr(worker_module, "PROGRESS_SECONDS", 0.0)      # log every cycle
     caplog.set_level(logging.INFO, logger="irtcat.worker")
     runs, job_ids, tasks = [], [], []
-    for scheduler in (None, client.scheduler.address):
+    for scheduler in (None, dask_client.scheduler.address):
         runs.append(start_calibration(seeded, "CLU", standard_errors=True))
         job_ids.append(enqueue_calibration(jobs, runs[-1]))
-        tasks.append(on_the_cluster(client, lambda scheduler=scheduler: run_one(
+        tasks.append(on_the_cluster(dask_client, lambda scheduler=scheduler: run_one(
             migrated_database_url, monkeypatch, scheduler))[1])
     assert tasks[0] == [] and tasks[1]                  # here, then on the cluster
     assert [jobs.status(job_id) for job_id in job_ids] == ["done", "done"]
     alone, spread = (seeded.calibration_run(run)["result"] for run in runs)
-    assert_same(spread, alone)                # parameters, SEs, fit, logLik
+    assert_same_result(spread, alone, TOLERANCE)      # parameters, SEs, fit, logLik
     # the progress, cycle by cycle, in the worker's log: the same cycles and logLik
     cycles = [logged_cycles(caplog, job_id) for job_id in job_ids]
     iterations = alone["calibration"]["iterations"]
@@ -144,12 +120,12 @@ def test_a_calibration_job_runs_its_e_steps_on_the_scheduler_of_the_environment(
 
 
 def test_an_online_calibration_job_runs_on_the_cluster_with_the_gates_of_one_process(
-        seeded, migrated_database_url, client, monkeypatch):
+        seeded, migrated_database_url, dask_client, monkeypatch, assert_same_result):
     jobs = Jobs(seeded.database)
     summaries, tasks = [], []
-    for scheduler in (None, client.scheduler.address):
+    for scheduler in (None, dask_client.scheduler.address):
         job_id = enqueue_online_calibration(jobs, {"standard": "CLU"})
-        tasks.append(on_the_cluster(client, lambda scheduler=scheduler: run_one(
+        tasks.append(on_the_cluster(dask_client, lambda scheduler=scheduler: run_one(
             migrated_database_url, monkeypatch, scheduler))[1])
         status, result, _ = jobs.result(job_id)
         assert status == "done"
@@ -158,7 +134,7 @@ def test_an_online_calibration_job_runs_on_the_cluster_with_the_gates_of_one_pro
     alone, spread = summaries
     assert [row["item"] for row in spread["items"]] == ["C12", "C13", "C14"]
     assert {row["decision"] for row in spread["items"]} == {"promoted"}
-    assert_same(spread["items"], alone["items"])      # parameters, SEs, every gate's value
+    assert_same_result(spread["items"], alone["items"], TOLERANCE)  # parameters, gates
 
 
 def test_a_scheduler_that_cannot_be_named_fails_the_job_and_its_run_with_the_reason(
@@ -174,8 +150,8 @@ def test_a_scheduler_that_cannot_be_named_fails_the_job_and_its_run_with_the_rea
     assert seeded.calibration_run(run)["error"] == job["error"]
 
 
-def test_the_client_connects_once_and_again_once_it_has_lost_its_scheduler(client):
-    connection = ClusterClient(client.scheduler.address)
+def test_the_client_connects_once_and_again_once_it_has_lost_its_scheduler(dask_client):
+    connection = ClusterClient(dask_client.scheduler.address)
     try:
         first = connection()
         assert first.status == "running" and connection() is first
