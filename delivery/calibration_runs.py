@@ -149,9 +149,8 @@ def execute_calibration(store: Store, run_id, data=None, progress=None, cluster=
     return store.calibration_run(run_id)
 
 
-def calibrate_standard(store: Store, standard, model=None, *, data=None, progress=None,
-                       cluster=None, **options):
+def calibrate_standard(store: Store, standard, model=None, *, data=None, progress=None, **options):
     """`start_calibration` then `execute_calibration`, for the command line and tests."""
     run_id = start_calibration(store, standard, model,
                                source="log" if data is None else "upload", **options)
-    return execute_calibration(store, run_id, data, progress, cluster)
+    return execute_calibration(store, run_id, data, progress)
