@@ -50,8 +50,6 @@ MAX_NODES = 1001
 THETA_LIMIT = 6.0
 """A prior mean beyond +-6 (the estimation range, engine.THETA_BOUNDS) scores nobody."""
 MAX_CYCLES = 100_000
-CONNECT_SECONDS = 10.0
-"""How long `irtcat calibrate --scheduler ADDRESS` waits for the scheduler to answer."""
 
 _INPUT_ERRORS = (
     ("irtcat.itembank.errors", "DataFormatError"),
@@ -301,15 +299,6 @@ class Progress:
             self.shown_at = None
 
 
-def _cluster(args):
-    """`calibration.cluster.connected` to the scheduler of --scheduler (default
-    $IRTCAT_DASK_SCHEDULER): a Dask client, or None to calibrate in this process."""
-    from irtcat.calibration.cluster import connected, scheduler_from_environment
-
-    scheduler = scheduler_from_environment() if args.scheduler is None else args.scheduler
-    return connected(scheduler, timeout=CONNECT_SECONDS)
-
-
 def _calibrate_one(args, data, models, anchors, standards, standard=None, client=None):
     from irtcat.calibration.workflow import calibrate_document
     from irtcat.engine import ConvergenceWarning
@@ -354,6 +343,7 @@ def _by_standard_folder(out):
 
 def run_calibrate(args):
     from irtcat.api import fixed_calibrate, group_calibrate, mirt_calibrate
+    from irtcat.api.cluster_option import cluster_for
     from irtcat.calibration.workflow import check_priors_apply
     from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
@@ -388,7 +378,7 @@ def run_calibrate(args):
         codes = sorted({standards[item] for item in data.item_ids if item in standards})
         if not codes:
             raise UsageError("no item of the data is tagged with a standard in --by-standard")
-    with _cluster(args) as client:
+    with cluster_for(args) as client:
         documents = {code: _calibrate_one(args, data, models, anchors, standards, code, client)
                      for code in codes}
     if not args.by_standard:

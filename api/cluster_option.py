@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 
+CONNECT_SECONDS = 10.0
+"""How long a command waits for the scheduler of ``--scheduler ADDRESS`` to answer."""
+
 
 @contextlib.contextmanager
 def cluster_for(args):
@@ -20,7 +23,8 @@ def cluster_for(args):
     with contextlib.ExitStack() as stack:
         try:
             client = stack.enter_context(connected(
-                scheduler_from_environment() if scheduler is None else scheduler))
+                scheduler_from_environment() if scheduler is None else scheduler,
+                timeout=CONNECT_SECONDS))
         except ClusterError as error:
             raise UsageError(str(error)) from None
         yield client

@@ -12,7 +12,7 @@ import pathlib
 import pytest
 from command_line import run
 
-from irtcat.api import cli
+from irtcat.api import cluster_option
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 LSAT7 = DATA / "LSAT7.csv"
@@ -81,7 +81,7 @@ def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path, assert_s
 ])
 def test_a_scheduler_that_cannot_serve_exits_2_with_one_line(capsys, tmp_path, monkeypatch,
                                                             options, message):
-    monkeypatch.setattr(cli, "CONNECT_SECONDS", 0.5)      # nothing listens on port 1
+    monkeypatch.setattr(cluster_option, "CONNECT_SECONDS", 0.5)   # nothing listens on port 1
     status, document, err = calibrate(capsys, tmp_path, LSAT7, "--model", "2pl", *options)
     assert status == 2 and document is None
     assert message in err and one_error_line(err)
