@@ -344,8 +344,6 @@ def _by_standard_folder(out):
 def run_calibrate(args):
     from irtcat.api import fixed_calibrate, group_calibrate, mirt_calibrate
     from irtcat.api.cluster_option import cluster_for
-    from irtcat.calibration.workflow import check_priors_apply
-    from irtcat.itembank import read_bank, read_item_tags, read_response_log, write_json
 
     if args.factors or args.bifactor:
         return mirt_calibrate.run(args)
@@ -356,7 +354,31 @@ def run_calibrate(args):
         return fixed_calibrate.run(args)
     fixed_calibrate.check_unused(args)
     folder = _by_standard_folder(args.out) if args.by_standard else None
-    data = read_response_log(args.data, args.data_format)
+    with cluster_for(args) as client:
+        data = _responses_for(args, client)
+        return _calibrate_log(args, data, folder, client)
+
+
+def _responses_for(args, client):
+    """The responses of `irtcat calibrate`: read here, or, a Parquet log with a cluster,
+    by the cluster's workers (`itembank.parquet_partitions`: no process holds it all)."""
+    from irtcat.itembank import read_response_log
+    from irtcat.itembank.parquet_io import is_parquet
+
+    parquet = args.data_format == "parquet" or (args.data_format is None
+                                                and is_parquet(args.data))
+    if client is None or not parquet:
+        return read_response_log(args.data, args.data_format)
+    from irtcat.calibration.responses import PARTITION_ROWS
+    from irtcat.itembank.parquet_partitions import PartitionedLog
+
+    return PartitionedLog.open(client, args.data, args.partition_rows or PARTITION_ROWS)
+
+
+def _calibrate_log(args, data, folder, client):
+    from irtcat.calibration.workflow import check_priors_apply
+    from irtcat.itembank import read_bank, read_item_tags, write_json
+
     tags = read_item_tags(args.bank or args.by_standard) if (args.bank or args.by_standard) \
         else {}
     anchors = {}
@@ -378,9 +400,8 @@ def run_calibrate(args):
         codes = sorted({standards[item] for item in data.item_ids if item in standards})
         if not codes:
             raise UsageError("no item of the data is tagged with a standard in --by-standard")
-    with cluster_for(args) as client:
-        documents = {code: _calibrate_one(args, data, models, anchors, standards, code, client)
-                     for code in codes}
+    documents = {code: _calibrate_one(args, data, models, anchors, standards, code, client)
+                 for code in codes}
     if not args.by_standard:
         write_json(documents[args.standard], args.out, sys.stdout)
         return 0

@@ -285,9 +285,16 @@ class DaskPartitions:
     def map_parts(self, function, parts, *shared):
         """``[function(*part, *shared) for part in parts]``, each a task on the cluster
         (its arguments travel with it, so a lost worker's task simply runs again)."""
+        from distributed import CancelledError, KilledWorker
+
+        if self.client.status != "running":
+            raise ClusterError(f"the Dask client lost its scheduler ({self.client.status})")
         futures = [self.client.submit(function, *part, *shared, pure=False, retries=RETRIES)
                    for part in parts]
-        return self.client.gather(futures)
+        try:
+            return self.client.gather(futures)
+        except (CancelledError, KilledWorker, OSError) as error:
+            raise ClusterError(f"the Dask cluster lost an M-step's task: {error}") from None
 
     def _reduce_once(self, function, shared):
         client = self.client

@@ -140,7 +140,7 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         responses = coords.log.partitions(coords.positions, n_categories)
     else:
         responses = _response_set(coords, n_categories)
-    if partition_rows is not None:
+    if partition_rows is not None and not isinstance(coords, Counted):
         responses = dataclasses.replace(responses, partition_rows=int(partition_rows))
     if cluster is not None and not isinstance(responses, DaskPartitions):
         responses = DaskPartitions(cluster, responses)

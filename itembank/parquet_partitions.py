@@ -83,10 +83,12 @@ class PartitionedLog:
         """Read the log at `path` (a Parquet file or dataset, local or a URI every
         worker can open) on the cluster of `client`; DataFormatError as `read_parquet_log`."""
         files = _files(path)
-        coded = [client.submit(_read_file, str(path), name, pure=False) for name in files]
+        coded = _read_files(client, path, files)
         summaries = client.gather([client.submit(_summary, part, pure=False)
                                    for part in coded])
-        return cls(client, path, coded, summaries, partition_rows)
+        log = cls(client, path, coded, summaries, partition_rows)
+        log._files = files
+        return log
 
     def partitions(self, positions, n_categories):
         """DaskPartitions of the answers to the items at `positions` (of `item_ids`), in
@@ -100,9 +102,9 @@ class PartitionedLog:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         n_buckets = max(1, -(-self.estimated_persons // max(int(self.partition_rows), 1)))
         n_buckets = -(-n_buckets // workers) * workers
+        coded = self._coded or _read_files(client, self.path, self._files)   # read again
         split = [client.submit(_split, part, column[file_positions], n_buckets, pure=False)
-                 for part, file_positions in zip(self._coded, self._item_positions,
-                                                 strict=True)]
+                 for part, file_positions in zip(coded, self._item_positions, strict=True)]
         parts = []
         for bucket in range(n_buckets):
             pieces = [client.submit(operator.getitem, pieces, bucket, pure=False)
@@ -110,7 +112,7 @@ class PartitionedLog:
             parts.append(client.submit(_partition, pieces, n_categories, kept_ids,
                                        self.path, pure=False))
         shapes = client.gather([client.submit(_shape, part, pure=False) for part in parts])
-        self._coded = []                                 # the partitions hold the data now
+        self._coded = []               # the partitions hold the data now; the files stay
         n_persons = sum(persons for persons, _ in shapes)
         kept = self.category_counts[np.asarray(positions, dtype=np.intp)].tocoo()
         offsets = np.concatenate([[0], np.cumsum(n_categories)])
@@ -119,6 +121,10 @@ class PartitionedLog:
         np.add.at(counts, offsets[kept.row[inside]] + kept.col[inside], kept.data[inside])
         summary = PartitionSummary(n_categories, n_persons, counts, n_persons)
         return DaskPartitions.from_futures(client, parts, summary)
+
+
+def _read_files(client, path, files):
+    return [client.submit(_read_file, str(path), name, pure=False) for name in files]
 
 
 def _files(path):

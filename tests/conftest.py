@@ -202,8 +202,13 @@ def dask_client():
     tests of a module (it starts in about a second); its scheduler serves HTTP on any
     free port, so that two test processes' clusters do not meet on 8787."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
+    from threadpoolctl import threadpool_limits
+
+    # Dask's workers compute with one BLAS thread; so does this process meanwhile, else
+    # its matrix products round differently in the last bits (calibration.partitions).
+    with threadpool_limits(limits=1, user_api="blas"), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
 

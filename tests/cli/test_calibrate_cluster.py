@@ -74,6 +74,41 @@ def test_scheduler_local_starts_a_cluster_for_the_run(capsys, tmp_path, assert_s
     assert_same_result(spread, alone, 1e-8)
 
 
+def test_a_parquet_log_is_read_by_the_workers(capsys, tmp_path, address):
+    # LSAT7's answers in two files by day; each person's five answers cut across both.
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wide = pd.read_csv(LSAT7)
+    long = wide.melt(id_vars=wide.columns[0], var_name="item_id", value_name="response")
+    long.columns = ["person_id", "item_id", "response"]
+    day = np.arange(len(long)) % 2
+    for k in (0, 1):
+        (tmp_path / "log" / f"day={k}").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(long[day == k], preserve_index=False),
+                       tmp_path / "log" / f"day={k}" / "part.parquet")
+    status, alone, _ = calibrate(capsys, tmp_path, tmp_path / "log", "--model", "2pl",
+                                 "--quiet")
+    assert status == 0
+    status, spread, err = calibrate(capsys, tmp_path, tmp_path / "log", "--model", "2pl",
+                                    "--quiet", "--scheduler", address, "--partition-rows",
+                                    "300")
+    assert status == 0, err
+    assert spread["calibration"]["n_persons"] == alone["calibration"]["n_persons"] == 1000
+    assert spread["calibration"]["loglik"] == pytest.approx(alone["calibration"]["loglik"],
+                                                            abs=1e-4)   # rounded to 4 places
+    for mine, theirs in zip(alone["items"], spread["items"], strict=True):
+        assert theirs["id"] == mine["id"]
+        for key in ("a", "b"):
+            assert theirs[key] == pytest.approx(mine[key], abs=1e-8)
+    # The workers hold the answers: what needs them all in one place is not computed.
+    assert "empirical" not in spread["calibration"]["reliability"]
+    assert spread["calibration"]["fit"] == ("item fit not computed: the data stay on the "
+                                            "cluster's workers")
+
+
 @pytest.mark.parametrize("options, message", [
     (("--scheduler", "nonsense"), "scheduler 'nonsense': missing port number"),
     (("--scheduler", "local:0"), "expected local:N with N >= 1"),
