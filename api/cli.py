@@ -343,7 +343,7 @@ def _by_standard_folder(out):
 
 def run_calibrate(args):
     from irtcat.api import fixed_calibrate, group_calibrate, mirt_calibrate
-    from irtcat.api.cluster_option import cluster_for
+    from irtcat.api.cluster_option import cluster_for, responses_for
 
     if args.factors or args.bifactor:
         return mirt_calibrate.run(args)
@@ -355,24 +355,8 @@ def run_calibrate(args):
     fixed_calibrate.check_unused(args)
     folder = _by_standard_folder(args.out) if args.by_standard else None
     with cluster_for(args) as client:
-        data = _responses_for(args, client)
+        data = responses_for(args, client)
         return _calibrate_log(args, data, folder, client)
-
-
-def _responses_for(args, client):
-    """The responses of `irtcat calibrate`: read here, or, a Parquet log with a cluster,
-    by the cluster's workers (`itembank.parquet_partitions`: no process holds it all)."""
-    from irtcat.itembank import read_response_log
-    from irtcat.itembank.parquet_io import is_parquet
-
-    parquet = args.data_format == "parquet" or (args.data_format is None
-                                                and is_parquet(args.data))
-    if client is None or not parquet:
-        return read_response_log(args.data, args.data_format)
-    from irtcat.calibration.responses import PARTITION_ROWS
-    from irtcat.itembank.parquet_partitions import PartitionedLog
-
-    return PartitionedLog.open(client, args.data, args.partition_rows or PARTITION_ROWS)
 
 
 def _calibrate_log(args, data, folder, client):

@@ -33,3 +33,19 @@ def cluster_for(args):
 def partition_rows(args):
     """calibrate's ``--partition-rows``: persons per partition (None: the default)."""
     return getattr(args, "partition_rows", None)
+
+
+def responses_for(args, client):
+    """The responses of `irtcat calibrate`: read here, or, a Parquet log with a cluster,
+    by the cluster's workers (`itembank.parquet_partitions`: no process holds it all)."""
+    from irtcat.itembank import read_response_log
+    from irtcat.itembank.parquet_io import is_parquet
+
+    parquet = args.data_format == "parquet" or (args.data_format is None
+                                                and is_parquet(args.data))
+    if client is None or not parquet:
+        return read_response_log(args.data, args.data_format)
+    from irtcat.calibration.responses import PARTITION_ROWS
+    from irtcat.itembank.parquet_partitions import PartitionedLog
+
+    return PartitionedLog.open(client, args.data, args.partition_rows or PARTITION_ROWS)
