@@ -44,6 +44,7 @@ from irtcat.api.serve import add_commands as add_server_commands
 from irtcat.api.simulate_command import add_command as add_simulate_command
 from irtcat.api.store_commands import add_commands as add_store_commands
 from irtcat.api.store_commands import counted
+from irtcat.api.study_command import add_command as add_study_command
 
 MAX_NODES = 1001
 """Most quadrature nodes: mirt's defaults are 61 (calibration) and 121 (scoring)."""
@@ -73,6 +74,7 @@ def _build_parser():
                         define=_define_calibrate)
     commands.add_parser("link", help="put a bank on another bank's scale", define=_define_link)
     add_simulate_command(commands)
+    add_study_command(commands)
     commands.add_parser("report", help="an HTML report of a bank: parameters, fit, curves, "
                         "test information", define=_define_report)
     add_info_command(commands)
