@@ -99,10 +99,12 @@ def _define_worker(worker):
 
 
 def _define_score(score):
+    from irtcat.api import partitioned_score
     from irtcat.engine import METHODS
     from irtcat.engine.names import canonical_method
 
-    score.add_argument("data", metavar="DATA.csv", help="wide or long response CSV")
+    score.add_argument("data", metavar="DATA.csv", help="wide or long response CSV, or a "
+                       "Parquet response log (a file, or a folder of partitioned files)")
     score.add_argument("--bank", required=True, metavar="BANK.json", help="irtcat-bank/1 document")
     score.add_argument("--method", type=lambda text: canonical_method(text, (*METHODS, "pv"),
                                                                       strict=False),
@@ -125,6 +127,7 @@ def _define_score(score):
                        help="EAP quadrature nodes on [-6, 6] (default 121, as mirt)")
     score.add_argument("--weights", metavar="W1,W2,...", help="a multidimensional bank: "
                        "the composite's weights, one per factor (adds composite,composite_se)")
+    partitioned_score.add_arguments(score)
     score.set_defaults(run=run_score)
 
 
@@ -236,17 +239,20 @@ def _score(data_path, bank_path, method, prior_mean=None, prior_sd=None, quadpts
 
 
 def run_score(args):
-    from irtcat.api import mirt_commands
+    from irtcat.api import mirt_commands, partitioned_score
     from irtcat.itembank import write_scores
 
     document = mirt_commands.multidimensional_document(args.bank)
     if document is not None:
+        partitioned_score.refuse_multidimensional(args)
         return mirt_commands.run_score(args, document)
     if args.weights is not None:
         raise UsageError("--weights go with a multidimensional bank (one with 'dimensions')")
 
     if args.method != "pv" and (args.draws is not None or args.seed is not None):
         raise UsageError("--draws and --seed go with --method pv")
+    if partitioned_score.applies(args):
+        return partitioned_score.run(args)
     data, _, estimate = _score(args.data, args.bank, args.method, args.prior_mean, args.prior_sd,
                                args.quadpts, args.draws or 5, 1 if args.seed is None else args.seed)
     extra = None
