@@ -6,13 +6,17 @@ into partitions of a fixed number of consecutive persons (`PARTITION_PERSONS`). 
 partition is made a matrix only where it is scored (a log travels as its answers, three
 numbers each), is scored by `engine.estimate_theta` (or
 `engine.plausible.draw_plausible_values`), and the partitions' scores are put together
-in person order. A person's score depends on their answers alone, so the scores are
-those of the whole data scored at once, whatever the partitions and wherever they run.
+in person order. The same partition size gives the same numbers bit for bit here and
+on any cluster, with any number of workers. A person's score depends on their answers
+alone, so it is also the score of the whole data scored at once, to the last bits of
+a float: BLAS kernels group rows in blocks, and a partition boundary may shift a row
+to another place in its block (a change of 1e-15; the scores CSV's six decimals are
+those of a run at once).
 
 Plausible values too: their draws are one uniform number per draw in person order from
 ``default_rng(seed)``; a partition starting at person s takes its generator advanced
-by s x draws numbers (`numpy.random.PCG64.advance`), so it draws what the whole run
-would have drawn for its persons.
+by s x draws numbers (`numpy.random.PCG64.advance`), so it draws the numbers the whole
+run would have drawn for its persons.
 """
 
 from __future__ import annotations
@@ -121,7 +125,8 @@ def score_partitioned(data, bank, method="eap", *, client=None, size=PARTITION_P
 
     Returns
     -------
-    Scores, in the data's person order; the same numbers for any `size` and client.
+    Scores, in the data's person order; the same numbers for any client (module
+    docstring: for any `size` up to the last bits of a float).
     DataFormatError as `itembank.align_responses` for an item not in the bank or a
     response outside its item's categories.
     """
