@@ -24,6 +24,7 @@ from . import (
     scoring,
     startup,
     store,
+    study,
 )
 from .common import machine
 
@@ -34,7 +35,7 @@ BENCHMARKS = {"scoring": scoring.run, "calibration": calibration.run, "cat": cat
               "model_fit": model_fit.run, "fixed_calib": fixed_calib.run,
               "exposure_live": exposure_live.run, "online": online.run,
               "ims_cat": ims_cat.run, "mcat": mcat.run, "answer_path": answer_path.run,
-              "mirt": mirt.run}
+              "mirt": mirt.run, "study": study.run}
 
 
 def main(names):
