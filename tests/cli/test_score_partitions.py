@@ -15,6 +15,7 @@ from command_line import run
 
 from irtcat.itembank import read_response_log
 from irtcat.itembank.parquet_io import write_parquet_log
+from tests.local_cluster import local_cluster
 
 LSAT7 = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo" / "LSAT7.csv"
 
@@ -39,9 +40,8 @@ def logs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scheduler():
     """The address of one LocalCluster of two worker processes for the module."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
+    pytest.importorskip("distributed")
+    with local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from command_line import run
 
+from tests.local_cluster import local_cluster
+
 N_ITEMS = 30
 DESIGNS = {"base": {"stop": {"min_items": 5, "max_items": 10, "se": 0.45}},
            "designs": [{"name": "mfi"},
@@ -38,9 +40,8 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scheduler():
     """The address of one LocalCluster of two worker processes for the module."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
+    pytest.importorskip("distributed")
+    with local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 

@@ -18,6 +18,7 @@ from irtcat.engine.plausible import draw_plausible_values
 from irtcat.engine.simulate import simulate_responses
 from irtcat.itembank import DataFormatError, ResponseData, align_responses, bank_from_document
 from irtcat.itembank.io import ResponseLog
+from tests.local_cluster import local_cluster
 
 N_PERSONS = 700
 SIZE = 97             # eight partitions, the last of 21 persons
@@ -63,9 +64,7 @@ def dense(log):
 def client():
     """One LocalCluster of two worker processes for the module."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as connection:
+    with local_cluster(2) as cluster, distributed.Client(cluster) as connection:
         yield connection
 
 

@@ -14,6 +14,7 @@ from irtcat.api.study_command import design_summary, study_groups
 from irtcat.delivery import studies
 from irtcat.engine.simulate import run_cat
 from irtcat.itembank import DataFormatError, bank_from_document
+from tests.local_cluster import local_cluster
 
 N_ITEMS = 40
 EXAMINEES = 250
@@ -62,9 +63,7 @@ def here(bank, designs):
 def client():
     """One LocalCluster of two worker processes for the module."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as connection:
+    with local_cluster(2) as cluster, distributed.Client(cluster) as connection:
         yield connection
 
 
@@ -94,9 +93,7 @@ def test_one_worker_gives_the_study_of_two(bank, designs, client):
     # Expected: the study on the module's two workers, run again on a cluster of one.
     distributed = pytest.importorskip("distributed")
     two = studies.run_study(bank, designs[:2], EXAMINEES, SEED, client, unit=UNIT)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as single:
+    with local_cluster(1) as cluster, distributed.Client(cluster) as single:
         one = studies.run_study(bank, designs[:2], EXAMINEES, SEED, single, unit=UNIT)
     assert_same_study(two, one)
 
