@@ -10,6 +10,8 @@ it was once the workers are up.
 import contextlib
 import os
 
+import pytest
+
 
 @contextlib.contextmanager
 def local_cluster(n_workers=2):
@@ -26,3 +28,14 @@ def local_cluster(n_workers=2):
         os.environ.update(inherited)
     with cluster:
         yield cluster
+
+
+def scheduler_fixture():
+    """A module-scoped fixture: the address of one LocalCluster of two worker processes
+    for the module that holds it (``scheduler = scheduler_fixture()``)."""
+    @pytest.fixture(scope="module")
+    def scheduler():
+        pytest.importorskip("distributed")
+        with local_cluster(2) as cluster:
+            yield cluster.scheduler_address
+    return scheduler

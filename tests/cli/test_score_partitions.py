@@ -15,7 +15,9 @@ from command_line import run
 
 from irtcat.itembank import read_response_log
 from irtcat.itembank.parquet_io import write_parquet_log
-from tests.local_cluster import local_cluster
+from tests.local_cluster import scheduler_fixture
+
+scheduler = scheduler_fixture()
 
 LSAT7 = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo" / "LSAT7.csv"
 
@@ -35,14 +37,6 @@ def logs(tmp_path_factory):
     parquet = folder / "log.parquet"
     write_parquet_log(read_response_log(long_csv), parquet)
     return long_csv, parquet
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    """The address of one LocalCluster of two worker processes for the module."""
-    pytest.importorskip("distributed")
-    with local_cluster(2) as cluster:
-        yield cluster.scheduler_address
 
 
 @pytest.mark.parametrize("method", [("eap",), ("wle",), ("pv", "--draws", "2", "--seed", "3")])

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from command_line import run
 
-from tests.local_cluster import local_cluster
+from tests.local_cluster import scheduler_fixture
+
+scheduler = scheduler_fixture()
 
 N_ITEMS = 30
 DESIGNS = {"base": {"stop": {"min_items": 5, "max_items": 10, "se": 0.45}},
@@ -35,14 +37,6 @@ def files(tmp_path_factory):
     designs = folder / "designs.json"
     designs.write_text(json.dumps(DESIGNS))
     return bank, designs
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    """The address of one LocalCluster of two worker processes for the module."""
-    pytest.importorskip("distributed")
-    with local_cluster(2) as cluster:
-        yield cluster.scheduler_address
 
 
 def study(capsys, files, *more):
