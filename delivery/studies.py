@@ -214,7 +214,22 @@ def run_study(bank, designs, examinees, seed, client=None, *, unit=UNIT, groups=
     -------
     list of DesignResult, one per design in order; the same for any client.
     """
-    params = bank.params
+    return _run(bank.params, designs, examinees, seed, client, unit, groups)
+
+
+def simulate_design(params, design, examinees, seed, client=None, *, unit=UNIT, groups=None):
+    """One design simulated as a study of that design alone (design index 0): a
+    `DesignResult`, the same for any client; what a queued simulation can run on a
+    cluster. Its report: ``api.simulation_report.report(result.results, result.design,
+    seconds, true_theta=result.true_theta, seed=seed)``.
+
+    params : ItemParameters of the bank; design : CATDesign; groups : as `run_study`'s
+    """
+    return _run(params, [StudyDesign("", {}, design)], examinees, seed, client, unit,
+                groups)[0]
+
+
+def _run(params, designs, examinees, seed, client, unit, groups):
     work = units(designs, examinees, unit)
     masks = [groups(entry.design) if groups else None for entry in designs]
     if client is None:
@@ -227,7 +242,8 @@ def run_study(bank, designs, examinees, seed, client=None, *, unit=UNIT, groups=
         prepared, design_of = [], []
         for index, entry in enumerate(designs):
             if needs_tuning(entry.design):
-                pair = client.submit(tuned, shared, entry.design, seed, index, pure=False)
+                pair = client.submit(tuned, shared, entry.design, seed, index, pure=False,
+                                     retries=2)
                 prepared.append(pair)
                 design_of.append(client.submit(_first, pair, pure=False))
             else:

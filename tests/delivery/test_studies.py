@@ -7,6 +7,8 @@ closed forms of a fixed-length design (every test has L items; mean exposure L /
 and the per-simulee rows (the summary's RMSE and bias are theirs).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,14 @@ def test_one_worker_gives_the_study_of_two(bank, designs, client):
     with local_cluster(1) as cluster, distributed.Client(cluster) as single:
         one = studies.run_study(bank, designs[:2], EXAMINEES, SEED, single, unit=UNIT)
     assert_same_study(two, one)
+
+
+def test_one_design_is_a_study_of_it_alone(bank, designs, client):
+    # Expected: run_study of that design alone, on the cluster as here.
+    [alone] = studies.run_study(bank, designs[2:3], EXAMINEES, SEED, unit=UNIT)
+    there = studies.simulate_design(bank.params, designs[2].design, EXAMINEES, SEED, client,
+                                    unit=UNIT)
+    assert_same_study([alone], [dataclasses.replace(there, name=alone.name)])
 
 
 def test_a_unit_is_its_documented_seeds(bank, designs, here):
