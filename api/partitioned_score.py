@@ -3,7 +3,7 @@ cluster: the same CSV, in the same person order, as scoring the data at once.
 
 It applies to a long response log (a long CSV, or Parquet: a file, a folder of
 partitioned files or a URI, `itembank.parquet_io`), to any data when a scheduler is
-named (``--scheduler``, else $IRTCAT_DASK_SCHEDULER) and whenever ``--partition-size``
+named (``--scheduler``, else $IRTCAT_DASK_SCHEDULER) and whenever ``--partition-rows``
 is given. A wide CSV scored here is read and scored at once, as before (it is a matrix
 already, and a class's file needs no pandas). A multidimensional bank is scored at once
 too; naming a scheduler, a partition size or Parquet data for one is a usage error.
@@ -27,7 +27,7 @@ def add_arguments(score):
                        type=str.lower, default=None,
                        help="the responses' format (default: parquet for a folder, a URI or "
                             "a .parquet file, else csv)")
-    score.add_argument("--partition-size", type=whole_number(1, MAX_PARTITION), metavar="N",
+    score.add_argument("--partition-rows", type=whole_number(1, MAX_PARTITION), metavar="N",
                        help=f"persons scored together (default {PARTITION_PERSONS:,}; the "
                             "scores do not depend on it)")
     add_scheduler_argument(score)
@@ -57,8 +57,8 @@ def _long_csv(path):
 
 def refuse_multidimensional(args):
     """UsageError when partitioned scoring was asked for on a multidimensional bank."""
-    if args.scheduler is not None or args.partition_size is not None or _parquet(args):
-        raise UsageError("--scheduler, --partition-size and Parquet data score a "
+    if args.scheduler is not None or args.partition_rows is not None or _parquet(args):
+        raise UsageError("--scheduler, --partition-rows and Parquet data score a "
                          "unidimensional bank")
 
 
@@ -66,14 +66,14 @@ def applies(args):
     """Whether `irtcat score` runs partition by partition (module docstring)."""
     from irtcat.calibration.cluster import scheduler_from_environment
 
-    return (args.scheduler is not None or args.partition_size is not None
+    return (args.scheduler is not None or args.partition_rows is not None
             or scheduler_from_environment() is not None or _parquet(args)
             or _long_csv(args.data))
 
 
 def run(args):
     """Score `args.data` partition by partition and write the scores CSV."""
-    from irtcat.api.study_command import cluster_of
+    from irtcat.api.cluster_option import cluster_for
     from irtcat.delivery.bulk_scoring import PARTITION_PERSONS, score_partitioned
     from irtcat.itembank import read_bank, read_response_log, write_scores
 
@@ -83,9 +83,9 @@ def run(args):
              else args.prior_mean,
              "prior_sd": bank.population["sd"] if args.prior_sd is None else args.prior_sd,
              "n_nodes": args.quadpts}
-    with cluster_of(args) as client:
+    with cluster_for(args) as client:
         scores = score_partitioned(data, bank, args.method, client=client,
-                                   size=args.partition_size or PARTITION_PERSONS,
+                                   size=args.partition_rows or PARTITION_PERSONS,
                                    draws=args.draws or 5,
                                    seed=1 if args.seed is None else args.seed, **prior)
     extra = None

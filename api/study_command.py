@@ -15,7 +15,6 @@ one row per design of `SUMMARY_COLUMNS`.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from irtcat.api.arguments import UsageError, whole_number
@@ -61,20 +60,6 @@ def add_scheduler_argument(parser):
                         help="a Dask cluster: local (2 worker processes), local:N, or a "
                              "scheduler's address (default: $IRTCAT_DASK_SCHEDULER, else "
                              "this process)")
-
-
-@contextlib.contextmanager
-def cluster_of(args):
-    """The `distributed.Client` of ``args.scheduler`` (or of $IRTCAT_DASK_SCHEDULER), or
-    None; a scheduler that cannot be named or reached is a UsageError."""
-    from irtcat.calibration.cluster import ClusterError, connected, scheduler_from_environment
-
-    scheduler = args.scheduler if args.scheduler is not None else scheduler_from_environment()
-    try:
-        with connected(scheduler) as client:
-            yield client
-    except ClusterError as error:
-        raise UsageError(str(error)) from None
 
 
 def study_groups(design):
@@ -154,6 +139,7 @@ def _write_csv(path, summary):
 
 def run_study_command(args):
     from irtcat.api import mirt_commands
+    from irtcat.api.cluster_option import cluster_for
     from irtcat.api.simulate_command import exposure_warning
     from irtcat.delivery.studies import read_designs
     from irtcat.itembank import DataFormatError, read_bank, read_json, write_json
@@ -165,7 +151,7 @@ def run_study_command(args):
         designs = read_designs(read_json(args.designs), bank)
     except DataFormatError as error:
         raise UsageError(f"{args.designs}: {error}") from None
-    with cluster_of(args) as client:
+    with cluster_for(args) as client:
         summary = study_summary(bank, designs, args.examinees, args.seed, client,
                                 unit=args.unit)
     for entry, design in zip(summary["designs"], designs, strict=True):

@@ -15,9 +15,6 @@ from command_line import run
 
 from irtcat.itembank import read_response_log
 from irtcat.itembank.parquet_io import write_parquet_log
-from tests.local_cluster import scheduler_fixture
-
-scheduler = scheduler_fixture()
 
 LSAT7 = pathlib.Path(__file__).resolve().parents[2] / "api" / "demo" / "LSAT7.csv"
 
@@ -40,17 +37,18 @@ def logs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method", [("eap",), ("wle",), ("pv", "--draws", "2", "--seed", "3")])
-def test_partitions_write_the_csv_of_a_run_at_once(capsys, monkeypatch, logs, scheduler,
+def test_partitions_write_the_csv_of_a_run_at_once(capsys, monkeypatch, logs, dask_client,
                                                    lsat7_data_path, lsat7_bank_path, method):
     # Expected: the wide file scored at once (no partition option, no scheduler).
+    scheduler = dask_client.scheduler.address      # the module's cluster, tests/conftest.py
     monkeypatch.delenv("IRTCAT_DASK_SCHEDULER", raising=False)
     common = ("--bank", lsat7_bank_path, "--method", *method)
     status, expected, err = run(capsys, "score", lsat7_data_path, *common)
     assert status == 0 and err == "" and expected.count("\n") == 1001
     long_csv, parquet = logs
-    for data, more in ((long_csv, ()), (parquet, ("--partition-size", "77")),
-                       (long_csv, ("--partition-size", "300", "--scheduler", scheduler)),
-                       (lsat7_data_path, ("--partition-size", "128", "--scheduler", scheduler))):
+    for data, more in ((long_csv, ()), (parquet, ("--partition-rows", "77")),
+                       (long_csv, ("--partition-rows", "300", "--scheduler", scheduler)),
+                       (lsat7_data_path, ("--partition-rows", "128", "--scheduler", scheduler))):
         status, out, err = run(capsys, "score", data, *common, *more)
         assert (status, err) == (0, "")
         assert out == expected, (data.name, more)
@@ -74,7 +72,7 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, logs, lsat7_bank_path
     bank = tmp_path / "mbank.json"
     bank.write_text(json.dumps({"format": "irtcat-bank/1", "dimensions": ["F1", "F2"],
                                 "items": []}))
-    cases = [((logs[0], "--bank", lsat7_bank_path, "--partition-size", "0"), "--partition-size"),
+    cases = [((logs[0], "--bank", lsat7_bank_path, "--partition-rows", "0"), "--partition-rows"),
              ((tmp_path / "none.parquet", "--bank", lsat7_bank_path), "none.parquet"),
              ((other, "--bank", lsat7_bank_path), "item 'Item.6' of the data is not in the bank"),
              ((logs[0], "--bank", bank, "--scheduler", "local"), "unidimensional bank"),

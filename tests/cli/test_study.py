@@ -13,10 +13,6 @@ import numpy as np
 import pytest
 from command_line import run
 
-from tests.local_cluster import scheduler_fixture
-
-scheduler = scheduler_fixture()
-
 N_ITEMS = 30
 DESIGNS = {"base": {"stop": {"min_items": 5, "max_items": 10, "se": 0.45}},
            "designs": [{"name": "mfi"},
@@ -45,11 +41,13 @@ def study(capsys, files, *more):
                "--unit", 100, "--seed", 5, *more)
 
 
-def test_the_cluster_gives_the_summary_of_one_process(capsys, files, scheduler, monkeypatch):
+def test_the_cluster_gives_the_summary_of_one_process(capsys, files, dask_client,
+                                                      monkeypatch):
     # Expected: the in-process summary, design for design; the run's own figures say
     # where it ran (0 workers here, the cluster's 2 there), through --scheduler or
     # $IRTCAT_DASK_SCHEDULER.
     monkeypatch.delenv("IRTCAT_DASK_SCHEDULER", raising=False)
+    scheduler = dask_client.scheduler.address      # the module's cluster, tests/conftest.py
     status, out, err = study(capsys, files)
     assert status == 0 and err == ""
     here = json.loads(out)

@@ -18,7 +18,6 @@ from irtcat.engine.plausible import draw_plausible_values
 from irtcat.engine.simulate import simulate_responses
 from irtcat.itembank import DataFormatError, ResponseData, align_responses, bank_from_document
 from irtcat.itembank.io import ResponseLog
-from tests.local_cluster import local_cluster
 
 N_PERSONS = 700
 SIZE = 97             # eight partitions, the last of 21 persons
@@ -60,14 +59,6 @@ def dense(log):
     return ResponseData(log.person_ids, log.item_ids, responses)
 
 
-@pytest.fixture(scope="module")
-def client():
-    """One LocalCluster of two worker processes for the module."""
-    distributed = pytest.importorskip("distributed")
-    with local_cluster(2) as cluster, distributed.Client(cluster) as connection:
-        yield connection
-
-
 def same(first, second):
     return np.array_equal(first, second, equal_nan=True)
 
@@ -77,7 +68,7 @@ def close(first, second):
 
 
 @pytest.mark.parametrize("method", ["eap", "map", "ml", "wle", "eapsum"])
-def test_partitions_score_as_the_whole_data(bank, log, client, method):
+def test_partitions_score_as_the_whole_data(bank, log, dask_client, method):
     # Expected: the partitions scored here, bit for bit on the cluster, from the log or
     # from the matrix; estimate_theta on the whole matrix to ROUNDING.
     responses, params, _ = align_responses(dense(log), bank)
@@ -86,14 +77,14 @@ def test_partitions_score_as_the_whole_data(bank, log, client, method):
     here = score_partitioned(log, bank, method, **options)
     assert close(here.estimate.theta, whole.theta) and close(here.estimate.se, whole.se)
     assert np.array_equal(here.estimate.bounded, whole.bounded) and here.draws is None
-    for there in (score_partitioned(log, bank, method, client=client, **options),
-                  score_partitioned(dense(log), bank, method, client=client, **options)):
+    for there in (score_partitioned(log, bank, method, client=dask_client, **options),
+                  score_partitioned(dense(log), bank, method, client=dask_client, **options)):
         assert same(there.estimate.theta, here.estimate.theta)
         assert same(there.estimate.se, here.estimate.se)
         assert np.array_equal(there.estimate.bounded, here.estimate.bounded)
 
 
-def test_plausible_values_are_the_whole_runs_draws(bank, log, client):
+def test_plausible_values_are_the_whole_runs_draws(bank, log, dask_client):
     # Expected: draw_plausible_values on the whole matrix with the same seed, to
     # ROUNDING: every partition draws the whole stream's numbers for its persons; the
     # cluster's partitions bit for bit those drawn here.
@@ -102,7 +93,7 @@ def test_plausible_values_are_the_whole_runs_draws(bank, log, client):
     here = score_partitioned(log, bank, "pv", size=SIZE, draws=3, seed=7)
     assert close(here.draws, whole.draws)
     assert close(here.estimate.theta, whole.estimate.theta)
-    there = score_partitioned(log, bank, "pv", size=SIZE, draws=3, seed=7, client=client)
+    there = score_partitioned(log, bank, "pv", size=SIZE, draws=3, seed=7, client=dask_client)
     assert np.array_equal(there.draws, here.draws)
     other = score_partitioned(log, bank, "pv", size=SIZE, draws=3, seed=8)
     assert not close(other.draws, whole.draws)

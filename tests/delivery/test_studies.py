@@ -16,7 +16,6 @@ from irtcat.api.study_command import design_summary, study_groups
 from irtcat.delivery import studies
 from irtcat.engine.simulate import run_cat
 from irtcat.itembank import DataFormatError, bank_from_document
-from tests.local_cluster import local_cluster
 
 N_ITEMS = 40
 EXAMINEES = 250
@@ -61,14 +60,6 @@ def here(bank, designs):
     return studies.run_study(bank, designs, EXAMINEES, SEED, unit=UNIT, groups=study_groups)
 
 
-@pytest.fixture(scope="module")
-def client():
-    """One LocalCluster of two worker processes for the module."""
-    distributed = pytest.importorskip("distributed")
-    with local_cluster(2) as cluster, distributed.Client(cluster) as connection:
-        yield connection
-
-
 FIELDS = ("items", "responses", "scored", "length", "scored_length", "theta", "se",
           "decision")
 
@@ -83,27 +74,29 @@ def assert_same_study(first, second):
         assert design_summary(one) == design_summary(other)
 
 
-def test_the_cluster_gives_the_study_of_one_process(bank, designs, here, client):
+def test_the_cluster_gives_the_study_of_one_process(bank, designs, here, dask_client):
     # Expected: the in-process run, array for array (the seeds are the units', never
     # the workers'), and so the same summary per design.
-    there = studies.run_study(bank, designs, EXAMINEES, SEED, client, unit=UNIT,
+    there = studies.run_study(bank, designs, EXAMINEES, SEED, dask_client, unit=UNIT,
                               groups=study_groups)
     assert_same_study(here, there)
 
 
-def test_one_worker_gives_the_study_of_two(bank, designs, client):
+def test_one_worker_gives_the_study_of_two(bank, designs, dask_client):
     # Expected: the study on the module's two workers, run again on a cluster of one.
     distributed = pytest.importorskip("distributed")
-    two = studies.run_study(bank, designs[:2], EXAMINEES, SEED, client, unit=UNIT)
-    with local_cluster(1) as cluster, distributed.Client(cluster) as single:
+    two = studies.run_study(bank, designs[:2], EXAMINEES, SEED, dask_client, unit=UNIT)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as single:
         one = studies.run_study(bank, designs[:2], EXAMINEES, SEED, single, unit=UNIT)
     assert_same_study(two, one)
 
 
-def test_one_design_is_a_study_of_it_alone(bank, designs, client):
+def test_one_design_is_a_study_of_it_alone(bank, designs, dask_client):
     # Expected: run_study of that design alone, on the cluster as here.
     [alone] = studies.run_study(bank, designs[2:3], EXAMINEES, SEED, unit=UNIT)
-    there = studies.simulate_design(bank.params, designs[2].design, EXAMINEES, SEED, client,
+    there = studies.simulate_design(bank.params, designs[2].design, EXAMINEES, SEED, dask_client,
                                     unit=UNIT)
     assert_same_study([alone], [dataclasses.replace(there, name=alone.name)])
 
