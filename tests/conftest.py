@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import sqlalchemy
 
+from irtcat.calibration.cluster import local_cluster
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 DEMO = pathlib.Path(__file__).resolve().parents[1] / "api" / "demo"
 
@@ -207,8 +209,7 @@ def dask_client():
     # Dask's workers compute with one BLAS thread; so does this process meanwhile, else
     # its matrix products round differently in the last bits (calibration.partitions).
     with threadpool_limits(limits=1, user_api="blas"), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=":0") as cluster, \
+            local_cluster(2) as cluster, \
             distributed.Client(cluster) as client:
         yield client
 

@@ -16,6 +16,7 @@ import pytest
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
+from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.mml_em import MMLCalibrator, Priors
 from irtcat.calibration.partitions import DaskPartitions
 from irtcat.calibration.responses import from_coordinates, from_dense
@@ -32,8 +33,7 @@ def client():
     # Dask's workers compute with one BLAS thread; so does this process here, else its
     # matrix products round differently in the last bits (see calibration.partitions).
     with threadpool_limits(limits=1, user_api="blas"), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=":0") as cluster, \
+            local_cluster(2) as cluster, \
             distributed.Client(cluster) as connected:
         yield connected
 
@@ -165,8 +165,7 @@ def test_a_result_does_not_depend_on_the_number_of_workers(client):
     data = dataclasses.replace(from_dense(matrix("SAT12_keyed"), collapse=False),
                                partition_rows=120)
     two = MMLCalibrator("2pl").fit(DaskPartitions(client, data))
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
+    with local_cluster(1) as cluster, \
             distributed.Client(cluster) as single:
         one = MMLCalibrator("2pl").fit(DaskPartitions(single, data))
     assert_same_fit(one, two)

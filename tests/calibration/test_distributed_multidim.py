@@ -16,6 +16,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from irtcat.calibration.bifactor import bifactor_loadings
+from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.fixed_calib import StackedResponses, fixed_calib
 from irtcat.calibration.mirt_em import MirtCalibrator
 from irtcat.calibration.mirt_se import standard_errors
@@ -30,13 +31,12 @@ TOLERANCE = 1e-8       # issue 19: cluster and one process agree within 1e-8
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # Dask's workers compute with one BLAS thread; so does this process here, else its
     # matrix products round differently in the last bits (see calibration.partitions).
     with threadpool_limits(limits=1, user_api="blas"), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=":0") as cluster, Client(cluster) as connected:
+            local_cluster(2) as cluster, Client(cluster) as connected:
         yield connected
 
 

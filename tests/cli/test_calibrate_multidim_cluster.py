@@ -12,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from irtcat.api.cli import main
+from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.partitions import DaskPartitions
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -20,12 +21,10 @@ TOLERANCE = 1e-8
 
 @pytest.fixture(scope="module")
 def address():
-    from distributed import LocalCluster
 
     # One BLAS thread here, as on Dask's workers (see calibration.partitions).
     with threadpool_limits(limits=1, user_api="blas"), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=":0") as cluster:
+            local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 

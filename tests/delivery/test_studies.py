@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from irtcat.api.study_command import design_summary, study_groups
+from irtcat.calibration.cluster import local_cluster
 from irtcat.delivery import studies
 from irtcat.engine.simulate import run_cat
 from irtcat.itembank import DataFormatError, bank_from_document
@@ -86,8 +87,7 @@ def test_one_worker_gives_the_study_of_two(bank, designs, dask_client):
     # Expected: the study on the module's two workers, run again on a cluster of one.
     distributed = pytest.importorskip("distributed")
     two = studies.run_study(bank, designs[:2], EXAMINEES, SEED, dask_client, unit=UNIT)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
+    with local_cluster(1) as cluster, \
             distributed.Client(cluster) as single:
         one = studies.run_study(bank, designs[:2], EXAMINEES, SEED, single, unit=UNIT)
     assert_same_study(two, one)

@@ -17,6 +17,7 @@ import pytest
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
+from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.mml_em import MMLCalibrator
 from irtcat.calibration.workflow import calibrate_document
 from irtcat.itembank.errors import DataFormatError
@@ -30,8 +31,7 @@ TOLERANCE = 1e-8
 def cluster():
     distributed = pytest.importorskip("distributed")
     with threadpool_limits(limits=1, user_api="blas"), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=":0") as local, \
+            local_cluster(2) as local, \
             distributed.Client(local) as client:
         yield local, client
 
