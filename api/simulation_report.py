@@ -51,6 +51,13 @@ def simulate_and_report(params, design, rng, true_theta, seed):
     return report(results, design, seconds, true_theta=true_theta, seed=seed)
 
 
+def design_report(result, seconds, seed):
+    """The report of a design simulated as a study (`delivery.studies.DesignResult`):
+    what a queued simulation stores when it ran on a cluster."""
+    return report(result.results, result.design, seconds, true_theta=result.true_theta,
+                  seed=seed)
+
+
 def _joined(results, name):
     return np.concatenate([getattr(part, name) for part in results])
 

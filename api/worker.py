@@ -76,7 +76,7 @@ class Worker:
         from irtcat.itembank.store import Store
 
         from .report import bank_report
-        from .simulation_report import simulate_and_report
+        from .simulation_report import design_report, simulate_and_report
 
         store = Store(Database(database_url))
         self.cluster = ClusterClient(scheduler_from_environment() if scheduler is None
@@ -84,7 +84,7 @@ class Worker:
         self.runner = JobRunner(store, Delivery(store),
                                 lambda document, title, dif=None: bank_report(
                                     document, title=title, dif=dif),
-                                simulate_and_report, self.cluster)
+                                simulate_and_report, self.cluster, design_report)
         self.jobs = self.runner.jobs
         self.name = name or this_process()
         self.poll, self.heartbeat, self.stale_after = poll, heartbeat, stale_after

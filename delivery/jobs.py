@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 
 import numpy as np
 
@@ -54,6 +55,7 @@ from irtcat.delivery.lti import JOB_KIND as LTI_SCORE
 from irtcat.delivery.lti import Tool as LtiTool
 from irtcat.delivery.online_calibration import JOB_KIND as ONLINE_CALIBRATION
 from irtcat.delivery.online_calibration import run_online_calibration
+from irtcat.delivery.studies import simulate_design
 from irtcat.itembank.errors import DataFormatError, NotFoundError
 from irtcat.itembank.io import ResponseLog
 from irtcat.itembank.jobs import Jobs
@@ -180,12 +182,20 @@ class JobRunner:
         simulation and formats its report (FORMATS.md); formatting is the caller's.
     cluster : callable, optional
         ``cluster() -> distributed.Client or None`` (a `ClusterClient`): where the
-        calibrations' E-steps run; None or a call answering None: in this process.
+        calibrations' E-steps run, and simulations, as a study of the test's design
+        (`delivery.studies.simulate_design`: seeded per unit of simulees, so its report
+        is the same on any number of workers, and is `irtcat study`'s); None or a call
+        answering None: in this process.
+    design_report : callable, optional
+        ``design_report(result, seconds, seed) -> dict``: the report of a
+        `studies.DesignResult` (needed with a cluster).
     """
 
-    def __init__(self, store, delivery, bank_report, simulation_report, cluster=None):
+    def __init__(self, store, delivery, bank_report, simulation_report, cluster=None,
+                 design_report=None):
         self.store, self.delivery, self.bank_report = store, delivery, bank_report
         self.simulation_report = simulation_report
+        self.design_report = design_report
         self.cluster = cluster or ClusterClient()
         self.jobs = Jobs(store.database)
         self._kinds = {CALIBRATION: self._calibration, SIMULATION: self._simulation,
@@ -226,6 +236,12 @@ class JobRunner:
         test = self.delivery.test(test_id)
         built = self.delivery.test_bank(test_id,
                                         self.store.current_version_ids(test["standards"]))
+        client = self.cluster()
+        if client is not None:      # a study of the test's design, spread over the cluster
+            started = time.perf_counter()
+            result = simulate_design(built.bank.params, built.design, examinees, seed, client)
+            document = self.design_report(result, time.perf_counter() - started, seed)
+            return json.dumps(document, separators=(",", ":")), JSON
         rng = np.random.default_rng(seed)
         scoring = built.design.scoring
         true_theta = rng.normal(scoring.prior_mean, scoring.prior_sd, examinees)

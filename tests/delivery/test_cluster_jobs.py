@@ -26,6 +26,7 @@ from irtcat.delivery.jobs import (
     ClusterClient,
     enqueue_calibration,
     enqueue_online_calibration,
+    enqueue_simulation,
 )
 from irtcat.delivery.sessions import Delivery
 from irtcat.engine.models import parameters_from_entries
@@ -135,6 +136,27 @@ def test_an_online_calibration_job_runs_on_the_cluster_with_the_gates_of_one_pro
     assert [row["item"] for row in spread["items"]] == ["C12", "C13", "C14"]
     assert {row["decision"] for row in spread["items"]} == {"promoted"}
     assert_same_result(spread["items"], alone["items"], TOLERANCE)  # parameters, gates
+
+
+def test_a_simulation_job_on_the_cluster_reports_the_study_of_its_design(
+        seeded, migrated_database_url, dask_client, monkeypatch, assert_same_result):
+    # The reference: the same design simulated as a study in this process (no client).
+    from irtcat.api.simulation_report import design_report
+    from irtcat.delivery.studies import simulate_design
+
+    jobs = Jobs(seeded.database)
+    job_id = enqueue_simulation(jobs, "t", 1200, 7)
+    with distributed.get_task_stream(dask_client) as stream:
+        run_one(migrated_database_url, monkeypatch, dask_client.scheduler.address)
+    assert any(str(task["key"]).startswith("run_unit") for task in stream.data)
+    status, result, _ = jobs.result(job_id)
+    assert status == "done"
+    spread = json.loads(result)
+    delivery = Delivery(seeded)
+    built = delivery.test_bank("t", seeded.current_version_ids(["CLU"]))
+    alone = design_report(simulate_design(built.bank.params, built.design, 1200, 7), 0.0, 7)
+    assert spread["examinees"] == 1200
+    assert_same_result(spread, json.loads(json.dumps(alone)), 0.0)   # the same numbers
 
 
 def test_a_scheduler_that_cannot_be_named_fails_the_job_and_its_run_with_the_reason(
