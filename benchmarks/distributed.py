@@ -90,19 +90,31 @@ def largest_gap(one, other):
                for item in one["items"] for key in ("a", "b"))
 
 
-def projection(one, dist, n_workers, responses, per_person):
+def projection(dist, n_workers, responses, per_person):
     """Projected seconds of a calibration of `responses` on `n_workers` workers."""
     persons = responses / per_person
     partitions = math.ceil(persons / PARTITION_ROWS)
-    partition = float(np.median(dist["partition_seconds"]))
+    partition = full_partition_seconds(dist)
     levels = math.ceil(math.log2(max(partitions, 2)))
-    here = max(one["fit_seconds"] / one["cycles"] - one["e_step_seconds"], 0.0)
     cycle = (math.ceil(partitions / n_workers) * partition
              + levels * (dist["add_seconds"] + dist["sums_bytes"] / BANDWIDTH)
-             + here + n_workers * dist["shared_bytes"] / BANDWIDTH)
-    measured_responses = dist["persons"] * per_person
-    read = dist["open_seconds"] * 2 * responses / measured_responses / n_workers
-    return read + dist["cycles"] * cycle
+             + client_share(dist) + n_workers * dist["shared_bytes"] / BANDWIDTH)
+    scale = responses / (dist["persons"] * per_person) * 2 / n_workers   # measured on 2
+    load = (dist["open_seconds"] + dist["spent"]["partitions"]) * scale
+    return load + dist["cycles"] * cycle
+
+
+def full_partition_seconds(dist):
+    """A partition's E-step on a worker, scaled to PARTITION_ROWS persons."""
+    measured = dist["persons"] / dist["partitions"]
+    return float(np.median(dist["partition_seconds"])) * PARTITION_ROWS / measured
+
+
+def client_share(dist):
+    """Seconds per cycle of the cluster run outside its E-steps: the M-step and the
+    bookkeeping in this process."""
+    spent = dist["spent"]
+    return (dist["fit_seconds"] - spent["partitions"] - spent["e_step"]) / spent["e_steps"]
 
 
 def run():
@@ -118,12 +130,19 @@ def run():
         dist = child("cluster", log_dir, Path(folder) / "cluster.json")
         gap = largest_gap(json.loads((Path(folder) / "one.json").read_text()),
                           json.loads((Path(folder) / "cluster.json").read_text()))
+    m_step = os.environ.get("IRTCAT_DISTRIBUTED_M_STEP", "mirt")
+    e_one = one["spent"]["e_step"] / one["spent"]["e_steps"]
+    rest_one = (one["fit_seconds"] - one["spent"]["e_step"]) / one["spent"]["e_steps"]
+    e_dist = dist["spent"]["e_step"] / dist["spent"]["e_steps"]
     rows = [
         ("one process", f"{one['read_seconds']:.1f} s", f"{one['fit_seconds']:.1f} s",
-         str(one["cycles"]), f"{one['peak_mib']:.0f} MiB (the process)", "-",
+         str(one["cycles"]), f"{e_one:.2f} s + {rest_one:.2f} s",
+         f"{one['peak_mib']:.0f} MiB (the process)", "-",
          f"logLik {one['loglik']:.4f}"),
-        ("LocalCluster, 2 workers", f"{dist['open_seconds']:.1f} s",
+        ("LocalCluster, 2 workers", f"{dist['open_seconds']:.1f} s + "
+         f"{dist['spent']['partitions']:.1f} s to partition",
          f"{dist['fit_seconds']:.1f} s", str(dist["cycles"]),
+         f"{e_dist:.2f} s + {client_share(dist):.2f} s",
          " / ".join(f"{mib:.0f}" for mib in dist["worker_peak_mib"])
          + f" MiB per worker; {dist['client_peak_mib']:.0f} MiB here",
          f"{dist['bytes_per_cycle'] / 2**20:.1f} MiB sent "
@@ -131,16 +150,18 @@ def run():
          f"logLik {dist['loglik']:.4f}; largest gap in a or b {gap:.1e}; "
          f"{dist['partitions']} partitions"),
     ]
-    header = ("run", "read", "fit", "cycles", "peak memory", "bytes per cycle", "note")
-    tables = [(title + f" (log written in {written:.0f} s)", header, rows)]
-    partition = float(np.median(dist["partition_seconds"]))
+    header = ("run", "read", "fit", "cycles", "per cycle: E-step + the rest", "peak memory",
+              "bytes per cycle", "note")
+    tables = [(title + f", M-step {m_step} (log written in {written:.0f} s)", header, rows)]
+    partition = full_partition_seconds(dist)
     projected = []
     for responses in (n_persons * per_person, PROJECTED_RESPONSES):
         for workers in PROJECTED_WORKERS:
             projected.append((f"{responses:.1e}", str(workers),
-                              f"{projection(one, dist, workers, responses, per_person):.0f} s"))
-    tables.append((f"Projected calibration time on N workers (from the run above: "
-                   f"{partition:.2f} s per partition of {PARTITION_ROWS:,} persons, "
+                              f"{projection(dist, workers, responses, per_person):.0f} s"))
+    tables.append((f"Projected calibration time on N workers, M-step {m_step} (from the run "
+                   f"above: {partition:.2f} s per partition of {PARTITION_ROWS:,} persons, "
                    f"{dist['add_seconds'] * 1e3:.1f} ms per addition of two sums, "
+                   f"{client_share(dist):.2f} s per cycle in this process, "
                    f"{dist['cycles']} cycles)", ("responses", "workers", "time"), projected))
     return tables

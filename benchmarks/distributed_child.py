@@ -8,11 +8,35 @@ bytes a cycle moved and what one partition's E-step costs on a worker.
 """
 
 import json
+import os
 import resource
 import sys
 import time
 
 import numpy as np
+
+M_STEP = os.environ.get("IRTCAT_DISTRIBUTED_M_STEP", "mirt")
+SPENT = {"e_step": 0.0, "e_steps": 0, "partitions": 0.0}
+
+
+def instrumented():
+    """Time the E-steps (and a cluster's building of its partitions) as they run."""
+    from irtcat.calibration.mml_em import MMLCalibrator
+    from irtcat.itembank.parquet_partitions import PartitionedLog
+
+    def timing(function, key, count=None):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                SPENT[key] += time.perf_counter() - started
+                if count:
+                    SPENT[count] += 1
+        return timed
+
+    MMLCalibrator._e_step = timing(MMLCalibrator._e_step, "e_step", "e_steps")
+    PartitionedLog.partitions = timing(PartitionedLog.partitions, "partitions")
 
 
 def peak_mib():
@@ -28,8 +52,9 @@ def one_process(log_dir, out):
     log = read_parquet_log(log_dir)
     read = time.perf_counter() - started
     started = time.perf_counter()
-    document, calibrator = calibrate_document(log, "2pl", fit=False)
+    document, calibrator = calibrate_document(log, "2pl", fit=False, m_step=M_STEP)
     fit = time.perf_counter() - started
+    spent = dict(SPENT)
     # One E-step's cost, partition by partition, at the estimates (the cost of a cycle's
     # data side; the rest of a cycle is the M-step and the bookkeeping here).
     data = calibrator.data_
@@ -41,6 +66,7 @@ def one_process(log_dir, out):
     e_step = time.perf_counter() - started
     pathlib_write(out, document)
     return {"read_seconds": read, "fit_seconds": fit, "cycles": calibrator.n_iter_,
+            "spent": spent,
             "e_step_seconds": e_step, "partitions": len(partition_bounds(data)),
             "persons": int(data.n_persons), "loglik": calibrator.log_likelihood_,
             "peak_mib": peak_mib()}
@@ -65,8 +91,9 @@ def cluster(log_dir, out):
 
         started = time.perf_counter()
         document, calibrator = calibrate_document(log, "2pl", fit=False, cluster=client,
-                                                  progress=progress)
+                                                  progress=progress, m_step=M_STEP)
         fit = time.perf_counter() - started
+        spent = dict(SPENT)
         last = max(moved)
         per_cycle = (moved[last] - moved[1]) / max(last - 1, 1)
         partitions = calibrator.data_
@@ -84,6 +111,7 @@ def cluster(log_dir, out):
         workers = client.run(peak_mib)
         pathlib_write(out, document)
         return {"open_seconds": opened, "fit_seconds": fit, "cycles": calibrator.n_iter_,
+                "spent": spent,
                 "partitions": partitions.n_partitions, "persons": int(partitions.n_persons),
                 "partition_seconds": list(seconds), "add_seconds": add,
                 "bytes_per_cycle": partitions.bytes_per_cycle,
@@ -113,5 +141,6 @@ def pathlib_write(path, document):
 
 if __name__ == "__main__":
     mode, log_dir, out = sys.argv[1:4]
+    instrumented()
     result = (one_process if mode == "one" else cluster)(log_dir, out)
     print(json.dumps(result))

@@ -34,6 +34,40 @@ def read_parquet_log(path):
     """The `ResponseLog` of the Parquet file or dataset at `path`; DataFormatError for
     a path that holds no Parquet data, a missing column, an empty id or a response
     that is not a category."""
+    persons, items = {}, {}
+    parts = coded_batches(open_dataset(path), path, persons, items)
+    if not parts or not sum(len(part[2]) for part in parts):
+        raise DataFormatError(f"{path}: no responses")
+    person_index, item_index, values, rows = (np.concatenate(columns)
+                                              for columns in zip(*parts, strict=True))
+    at = repeated_answer(person_index, item_index, len(items))
+    if at is not None:
+        raise DataFormatError(f"{path}: row {rows[at] + 1}: person "
+                              f"{list(persons)[person_index[at]]!r} answered item "
+                              f"{list(items)[item_index[at]]!r} twice")
+    return ResponseLog(list(persons), list(items), person_index, item_index, values)
+
+
+def coded_batches(dataset, path, persons, items):
+    """Per record batch of `dataset`: (person codes, item codes, categories, row numbers
+    from 0) of its answered rows, checked (`_batch_codes`); the lookups grow."""
+    import pyarrow as pa
+
+    parts, row = [], 0
+    try:
+        for batch in dataset.to_batches(columns=list(LONG_HEADER), batch_size=BATCH_ROWS):
+            parts.append(_batch_codes(batch, path, row, persons, items))
+            row += batch.num_rows
+    except (OSError, pa.ArrowInvalid) as error:
+        raise DataFormatError(f"{path}: unreadable Parquet data: "
+                              f"{str(error).splitlines()[0]}") from None
+    return parts
+
+
+def open_dataset(path):
+    """The `pyarrow.dataset.Dataset` of the Parquet file or dataset at `path`, with the
+    long CSV's columns; DataFormatError for a path that holds no Parquet data or a
+    missing column."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -48,24 +82,7 @@ def read_parquet_log(path):
     if missing:
         raise DataFormatError(f"{path}: no column {missing[0]!r} (a response log has "
                               f"{', '.join(LONG_HEADER)})")
-    persons, items, parts, row = {}, {}, [], 0
-    try:
-        for batch in dataset.to_batches(columns=list(LONG_HEADER), batch_size=BATCH_ROWS):
-            parts.append(_batch_codes(batch, path, row, persons, items))
-            row += batch.num_rows
-    except (OSError, pa.ArrowInvalid) as error:
-        raise DataFormatError(f"{path}: unreadable Parquet data: "
-                              f"{str(error).splitlines()[0]}") from None
-    if not parts or not sum(len(part[2]) for part in parts):
-        raise DataFormatError(f"{path}: no responses")
-    person_index, item_index, values, rows = (np.concatenate(columns)
-                                              for columns in zip(*parts, strict=True))
-    at = repeated_answer(person_index, item_index, len(items))
-    if at is not None:
-        raise DataFormatError(f"{path}: row {rows[at] + 1}: person "
-                              f"{list(persons)[person_index[at]]!r} answered item "
-                              f"{list(items)[item_index[at]]!r} twice")
-    return ResponseLog(list(persons), list(items), person_index, item_index, values)
+    return dataset
 
 
 def _located(path):

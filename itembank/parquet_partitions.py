@@ -33,8 +33,8 @@ from irtcat.calibration.partitions import DaskPartitions, PartitionSummary
 from irtcat.calibration.responses import PARTITION_ROWS, from_coordinates
 
 from .errors import DataFormatError
-from .io import LONG_HEADER, repeated_answer
-from .parquet_io import BATCH_ROWS, _batch_codes, _located
+from .io import repeated_answer
+from .parquet_io import _located, coded_batches, open_dataset
 
 
 class PartitionedLog:
@@ -129,20 +129,7 @@ def _read_files(client, path, files):
 
 def _files(path):
     """The Parquet files of the dataset at `path`, in the dataset's order."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    try:
-        source, filesystem = _located(path)
-        dataset = ds.dataset(source, filesystem=filesystem, format="parquet",
-                             partitioning="hive")
-    except (OSError, ValueError, ImportError, pa.ArrowInvalid) as error:
-        raise DataFormatError(f"{path}: not a Parquet file or dataset: "
-                              f"{str(error).splitlines()[0]}") from None
-    missing = [name for name in LONG_HEADER if name not in dataset.schema.names]
-    if missing:
-        raise DataFormatError(f"{path}: no column {missing[0]!r} (a response log has "
-                              f"{', '.join(LONG_HEADER)})")
+    dataset = open_dataset(path)
     if not dataset.files:
         raise DataFormatError(f"{path}: no responses")
     return list(dataset.files)
@@ -155,15 +142,13 @@ def _read_file(path, name):
     import pyarrow.dataset as ds
 
     _, filesystem = _located(path)
-    persons, items, parts, row = {}, {}, [], 0
+    persons, items = {}, {}
     try:
         dataset = ds.dataset(name, filesystem=filesystem, format="parquet")
-        for batch in dataset.to_batches(columns=list(LONG_HEADER), batch_size=BATCH_ROWS):
-            parts.append(_batch_codes(batch, name, row, persons, items))
-            row += batch.num_rows
     except (OSError, pa.ArrowInvalid) as error:
         raise DataFormatError(f"{name}: unreadable Parquet data: "
                               f"{str(error).splitlines()[0]}") from None
+    parts = coded_batches(dataset, name, persons, items)
     if parts:
         person, item, values, _ = (np.concatenate(columns) for columns in zip(*parts,
                                                                                 strict=True))

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
-from threadpoolctl import threadpool_limits
 
 from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.mml_em import MMLCalibrator, Priors
@@ -28,14 +27,8 @@ TOLERANCE = 1e-8      # the issue's: cluster = one process, every parameter and 
 
 
 @pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    # Dask's workers compute with one BLAS thread; so does this process here, else its
-    # matrix products round differently in the last bits (see calibration.partitions).
-    with threadpool_limits(limits=1, user_api="blas"), \
-            local_cluster(2) as cluster, \
-            distributed.Client(cluster) as connected:
-        yield connected
+def client(dask_client):
+    return dask_client      # tests/conftest.py: a LocalCluster of 2 worker processes
 
 
 def matrix(name):

@@ -15,9 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy.special import expit
-from threadpoolctl import threadpool_limits
 
-from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.mml_em import MMLCalibrator
 from irtcat.calibration.workflow import calibrate_document
 from irtcat.itembank.errors import DataFormatError
@@ -25,15 +23,6 @@ from irtcat.itembank.parquet_io import read_parquet_log
 from irtcat.itembank.parquet_partitions import PartitionedLog
 
 TOLERANCE = 1e-8
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with threadpool_limits(limits=1, user_api="blas"), \
-            local_cluster(2) as local, \
-            distributed.Client(local) as client:
-        yield local, client
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +54,8 @@ def assert_same_bank(one, other):
 
 
 @pytest.mark.parametrize("m_step", ["mirt", "newton"])
-def test_the_workers_calibration_equals_one_process(cluster, log_dir, m_step):
-    _, client = cluster
+def test_the_workers_calibration_equals_one_process(dask_client, log_dir, m_step):
+    client = dask_client
     one, fitted_one = calibrate_document(read_parquet_log(log_dir), "2pl", m_step=m_step,
                                          fit=False)
     log = PartitionedLog.open(client, log_dir, partition_rows=700)
@@ -79,8 +68,8 @@ def test_the_workers_calibration_equals_one_process(cluster, log_dir, m_step):
     assert_same_bank(one, other)
 
 
-def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(cluster, log_dir):
-    local, client = cluster
+def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(dask_client, log_dir):
+    client = dask_client
     log = PartitionedLog.open(client, log_dir, partition_rows=700)
     partitions = log.partitions(np.arange(len(log.item_ids)), np.full(len(log.item_ids), 2))
     reference = MMLCalibrator("2pl", m_step="newton").fit(partitions)
@@ -101,8 +90,8 @@ def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(cluster, lo
         np.testing.assert_array_equal(theirs.eta, mine.eta)
 
 
-def test_a_person_who_answered_an_item_twice_across_files_is_refused(cluster, tmp_path):
-    _, client = cluster
+def test_a_person_who_answered_an_item_twice_across_files_is_refused(dask_client, tmp_path):
+    client = dask_client
     for day, response in (("1", 1), ("2", 0)):
         folder = tmp_path / f"date={day}"
         folder.mkdir()
@@ -113,16 +102,16 @@ def test_a_person_who_answered_an_item_twice_across_files_is_refused(cluster, tm
         log.partitions([0], [2])
 
 
-def test_a_bad_response_is_reported_from_the_worker(cluster, tmp_path):
-    _, client = cluster
+def test_a_bad_response_is_reported_from_the_worker(dask_client, tmp_path):
+    client = dask_client
     pq.write_table(pa.table({"person_id": ["ann"], "item_id": ["q1"], "response": ["x"]}),
                    tmp_path / "bad.parquet")
     with pytest.raises(DataFormatError, match="response 'x' is not a category"):
         PartitionedLog.open(client, tmp_path / "bad.parquet")
 
 
-def test_a_folder_without_parquet_data_is_refused(cluster, tmp_path):
-    _, client = cluster
+def test_a_folder_without_parquet_data_is_refused(dask_client, tmp_path):
+    client = dask_client
     (tmp_path / "notes.txt").write_text("nothing")
     with pytest.raises(DataFormatError):
         PartitionedLog.open(client, tmp_path / "missing")
