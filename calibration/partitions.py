@@ -15,7 +15,8 @@ response patterns with their counts), whatever runs them:
 - On a Dask cluster, `DaskPartitions` holds each partition on a worker. A cycle sends
   the shared arrays (log P of every column at the nodes, and the population weights)
   once to every worker, runs ``f`` on every partition where it lies, and adds the
-  results in the same tree, each addition a task. The sums are the same floating-point
+  results in the same tree: here for up to 8 partitions (one round trip less a cycle),
+  else each addition a task on the workers. The sums are the same floating-point
   numbers as in one process, whatever the number of workers and whichever finished
   first, and so are the estimates. Only statistics travel: the data never leave their
   partition.
@@ -43,6 +44,7 @@ from .responses import ResponseSet
 
 RETRIES = 3          # whole cycles run again after a partition was lost
 ITEMS_PER_TASK = 2_000   # a bank's M-step runs in parts of this many items on a cluster
+GATHERED_PARTITIONS = 8  # up to this many partitions' sums are added here, in the same tree
 
 
 def estep_statistics(data, log_p_design, log_weights):
@@ -303,14 +305,18 @@ class DaskPartitions:
             if shared else []
         partials = [client.submit(function, part, *shared_futures, pure=False, retries=2)
                     for part in self._futures]
-        total = tree_sum(partials, lambda first, second: client.submit(
-            added, first, second, pure=False, retries=2))
-        result = total.result()
+        if len(partials) <= GATHERED_PARTITIONS:     # the sums come here, added here
+            result = tree_sum(client.gather(partials))
+            moved = len(partials)
+        else:                                         # the additions are tasks there
+            result = tree_sum(partials, lambda first, second: client.submit(
+                added, first, second, pure=False, retries=2)).result()
+            moved = 2 * len(partials) - 1
         shared_bytes = sum(np.asarray(array).nbytes for array in shared)
         result_bytes = sum(np.asarray(value).nbytes for value in result)
-        # Every partition's partial sum, and each sum of two, may cross the network once.
-        self.bytes_per_cycle = (shared_bytes * workers
-                                + result_bytes * (2 * self.n_partitions - 1))
+        # The shared arrays go to each worker; each partial sum (and, in a tree of tasks,
+        # each sum of two) crosses the network at most once.
+        self.bytes_per_cycle = shared_bytes * workers + result_bytes * moved
         return result
 
     def _place(self, indices):

@@ -198,11 +198,12 @@ def store(database):
 
 # --- a Dask cluster ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dask_client():
     """A client of a LocalCluster of 2 worker processes (one thread each), shared by the
-    tests of a module (it starts in about a second); its scheduler serves HTTP on any
-    free port, so that two test processes' clusters do not meet on 8787."""
+    tests of a test process (it starts in about a second, and stops in one; a test that
+    kills a worker waits for the nanny's new one); its scheduler serves HTTP on any free
+    port, so that two test processes' clusters do not meet on 8787."""
     distributed = pytest.importorskip("distributed")
     from threadpoolctl import threadpool_limits
 

@@ -61,16 +61,17 @@ def test_2pl_on_sat12(client):
     assert_same_fit(one, other)
     assert partitions.n_partitions == 3
     # What a cycle moved: log P (and the node weights) to each of the 2 workers, and the
-    # sums (expected counts, node mass, logLik) of 3 partitions plus 2 pairwise sums.
+    # sums (expected counts, node mass, logLik) of the 3 partitions back here.
     design = partitions.n_items * 61 * 8              # complete dichotomous: 1 column/item
-    assert partitions.bytes_per_cycle == 2 * (design + 61 * 8) + 5 * (design + 61 * 8 + 8)
+    assert partitions.bytes_per_cycle == 2 * (design + 61 * 8) + 3 * (design + 61 * 8 + 8)
 
 
 def test_the_sums_are_those_of_one_process_to_the_last_bit(client):
     from irtcat.calibration.partitions import estep_statistics, reduce_statistics
 
+    # 12 partitions: more than GATHERED_PARTITIONS, so the additions are tasks there.
     data = dataclasses.replace(from_dense(matrix("SAT12_keyed"), collapse=False),
-                               partition_rows=100)
+                               partition_rows=50)
     rng = np.random.default_rng(20261205)
     log_p, log_weights = rng.normal(size=(data.upper.shape[1], 61)), rng.normal(size=61)
     here = reduce_statistics(data, estep_statistics, log_p, log_weights)

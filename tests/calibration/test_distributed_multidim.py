@@ -13,10 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from irtcat.calibration.bifactor import bifactor_loadings
-from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.fixed_calib import StackedResponses, fixed_calib
 from irtcat.calibration.mirt_em import MirtCalibrator
 from irtcat.calibration.mirt_se import standard_errors
@@ -30,14 +28,8 @@ TOLERANCE = 1e-8       # issue 19: cluster and one process agree within 1e-8
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    # Dask's workers compute with one BLAS thread; so does this process here, else its
-    # matrix products round differently in the last bits (see calibration.partitions).
-    with threadpool_limits(limits=1, user_api="blas"), \
-            local_cluster(2) as cluster, Client(cluster) as connected:
-        yield connected
+def client(dask_client):
+    return dask_client      # tests/conftest.py: a LocalCluster of 2 worker processes
 
 
 def partitioned(responses):

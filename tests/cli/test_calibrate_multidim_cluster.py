@@ -9,10 +9,8 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from irtcat.api.cli import main
-from irtcat.calibration.cluster import local_cluster
 from irtcat.calibration.partitions import DaskPartitions
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -20,12 +18,8 @@ TOLERANCE = 1e-8
 
 
 @pytest.fixture(scope="module")
-def address():
-
-    # One BLAS thread here, as on Dask's workers (see calibration.partitions).
-    with threadpool_limits(limits=1, user_api="blas"), \
-            local_cluster(2) as cluster:
-        yield cluster.scheduler_address
+def address(dask_client):
+    return dask_client.scheduler.address     # tests/conftest.py's LocalCluster
 
 
 @pytest.fixture(scope="module")
