@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the bundled data, a seeded generator, store databases."""
 
+import contextlib
 import copy
 import json
 import os
@@ -198,20 +199,33 @@ def store(database):
 
 # --- a Dask cluster ---------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def dask_client():
-    """A client of a LocalCluster of 2 worker processes (one thread each), shared by the
-    tests of a test process (it starts in about a second, and stops in one; a test that
-    kills a worker waits for the nanny's new one); its scheduler serves HTTP on any free
-    port, so that two test processes' clusters do not meet on 8787."""
+@contextlib.contextmanager
+def cluster_client(n_workers=2):
+    """A client of a new LocalCluster of `n_workers` processes (one thread each), with
+    this process's BLAS on one thread meanwhile, as Dask's workers run (else its matrix
+    products round differently in the last bits: calibration.partitions)."""
     distributed = pytest.importorskip("distributed")
     from threadpoolctl import threadpool_limits
 
-    # Dask's workers compute with one BLAS thread; so does this process meanwhile, else
-    # its matrix products round differently in the last bits (calibration.partitions).
-    with threadpool_limits(limits=1, user_api="blas"), \
-            local_cluster(2) as cluster, \
+    with threadpool_limits(limits=1, user_api="blas"), local_cluster(n_workers) as cluster, \
             distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def own_dask_client():
+    """A cluster of the module's own, for tests that kill its workers."""
+    with cluster_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A client of a LocalCluster of 2 worker processes (one thread each), shared by the
+    tests of a test process (it starts in about a second, and stops in one; tests that
+    kill workers take `own_dask_client`); its scheduler serves HTTP on any free port, so
+    that two test processes' clusters do not meet on 8787."""
+    with cluster_client() as client:
         yield client
 
 

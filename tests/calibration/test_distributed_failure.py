@@ -34,21 +34,21 @@ def responses():
     return dataclasses.replace(data, partition_rows=100)
 
 
-def _worker_holding_data(dask_client):
+def _worker_holding_data(own_dask_client):
     """The process id of a worker holding at least one partition."""
-    held = {address: keys for address, keys in dask_client.has_what().items() if keys}
-    return dask_client.run(os.getpid, workers=[sorted(held)[0]]).popitem()[1]
+    held = {address: keys for address, keys in own_dask_client.has_what().items() if keys}
+    return own_dask_client.run(os.getpid, workers=[sorted(held)[0]]).popitem()[1]
 
 
-def test_a_worker_killed_mid_calibration_leaves_the_estimates_as_in_one_process(dask_client,
+def test_a_worker_killed_mid_calibration_leaves_the_estimates_as_in_one_process(own_dask_client,
                                                                                responses):
     alone = MMLCalibrator("2pl").fit(responses)
-    partitions = DaskPartitions(dask_client, responses)
+    partitions = DaskPartitions(own_dask_client, responses)
     killed = []
 
     def kill_at_cycle_3(cycle, loglik, change, seconds):
         if cycle == 3:
-            killed.append(_worker_holding_data(dask_client))
+            killed.append(_worker_holding_data(own_dask_client))
             os.kill(killed[0], signal.SIGKILL)
 
     spread = MMLCalibrator("2pl", progress=kill_at_cycle_3).fit(partitions)
@@ -57,12 +57,12 @@ def test_a_worker_killed_mid_calibration_leaves_the_estimates_as_in_one_process(
     assert spread.log_likelihood_ == pytest.approx(alone.log_likelihood_, abs=1e-8)
     for ours, reference in zip(spread.blocks_, alone.blocks_, strict=True):
         np.testing.assert_allclose(ours.eta, reference.eta, rtol=0, atol=1e-8)
-    dask_client.wait_for_workers(2, timeout=30)        # the nanny's new worker, for what follows
+    own_dask_client.wait_for_workers(2, timeout=30)   # the nanny's new one, for what follows
 
 
-def test_a_cycle_losing_partitions_in_every_run_raises_instead_of_summing_fewer(dask_client,
+def test_a_cycle_losing_partitions_in_every_run_raises_instead_of_summing_fewer(own_dask_client,
                                                                                responses):
-    partitions = DaskPartitions(dask_client, responses)
+    partitions = DaskPartitions(own_dask_client, responses)
 
     def dies(part, *shared):
         os._exit(3)          # the worker process ends, with the partitions it holds
@@ -70,11 +70,11 @@ def test_a_cycle_losing_partitions_in_every_run_raises_instead_of_summing_fewer(
     with pytest.raises(ClusterError, match="lost partitions in 4 runs of one cycle"):
         partitions.reduce(dies, np.zeros(1))
     assert partitions.rebuilt >= 1          # sent again at least once before giving up
-    dask_client.wait_for_workers(2, timeout=30)
+    own_dask_client.wait_for_workers(2, timeout=30)
 
 
-def test_a_client_that_lost_its_scheduler_raises_at_the_next_cycle(dask_client, responses):
-    second = distributed.Client(dask_client.scheduler.address)
+def test_a_client_that_lost_its_scheduler_raises_at_the_next_cycle(own_dask_client, responses):
+    second = distributed.Client(own_dask_client.scheduler.address)
     partitions = DaskPartitions(second, responses)
     log_p = np.zeros((responses.upper_columns.size, 61))
     partitions.reduce(estep_statistics, log_p, np.zeros(61))

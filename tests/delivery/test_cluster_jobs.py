@@ -42,6 +42,13 @@ TOLERANCE = 1e-8
 
 
 @pytest.fixture
+def database_url(tmp_path):
+    """SQLite only: where a job's E-steps run does not depend on the store (tests/api's
+    job tests run on both back ends)."""
+    return f"sqlite:///{tmp_path / 'irtcat.db'}"
+
+
+@pytest.fixture
 def seeded(store):
     """Standard CLU: 12 operational 2PL items published with their simulation truth, 3
     pretest items, and 1,500 simulated persons answering all 15."""

@@ -68,8 +68,8 @@ def test_the_workers_calibration_equals_one_process(dask_client, log_dir, m_step
     assert_same_bank(one, other)
 
 
-def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(dask_client, log_dir):
-    client = dask_client
+def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(own_dask_client, log_dir):
+    client = own_dask_client
     log = PartitionedLog.open(client, log_dir, partition_rows=700)
     partitions = log.partitions(np.arange(len(log.item_ids)), np.full(len(log.item_ids), 2))
     reference = MMLCalibrator("2pl", m_step="newton").fit(partitions)
@@ -83,8 +83,7 @@ def test_a_worker_killed_mid_calibration_is_made_good_from_the_files(dask_client
 
     again = MMLCalibrator("2pl", m_step="newton", progress=kill_one_worker).fit(partitions)
     assert killed
-    client.wait_for_workers(2, timeout=30)
-    assert killed[0] not in client.run(os.getpid).values()      # a new worker took its place
+    assert killed[0] not in client.run(os.getpid).values()      # that worker is gone
     assert again.log_likelihood_ == reference.log_likelihood_
     for mine, theirs in zip(reference.blocks_, again.blocks_, strict=True):
         np.testing.assert_array_equal(theirs.eta, mine.eta)
