@@ -40,7 +40,7 @@ import dataclasses
 import numpy as np
 
 from .cluster import ClusterError
-from .responses import ResponseSet
+from .responses import ResponseSet, column_offsets
 
 RETRIES = 3          # whole cycles run again after a partition was lost
 ITEMS_PER_TASK = 2_000   # a bank's M-step runs in parts of this many items on a cluster
@@ -169,7 +169,7 @@ class PartitionSummary:
 
     @property
     def offsets(self):
-        return np.concatenate([[0], np.cumsum(self.n_categories)]).astype(np.intp)
+        return column_offsets(self.n_categories)
 
     @property
     def n_items(self):
@@ -208,16 +208,10 @@ class DaskPartitions:
     def __init__(self, client, data, partition_rows=None, layout=None):
         if partition_rows is not None:
             data = dataclasses.replace(data, partition_rows=int(partition_rows))
-        self.client = client
-        self._parts = row_partitions(data)
+        parts = row_partitions(data)
         if layout is not None:
-            self._parts = [layout(part) for part in self._parts]
-        self.n_partitions = len(self._parts)
-        self._summary = data
-        self._futures = [None] * self.n_partitions
-        self.bytes_per_cycle = 0
-        self.rebuilt = 0
-        self.items_per_task = ITEMS_PER_TASK
+            parts = [layout(part) for part in parts]
+        self._start(client, data, parts, [None] * len(parts))
         self._place(range(self.n_partitions))
 
     @classmethod
@@ -226,15 +220,16 @@ class DaskPartitions:
         lineage remakes one lost with its worker. `summary` answers what the EM reads
         of its data (a `PartitionSummary`)."""
         self = cls.__new__(cls)
-        self.client = client
-        self._parts = None
+        self._start(client, summary, None, list(futures))
+        return self
+
+    def _start(self, client, summary, parts, futures):
+        """`parts`: the partitions held here to send again (None: a task's results)."""
+        self.client, self._summary, self._parts, self._futures = client, summary, parts, futures
         self.n_partitions = len(futures)
-        self._summary = summary
-        self._futures = list(futures)
         self.bytes_per_cycle = 0
         self.rebuilt = 0
         self.items_per_task = ITEMS_PER_TASK
-        return self
 
     # --- what the EM reads of its data ------------------------------------------------
 

@@ -103,7 +103,8 @@ class ResponseSet:
             yield slice(first, min(first + CHUNK_ROWS, stop))
 
 
-def _offsets(n_categories):
+def column_offsets(n_categories):
+    """Column of category 0 of each item, then the number of columns: (n_items + 1,)."""
     return np.concatenate([[0], np.cumsum(n_categories)]).astype(np.intp)
 
 
@@ -126,7 +127,7 @@ def from_dense(responses, n_categories=None, collapse=True):
         unique, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
         if unique.shape[0] <= n_persons // 2:
             codes, weights, row_of_person = unique, counts.astype(float), inverse.reshape(-1)
-    offsets = _offsets(n_categories)
+    offsets = column_offsets(n_categories)
     if np.all(codes >= 0):   # complete: keep categories 1 and above, item j's from offsets[j] - j
         if n_categories.max() == 2:                      # dichotomous: the 1s themselves
             upper = (codes == 1).astype(float)
@@ -158,7 +159,7 @@ def from_coordinates(n_persons, n_items, person_index, item_index, category, n_c
         np.maximum.at(highest, item_index, category)
         n_categories = np.maximum(highest + 1, 2)
     n_categories = np.asarray(n_categories, dtype=np.intp)
-    offsets = _offsets(n_categories)
+    offsets = column_offsets(n_categories)
     onehot = sp.csr_matrix((np.ones(person_index.size), (person_index,
                                                          offsets[item_index] + category)),
                            shape=(n_persons, offsets[-1]))

@@ -140,10 +140,10 @@ def calibrate_document(data, models, *, anchors=None, standards=None, standard=N
         responses = coords.log.partitions(coords.positions, n_categories)
     else:
         responses = _response_set(coords, n_categories)
-    if partition_rows is not None and not isinstance(coords, Counted):
-        responses = dataclasses.replace(responses, partition_rows=int(partition_rows))
-    if cluster is not None and not isinstance(responses, DaskPartitions):
-        responses = DaskPartitions(cluster, responses)
+        if cluster is not None:
+            responses = DaskPartitions(cluster, responses, partition_rows)
+        elif partition_rows is not None:
+            responses = dataclasses.replace(responses, partition_rows=int(partition_rows))
     model_list = [item_models[item] for item in coords.item_ids]
     fixed = {position: anchors[item] for position, item in enumerate(coords.item_ids)
              if item in anchors}

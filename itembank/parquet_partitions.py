@@ -30,7 +30,7 @@ import operator
 import numpy as np
 
 from irtcat.calibration.partitions import DaskPartitions, PartitionSummary
-from irtcat.calibration.responses import PARTITION_ROWS, from_coordinates
+from irtcat.calibration.responses import PARTITION_ROWS, column_offsets, from_coordinates
 
 from .errors import DataFormatError
 from .io import repeated_answer
@@ -52,12 +52,12 @@ class PartitionedLog:
 
     person_ids = None
 
-    def __init__(self, client, path, coded, summaries, partition_rows):
+    def __init__(self, client, path, files, coded, summaries, partition_rows):
         import scipy.sparse as sp
 
         self.client = client
         self.path = str(path)
-        self._coded = coded
+        self._files, self._coded = files, coded
         self.partition_rows = partition_rows
         items, rows, columns, values = {}, [], [], []
         self._item_positions = []                        # per file: its items' positions
@@ -86,9 +86,7 @@ class PartitionedLog:
         coded = _read_files(client, path, files)
         summaries = client.gather([client.submit(_summary, part, pure=False)
                                    for part in coded])
-        log = cls(client, path, coded, summaries, partition_rows)
-        log._files = files
-        return log
+        return cls(client, path, files, coded, summaries, partition_rows)
 
     def partitions(self, positions, n_categories):
         """DaskPartitions of the answers to the items at `positions` (of `item_ids`), in
@@ -115,7 +113,7 @@ class PartitionedLog:
         self._coded = []               # the partitions hold the data now; the files stay
         n_persons = sum(persons for persons, _ in shapes)
         kept = self.category_counts[np.asarray(positions, dtype=np.intp)].tocoo()
-        offsets = np.concatenate([[0], np.cumsum(n_categories)])
+        offsets = column_offsets(n_categories)
         inside = kept.col < n_categories[kept.row]
         counts = np.zeros(offsets[-1])
         np.add.at(counts, offsets[kept.row[inside]] + kept.col[inside], kept.data[inside])
