@@ -13,7 +13,7 @@ from irtcat.engine.mcat_scoring import estimate_map
 from irtcat.engine.multidimensional import MultidimensionalItems
 from tests.cli.command_line import rows, run
 
-REFS = Path(__file__).resolve().parents[2] / ".." / "shared" / "refs2"
+REFS = Path(__file__).resolve().parents[1] / "data" / "refs2"   # copies of shared/refs2
 TRUTH = REFS / "simmdim_3000x45_truth.json"
 
 
